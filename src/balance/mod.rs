@@ -1,0 +1,15 @@
+//! Pure balancing decisions: pool health and order, endpoint picks, stable
+//! weighted hashing. No I/O, no clocks, no globals: plain data in, a choice out.
+//!
+//! - [`hash`]: the fixed, documented 64-bit hash every instance agrees on.
+//! - [`ring`]: consistent, weighted hashing of a session key onto endpoints.
+//! - [`pick`]: weighted random and least-loaded choice among endpoints.
+//! - [`steering`]: ordering a load balancer's pools; pool health.
+
+// The proxy is being wired to these; until then parts are unused.
+#![allow(dead_code)]
+
+pub mod hash;
+pub mod pick;
+pub mod ring;
+pub mod steering;

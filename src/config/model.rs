@@ -1,0 +1,269 @@
+//! The validated, typed configuration: what the rest of Tether reads.
+//!
+//! Field names equal the YAML keys under `tether:` so that `grep` links the
+//! documentation, the file and the code. Every value here has already been
+//! checked by [`super::load`]; nothing downstream re-validates.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything under the `tether:` key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listeners: Vec<Listener>,
+    pub admin: Option<Admin>,
+    pub cookie_keys_file: Option<PathBuf>,
+    pub state_file: Option<PathBuf>,
+    /// Bound of the `header` / `source_ip` session table (default 1,000,000).
+    pub max_sessions: usize,
+    /// `true`: responses carry `X-Tether-Decision`.
+    pub decision_header: bool,
+    /// Tether's own upstream timeouts (the spec is silent; see the README).
+    pub upstream_timeouts: UpstreamTimeouts,
+    /// Keyed by host name, lower-cased; `"*"` is the catch-all.
+    pub load_balancers: BTreeMap<String, LoadBalancer>,
+    pub pools: BTreeMap<String, Pool>,
+    pub monitors: BTreeMap<String, Monitor>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    /// Kept as written: Pingora's hot upgrade matches listen addresses as strings.
+    pub address: String,
+    pub tls: Option<Tls>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    pub address: String,
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UpstreamTimeouts {
+    /// TCP connect to an endpoint; a failure is retried elsewhere (SPEC 4.4). Default 5 s.
+    pub connect: Duration,
+    /// Longest wait for the endpoint's next bytes; exceeded → 504. Default 100 s.
+    pub read: Duration,
+    /// Longest wait to write to the endpoint. Default 100 s.
+    pub write: Duration,
+    /// How long an idle kept-alive upstream connection stays pooled. Default 90 s.
+    pub idle: Duration,
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        UpstreamTimeouts {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(100),
+            write: Duration::from_secs(100),
+            idle: Duration::from_secs(90),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadBalancer {
+    /// The host it serves, lower-case, or `"*"`.
+    pub name: String,
+    pub enabled: bool,
+    /// Failover order; every name exists in [`Config::pools`].
+    pub default_pools: Vec<String>,
+    pub fallback_pool: Option<String>,
+    pub steering_policy: SteeringPolicy,
+    pub random_steering: RandomSteering,
+    pub session_affinity: SessionAffinity,
+    /// Seconds; already defaulted per type (SPEC 4.1). 0 when affinity is off.
+    pub session_affinity_ttl: u64,
+    pub session_affinity_attributes: SessionAffinityAttributes,
+    pub adaptive_routing: AdaptiveRouting,
+    pub always_use_https: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SteeringPolicy {
+    /// `""` or `off`: the listed order (active–passive failover).
+    Off,
+    Random,
+    LeastOutstandingRequests,
+    DynamicLatency,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RandomSteering {
+    /// 0.0 ..= 1.0, default 1.0.
+    pub default_weight: f64,
+    /// Pool name → 0.0 ..= 1.0; every name exists in [`Config::pools`].
+    pub pool_weights: BTreeMap<String, f64>,
+}
+
+impl RandomSteering {
+    pub fn weight_of(&self, pool: &str) -> f64 {
+        self.pool_weights
+            .get(pool)
+            .copied()
+            .unwrap_or(self.default_weight)
+    }
+}
+
+impl Default for RandomSteering {
+    fn default() -> Self {
+        RandomSteering {
+            default_weight: 1.0,
+            pool_weights: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionAffinity {
+    /// `""` or `none`.
+    None,
+    Cookie,
+    IpCookie,
+    Header,
+    SourceIp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionAffinityAttributes {
+    pub samesite: SameSite,
+    pub secure: Secure,
+    /// Seconds; 0 = disabling is immediate.
+    pub drain_duration: u64,
+    pub zero_downtime_failover: ZeroDowntimeFailover,
+    /// As written in the file (`X-User`, `cookie:a,b`, `cookie`).
+    pub headers: Vec<String>,
+    pub require_all_headers: bool,
+}
+
+impl Default for SessionAffinityAttributes {
+    fn default() -> Self {
+        SessionAffinityAttributes {
+            samesite: SameSite::Auto,
+            secure: Secure::Auto,
+            drain_duration: 0,
+            zero_downtime_failover: ZeroDowntimeFailover::None,
+            headers: Vec::new(),
+            require_all_headers: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SameSite {
+    Auto,
+    Lax,
+    Strict,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Secure {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ZeroDowntimeFailover {
+    None,
+    Temporary,
+    Sticky,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AdaptiveRouting {
+    pub failover_across_pools: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    pub name: String,
+    pub enabled: bool,
+    /// The health threshold: at least this many enabled, healthy endpoints. Default 1.
+    pub minimum_origins: usize,
+    /// Every name exists in [`Config::monitors`].
+    pub monitor: Option<String>,
+    pub origin_steering: OriginSteering,
+    /// In file order; names unique within the pool.
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OriginSteering {
+    Random,
+    Hash,
+    LeastOutstandingRequests,
+    LeastConnections,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub name: String,
+    /// As written (`10.0.0.1:8080` or `host:8080`).
+    pub address: String,
+    /// Resolved once at load time.
+    pub socket_addr: SocketAddr,
+    /// 0.0 ..= 1.0; 0 takes no new sessions.
+    pub weight: f64,
+    pub enabled: bool,
+    /// `header: { Host: [...] }`: the Host sent upstream, when given.
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitor {
+    pub name: String,
+    pub r#type: MonitorType,
+    pub method: String,
+    pub path: String,
+    /// 0: the endpoint's port.
+    pub port: u16,
+    pub expected_codes: ExpectedCodes,
+    /// Lower-cased; matched case-insensitively as a substring. Empty = any body.
+    pub expected_body: String,
+    /// Header name → values, sent with every probe.
+    pub header: BTreeMap<String, Vec<String>>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Immediate re-tries before a probe counts as failed.
+    pub retries: u32,
+    pub consecutive_up: u32,
+    pub consecutive_down: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MonitorType {
+    Http,
+    Https,
+    Tcp,
+}
+
+/// `"200"`, `"2xx"`, `"200,301"`, `"2xx,302"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedCodes(pub Vec<CodePattern>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodePattern {
+    Exact(u16),
+    /// `2xx` is `Class(2)`.
+    Class(u16),
+}
+
+impl ExpectedCodes {
+    pub fn matches(&self, status: u16) -> bool {
+        self.0.iter().any(|p| match *p {
+            CodePattern::Exact(code) => code == status,
+            CodePattern::Class(class) => status / 100 == class,
+        })
+    }
+}

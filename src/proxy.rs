@@ -1,0 +1,358 @@
+//! The Pingora glue: [`ProxyHttp`] callbacks that ask the selector
+//! ([`crate::select`]) where a request goes, forward it, retry a refused
+//! connection once elsewhere, and log one access line. Nothing here decides.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use log::{info, warn};
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::protocols::Digest;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::ErrorSource;
+
+use crate::request::{client_key, forwarded_for, normalize_host};
+use crate::select::Facts;
+use crate::state::{InFlight, LbState, Pick, State};
+
+pub struct Proxy {
+    state: Arc<State>,
+}
+
+impl Proxy {
+    pub fn new(state: Arc<State>) -> Self {
+        Proxy { state }
+    }
+
+    /// The endpoint for a new request (sync: the dice must not live across an await).
+    fn choose(&self, lb: &LbState, client: Option<IpAddr>) -> Option<Pick> {
+        let mut rand = random_unit;
+        let mut facts = Facts {
+            client_key: client_key(client),
+            rand: &mut rand,
+        };
+        self.state.choose(lb, &mut facts)
+    }
+}
+
+/// Per-request context: what was decided and what it cost.
+pub struct RequestCtx {
+    started: Instant,
+    host: String,
+    client: Option<IpAddr>,
+    lb: Option<Arc<LbState>>,
+    pick: Option<Pick>,
+    in_flight: Option<InFlight>,
+    /// The endpoint whose upstream connection this request holds.
+    connected: Option<Pick>,
+    retried: bool,
+    upstream_started: Option<Instant>,
+    upstream_time: Option<Duration>,
+    /// Affinity decision (SPEC 4); `none` until affinity is configured.
+    decision: &'static str,
+}
+
+fn random_unit() -> f64 {
+    rand::random::<f64>()
+}
+
+/// A short plain-text reply written by Tether itself (404, 503).
+async fn respond_text(session: &mut Session, status: u16, text: &str) -> Result<()> {
+    let body = Bytes::from(format!("{text}\n"));
+    let mut resp = ResponseHeader::build(status, Some(3))?;
+    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    resp.insert_header("Content-Length", body.len().to_string())?;
+    resp.insert_header("Cache-Control", "no-store")?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
+/// SPEC 3.5: the status and short body for a request that failed in flight.
+fn failure_status(e: &Error) -> (u16, &'static str) {
+    match (e.esource(), e.etype()) {
+        (_, ErrorType::HTTPStatus(code)) => (*code, "request failed"),
+        (ErrorSource::Upstream, ErrorType::ConnectTimedout)
+        | (ErrorSource::Upstream, ErrorType::ReadTimedout)
+        | (ErrorSource::Upstream, ErrorType::WriteTimedout) => (504, "upstream timed out"),
+        (ErrorSource::Upstream, _) => (502, "upstream unreachable"),
+        (
+            ErrorSource::Downstream,
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+        ) => (0, ""),
+        (ErrorSource::Downstream, _) => (400, "bad request"),
+        _ => (500, "internal error"),
+    }
+}
+
+impl RequestCtx {
+    fn names<'a>(&self, state: &'a State) -> (&'a str, &'a str) {
+        match self.pick {
+            Some(p) => (state.pools[p.pool].name(), state.endpoint(p).name()),
+            None => ("-", "-"),
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            host: String::new(),
+            client: None,
+            lb: None,
+            pick: None,
+            in_flight: None,
+            connected: None,
+            retried: false,
+            upstream_started: None,
+            upstream_time: None,
+            decision: "none",
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let raw_host = req
+            .uri
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
+            .unwrap_or("");
+        ctx.host = normalize_host(raw_host).into_owned();
+        ctx.client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+
+        let table = self.state.load_balancers();
+        let Some(lb) = table.get(&ctx.host).cloned() else {
+            respond_text(session, 404, "no load balancer serves this host").await?;
+            return Ok(true);
+        };
+        drop(table);
+        if !lb.conf.enabled {
+            let text = format!("load balancer {} is disabled", lb.conf.name);
+            ctx.lb = Some(lb);
+            respond_text(session, 503, &text).await?;
+            return Ok(true);
+        }
+        ctx.pick = self.choose(&lb, ctx.client);
+        if ctx.pick.is_none() {
+            let text = format!("no usable endpoint for load balancer {}", lb.conf.name);
+            ctx.lb = Some(lb);
+            respond_text(session, 503, &text).await?;
+            return Ok(true);
+        }
+        ctx.lb = Some(lb);
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(pick) = ctx.pick else {
+            return Error::e_explain(ErrorType::HTTPStatus(503), "no endpoint chosen");
+        };
+        ctx.in_flight = None;
+        ctx.in_flight = Some(self.state.begin_request(pick));
+        ctx.upstream_started = Some(Instant::now());
+        let endpoint = self.state.endpoint(pick);
+        let timeouts = &self.state.upstream_timeouts;
+        let mut peer = HttpPeer::new(endpoint.conf.socket_addr, false, String::new());
+        peer.options.connection_timeout = Some(timeouts.connect);
+        peer.options.read_timeout = Some(timeouts.read);
+        peer.options.write_timeout = Some(timeouts.write);
+        peer.options.idle_timeout = Some(timeouts.idle);
+        Ok(Box::new(peer))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        _digest: Option<&Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(old) = ctx.connected.take() {
+            self.state.endpoint(old).remove_connection();
+        }
+        if let Some(pick) = ctx.pick {
+            self.state.endpoint(pick).add_connection();
+            ctx.connected = Some(pick);
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let (Some(lb), Some(failed)) = (ctx.lb.clone(), ctx.pick) else {
+            return e;
+        };
+        let (pool, endpoint) = ctx.names(&self.state);
+        if ctx.retried {
+            warn!(
+                "load balancer {} pool {pool} endpoint {endpoint}: connect failed after failover ({}), giving up",
+                lb.conf.name,
+                e.etype().as_str()
+            );
+            return e;
+        }
+        ctx.retried = true;
+        let mut rand = random_unit;
+        let mut facts = Facts {
+            client_key: client_key(ctx.client),
+            rand: &mut rand,
+        };
+        match self.state.failover(&lb, failed, &mut facts) {
+            Some(next) => {
+                let target = self.state.endpoint(next).name();
+                warn!(
+                    "load balancer {} pool {pool} endpoint {endpoint}: connect failed ({}), retrying on pool {} endpoint {target}",
+                    lb.conf.name,
+                    e.etype().as_str(),
+                    self.state.pools[next.pool].name()
+                );
+                ctx.pick = Some(next);
+                ctx.in_flight = None;
+                e.set_retry(true);
+            }
+            None => warn!(
+                "load balancer {} pool {pool} endpoint {endpoint}: connect failed ({}), no other usable endpoint",
+                lb.conf.name,
+                e.etype().as_str()
+            ),
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let existing = upstream_request
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        if let Some(xff) = forwarded_for(existing, ctx.client) {
+            upstream_request.insert_header("X-Forwarded-For", xff)?;
+        }
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        upstream_request.insert_header("X-Forwarded-Proto", if tls { "https" } else { "http" })?;
+        if !ctx.host.is_empty() {
+            upstream_request.insert_header("X-Forwarded-Host", ctx.host.as_str())?;
+        }
+        if let Some(host) = ctx
+            .pick
+            .and_then(|p| self.state.endpoint(p).conf.host.as_deref())
+        {
+            upstream_request.insert_header(http::header::HOST, host)?;
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_time = ctx.upstream_started.map(|t| t.elapsed());
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let (code, text) = failure_status(e);
+        if code > 0 {
+            let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
+            let body = Bytes::from(format!("{code} {text} (load balancer {lb})\n"));
+            if let Ok(mut resp) = ResponseHeader::build(code, Some(3)) {
+                let _ = resp.insert_header("Content-Type", "text/plain; charset=utf-8");
+                let _ = resp.insert_header("Content-Length", body.len().to_string());
+                let _ = resp.insert_header("Cache-Control", "no-store");
+                if let Err(err) = session
+                    .as_downstream_mut()
+                    .write_error_response(resp, body)
+                    .await
+                {
+                    warn!("failed to send error response to the client: {err}");
+                }
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(connected) = ctx.connected.take() {
+            self.state.endpoint(connected).remove_connection();
+        }
+        ctx.in_flight = None;
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let req = session.req_header();
+        let (pool, endpoint) = ctx.names(&self.state);
+        let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
+        let client = ctx
+            .client
+            .map_or_else(|| "-".to_string(), |ip| ip.to_string());
+        let upstream_time = ctx
+            .upstream_time
+            .map_or_else(|| "-".to_string(), |t| format!("{:.6}", t.as_secs_f64()));
+        let error = e.map_or_else(String::new, |e| {
+            format!(" error=\"{}\"", e.etype().as_str())
+        });
+        info!(
+            target: "access",
+            "client={client} host={} method={} path={} status={status} lb={lb} pool={pool} endpoint={endpoint} affinity={} upstream_time={upstream_time} total_time={:.6}{error}",
+            if ctx.host.is_empty() { "-" } else { &ctx.host },
+            req.method,
+            req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            ctx.decision,
+            ctx.started.elapsed().as_secs_f64(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_map_to_the_spec_statuses() {
+        let refused = Error::explain(ErrorType::ConnectRefused, "x").into_up();
+        assert_eq!(failure_status(&refused).0, 502);
+
+        let timeout = Error::explain(ErrorType::ReadTimedout, "x").into_up();
+        assert_eq!(failure_status(&timeout).0, 504);
+
+        let closed = Error::explain(ErrorType::ConnectionClosed, "x").into_down();
+        assert_eq!(failure_status(&closed).0, 0);
+
+        let status = Error::explain(ErrorType::HTTPStatus(503), "x");
+        assert_eq!(failure_status(&status).0, 503);
+    }
+}

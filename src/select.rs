@@ -1,0 +1,389 @@
+//! The selector: from a load balancer and the live state, decide which pool
+//! and endpoint serve a request (SPEC 3.2–3.3), and where a request goes when
+//! its connection fails (SPEC 4.4). The proxy only asks; all choices are here,
+//! built from the pure pieces of [`crate::balance`].
+//!
+//! Order of resort: the first healthy pool in steering order; else the
+//! fallback pool with its health ignored; else (Tether's decision, see the
+//! README) any pool that still has a usable endpoint below its threshold.
+
+use crate::balance::pick::{least_loaded, weighted_random};
+use crate::balance::steering::{order_pools, pool_healthy, PoolView};
+use crate::config::{OriginSteering, SteeringPolicy};
+use crate::state::{LbState, Pick, PoolState, State};
+
+/// What a choice needs to know about the request and the dice.
+pub struct Facts<'a> {
+    /// Stable hash of the client IP (for `origin_steering: hash`).
+    pub client_key: u64,
+    /// Uniform draws in `[0, 1)`.
+    pub rand: &'a mut dyn FnMut() -> f64,
+}
+
+/// Which endpoints a pick may land on.
+#[derive(Clone, Copy)]
+enum Eligible {
+    /// Healthy pool: enabled, healthy, weight > 0.
+    Usable,
+    /// Fallback pool: enabled, weight > 0, health ignored.
+    Fallback,
+}
+
+impl State {
+    /// The pools of `lb` in steering order.
+    pub fn pool_order(&self, lb: &LbState, rand: &mut dyn FnMut() -> f64) -> Vec<usize> {
+        let policy = lb.conf.steering_policy;
+        if policy == SteeringPolicy::Off {
+            return lb.default_pools.clone();
+        }
+        let views: Vec<PoolView> = lb
+            .default_pools
+            .iter()
+            .map(|&p| {
+                let pool = &self.pools[p];
+                PoolView {
+                    weight: lb.conf.random_steering.weight_of(pool.name()),
+                    in_flight: pool.in_flight(),
+                    latency: pool.latency(),
+                }
+            })
+            .collect();
+        order_pools(policy, &views, &mut || rand())
+            .into_iter()
+            .map(|i| lb.default_pools[i])
+            .collect()
+    }
+
+    /// A pool is healthy when enabled with at least `minimum_origins` endpoints up.
+    pub fn pool_is_healthy(&self, pool: usize) -> bool {
+        let p = &self.pools[pool];
+        pool_healthy(p.enabled(), p.up_count(), p.conf.minimum_origins)
+    }
+
+    /// The endpoint for a new request of `lb`, or `None` when nothing is usable.
+    pub fn choose(&self, lb: &LbState, facts: &mut Facts) -> Option<Pick> {
+        let order = self.pool_order(lb, facts.rand);
+        self.choose_in_order(lb, &order, None, facts)
+    }
+
+    /// The endpoint for a retry after `failed` refused the connection: another
+    /// usable endpoint of the same pool, then (with `failover_across_pools`)
+    /// of the later pools in order, then the fallback pool.
+    pub fn failover(&self, lb: &LbState, failed: Pick, facts: &mut Facts) -> Option<Pick> {
+        let in_fallback =
+            lb.fallback_pool == Some(failed.pool) && !lb.default_pools.contains(&failed.pool);
+        let eligible = if in_fallback {
+            Eligible::Fallback
+        } else {
+            Eligible::Usable
+        };
+        if let Some(pick) = self.pick_in_pool(failed.pool, eligible, Some(failed), facts) {
+            return Some(pick);
+        }
+        if !lb.conf.adaptive_routing.failover_across_pools || in_fallback {
+            return None;
+        }
+        let order = self.pool_order(lb, facts.rand);
+        let later = match order.iter().position(|&p| p == failed.pool) {
+            Some(at) => &order[at + 1..],
+            None => &order[..],
+        };
+        self.choose_in_order(lb, later, Some(failed), facts)
+    }
+
+    fn choose_in_order(
+        &self,
+        lb: &LbState,
+        order: &[usize],
+        exclude: Option<Pick>,
+        facts: &mut Facts,
+    ) -> Option<Pick> {
+        for &pool in order {
+            if self.pool_is_healthy(pool) {
+                if let Some(pick) = self.pick_in_pool(pool, Eligible::Usable, exclude, facts) {
+                    return Some(pick);
+                }
+            }
+        }
+        if let Some(fallback) = lb.fallback_pool {
+            if self.pools[fallback].enabled() {
+                if let Some(pick) = self.pick_in_pool(fallback, Eligible::Fallback, exclude, facts)
+                {
+                    return Some(pick);
+                }
+            }
+        }
+        order.iter().find_map(|&pool| {
+            if self.pools[pool].enabled() {
+                self.pick_in_pool(pool, Eligible::Usable, exclude, facts)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn pick_in_pool(
+        &self,
+        pool: usize,
+        eligible: Eligible,
+        exclude: Option<Pick>,
+        facts: &mut Facts,
+    ) -> Option<Pick> {
+        let p: &PoolState = &self.pools[pool];
+        let excluded = exclude.filter(|x| x.pool == pool).map(|x| x.endpoint);
+        let ok = |i: usize| {
+            let e = &p.endpoints[i];
+            Some(i) != excluded
+                && match eligible {
+                    Eligible::Usable => e.usable(),
+                    Eligible::Fallback => e.usable_as_fallback(),
+                }
+        };
+        let candidates = (0..p.endpoints.len()).filter(|&i| ok(i));
+        let endpoint = match p.conf.origin_steering {
+            OriginSteering::Random => {
+                let r = (facts.rand)();
+                weighted_random(candidates.map(|i| (i, p.endpoints[i].weight())), r)
+            }
+            OriginSteering::Hash => p.ring().pick(facts.client_key, ok),
+            OriginSteering::LeastOutstandingRequests => {
+                let tie = ((facts.rand)() * 1e9) as u64;
+                let loads = candidates.map(|i| {
+                    let e = &p.endpoints[i];
+                    (i, e.weight(), e.in_flight())
+                });
+                least_loaded(loads, tie)
+            }
+            OriginSteering::LeastConnections => {
+                let tie = ((facts.rand)() * 1e9) as u64;
+                let loads = candidates.map(|i| {
+                    let e = &p.endpoints[i];
+                    (i, e.weight(), e.connections())
+                });
+                least_loaded(loads, tie)
+            }
+        }?;
+        Some(Pick { pool, endpoint })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::*;
+    use std::collections::BTreeMap;
+
+    fn endpoint(name: &str, port: u16) -> Endpoint {
+        Endpoint {
+            name: name.into(),
+            address: format!("127.0.0.1:{port}"),
+            socket_addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            weight: 1.0,
+            enabled: true,
+            host: None,
+        }
+    }
+
+    fn pool(name: &str, n: u16, steering: OriginSteering) -> Pool {
+        Pool {
+            name: name.into(),
+            enabled: true,
+            minimum_origins: 1,
+            monitor: None,
+            origin_steering: steering,
+            endpoints: (0..n)
+                .map(|i| endpoint(&format!("{name}-{i}"), 9000 + i))
+                .collect(),
+        }
+    }
+
+    fn config(pools: Vec<Pool>, default_pools: &[&str], fallback: Option<&str>) -> Config {
+        let lb = LoadBalancer {
+            name: "*".into(),
+            enabled: true,
+            default_pools: default_pools.iter().map(|s| s.to_string()).collect(),
+            fallback_pool: fallback.map(str::to_string),
+            steering_policy: SteeringPolicy::Off,
+            random_steering: RandomSteering::default(),
+            session_affinity: SessionAffinity::None,
+            session_affinity_ttl: 0,
+            session_affinity_attributes: SessionAffinityAttributes::default(),
+            adaptive_routing: AdaptiveRouting::default(),
+            always_use_https: false,
+        };
+        Config {
+            listeners: vec![],
+            admin: None,
+            cookie_keys_file: None,
+            state_file: None,
+            max_sessions: 10,
+            decision_header: false,
+            upstream_timeouts: UpstreamTimeouts::default(),
+            load_balancers: BTreeMap::from([("*".to_string(), lb)]),
+            pools: pools.into_iter().map(|p| (p.name.clone(), p)).collect(),
+            monitors: BTreeMap::new(),
+        }
+    }
+
+    fn choose(state: &State, seed: &mut u64) -> Option<(String, String)> {
+        let table = state.load_balancers();
+        let lb = table.get("anything").unwrap();
+        let mut rand = || {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (*seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut facts = Facts {
+            client_key: 42,
+            rand: &mut rand,
+        };
+        state.choose(lb, &mut facts).map(|p| {
+            (
+                state.pools[p.pool].name().to_string(),
+                state.endpoint(p).name().to_string(),
+            )
+        })
+    }
+
+    fn set_health(state: &State, pool: &str, healthy: &[bool]) {
+        let p = &state.pools[state.pool_index(pool).unwrap()];
+        for (e, h) in p.endpoints.iter().zip(healthy) {
+            e.set_healthy(*h);
+        }
+    }
+
+    #[test]
+    fn first_healthy_pool_serves_in_listed_order() {
+        let cfg = config(
+            vec![
+                pool("a", 2, OriginSteering::Random),
+                pool("b", 2, OriginSteering::Random),
+            ],
+            &["a", "b"],
+            None,
+        );
+        let state = State::new(&cfg);
+        let mut seed = 1;
+        for _ in 0..20 {
+            assert_eq!(choose(&state, &mut seed).unwrap().0, "a");
+        }
+        set_health(&state, "a", &[false, false]);
+        for _ in 0..20 {
+            assert_eq!(choose(&state, &mut seed).unwrap().0, "b");
+        }
+    }
+
+    #[test]
+    fn pool_below_minimum_origins_fails_over() {
+        let mut a = pool("a", 3, OriginSteering::Random);
+        a.minimum_origins = 2;
+        let cfg = config(
+            vec![a, pool("b", 1, OriginSteering::Random)],
+            &["a", "b"],
+            None,
+        );
+        let state = State::new(&cfg);
+        set_health(&state, "a", &[true, false, false]);
+        let mut seed = 7;
+        assert_eq!(choose(&state, &mut seed).unwrap().0, "b");
+        set_health(&state, "a", &[true, true, false]);
+        assert_eq!(choose(&state, &mut seed).unwrap().0, "a");
+    }
+
+    #[test]
+    fn fallback_serves_with_health_ignored_then_503() {
+        let cfg = config(
+            vec![
+                pool("a", 1, OriginSteering::Random),
+                pool("fb", 1, OriginSteering::Random),
+            ],
+            &["a"],
+            Some("fb"),
+        );
+        let state = State::new(&cfg);
+        set_health(&state, "a", &[false]);
+        set_health(&state, "fb", &[false]);
+        let mut seed = 3;
+        assert_eq!(
+            choose(&state, &mut seed),
+            Some(("fb".into(), "fb-0".into()))
+        );
+        state.pools[state.pool_index("fb").unwrap()].endpoints[0].set_enabled(false);
+        assert_eq!(choose(&state, &mut seed), None);
+    }
+
+    #[test]
+    fn weight_zero_takes_no_new_requests() {
+        let mut a = pool("a", 2, OriginSteering::Random);
+        a.endpoints[0].weight = 0.0;
+        let cfg = config(vec![a], &["a"], None);
+        let state = State::new(&cfg);
+        let mut seed = 11;
+        for _ in 0..50 {
+            assert_eq!(choose(&state, &mut seed).unwrap().1, "a-1");
+        }
+    }
+
+    #[test]
+    fn hash_steering_is_stable_for_a_client() {
+        let cfg = config(vec![pool("a", 5, OriginSteering::Hash)], &["a"], None);
+        let state = State::new(&cfg);
+        let mut seed = 5;
+        let first = choose(&state, &mut seed);
+        for _ in 0..20 {
+            assert_eq!(choose(&state, &mut seed), first);
+        }
+    }
+
+    #[test]
+    fn failover_avoids_the_failed_endpoint_and_crosses_pools_only_when_allowed() {
+        let mut cfg = config(
+            vec![
+                pool("a", 1, OriginSteering::Random),
+                pool("b", 1, OriginSteering::Random),
+            ],
+            &["a", "b"],
+            None,
+        );
+        let state = State::new(&cfg);
+        let table = state.load_balancers();
+        let lb = table.get("x").unwrap();
+        let mut r = || 0.5;
+        let mut facts = Facts {
+            client_key: 1,
+            rand: &mut r,
+        };
+        let failed = Pick {
+            pool: state.pool_index("a").unwrap(),
+            endpoint: 0,
+        };
+        assert_eq!(state.failover(lb, failed, &mut facts), None);
+
+        cfg.load_balancers
+            .get_mut("*")
+            .unwrap()
+            .adaptive_routing
+            .failover_across_pools = true;
+        let state = State::new(&cfg);
+        let table = state.load_balancers();
+        let lb = table.get("x").unwrap();
+        let b = state.failover(lb, failed, &mut facts).unwrap();
+        assert_eq!(state.pools[b.pool].name(), "b");
+    }
+
+    #[test]
+    fn in_flight_guard_counts_and_releases() {
+        let cfg = config(vec![pool("a", 1, OriginSteering::Random)], &["a"], None);
+        let state = std::sync::Arc::new(State::new(&cfg));
+        let at = Pick {
+            pool: 0,
+            endpoint: 0,
+        };
+        let guard = state.begin_request(at);
+        assert_eq!(state.endpoint(at).in_flight(), 1);
+        assert_eq!(state.pools[0].in_flight(), 1);
+        drop(guard);
+        assert_eq!(state.endpoint(at).in_flight(), 0);
+    }
+}
