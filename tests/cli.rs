@@ -1,0 +1,120 @@
+//! The command line and configuration errors (SPEC 1–2), as an operator meets
+//! them: exit codes and the exact messages.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+#[test]
+fn without_a_config_file_tether_says_one_is_needed() {
+    let (code, _, err) = run_tether(&[], Duration::from_secs(30));
+    assert_eq!(code, 2);
+    assert!(err.contains("a configuration file is needed"), "{err}");
+}
+
+#[test]
+fn every_shipped_config_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let (code, out, err) = run_tether(
+            &["-t", "-c", path.to_str().unwrap()],
+            Duration::from_secs(30),
+        );
+        assert_eq!(code, 0, "{}:\n{out}{err}", path.display());
+        assert_eq!(out.trim(), "configuration OK", "{}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 2, "conf/tether.yaml and conf/demo.yaml at least");
+}
+
+#[test]
+fn test_mode_starts_nothing() {
+    let up = Upstream::start("u");
+    let port = free_port();
+    let (code, out, _) = check_section(&format!(
+        "listeners:\n  - address: \"127.0.0.1:{port}\"\nload_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n{}",
+        endpoints_yaml(&[&up], 6)
+    ));
+    assert_eq!((code, out.trim()), (0, "configuration OK"));
+    assert!(!accepts(format!("127.0.0.1:{port}").parse().unwrap()));
+}
+
+const BROKEN: &str = r#"listeners:
+  - address: "127.0.0.1:notaport"
+load_balancers:
+  www.example.com:
+    default_pools: [primary, secndary]
+    steering_policy: fastest
+    session_affinity_attributes:
+      samesite: None
+      secure: Never
+pools:
+  primary:
+    monitor: web2
+    endpoints:
+      - {name: web-1, address: "127.0.0.1:9001"}
+      - {name: web-2, address: "127.0.0.1:9002", weight: 3}
+      - {name: web-1, address: "127.0.0.1:9003", wieght: 1}
+"#;
+
+#[test]
+fn every_error_is_reported_with_its_key_path() {
+    let (code, out, err) = check_section(BROKEN);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("configuration OK"));
+    for expected in [
+        "tether.listeners[0].address:",
+        r#"tether.load_balancers["www.example.com"].default_pools[1]: no pool named "secndary""#,
+        r#"tether.load_balancers["www.example.com"].steering_policy: must be one of "", off, random, least_outstanding_requests, dynamic_latency; got "fastest""#,
+        r#"tether.load_balancers["www.example.com"].session_affinity_attributes.secure: must not be Never when samesite is None"#,
+        r#"tether.pools.primary.monitor: no monitor named "web2""#,
+        "tether.pools.primary.endpoints[1].weight: must be between 0 and 1, got 3",
+        r#"tether.pools.primary.endpoints[2].name: duplicate endpoint name "web-1" (also endpoints[0])"#,
+        "tether.pools.primary.endpoints[2].wieght: unknown key (expected one of: name, address, weight, enabled, header)",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(err.contains("configuration errors"), "{err}");
+}
+
+#[test]
+fn an_invalid_file_never_starts_a_server() {
+    let port = free_port();
+    let mut proc = TetherProc::builder(&format!(
+        "listeners:\n  - address: \"127.0.0.1:{port}\"\nload_balancers:\n  \"*\":\n    default_pools: [nope]\npools:\n  p:\n    endpoints:\n      - {{name: a, address: \"127.0.0.1:1\"}}\n"
+    ))
+    .spawn();
+    let status = proc
+        .wait_exit(Duration::from_secs(30))
+        .expect("tether must exit on an invalid file");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        proc.stderr().contains(r#"no pool named "nope""#),
+        "{}",
+        proc.stderr()
+    );
+    assert!(!accepts(format!("127.0.0.1:{port}").parse().unwrap()));
+}
+
+#[test]
+fn pingora_keys_are_checked_too() {
+    let (code, _, err) = check_config(
+        "version: 1\nthreads: many\ntether:\n  listeners:\n    - address: \"127.0.0.1:1\"\n  load_balancers:\n    \"*\":\n      default_pools: [p]\n  pools:\n    p:\n      endpoints:\n        - {name: a, address: \"127.0.0.1:2\"}\n",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("threads"), "{err}");
+}
+
+#[test]
+fn a_missing_tether_section_is_named() {
+    let (code, _, err) = check_config("version: 1\nthreads: 2\n");
+    assert_eq!(code, 1);
+    assert!(err.contains("tether: missing"), "{err}");
+}
