@@ -42,8 +42,18 @@ fi
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 LOG_DIR="$TARGET_DIR/demo-logs"
-TETHER_BIN="$TARGET_DIR/release/tether"
-UPSTREAM_BIN="$TARGET_DIR/release/examples/demo_upstream"
+# DEMO_PROFILE=debug reuses the test build (scripts/test.sh does); default: release.
+PROFILE="${DEMO_PROFILE:-release}"
+case "$PROFILE" in
+    release) PROFILE_FLAG=(--release) ;;
+    debug) PROFILE_FLAG=() ;;
+    *)
+        echo "DEMO_PROFILE must be release or debug, got $PROFILE" >&2
+        exit 2
+        ;;
+esac
+TETHER_BIN="$TARGET_DIR/$PROFILE/tether"
+UPSTREAM_BIN="$TARGET_DIR/$PROFILE/examples/demo_upstream"
 
 TETHER_PID=""
 declare -A UP_PID=()
@@ -153,8 +163,8 @@ for port in "$LISTEN_PORT" "${PORTS[@]}"; do
     fi
 done
 
-echo "building (release)..."
-cargo build --release --bin tether --example demo_upstream
+echo "building ($PROFILE)..."
+cargo build "${PROFILE_FLAG[@]}" --bin tether --example demo_upstream
 mkdir -p "$LOG_DIR"
 
 # ---------------------------------------------------------------- start
@@ -244,7 +254,17 @@ done
 if ((streak < 20)); then
     fail "no run of 20 good requests within 10 s of killing web-2 ($sent sent, last: HTTP $code $body)"
 else
-    echo "  traffic settled after $sent requests"
+    echo "  traffic settled after $sent requests (refused connections are retried on another endpoint)"
+fi
+# The monitor (interval 1 s) must notice too: poll its log line, bounded.
+killed_at=$SECONDS
+until grep -q "endpoint web-2 .* is unhealthy" "$LOG_DIR/tether.log" || ((SECONDS - killed_at > 5)); do
+    sleep 0.1
+done
+if grep -q "endpoint web-2 .* is unhealthy" "$LOG_DIR/tether.log"; then
+    echo "  monitor: $(grep -m1 "endpoint web-2 .* is unhealthy" "$LOG_DIR/tether.log" | sed 's/.*\] //')"
+else
+    fail "the monitor did not mark web-2 unhealthy within 5 s"
 fi
 
 echo "check 3: 30 more requests: all HTTP 200, none from web-2"

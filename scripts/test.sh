@@ -7,18 +7,16 @@ cd "$(dirname "$0")/.."
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v curl >/dev/null 2>&1 || need+=(curl)  # scripts/demo.sh --check
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "test.sh: installing ${need[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     else
-        echo "test.sh: please install: ${need[*]} (needed to build pingora's zlib)" >&2
+        echo "test.sh: please install: ${need[*]} (cmake and a C compiler build pingora's zlib; curl drives the demo check)" >&2
         exit 1
     fi
-fi
-if ! command -v openssl >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null || true
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -28,4 +26,12 @@ cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --all-targets -- --test-threads "${TEST_THREADS:-2}"
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --bins --tests -- --test-threads "${TEST_THREADS:-2}" 2>&1 | tee "$results"
+echo "== scripts/demo.sh --check (the demo, end to end, on the test build)"
+DEMO_PROFILE=debug bash scripts/demo.sh --check
+
+# One closing line for the whole run: the sums of cargo's "test result" lines.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$results"

@@ -51,6 +51,7 @@ fn main() {
     }
 
     let tether = loaded.tether;
+    warn_unbuilt(&tether);
     let state = Arc::new(State::new(&tether));
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
@@ -85,4 +86,28 @@ fn main() {
         Monitors::new(Arc::clone(&state), &tether),
     ));
     server.run_forever();
+}
+
+/// Keys that validate but whose behaviour is not built yet: say so at start
+/// rather than let an operator believe they act.
+fn warn_unbuilt(tether: &config::Config) {
+    use config::SessionAffinity;
+    if let Some(admin) = &tether.admin {
+        log::warn!(
+            "tether.admin ({}): the admin API is not built yet; no admin listener is started",
+            admin.address
+        );
+    }
+    if tether.state_file.is_some() {
+        log::warn!("tether.state_file: run-time state is not persisted yet");
+    }
+    for lb in tether.load_balancers.values() {
+        if lb.session_affinity != SessionAffinity::None {
+            log::warn!(
+                "load balancer {}: session_affinity {:?} is not built yet; requests are routed without affinity",
+                lb.name,
+                lb.session_affinity
+            );
+        }
+    }
 }

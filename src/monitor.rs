@@ -184,6 +184,10 @@ async fn http_probe(connector: &Connector, job: &Job) -> Result<(), String> {
     peer.options.connection_timeout = Some(m.timeout);
     peer.options.read_timeout = Some(m.timeout);
     peer.options.write_timeout = Some(m.timeout);
+    if m.allow_insecure {
+        peer.options.verify_cert = false;
+        peer.options.verify_hostname = false;
+    }
 
     let mut req = RequestHeader::build(m.method.as_str(), m.path.as_bytes(), None)
         .map_err(|e| format!("building the request: {e}"))?;

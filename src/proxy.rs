@@ -12,7 +12,7 @@ use log::{info, warn};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::protocols::Digest;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::ErrorSource;
 
 use crate::request::{client_key, forwarded_for, normalize_host};
@@ -239,6 +239,18 @@ impl ProxyHttp for Proxy {
             ),
         }
         e
+    }
+
+    /// A retried connect failure is already logged by `fail_to_connect` with
+    /// the load balancer, pool and endpoint; Pingora's own line would repeat it.
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        ctx: &RequestCtx,
+        _error: &Error,
+        context: ProxyWarnLogContext,
+    ) -> bool {
+        matches!(context, ProxyWarnLogContext::UpstreamRetry) && ctx.retried
     }
 
     async fn upstream_request_filter(

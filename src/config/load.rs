@@ -1189,6 +1189,7 @@ const MONITOR_KEYS: &[&str] = &[
     "retries",
     "consecutive_up",
     "consecutive_down",
+    "allow_insecure",
 ];
 
 const MONITOR_TYPES: &[(&str, MonitorType)] = &[
@@ -1319,6 +1320,7 @@ fn read_monitor(node: &Node<'_>, name: &str, errs: &mut Errors) -> Option<Monito
     let retries = o.int_or(errs, "retries", 0, 5, 2);
     let consecutive_up = o.int_or(errs, "consecutive_up", 1, 100, 1);
     let consecutive_down = o.int_or(errs, "consecutive_down", 1, 100, 1);
+    let allow_insecure = o.bool_or(errs, "allow_insecure", false);
     Some(Monitor {
         name: name.to_string(),
         r#type: r#type?,
@@ -1333,6 +1335,7 @@ fn read_monitor(node: &Node<'_>, name: &str, errs: &mut Errors) -> Option<Monito
         retries: retries? as u32,
         consecutive_up: consecutive_up? as u32,
         consecutive_down: consecutive_down? as u32,
+        allow_insecure: allow_insecure?,
     })
 }
 
@@ -1599,6 +1602,7 @@ tether:
                 retries: 2,
                 consecutive_up: 1,
                 consecutive_down: 1,
+                allow_insecure: false,
             }
         );
         // The default timeout never exceeds the interval.

@@ -239,6 +239,8 @@ pub struct Monitor {
     pub retries: u32,
     pub consecutive_up: u32,
     pub consecutive_down: u32,
+    /// `https` only: skip certificate verification (Cloudflare's field of that name).
+    pub allow_insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -516,6 +516,8 @@ impl TetherProc {
     /// Hot upgrade, whole: [`TetherProc::spawn_upgrade`], SIGQUIT to this process, waits
     /// (bounded: grace period + shutdown timeout + 15 s) for it to exit, then checks the
     /// new process still runs and accepts on the listener. Returns the new process.
+    /// Takes at least 5 s: Pingora's old process waits that long after handing the
+    /// sockets over, before its grace period.
     pub fn upgrade(&mut self, new_section: Option<&str>) -> TetherProc {
         let mut new = self.spawn_upgrade(new_section);
         self.signal("QUIT");

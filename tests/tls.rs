@@ -1,0 +1,103 @@
+//! TLS listeners and `https` monitors, with a certificate generated for the test.
+//! Tether's own TLS listener is the `https` endpoint the monitors probe: it
+//! forwards the probe to a plain upstream by Host.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::*;
+
+/// A self-signed certificate for `localhost` / 127.0.0.1, written as PEM into `dir`.
+fn self_signed(dir: &Path) -> (String, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("generate a certificate");
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    )
+}
+
+#[test]
+fn tls_listener_serves_https_and_https_monitors_verify_certificates() {
+    let backend = Upstream::start("backend");
+    let dir = tempfile::TempDir::new().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let (plain, tls) = (free_port(), free_port());
+    let section = format!(
+        r#"listeners:
+  - address: "127.0.0.1:{plain}"
+  - address: "127.0.0.1:{tls}"
+    tls: {{cert_path: "{cert}", key_path: "{key}"}}
+load_balancers:
+  backend.test:
+    default_pools: [backend]
+  insecure.test:
+    default_pools: [insecure]
+  strict.test:
+    default_pools: [strict]
+pools:
+  backend:
+    endpoints:
+{backend_endpoint}  insecure:
+    monitor: https-insecure
+    endpoints:
+      - {{name: self-insecure, address: "127.0.0.1:{tls}", header: {{Host: [backend.test]}}}}
+  strict:
+    monitor: https-strict
+    endpoints:
+      - {{name: self-strict, address: "127.0.0.1:{tls}", header: {{Host: [backend.test]}}}}
+monitors:
+  https-insecure: {{type: https, path: /health, interval: 0.2, timeout: 0.2, retries: 0, allow_insecure: true}}
+  https-strict: {{type: https, path: /health, interval: 0.2, timeout: 0.2, retries: 0}}
+"#,
+        backend_endpoint = endpoints_yaml(&[&backend], 6)
+    );
+    let proxy = TetherProc::builder(&section)
+        .listen(&format!("127.0.0.1:{plain}"))
+        .start();
+    assert!(wait_for_port(
+        format!("127.0.0.1:{tls}").parse().unwrap(),
+        Duration::from_secs(5)
+    ));
+
+    // HTTPS through the TLS listener; the upstream learns the scheme.
+    let https = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let (status, _, body) = get(
+        &https,
+        &format!("https://127.0.0.1:{tls}/echo"),
+        "backend.test",
+    );
+    assert_eq!(status, 200, "{body}");
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
+
+    // The strict monitor rejects the self-signed certificate; the insecure one passes.
+    assert!(
+        proxy.wait_for_log("endpoint self-strict", Duration::from_secs(5)),
+        "{}",
+        proxy.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || backend.health_checks() >= 3),
+        "https probes with allow_insecure did not reach the backend through TLS"
+    );
+    assert!(
+        !proxy.logs().contains("endpoint self-insecure"),
+        "{}",
+        proxy.logs()
+    );
+    // The pool whose only endpoint failed its monitor has nothing usable.
+    let (status, _, body) = get(&client(), &proxy.url("/"), "strict.test");
+    assert_eq!(status, 503, "{body}");
+}
