@@ -1,0 +1,660 @@
+//! The `tether.load_balancers` section, and one load balancer validated
+//! alone (for the admin API): [`load_balancer_from_value`] and its inverse
+//! [`load_balancer_to_value`].
+
+use super::load::all;
+use super::model::*;
+use super::read::{join_key, quote, ConfigErrors, Errors, Node};
+use serde_yaml::{Mapping, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Validates one load balancer's mapping alone, exactly as the file's
+/// `tether.load_balancers.<name>` is (for the admin API's PATCH). `name` is
+/// the host it serves (validated, then lower-cased); `pools` are the pools it
+/// may name; `path` prefixes every error path (e.g.
+/// `tether.load_balancers["www.example.com"]`, or `""` for bare keys).
+#[allow(dead_code)]
+pub fn load_balancer_from_value(
+    name: &str,
+    value: &Value,
+    pools: &BTreeMap<String, Pool>,
+    path: &str,
+) -> Result<LoadBalancer, ConfigErrors> {
+    let mut errs = Errors::new();
+    let node = Node::new(value, path, vec![]);
+    let lb_name = check_lb_name(name, &node, &mut errs);
+    let names: BTreeSet<String> = pools.keys().cloned().collect();
+    let lb = read_load_balancer(&node, lb_name, Some(&names), &mut errs);
+    errs.finish(lb)
+}
+
+/// The mapping that [`load_balancer_from_value`] turns back into `lb`
+/// (every key written out, canonical spellings): read, overlay a change,
+/// validate again.
+#[allow(dead_code)]
+pub fn load_balancer_to_value(lb: &LoadBalancer) -> Value {
+    fn s(text: &str) -> Value {
+        Value::String(text.to_string())
+    }
+    fn map(entries: Vec<(&str, Value)>) -> Value {
+        Value::Mapping(entries.into_iter().map(|(k, v)| (s(k), v)).collect())
+    }
+    let a = &lb.session_affinity_attributes;
+    let mut pool_weights = Mapping::new();
+    for (pool, w) in &lb.random_steering.pool_weights {
+        pool_weights.insert(s(pool), Value::from(*w));
+    }
+    let mut entries = vec![
+        ("enabled", Value::Bool(lb.enabled)),
+        (
+            "default_pools",
+            Value::Sequence(lb.default_pools.iter().map(|p| s(p)).collect()),
+        ),
+    ];
+    if let Some(fallback) = &lb.fallback_pool {
+        entries.push(("fallback_pool", s(fallback)));
+    }
+    entries.extend([
+        ("steering_policy", s(steering_name(lb.steering_policy))),
+        (
+            "random_steering",
+            map(vec![
+                (
+                    "default_weight",
+                    Value::from(lb.random_steering.default_weight),
+                ),
+                ("pool_weights", Value::Mapping(pool_weights)),
+            ]),
+        ),
+        ("session_affinity", s(affinity_name(lb.session_affinity))),
+        ("session_affinity_ttl", Value::from(lb.session_affinity_ttl)),
+        (
+            "session_affinity_attributes",
+            map(vec![
+                ("samesite", s(samesite_name(a.samesite))),
+                ("secure", s(secure_name(a.secure))),
+                ("drain_duration", Value::from(a.drain_duration)),
+                (
+                    "zero_downtime_failover",
+                    s(zdf_name(a.zero_downtime_failover)),
+                ),
+                (
+                    "headers",
+                    Value::Sequence(a.headers.iter().map(|h| s(h)).collect()),
+                ),
+                ("require_all_headers", Value::Bool(a.require_all_headers)),
+            ]),
+        ),
+        (
+            "adaptive_routing",
+            map(vec![(
+                "failover_across_pools",
+                Value::Bool(lb.adaptive_routing.failover_across_pools),
+            )]),
+        ),
+        ("always_use_https", Value::Bool(lb.always_use_https)),
+    ]);
+    map(entries)
+}
+
+const LB_KEYS: &[&str] = &[
+    "enabled",
+    "default_pools",
+    "fallback_pool",
+    "steering_policy",
+    "random_steering",
+    "session_affinity",
+    "session_affinity_ttl",
+    "session_affinity_attributes",
+    "adaptive_routing",
+    "always_use_https",
+];
+
+const STEERING: &[(&str, SteeringPolicy)] = &[
+    ("", SteeringPolicy::Off),
+    ("off", SteeringPolicy::Off),
+    ("random", SteeringPolicy::Random),
+    (
+        "least_outstanding_requests",
+        SteeringPolicy::LeastOutstandingRequests,
+    ),
+    ("dynamic_latency", SteeringPolicy::DynamicLatency),
+];
+
+const AFFINITY: &[(&str, SessionAffinity)] = &[
+    ("", SessionAffinity::None),
+    ("none", SessionAffinity::None),
+    ("cookie", SessionAffinity::Cookie),
+    ("ip_cookie", SessionAffinity::IpCookie),
+    ("header", SessionAffinity::Header),
+    ("source_ip", SessionAffinity::SourceIp),
+];
+
+const SAMESITE: &[(&str, SameSite)] = &[
+    ("Auto", SameSite::Auto),
+    ("Lax", SameSite::Lax),
+    ("Strict", SameSite::Strict),
+    ("None", SameSite::None),
+];
+
+const SECURE: &[(&str, Secure)] = &[
+    ("Auto", Secure::Auto),
+    ("Always", Secure::Always),
+    ("Never", Secure::Never),
+];
+
+const ZERO_DOWNTIME: &[(&str, ZeroDowntimeFailover)] = &[
+    ("none", ZeroDowntimeFailover::None),
+    ("temporary", ZeroDowntimeFailover::Temporary),
+    ("sticky", ZeroDowntimeFailover::Sticky),
+];
+
+/// The canonical spelling of a value (the last entry of `table` naming it).
+fn name_of<T: PartialEq + Copy>(table: &[(&'static str, T)], value: T) -> &'static str {
+    table
+        .iter()
+        .rev()
+        .find(|(_, v)| *v == value)
+        .map(|(name, _)| *name)
+        .unwrap_or("")
+}
+
+fn steering_name(v: SteeringPolicy) -> &'static str {
+    name_of(STEERING, v)
+}
+fn affinity_name(v: SessionAffinity) -> &'static str {
+    name_of(AFFINITY, v)
+}
+fn samesite_name(v: SameSite) -> &'static str {
+    name_of(SAMESITE, v)
+}
+fn secure_name(v: Secure) -> &'static str {
+    name_of(SECURE, v)
+}
+fn zdf_name(v: ZeroDowntimeFailover) -> &'static str {
+    name_of(ZERO_DOWNTIME, v)
+}
+
+/// Default TTL and accepted range per affinity type (SPEC 4.1).
+fn ttl_rule(a: SessionAffinity) -> Option<(u64, i64, i64)> {
+    match a {
+        SessionAffinity::None => None,
+        SessionAffinity::Cookie | SessionAffinity::IpCookie => Some((82_800, 1800, 604_800)),
+        SessionAffinity::Header | SessionAffinity::SourceIp => Some((1800, 30, 3600)),
+    }
+}
+
+/// `"*"` or a host name; returns it lower-cased.
+fn check_lb_name(name: &str, node: &Node<'_>, errs: &mut Errors) -> Option<String> {
+    let host_ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if name == "*" || host_ok {
+        Some(name.to_ascii_lowercase())
+    } else {
+        errs.at(
+            node,
+            format!(
+                "a load balancer's name must be \"*\" or a host name (letters, digits, \"-\" and \".\"; no port), got {}",
+                quote(name)
+            ),
+        );
+        None
+    }
+}
+
+pub(super) fn read_load_balancers(
+    node: &Node<'_>,
+    pools: Option<&BTreeSet<String>>,
+    errs: &mut Errors,
+) -> Option<BTreeMap<String, LoadBalancer>> {
+    let entries = node.map(errs)?;
+    if entries.is_empty() {
+        errs.at(node, "must define at least one load balancer");
+        return None;
+    }
+    let mut first_seen: BTreeMap<String, String> = BTreeMap::new();
+    let read: Vec<Option<(String, LoadBalancer)>> = entries
+        .iter()
+        .map(|(key, n)| {
+            let mut name = check_lb_name(key, n, errs);
+            if let Some(lower) = &name {
+                if let Some(prev) = first_seen.get(lower) {
+                    errs.at(
+                        n,
+                        format!(
+                            "duplicate load balancer {} (host names are case-insensitive; also {prev})",
+                            quote(lower)
+                        ),
+                    );
+                    name = None;
+                } else {
+                    first_seen.insert(lower.clone(), join_key("load_balancers", key));
+                }
+            }
+            let lb = read_load_balancer(n, name, pools, errs)?;
+            Some((lb.name.clone(), lb))
+        })
+        .collect();
+    read.into_iter().collect()
+}
+
+/// A pool named by a load balancer must exist (when the pools are known).
+fn pool_ref(
+    node: &Node<'_>,
+    pools: Option<&BTreeSet<String>>,
+    errs: &mut Errors,
+) -> Option<String> {
+    let s = node.str(errs)?;
+    if let Some(set) = pools {
+        if !set.contains(s) {
+            errs.at(node, format!("no pool named {}", quote(s)));
+            return None;
+        }
+    }
+    Some(s.to_string())
+}
+
+fn read_load_balancer(
+    node: &Node<'_>,
+    name: Option<String>,
+    pools: Option<&BTreeSet<String>>,
+    errs: &mut Errors,
+) -> Option<LoadBalancer> {
+    let o = node.object(errs, LB_KEYS)?;
+    let enabled = o.bool_or(errs, "enabled", true);
+    let default_pools = o.req(errs, "default_pools").and_then(|n| {
+        let items = n.list(errs)?;
+        if items.is_empty() {
+            errs.at(n, "must list at least one pool");
+            return None;
+        }
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        all(items.iter().enumerate().map(|(i, item)| {
+            let p = pool_ref(item, pools, errs)?;
+            if let Some((_, j)) = seen.iter().find(|(q, _)| *q == p) {
+                errs.at(
+                    item,
+                    format!("duplicate pool {} (also default_pools[{j}])", quote(&p)),
+                );
+                return None;
+            }
+            seen.push((p.clone(), i));
+            Some(p)
+        }))
+    });
+    let fallback_pool = match o.opt("fallback_pool") {
+        None => Some(None),
+        Some(n) => pool_ref(n, pools, errs).map(Some),
+    };
+    let steering_policy = o.choice_or(errs, "steering_policy", STEERING, SteeringPolicy::Off);
+    let random_steering = match o.opt("random_steering") {
+        None => Some(RandomSteering::default()),
+        Some(n) => read_random_steering(n, pools, errs),
+    };
+    let session_affinity = o.choice_or(errs, "session_affinity", AFFINITY, SessionAffinity::None);
+    let session_affinity_ttl = match o.opt("session_affinity_ttl") {
+        None => session_affinity.map(|a| ttl_rule(a).map_or(0, |(default, _, _)| default)),
+        Some(n) => n.int(errs, i64::MIN, i64::MAX).and_then(|ttl| {
+            match session_affinity.and_then(ttl_rule) {
+                Some((_, lo, hi)) if ttl < lo || ttl > hi => {
+                    errs.at(
+                        n,
+                        format!(
+                            "must be between {lo} and {hi} for session_affinity {}, got {ttl}",
+                            affinity_name(session_affinity.unwrap_or(SessionAffinity::None))
+                        ),
+                    );
+                    None
+                }
+                _ if ttl < 0 => {
+                    errs.at(n, format!("must not be negative, got {ttl}"));
+                    None
+                }
+                _ => Some(ttl as u64),
+            }
+        }),
+    };
+    let adaptive_routing = match o.opt("adaptive_routing") {
+        None => Some(AdaptiveRouting::default()),
+        Some(n) => n
+            .object(errs, &["failover_across_pools"])
+            .and_then(|a| a.bool_or(errs, "failover_across_pools", false))
+            .map(|failover_across_pools| AdaptiveRouting {
+                failover_across_pools,
+            }),
+    };
+    let always_use_https = o.bool_or(errs, "always_use_https", false);
+    let session_affinity_attributes = match o.opt("session_affinity_attributes") {
+        None if session_affinity == Some(SessionAffinity::Header) => {
+            let path = join_key(&o.node.key_path("session_affinity_attributes"), "headers");
+            errs.push(path, o.node.end(), HEADERS_REQUIRED);
+            None
+        }
+        None => Some(SessionAffinityAttributes::default()),
+        Some(n) => read_attributes(n, session_affinity, always_use_https, errs),
+    };
+
+    Some(LoadBalancer {
+        name: name?,
+        enabled: enabled?,
+        default_pools: default_pools?,
+        fallback_pool: fallback_pool?,
+        steering_policy: steering_policy?,
+        random_steering: random_steering?,
+        session_affinity: session_affinity?,
+        session_affinity_ttl: session_affinity_ttl?,
+        session_affinity_attributes: session_affinity_attributes?,
+        adaptive_routing: adaptive_routing?,
+        always_use_https: always_use_https?,
+    })
+}
+
+fn read_random_steering(
+    node: &Node<'_>,
+    pools: Option<&BTreeSet<String>>,
+    errs: &mut Errors,
+) -> Option<RandomSteering> {
+    let o = node.object(errs, &["default_weight", "pool_weights"])?;
+    let default_weight = o.number_or(errs, "default_weight", 0.0, 1.0, 1.0);
+    let pool_weights = match o.opt("pool_weights") {
+        None => Some(BTreeMap::new()),
+        Some(n) => n.map(errs).and_then(|entries| {
+            let read: Vec<Option<(String, f64)>> = entries
+                .iter()
+                .map(|(pool, w)| {
+                    let known = match pools {
+                        Some(set) if !set.contains(*pool) => {
+                            errs.at(w, format!("no pool named {}", quote(pool)));
+                            false
+                        }
+                        _ => true,
+                    };
+                    let weight = w.number(errs, 0.0, 1.0)?;
+                    known.then(|| (pool.to_string(), weight))
+                })
+                .collect();
+            read.into_iter().collect()
+        }),
+    };
+    Some(RandomSteering {
+        default_weight: default_weight?,
+        pool_weights: pool_weights?,
+    })
+}
+
+const HEADERS_REQUIRED: &str = "must name at least one header when session_affinity is header";
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A `headers` entry: a header name, `cookie`, or `cookie:<name>[,<name>...]`.
+fn affinity_header_ok(s: &str) -> bool {
+    if s == "cookie" {
+        return true;
+    }
+    if let Some(names) = s.strip_prefix("cookie:") {
+        return names
+            .split(',')
+            .all(|n| !n.is_empty() && n.bytes().all(is_tchar));
+    }
+    http::HeaderName::from_bytes(s.as_bytes()).is_ok()
+}
+
+fn read_attributes(
+    node: &Node<'_>,
+    affinity: Option<SessionAffinity>,
+    always_use_https: Option<bool>,
+    errs: &mut Errors,
+) -> Option<SessionAffinityAttributes> {
+    let o = node.object(
+        errs,
+        &[
+            "samesite",
+            "secure",
+            "drain_duration",
+            "zero_downtime_failover",
+            "headers",
+            "require_all_headers",
+        ],
+    )?;
+    let samesite = o.choice_or(errs, "samesite", SAMESITE, SameSite::Auto);
+    let mut secure = o.choice_or(errs, "secure", SECURE, Secure::Auto);
+    if let (Some(Secure::Never), Some(n)) = (secure, o.opt("secure")) {
+        let problem = match (samesite, always_use_https) {
+            (Some(SameSite::None), _) => Some(
+                "must not be Never when samesite is None (browsers reject SameSite=None without Secure)",
+            ),
+            (Some(SameSite::Auto), Some(true)) => Some(
+                "must not be Never when samesite is Auto and always_use_https is true (samesite then means None; browsers reject SameSite=None without Secure)",
+            ),
+            _ => None,
+        };
+        if let Some(message) = problem {
+            errs.at(n, message);
+            secure = None;
+        }
+    }
+    let drain_duration = o.int_or(errs, "drain_duration", 0, 86_400, 0);
+    let zero_downtime_failover = o.choice_or(
+        errs,
+        "zero_downtime_failover",
+        ZERO_DOWNTIME,
+        ZeroDowntimeFailover::None,
+    );
+    let headers = match o.opt("headers") {
+        None => Some(Vec::new()),
+        Some(n) => n.list(errs).and_then(|items| {
+            all(items.iter().map(|item| {
+                let s = item.str(errs)?;
+                if affinity_header_ok(s) {
+                    Some(s.to_string())
+                } else {
+                    errs.at(
+                        item,
+                        format!(
+                            "must be a header name, \"cookie\" or \"cookie:<name>[,<name>...]\", got {}",
+                            quote(s)
+                        ),
+                    );
+                    None
+                }
+            }))
+        }),
+    };
+    let headers = match headers {
+        Some(h) if h.is_empty() && affinity == Some(SessionAffinity::Header) => {
+            match o.opt("headers") {
+                Some(n) => errs.at(n, HEADERS_REQUIRED),
+                None => errs.push(o.node.key_path("headers"), o.node.end(), HEADERS_REQUIRED),
+            }
+            None
+        }
+        other => other,
+    };
+    let require_all_headers = o.bool_or(errs, "require_all_headers", false);
+    Some(SessionAffinityAttributes {
+        samesite: samesite?,
+        secure: secure?,
+        drain_duration: drain_duration? as u64,
+        zero_downtime_failover: zero_downtime_failover?,
+        headers: headers?,
+        require_all_headers: require_all_headers?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_support::*;
+
+    #[test]
+    fn ttl_defaults_depend_on_the_affinity_type() {
+        for (affinity, ttl) in [
+            ("cookie", 82_800),
+            ("ip_cookie", 82_800),
+            (
+                "header\nsession_affinity_attributes: { headers: [X-User] }",
+                1800,
+            ),
+            ("source_ip", 1800),
+            ("none", 0),
+            ("\"\"", 0),
+        ] {
+            let t = ok(&with_lb(&format!("session_affinity: {affinity}"))).tether;
+            assert_eq!(
+                t.load_balancers["*"].session_affinity_ttl, ttl,
+                "{affinity}"
+            );
+        }
+        // Given with none: kept as written, not range-checked.
+        let t = ok(&with_lb("session_affinity_ttl: 5")).tether;
+        assert_eq!(t.load_balancers["*"].session_affinity_ttl, 5);
+        let t = ok(&with_lb(
+            "session_affinity: source_ip\nsession_affinity_ttl: 30",
+        ))
+        .tether;
+        assert_eq!(t.load_balancers["*"].session_affinity_ttl, 30);
+    }
+
+    #[test]
+    fn quoted_keys_in_paths() {
+        let yaml = MINIMAL.replace(
+            "    \"*\":\n      default_pools: [primary]\n",
+            "    www.example.com:\n      default_pools: [primary, secndary]\n    \"*\":\n      enabled: maybe\n      default_pools: [primary]\n    \"bad host:80\":\n      default_pools: [primary]\n",
+        );
+        assert_eq!(
+            errors(&yaml),
+            vec![
+                r#"tether.load_balancers["www.example.com"].default_pools[1]: no pool named "secndary""#,
+                r#"tether.load_balancers["*"].enabled: expected a boolean, got a string ("maybe")"#,
+                r#"tether.load_balancers["bad host:80"]: a load balancer's name must be "*" or a host name (letters, digits, "-" and "."; no port), got "bad host:80""#,
+            ]
+        );
+        let yaml = MINIMAL.replace(
+            "    \"*\":\n",
+            "    Example.com:\n      default_pools: [primary]\n    example.COM:\n",
+        );
+        assert_eq!(
+            errors(&yaml),
+            vec![
+                r#"tether.load_balancers["example.COM"]: duplicate load balancer "example.com" (host names are case-insensitive; also load_balancers["Example.com"])"#
+            ]
+        );
+    }
+
+    #[test]
+    fn samesite_none_needs_secure() {
+        let e = errors(&with_lb(
+            "session_affinity: cookie\nsession_affinity_attributes: { samesite: None, secure: Never }",
+        ));
+        assert_eq!(
+            e,
+            vec![
+                r#"tether.load_balancers["*"].session_affinity_attributes.secure: must not be Never when samesite is None (browsers reject SameSite=None without Secure)"#
+            ]
+        );
+        let e = errors(&with_lb(
+            "session_affinity: cookie\nalways_use_https: true\nsession_affinity_attributes: { secure: Never }",
+        ));
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].contains("secure: must not be Never when samesite is Auto"),
+            "{e:?}"
+        );
+        ok(&with_lb(
+            "session_affinity: cookie\nsession_affinity_attributes: { samesite: Lax, secure: Never }",
+        ));
+        ok(&with_lb(
+            "session_affinity: cookie\nsession_affinity_attributes: { samesite: None, secure: Auto }",
+        ));
+        let e = errors(&with_lb("session_affinity_attributes: { samesite: lax }"));
+        assert_eq!(
+            e,
+            vec![
+                r#"tether.load_balancers["*"].session_affinity_attributes.samesite: must be one of Auto, Lax, Strict, None; got "lax""#
+            ]
+        );
+    }
+
+    #[test]
+    fn header_affinity_needs_headers() {
+        let msg = r#"tether.load_balancers["*"].session_affinity_attributes.headers: must name at least one header when session_affinity is header"#;
+        assert_eq!(errors(&with_lb("session_affinity: header")), vec![msg]);
+        assert_eq!(
+            errors(&with_lb(
+                "session_affinity: header\nsession_affinity_attributes: { drain_duration: 5 }"
+            )),
+            vec![msg]
+        );
+        assert_eq!(
+            errors(&with_lb(
+                "session_affinity: header\nsession_affinity_attributes: { headers: [] }"
+            )),
+            vec![msg]
+        );
+        let t = ok(&with_lb(
+            "session_affinity: header\nsession_affinity_attributes: { headers: [X-User, cookie, \"cookie:a,b\"] }",
+        ))
+        .tether;
+        assert_eq!(
+            t.load_balancers["*"].session_affinity_attributes.headers,
+            vec!["X-User", "cookie", "cookie:a,b"]
+        );
+        let e = errors(&with_lb(
+            "session_affinity: header\nsession_affinity_attributes: { headers: [\"X User\", \"cookie:\", \"cookie:a,,b\"] }",
+        ));
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert_eq!(
+            e[0],
+            r#"tether.load_balancers["*"].session_affinity_attributes.headers[0]: must be a header name, "cookie" or "cookie:<name>[,<name>...]", got "X User""#
+        );
+        let e = errors(&with_lb("session_affinity: header\nsession_affinity_ttl: 10\nsession_affinity_attributes: { headers: [X-User] }"));
+        assert_eq!(
+            e,
+            vec![
+                r#"tether.load_balancers["*"].session_affinity_ttl: must be between 30 and 3600 for session_affinity header, got 10"#
+            ]
+        );
+    }
+
+    #[test]
+    fn one_load_balancer_validated_alone() {
+        let t = ok(&with_lb(
+            "session_affinity: cookie\nfallback_pool: primary\nrandom_steering: { pool_weights: { primary: 0.5 } }\nsession_affinity_attributes: { headers: [X-A] }",
+        ))
+        .tether;
+        let lb = &t.load_balancers["*"];
+        // Round trip: the value written back validates to the same thing.
+        let value = load_balancer_to_value(lb);
+        let again = load_balancer_from_value("*", &value, &t.pools, "tether.load_balancers[\"*\"]")
+            .unwrap();
+        assert_eq!(&again, lb);
+
+        // A change validated as the file is.
+        let mut changed = value.clone();
+        changed["session_affinity"] = Value::from("header");
+        changed["session_affinity_ttl"] = Value::from(10);
+        changed["default_pools"] = Value::from(vec!["primary", "gone"]);
+        let e = load_balancer_from_value("Www.Example.com", &changed, &t.pools, "")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            [
+                r#"default_pools[1]: no pool named "gone""#,
+                "session_affinity_ttl: must be between 30 and 3600 for session_affinity header, got 10",
+            ]
+            .join("\n")
+        );
+        let lb = load_balancer_from_value("Www.Example.com", &value, &t.pools, "").unwrap();
+        assert_eq!(lb.name, "www.example.com");
+    }
+}

@@ -1,0 +1,283 @@
+//! The `tether.pools` section: pools, their endpoints, and endpoint
+//! addresses (resolved at load).
+
+use super::load::{all, check_entry_name, name_ok};
+use super::model::*;
+use super::read::{quote, Errors, Node};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, ToSocketAddrs};
+
+const ORIGIN_STEERING: &[(&str, OriginSteering)] = &[
+    ("random", OriginSteering::Random),
+    ("hash", OriginSteering::Hash),
+    (
+        "least_outstanding_requests",
+        OriginSteering::LeastOutstandingRequests,
+    ),
+    ("least_connections", OriginSteering::LeastConnections),
+];
+
+pub(super) fn read_pools(
+    node: &Node<'_>,
+    monitors: Option<&BTreeSet<String>>,
+    errs: &mut Errors,
+) -> Option<BTreeMap<String, Pool>> {
+    let entries = node.map(errs)?;
+    if entries.is_empty() {
+        errs.at(node, "must define at least one pool");
+        return None;
+    }
+    let read: Vec<Option<(String, Pool)>> = entries
+        .iter()
+        .map(|(name, n)| {
+            let name_ok = check_entry_name("pool", name, n, errs);
+            let pool = read_pool(n, name, monitors, errs)?;
+            name_ok.then(|| (name.to_string(), pool))
+        })
+        .collect();
+    read.into_iter().collect()
+}
+
+fn read_pool(
+    node: &Node<'_>,
+    name: &str,
+    monitors: Option<&BTreeSet<String>>,
+    errs: &mut Errors,
+) -> Option<Pool> {
+    let o = node.object(
+        errs,
+        &[
+            "enabled",
+            "minimum_origins",
+            "monitor",
+            "origin_steering",
+            "endpoints",
+        ],
+    )?;
+    let enabled = o.bool_or(errs, "enabled", true);
+    let monitor = match o.opt("monitor") {
+        None => Some(None),
+        Some(n) => n.str(errs).and_then(|m| match monitors {
+            Some(set) if !set.contains(m) => {
+                errs.at(n, format!("no monitor named {}", quote(m)));
+                None
+            }
+            _ => Some(Some(m.to_string())),
+        }),
+    };
+    let origin_steering = match o.opt("origin_steering") {
+        None => Some(OriginSteering::Random),
+        Some(n) => n
+            .object(errs, &["policy"])
+            .and_then(|s| s.choice_or(errs, "policy", ORIGIN_STEERING, OriginSteering::Random)),
+    };
+    let endpoint_nodes = o.req(errs, "endpoints").and_then(|n| {
+        let items = n.list(errs)?;
+        if items.is_empty() {
+            errs.at(n, "must list at least one endpoint");
+            return None;
+        }
+        Some(items)
+    });
+    let count = endpoint_nodes.as_ref().map(Vec::len);
+    let endpoints = endpoint_nodes.and_then(|items| {
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        all(items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| read_endpoint(item, i, &mut seen, errs)))
+    });
+    let minimum_origins = match o.opt("minimum_origins") {
+        None => Some(1),
+        Some(n) => n.int(errs, i64::MIN, i64::MAX).and_then(|m| match count {
+            Some(c) if m < 1 || m > c as i64 => {
+                errs.at(
+                    n,
+                    format!("must be between 1 and {c} (the number of endpoints), got {m}"),
+                );
+                None
+            }
+            None if m < 1 => {
+                errs.at(n, format!("must be at least 1, got {m}"));
+                None
+            }
+            _ => Some(m as usize),
+        }),
+    };
+    Some(Pool {
+        name: name.to_string(),
+        enabled: enabled?,
+        minimum_origins: minimum_origins?,
+        monitor: monitor?,
+        origin_steering: origin_steering?,
+        endpoints: endpoints?,
+    })
+}
+
+fn read_endpoint(
+    node: &Node<'_>,
+    index: usize,
+    seen: &mut Vec<(String, usize)>,
+    errs: &mut Errors,
+) -> Option<Endpoint> {
+    let o = node.object(errs, &["name", "address", "weight", "enabled", "header"])?;
+    let name = o.req(errs, "name").and_then(|n| {
+        let s = n.str(errs)?;
+        if !name_ok(s) {
+            errs.at(
+                n,
+                format!(
+                    "must be non-empty and use only letters, digits, \"_\", \".\" and \"-\" (it is written into session cookies), got {}",
+                    quote(s)
+                ),
+            );
+            return None;
+        }
+        if let Some((_, j)) = seen.iter().find(|(other, _)| other == s) {
+            errs.at(
+                n,
+                format!("duplicate endpoint name {} (also endpoints[{j}])", quote(s)),
+            );
+            return None;
+        }
+        seen.push((s.to_string(), index));
+        Some(s.to_string())
+    });
+    let address = o.req(errs, "address").and_then(|n| {
+        let s = n.str(errs)?;
+        resolve(n, s, errs).map(|addr| (s.to_string(), addr))
+    });
+    let weight = o.number_or(errs, "weight", 0.0, 1.0, 1.0);
+    let enabled = o.bool_or(errs, "enabled", true);
+    let host = match o.opt("header") {
+        None => Some(None),
+        Some(n) => read_endpoint_header(n, errs),
+    };
+    let (address, socket_addr) = address?;
+    Some(Endpoint {
+        name: name?,
+        address,
+        socket_addr,
+        weight: weight?,
+        enabled: enabled?,
+        host: host?,
+    })
+}
+
+/// `header: { Host: ["app.internal"] }` → the Host sent upstream.
+fn read_endpoint_header(node: &Node<'_>, errs: &mut Errors) -> Option<Option<String>> {
+    let entries = node.map(errs)?;
+    let mut host: Option<Option<String>> = Some(None);
+    let mut seen_host = false;
+    for (key, n) in &entries {
+        if !key.eq_ignore_ascii_case("host") {
+            errs.at(n, "unknown key (expected one of: Host)");
+            host = None;
+            continue;
+        }
+        if seen_host {
+            errs.at(n, "duplicate key (Host is given twice)");
+            host = None;
+            continue;
+        }
+        seen_host = true;
+        let value = n.list(errs).and_then(|items| {
+            if items.len() != 1 {
+                errs.at(
+                    n,
+                    format!(
+                        "must be a list of exactly one host, got {} items",
+                        items.len()
+                    ),
+                );
+                return None;
+            }
+            let s = items[0].str(errs)?;
+            if s.trim().is_empty() || http::HeaderValue::from_str(s).is_err() {
+                errs.at(
+                    &items[0],
+                    format!("not a valid Host header value: {}", quote(s)),
+                );
+                return None;
+            }
+            Some(s.to_string())
+        });
+        host = match (host, value) {
+            (Some(_), Some(v)) => Some(Some(v)),
+            _ => None,
+        };
+    }
+    host
+}
+
+/// `IP:port` as is, else `hostname:port` resolved now (first address).
+fn resolve(node: &Node<'_>, s: &str, errs: &mut Errors) -> Option<SocketAddr> {
+    let shape = || {
+        format!(
+            "must be \"IP:port\" or \"hostname:port\" (IPv6 in brackets: \"[::1]:8080\"), got {}",
+            quote(s)
+        )
+    };
+    let addr = match s.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            let parsed = s
+                .rsplit_once(':')
+                .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+                .filter(|(host, _)| !host.is_empty() && !host.contains([':', '[', ']', '/', ' ']));
+            let Some((host, port)) = parsed else {
+                errs.at(node, shape());
+                return None;
+            };
+            let first = (host, port).to_socket_addrs().map(|mut addrs| addrs.next());
+            match first {
+                Ok(Some(addr)) => addr,
+                Ok(None) => {
+                    errs.at(node, format!("cannot resolve {}: no addresses", quote(s)));
+                    return None;
+                }
+                Err(e) => {
+                    errs.at(node, format!("cannot resolve {}: {e}", quote(s)));
+                    return None;
+                }
+            }
+        }
+    };
+    if addr.port() == 0 {
+        errs.at(node, format!("the port must not be 0, got {}", quote(s)));
+        return None;
+    }
+    Some(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn minimum_origins_bound() {
+        let three = MINIMAL.replace(
+            "        - { name: web-1, address: \"127.0.0.1:9001\" }\n",
+            "        - { name: web-1, address: \"127.0.0.1:9001\" }\n        - { name: web-2, address: \"127.0.0.1:9002\" }\n        - { name: web-3, address: \"127.0.0.1:9003\" }\n",
+        );
+        let with = |n: &str| {
+            three.replace(
+                "    primary:\n",
+                &format!("    primary:\n      minimum_origins: {n}\n"),
+            )
+        };
+        assert_eq!(
+            errors(&with("5")),
+            vec!["tether.pools.primary.minimum_origins: must be between 1 and 3 (the number of endpoints), got 5"]
+        );
+        assert_eq!(
+            errors(&with("0")),
+            vec!["tether.pools.primary.minimum_origins: must be between 1 and 3 (the number of endpoints), got 0"]
+        );
+        assert_eq!(ok(&with("3")).tether.pools["primary"].minimum_origins, 3);
+        assert_eq!(
+            errors(&with("1.5")),
+            vec!["tether.pools.primary.minimum_origins: expected an integer, got a number (1.5)"]
+        );
+    }
+}
