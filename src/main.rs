@@ -1,27 +1,34 @@
 //! Tether: options → configuration → server → services → run.
 #![forbid(unsafe_code)]
 
+mod affinity;
 mod balance;
+mod clock;
 mod config;
 mod monitor;
 mod proxy;
 mod request;
 mod select;
 mod state;
+mod sticky;
+mod sweeper;
 
 use std::path::Path;
 use std::process::exit;
 use std::sync::Arc;
 
-use log::{error, info};
+use log::{error, info, warn};
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::background::background_service;
 
+use crate::affinity::cookie::CookieKeys;
+use crate::config::SessionAffinity;
 use crate::monitor::Monitors;
 use crate::proxy::Proxy;
 use crate::state::State;
+use crate::sweeper::Sweeper;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -45,14 +52,34 @@ fn main() {
             exit(1);
         }
     };
+    let tether = loaded.tether;
+    let keys = match &tether.cookie_keys_file {
+        Some(file) => match CookieKeys::from_file(file) {
+            Ok(keys) => {
+                info!(
+                    "{} cookie key(s) loaded from {}",
+                    keys.len(),
+                    file.display()
+                );
+                keys
+            }
+            Err(e) => {
+                eprintln!("tether: {path}: 1 configuration error:");
+                eprintln!("  tether.cookie_keys_file: {}: {e}", file.display());
+                exit(1);
+            }
+        },
+        None => CookieKeys::random(),
+    };
     if opt.test {
         println!("configuration OK");
         exit(0);
     }
-
-    let tether = loaded.tether;
+    if tether.cookie_keys_file.is_none() && uses_cookies(&tether) {
+        warn!("tether.cookie_keys_file is not set: __cflb cookies are signed with a random key made at start, so they will not survive a restart or be shared between instances");
+    }
     warn_unbuilt(&tether);
-    let state = Arc::new(State::new(&tether));
+    let state = Arc::new(State::new(&tether, keys));
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
 
@@ -85,29 +112,32 @@ fn main() {
         "tether monitors",
         Monitors::new(Arc::clone(&state), &tether),
     ));
+    server.add_service(background_service(
+        "tether session sweeper",
+        Sweeper::new(Arc::clone(&state)),
+    ));
     server.run_forever();
+}
+
+fn uses_cookies(tether: &config::Config) -> bool {
+    tether.load_balancers.values().any(|lb| {
+        matches!(
+            lb.session_affinity,
+            SessionAffinity::Cookie | SessionAffinity::IpCookie
+        )
+    })
 }
 
 /// Keys that validate but whose behaviour is not built yet: say so at start
 /// rather than let an operator believe they act.
 fn warn_unbuilt(tether: &config::Config) {
-    use config::SessionAffinity;
     if let Some(admin) = &tether.admin {
-        log::warn!(
+        warn!(
             "tether.admin ({}): the admin API is not built yet; no admin listener is started",
             admin.address
         );
     }
     if tether.state_file.is_some() {
-        log::warn!("tether.state_file: run-time state is not persisted yet");
-    }
-    for lb in tether.load_balancers.values() {
-        if lb.session_affinity != SessionAffinity::None {
-            log::warn!(
-                "load balancer {}: session_affinity {:?} is not built yet; requests are routed without affinity",
-                lb.name,
-                lb.session_affinity
-            );
-        }
+        warn!("tether.state_file: run-time state is not persisted yet");
     }
 }

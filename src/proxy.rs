@@ -15,9 +15,10 @@ use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::ErrorSource;
 
-use crate::request::{client_key, forwarded_for, normalize_host};
-use crate::select::Facts;
+use crate::affinity::cookie_header::{cflb_values, strip_cflb};
+use crate::request::{forwarded_for, normalize_host};
 use crate::state::{InFlight, LbState, Pick, State};
+use crate::sticky::{Decision, Routed};
 
 pub struct Proxy {
     state: Arc<State>,
@@ -28,14 +29,19 @@ impl Proxy {
         Proxy { state }
     }
 
-    /// The endpoint for a new request (sync: the dice must not live across an await).
-    fn choose(&self, lb: &LbState, client: Option<IpAddr>) -> Option<Pick> {
-        let mut rand = random_unit;
-        let mut facts = Facts {
-            client_key: client_key(client),
-            rand: &mut rand,
-        };
-        self.state.choose(lb, &mut facts)
+    /// Routes a request (sync: nothing here may live across an await).
+    fn route(&self, lb: &LbState, req: &RequestHeader, client: Option<IpAddr>) -> Option<Routed> {
+        let header_key = lb
+            .header_key
+            .as_ref()
+            .and_then(|spec| spec.session_key(lb.id, &req.headers));
+        self.state.route(
+            lb,
+            cflb_values(&req.headers),
+            header_key,
+            client,
+            &mut random_unit,
+        )
     }
 }
 
@@ -45,15 +51,14 @@ pub struct RequestCtx {
     host: String,
     client: Option<IpAddr>,
     lb: Option<Arc<LbState>>,
-    pick: Option<Pick>,
+    /// Where the request goes, why, and its session.
+    routed: Option<Routed>,
     in_flight: Option<InFlight>,
     /// The endpoint whose upstream connection this request holds.
     connected: Option<Pick>,
     retried: bool,
     upstream_started: Option<Instant>,
     upstream_time: Option<Duration>,
-    /// Affinity decision (SPEC 4); `none` until affinity is configured.
-    decision: &'static str,
 }
 
 fn random_unit() -> f64 {
@@ -89,8 +94,16 @@ fn failure_status(e: &Error) -> (u16, &'static str) {
 }
 
 impl RequestCtx {
+    fn pick(&self) -> Option<Pick> {
+        self.routed.map(|r| r.pick)
+    }
+
+    fn decision(&self) -> Decision {
+        self.routed.map_or(Decision::None, |r| r.decision)
+    }
+
     fn names<'a>(&self, state: &'a State) -> (&'a str, &'a str) {
-        match self.pick {
+        match self.pick() {
             Some(p) => (state.pools[p.pool].name(), state.endpoint(p).name()),
             None => ("-", "-"),
         }
@@ -107,13 +120,12 @@ impl ProxyHttp for Proxy {
             host: String::new(),
             client: None,
             lb: None,
-            pick: None,
+            routed: None,
             in_flight: None,
             connected: None,
             retried: false,
             upstream_started: None,
             upstream_time: None,
-            decision: "none",
         }
     }
 
@@ -143,8 +155,8 @@ impl ProxyHttp for Proxy {
             respond_text(session, 503, &text).await?;
             return Ok(true);
         }
-        ctx.pick = self.choose(&lb, ctx.client);
-        if ctx.pick.is_none() {
+        ctx.routed = self.route(&lb, session.req_header(), ctx.client);
+        if ctx.routed.is_none() {
             let text = format!("no usable endpoint for load balancer {}", lb.conf.name);
             ctx.lb = Some(lb);
             respond_text(session, 503, &text).await?;
@@ -159,7 +171,7 @@ impl ProxyHttp for Proxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let Some(pick) = ctx.pick else {
+        let Some(pick) = ctx.pick() else {
             return Error::e_explain(ErrorType::HTTPStatus(503), "no endpoint chosen");
         };
         ctx.in_flight = None;
@@ -187,7 +199,7 @@ impl ProxyHttp for Proxy {
         if let Some(old) = ctx.connected.take() {
             self.state.endpoint(old).remove_connection();
         }
-        if let Some(pick) = ctx.pick {
+        if let Some(pick) = ctx.pick() {
             self.state.endpoint(pick).add_connection();
             ctx.connected = Some(pick);
         }
@@ -201,42 +213,35 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let (Some(lb), Some(failed)) = (ctx.lb.clone(), ctx.pick) else {
+        let (Some(lb), Some(routed)) = (ctx.lb.clone(), ctx.routed) else {
             return e;
         };
         let (pool, endpoint) = ctx.names(&self.state);
+        let why = e.etype().as_str();
+        let lb_name = &lb.conf.name;
         if ctx.retried {
-            warn!(
-                "load balancer {} pool {pool} endpoint {endpoint}: connect failed after failover ({}), giving up",
-                lb.conf.name,
-                e.etype().as_str()
-            );
+            warn!("load balancer {lb_name} pool {pool} endpoint {endpoint}: connect failed after failover ({why}), giving up");
             return e;
         }
         ctx.retried = true;
-        let mut rand = random_unit;
-        let mut facts = Facts {
-            client_key: client_key(ctx.client),
-            rand: &mut rand,
-        };
-        match self.state.failover(&lb, failed, &mut facts) {
-            Some(next) => {
+        match self
+            .state
+            .connect_failed(&lb, &routed, ctx.client, &mut random_unit)
+        {
+            Some((next, decision)) => {
                 let target = self.state.endpoint(next).name();
-                warn!(
-                    "load balancer {} pool {pool} endpoint {endpoint}: connect failed ({}), retrying on pool {} endpoint {target}",
-                    lb.conf.name,
-                    e.etype().as_str(),
-                    self.state.pools[next.pool].name()
-                );
-                ctx.pick = Some(next);
+                let next_pool = self.state.pools[next.pool].name();
+                warn!("load balancer {lb_name} pool {pool} endpoint {endpoint}: connect failed ({why}), retrying on pool {next_pool} endpoint {target} ({})", decision.as_str());
+                ctx.routed = Some(Routed {
+                    pick: next,
+                    decision,
+                    ..routed
+                });
                 ctx.in_flight = None;
                 e.set_retry(true);
             }
-            None => warn!(
-                "load balancer {} pool {pool} endpoint {endpoint}: connect failed ({}), no other usable endpoint",
-                lb.conf.name,
-                e.etype().as_str()
-            ),
+            None if routed.decision == Decision::Hit => warn!("load balancer {lb_name} pool {pool} endpoint {endpoint}: connect failed ({why}); pinned session and zero_downtime_failover is none, not retrying"),
+            None => warn!("load balancer {lb_name} pool {pool} endpoint {endpoint}: connect failed ({why}), no other usable endpoint"),
         }
         e
     }
@@ -272,11 +277,12 @@ impl ProxyHttp for Proxy {
             upstream_request.insert_header("X-Forwarded-Host", ctx.host.as_str())?;
         }
         if let Some(host) = ctx
-            .pick
+            .pick()
             .and_then(|p| self.state.endpoint(p).conf.host.as_deref())
         {
             upstream_request.insert_header(http::header::HOST, host)?;
         }
+        strip_own_cookie(upstream_request)?;
         Ok(())
     }
 
@@ -287,6 +293,31 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_time = ctx.upstream_started.map(|t| t.elapsed());
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(lb), Some(routed)) = (ctx.lb.as_ref(), ctx.routed.as_ref()) else {
+            return Ok(());
+        };
+        if let Some(cookie) = self.state.commit(lb, routed) {
+            // Appended: the upstream's own Set-Cookie headers stay.
+            response.append_header(http::header::SET_COOKIE, cookie)?;
+        }
+        if self.state.decision_header {
+            let (pool, endpoint) = ctx.names(&self.state);
+            let value = format!(
+                "{}/{pool}/{endpoint}/{}",
+                lb.conf.name,
+                routed.decision.as_str()
+            );
+            response.insert_header("X-Tether-Decision", value)?;
+        }
         Ok(())
     }
 
@@ -343,10 +374,29 @@ impl ProxyHttp for Proxy {
             if ctx.host.is_empty() { "-" } else { &ctx.host },
             req.method,
             req.uri.path_and_query().map_or("/", |p| p.as_str()),
-            ctx.decision,
+            ctx.decision().as_str(),
             ctx.started.elapsed().as_secs_f64(),
         );
     }
+}
+
+/// SPEC 3.4: Tether's own `__cflb` never reaches the endpoint; every other
+/// cookie passes untouched. Rebuilt through Pingora's header API so its
+/// header-case bookkeeping stays right; nothing is done without a `__cflb`.
+fn strip_own_cookie(req: &mut RequestHeader) -> Result<()> {
+    if cflb_values(&req.headers).next().is_none() {
+        return Ok(());
+    }
+    let mut cookies = http::HeaderMap::new();
+    for value in req.headers.get_all(http::header::COOKIE) {
+        cookies.append(http::header::COOKIE, value.clone());
+    }
+    strip_cflb(&mut cookies);
+    req.remove_header(&http::header::COOKIE);
+    for value in cookies.get_all(http::header::COOKIE) {
+        req.append_header(http::header::COOKIE, value.clone())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

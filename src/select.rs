@@ -16,8 +16,26 @@ use crate::state::{LbState, Pick, PoolState, State};
 pub struct Facts<'a> {
     /// Stable hash of the client IP (for `origin_steering: hash`).
     pub client_key: u64,
+    /// A session's stable hash (`ip_cookie`, `header`, `source_ip`, failover of
+    /// a pinned session): the endpoint then comes from the pool's hash ring,
+    /// whatever `origin_steering` says, and a `random` pool order is drawn from
+    /// it, so every instance makes the same choice for the same session.
+    pub sticky_key: Option<u64>,
     /// Uniform draws in `[0, 1)`.
     pub rand: &'a mut dyn FnMut() -> f64,
+}
+
+/// Uniform draws in `[0, 1)` from a seed: splitmix64 steps, so the same seed
+/// gives the same sequence in every process.
+fn seeded_dice(mut seed: u64) -> impl FnMut() -> f64 {
+    move || {
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// Which endpoints a pick may land on.
@@ -62,8 +80,15 @@ impl State {
 
     /// The endpoint for a new request of `lb`, or `None` when nothing is usable.
     pub fn choose(&self, lb: &LbState, facts: &mut Facts) -> Option<Pick> {
-        let order = self.pool_order(lb, facts.rand);
+        let order = self.ordered(lb, facts);
         self.choose_in_order(lb, &order, None, facts)
+    }
+
+    fn ordered(&self, lb: &LbState, facts: &mut Facts) -> Vec<usize> {
+        match facts.sticky_key {
+            Some(key) => self.pool_order(lb, &mut seeded_dice(key)),
+            None => self.pool_order(lb, facts.rand),
+        }
     }
 
     /// The endpoint for a retry after `failed` refused the connection: another
@@ -83,7 +108,7 @@ impl State {
         if !lb.conf.adaptive_routing.failover_across_pools || in_fallback {
             return None;
         }
-        let order = self.pool_order(lb, facts.rand);
+        let order = self.ordered(lb, facts);
         let later = match order.iter().position(|&p| p == failed.pool) {
             Some(at) => &order[at + 1..],
             None => &order[..],
@@ -139,6 +164,10 @@ impl State {
                     Eligible::Fallback => e.usable_as_fallback(),
                 }
         };
+        if let Some(key) = facts.sticky_key {
+            let endpoint = p.ring().pick(key, ok)?;
+            return Some(Pick { pool, endpoint });
+        }
         let candidates = (0..p.endpoints.len()).filter(|&i| ok(i));
         let endpoint = match p.conf.origin_steering {
             OriginSteering::Random => {
@@ -170,6 +199,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::affinity::cookie::CookieKeys;
     use crate::config::*;
     use std::collections::BTreeMap;
 
@@ -236,6 +266,7 @@ mod tests {
         };
         let mut facts = Facts {
             client_key: 42,
+            sticky_key: None,
             rand: &mut rand,
         };
         state.choose(lb, &mut facts).map(|p| {
@@ -263,7 +294,7 @@ mod tests {
             &["a", "b"],
             None,
         );
-        let state = State::new(&cfg);
+        let state = State::new(&cfg, CookieKeys::random());
         let mut seed = 1;
         for _ in 0..20 {
             assert_eq!(choose(&state, &mut seed).unwrap().0, "a");
@@ -283,7 +314,7 @@ mod tests {
             &["a", "b"],
             None,
         );
-        let state = State::new(&cfg);
+        let state = State::new(&cfg, CookieKeys::random());
         set_health(&state, "a", &[true, false, false]);
         let mut seed = 7;
         assert_eq!(choose(&state, &mut seed).unwrap().0, "b");
@@ -301,7 +332,7 @@ mod tests {
             &["a"],
             Some("fb"),
         );
-        let state = State::new(&cfg);
+        let state = State::new(&cfg, CookieKeys::random());
         set_health(&state, "a", &[false]);
         set_health(&state, "fb", &[false]);
         let mut seed = 3;
@@ -309,7 +340,7 @@ mod tests {
             choose(&state, &mut seed),
             Some(("fb".into(), "fb-0".into()))
         );
-        state.pools[state.pool_index("fb").unwrap()].endpoints[0].set_enabled(false);
+        state.pools[state.pool_index("fb").unwrap()].endpoints[0].set_enabled(false, 1);
         assert_eq!(choose(&state, &mut seed), None);
     }
 
@@ -318,7 +349,7 @@ mod tests {
         let mut a = pool("a", 2, OriginSteering::Random);
         a.endpoints[0].weight = 0.0;
         let cfg = config(vec![a], &["a"], None);
-        let state = State::new(&cfg);
+        let state = State::new(&cfg, CookieKeys::random());
         let mut seed = 11;
         for _ in 0..50 {
             assert_eq!(choose(&state, &mut seed).unwrap().1, "a-1");
@@ -328,7 +359,7 @@ mod tests {
     #[test]
     fn hash_steering_is_stable_for_a_client() {
         let cfg = config(vec![pool("a", 5, OriginSteering::Hash)], &["a"], None);
-        let state = State::new(&cfg);
+        let state = State::new(&cfg, CookieKeys::random());
         let mut seed = 5;
         let first = choose(&state, &mut seed);
         for _ in 0..20 {
@@ -346,12 +377,13 @@ mod tests {
             &["a", "b"],
             None,
         );
-        let state = State::new(&cfg);
+        let state = State::new(&cfg, CookieKeys::random());
         let table = state.load_balancers();
         let lb = table.get("x").unwrap();
         let mut r = || 0.5;
         let mut facts = Facts {
             client_key: 1,
+            sticky_key: None,
             rand: &mut r,
         };
         let failed = Pick {
@@ -365,7 +397,7 @@ mod tests {
             .unwrap()
             .adaptive_routing
             .failover_across_pools = true;
-        let state = State::new(&cfg);
+        let state = State::new(&cfg, CookieKeys::random());
         let table = state.load_balancers();
         let lb = table.get("x").unwrap();
         let b = state.failover(lb, failed, &mut facts).unwrap();
@@ -375,7 +407,7 @@ mod tests {
     #[test]
     fn in_flight_guard_counts_and_releases() {
         let cfg = config(vec![pool("a", 1, OriginSteering::Random)], &["a"], None);
-        let state = std::sync::Arc::new(State::new(&cfg));
+        let state = std::sync::Arc::new(State::new(&cfg, CookieKeys::random()));
         let at = Pick {
             pool: 0,
             endpoint: 0,

@@ -11,14 +11,24 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use crate::affinity::cookie::CookieKeys;
+use crate::affinity::cookie_header::{resolve, CookieAttributes};
+use crate::affinity::key::HeaderKeySpec;
+use crate::affinity::table::SessionTable;
+use crate::balance::hash::stable_hash_parts;
 use crate::balance::ring::HashRing;
-use crate::config::{self, Config};
+use crate::clock::Clock;
+use crate::config::{self, Config, SessionAffinity};
 
 /// One endpoint of one pool, as the request path sees it.
 #[derive(Debug)]
 pub struct EndpointState {
     pub conf: config::Endpoint,
+    /// Stable id from the pool and endpoint names: what a `__cflb` cookie carries.
+    pub id: u64,
     enabled: AtomicBool,
+    /// Monotonic ms at which it was disabled (drain starts there); 0 while enabled.
+    disabled_since: AtomicU64,
     /// `f64::to_bits` of the weight (0.0 ..= 1.0).
     weight: AtomicU64,
     healthy: AtomicBool,
@@ -29,9 +39,12 @@ pub struct EndpointState {
 }
 
 impl EndpointState {
-    fn new(conf: &config::Endpoint) -> Self {
+    fn new(pool: &str, conf: &config::Endpoint) -> Self {
         EndpointState {
+            id: endpoint_id(pool, &conf.name),
             enabled: AtomicBool::new(conf.enabled),
+            // Disabled in the file: its drain starts when this process starts.
+            disabled_since: AtomicU64::new(if conf.enabled { 0 } else { 1 }),
             weight: AtomicU64::new(conf.weight.to_bits()),
             healthy: AtomicBool::new(true),
             in_flight: AtomicU64::new(0),
@@ -49,6 +62,13 @@ impl EndpointState {
     }
     pub fn healthy(&self) -> bool {
         self.healthy.load(Relaxed)
+    }
+    /// When it was disabled (monotonic ms), `None` while enabled.
+    pub fn disabled_since(&self) -> Option<u64> {
+        match self.disabled_since.load(Relaxed) {
+            0 => None,
+            since => Some(since),
+        }
     }
     pub fn weight(&self) -> f64 {
         f64::from_bits(self.weight.load(Relaxed))
@@ -79,9 +99,15 @@ impl EndpointState {
         self.enabled() && self.weight() > 0.0
     }
 
-    #[cfg(test)] // the admin API (next issues) uses it too
-    pub fn set_enabled(&self, enabled: bool) {
-        self.enabled.store(enabled, Relaxed);
+    /// Disabling starts the drain clock at `now_ms`; enabling stops it.
+    #[cfg(test)] // the admin API (next issue) uses it too
+    pub fn set_enabled(&self, enabled: bool, now_ms: u64) {
+        let was = self.enabled.swap(enabled, Relaxed);
+        if enabled {
+            self.disabled_since.store(0, Relaxed);
+        } else if was {
+            self.disabled_since.store(now_ms.max(1), Relaxed);
+        }
     }
     /// Returns the previous value.
     pub fn set_healthy(&self, healthy: bool) -> bool {
@@ -111,7 +137,11 @@ pub struct PoolState {
 
 impl PoolState {
     fn new(conf: &config::Pool) -> Self {
-        let endpoints: Vec<EndpointState> = conf.endpoints.iter().map(EndpointState::new).collect();
+        let endpoints: Vec<EndpointState> = conf
+            .endpoints
+            .iter()
+            .map(|e| EndpointState::new(&conf.name, e))
+            .collect();
         let ring = ArcSwap::from_pointee(build_ring(&conf.name, &endpoints));
         PoolState {
             enabled: AtomicBool::new(conf.enabled),
@@ -153,12 +183,41 @@ fn build_ring(pool: &str, endpoints: &[EndpointState]) -> HashRing {
     HashRing::new(pool, &weights)
 }
 
-/// A load balancer with its pool names resolved to indexes into [`State::pools`].
+/// The id a `__cflb` cookie carries for an endpoint: the stable hash of its
+/// pool and endpoint names (never its address).
+pub fn endpoint_id(pool: &str, endpoint: &str) -> u64 {
+    stable_hash_parts(&[b"endpoint", pool.as_bytes(), endpoint.as_bytes()])
+}
+
+/// The id a `__cflb` cookie carries for its load balancer.
+pub fn lb_id(name: &str) -> u64 {
+    stable_hash_parts(&[b"load_balancer", name.as_bytes()])
+}
+
+/// A load balancer with its pool names resolved to indexes into [`State::pools`]
+/// and its affinity settings made ready for the request path.
 #[derive(Debug)]
 pub struct LbState {
     pub conf: config::LoadBalancer,
+    pub id: u64,
     pub default_pools: Vec<usize>,
     pub fallback_pool: Option<usize>,
+    /// `header` affinity: how the session key is built.
+    pub header_key: Option<HeaderKeySpec>,
+    /// `cookie` / `ip_cookie`: the `Set-Cookie` attributes.
+    pub cookie: CookieAttributes,
+    pub drain_ms: u64,
+    pub ttl_ms: u64,
+}
+
+impl LbState {
+    pub fn is_default_pool(&self, pool: usize) -> bool {
+        self.default_pools.contains(&pool)
+    }
+    /// Serving from the fallback pool (which is not also a default pool).
+    pub fn is_fallback_only(&self, pool: usize) -> bool {
+        self.fallback_pool == Some(pool) && !self.is_default_pool(pool)
+    }
 }
 
 /// Host → load balancer, swapped whole when a load balancer changes.
@@ -173,30 +232,67 @@ impl LbTable {
     pub fn get(&self, host: &str) -> Option<&Arc<LbState>> {
         self.by_host.get(host).or(self.catch_all.as_ref())
     }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<LbState>> {
+        self.by_host.values().chain(self.catch_all.as_ref())
+    }
 }
 
 /// Everything the workers share.
-#[derive(Debug)]
 pub struct State {
     pub pools: Vec<PoolState>,
     pool_index: HashMap<String, usize>,
+    /// Endpoint id (as in a cookie) → where it is.
+    endpoint_ids: HashMap<u64, Pick>,
     lbs: ArcSwap<LbTable>,
     pub upstream_timeouts: config::UpstreamTimeouts,
+    pub decision_header: bool,
+    pub clock: Clock,
+    pub keys: CookieKeys,
+    /// `header` and `source_ip` sessions of every load balancer.
+    pub sessions: SessionTable,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("pools", &self.pools)
+            .field("lbs", &self.lbs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl State {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, keys: CookieKeys) -> Self {
         let pools: Vec<PoolState> = config.pools.values().map(PoolState::new).collect();
         let pool_index = pools
             .iter()
             .enumerate()
             .map(|(i, p)| (p.name().to_string(), i))
             .collect();
+        let mut endpoint_ids = HashMap::new();
+        for (pool, p) in pools.iter().enumerate() {
+            for (endpoint, e) in p.endpoints.iter().enumerate() {
+                if endpoint_ids.insert(e.id, Pick { pool, endpoint }).is_some() {
+                    // 64-bit ids of distinct names: not expected in practice.
+                    log::error!(
+                        "pool {} endpoint {}: its cookie id collides with another endpoint's; sessions may mix",
+                        p.name(),
+                        e.name()
+                    );
+                }
+            }
+        }
         let state = State {
             pools,
             pool_index,
+            endpoint_ids,
             lbs: ArcSwap::from_pointee(LbTable::default()),
             upstream_timeouts: config.upstream_timeouts,
+            decision_header: config.decision_header,
+            clock: Clock::new(),
+            keys,
+            sessions: SessionTable::new(config.max_sessions),
         };
         let table = state.lb_table(config.load_balancers.values());
         state.lbs.store(Arc::new(table));
@@ -218,7 +314,19 @@ impl State {
 
     /// Validation guarantees every pool name exists; an unknown one is skipped.
     fn resolve(&self, lb: &config::LoadBalancer) -> LbState {
+        let attrs = &lb.session_affinity_attributes;
         LbState {
+            id: lb_id(&lb.name),
+            header_key: (lb.session_affinity == SessionAffinity::Header)
+                .then(|| HeaderKeySpec::new(&attrs.headers, attrs.require_all_headers)),
+            cookie: resolve(
+                attrs.samesite,
+                attrs.secure,
+                lb.always_use_https,
+                lb.session_affinity_ttl,
+            ),
+            drain_ms: attrs.drain_duration.saturating_mul(1000),
+            ttl_ms: lb.session_affinity_ttl.saturating_mul(1000),
             default_pools: lb
                 .default_pools
                 .iter()
@@ -239,6 +347,10 @@ impl State {
     #[cfg(test)]
     pub fn pool_index(&self, name: &str) -> Option<usize> {
         self.pool_index.get(name).copied()
+    }
+
+    pub fn endpoint_by_id(&self, id: u64) -> Option<Pick> {
+        self.endpoint_ids.get(&id).copied()
     }
 
     pub fn endpoint(&self, at: Pick) -> &EndpointState {

@@ -114,16 +114,6 @@ fn weights_share_traffic_and_weight_zero_gets_none() {
     );
 }
 
-/// A blocking client whose connections leave from `ip` (any 127.0.0.0/8 address).
-fn client_from(ip: IpAddr) -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .local_address(ip)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn hash_origin_steering_pins_each_client_ip() {
     let ups: Vec<Upstream> = (1..=3).map(|i| Upstream::start(&format!("h{i}"))).collect();

@@ -9,6 +9,7 @@
 //! `tokio::task::spawn_blocking`); inside `#[tokio::test]` use [`async_client`].
 #![allow(dead_code, unused_imports)]
 
+pub mod cflb;
 pub mod tether;
 pub mod upstream;
 
@@ -349,4 +350,16 @@ impl Cfg {
     pub fn builder(&self) -> TetherBuilder {
         TetherProc::builder(&self.yaml()).listen(self.listen())
     }
+}
+
+/// A blocking client whose connections leave from `ip` (any 127.0.0.0/8 address),
+/// so one test can play many clients.
+pub fn client_from(ip: std::net::IpAddr) -> Client {
+    Client::builder()
+        .no_proxy()
+        .local_address(ip)
+        .timeout(CLIENT_TIMEOUT)
+        .redirect(Policy::none())
+        .build()
+        .expect("build the blocking reqwest client")
 }

@@ -1,0 +1,47 @@
+//! The two clocks Tether reads, in one place so that everything else takes
+//! time as a plain number: a monotonic one for drains and idle sessions
+//! (milliseconds since start, never 0), and the wall clock for cookie expiry
+//! (unix seconds; a cookie outlives the process that set it).
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    /// Monotonic milliseconds since this clock was made, starting at 1.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+
+    /// Seconds since the unix epoch (0 if the system clock is before it).
+    pub fn unix_now(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monotonic_time_starts_at_one_and_moves_forward() {
+        let clock = Clock::new();
+        let a = clock.now_ms();
+        assert!(a >= 1);
+        assert!(clock.now_ms() >= a);
+        assert!(clock.unix_now() > 1_700_000_000);
+    }
+}
