@@ -5,6 +5,15 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+/// One reading of both clocks, taken once per request and passed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic milliseconds (drains, idle sessions).
+    pub ms: u64,
+    /// Unix seconds (cookie expiry).
+    pub unix: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     start: Instant,
@@ -14,6 +23,13 @@ impl Clock {
     pub fn new() -> Self {
         Clock {
             start: Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Now {
+        Now {
+            ms: self.now_ms(),
+            unix: self.unix_now(),
         }
     }
 

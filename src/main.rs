@@ -5,6 +5,8 @@ mod affinity;
 mod balance;
 mod clock;
 mod config;
+#[cfg(test)]
+mod fixtures;
 mod monitor;
 mod proxy;
 mod request;

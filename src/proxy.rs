@@ -40,6 +40,7 @@ impl Proxy {
             cflb_values(&req.headers),
             header_key,
             client,
+            self.state.clock.now(),
             &mut random_unit,
         )
     }
@@ -305,7 +306,7 @@ impl ProxyHttp for Proxy {
         let (Some(lb), Some(routed)) = (ctx.lb.as_ref(), ctx.routed.as_ref()) else {
             return Ok(());
         };
-        if let Some(cookie) = self.state.commit(lb, routed) {
+        if let Some(cookie) = self.state.commit(lb, routed, self.state.clock.now()) {
             // Appended: the upstream's own Set-Cookie headers stay.
             response.append_header(http::header::SET_COOKIE, cookie)?;
         }

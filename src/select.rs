@@ -201,59 +201,7 @@ mod tests {
     use super::*;
     use crate::affinity::cookie::CookieKeys;
     use crate::config::*;
-    use std::collections::BTreeMap;
-
-    fn endpoint(name: &str, port: u16) -> Endpoint {
-        Endpoint {
-            name: name.into(),
-            address: format!("127.0.0.1:{port}"),
-            socket_addr: format!("127.0.0.1:{port}").parse().unwrap(),
-            weight: 1.0,
-            enabled: true,
-            host: None,
-        }
-    }
-
-    fn pool(name: &str, n: u16, steering: OriginSteering) -> Pool {
-        Pool {
-            name: name.into(),
-            enabled: true,
-            minimum_origins: 1,
-            monitor: None,
-            origin_steering: steering,
-            endpoints: (0..n)
-                .map(|i| endpoint(&format!("{name}-{i}"), 9000 + i))
-                .collect(),
-        }
-    }
-
-    fn config(pools: Vec<Pool>, default_pools: &[&str], fallback: Option<&str>) -> Config {
-        let lb = LoadBalancer {
-            name: "*".into(),
-            enabled: true,
-            default_pools: default_pools.iter().map(|s| s.to_string()).collect(),
-            fallback_pool: fallback.map(str::to_string),
-            steering_policy: SteeringPolicy::Off,
-            random_steering: RandomSteering::default(),
-            session_affinity: SessionAffinity::None,
-            session_affinity_ttl: 0,
-            session_affinity_attributes: SessionAffinityAttributes::default(),
-            adaptive_routing: AdaptiveRouting::default(),
-            always_use_https: false,
-        };
-        Config {
-            listeners: vec![],
-            admin: None,
-            cookie_keys_file: None,
-            state_file: None,
-            max_sessions: 10,
-            decision_header: false,
-            upstream_timeouts: UpstreamTimeouts::default(),
-            load_balancers: BTreeMap::from([("*".to_string(), lb)]),
-            pools: pools.into_iter().map(|p| (p.name.clone(), p)).collect(),
-            monitors: BTreeMap::new(),
-        }
-    }
+    use crate::fixtures::{config, pool, set_health};
 
     fn choose(state: &State, seed: &mut u64) -> Option<(String, String)> {
         let table = state.load_balancers();
@@ -275,13 +223,6 @@ mod tests {
                 state.endpoint(p).name().to_string(),
             )
         })
-    }
-
-    fn set_health(state: &State, pool: &str, healthy: &[bool]) {
-        let p = &state.pools[state.pool_index(pool).unwrap()];
-        for (e, h) in p.endpoints.iter().zip(healthy) {
-            e.set_healthy(*h);
-        }
     }
 
     #[test]

@@ -370,7 +370,7 @@ impl State {
 
 /// Where a request goes: indexes of a pool in [`State::pools`] and of an
 /// endpoint in that pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pick {
     pub pool: usize,
     pub endpoint: usize,

@@ -13,6 +13,7 @@ use crate::affinity::cookie_header::set_cookie_line;
 use crate::affinity::drain::drain_state;
 use crate::affinity::table::{Lookup, TablePin};
 use crate::balance::hash::stable_hash;
+use crate::clock::Now;
 use crate::config::{SessionAffinity, ZeroDowntimeFailover};
 use crate::request::client_key;
 use crate::select::Facts;
@@ -142,14 +143,14 @@ impl State {
         cflb: impl Iterator<Item = &'v str>,
         header_key: Option<u64>,
         client: Option<IpAddr>,
+        now: Now,
         rand: &mut dyn FnMut() -> f64,
     ) -> Option<Routed> {
-        let now_ms = self.clock.now_ms();
         let client_hash = client_key(client);
         let (decision, session, sticky_key) = match lb.conf.session_affinity {
             SessionAffinity::None => (Decision::None, Session::None, None),
             SessionAffinity::Cookie | SessionAffinity::IpCookie => {
-                match self.read_cookies(lb, cflb, now_ms) {
+                match self.read_cookies(lb, cflb, now) {
                     Ok(hit) => return Some(hit),
                     Err(decision) => {
                         let by_ip = lb.conf.session_affinity == SessionAffinity::IpCookie;
@@ -167,7 +168,7 @@ impl State {
                 };
                 match key {
                     None => (Decision::None, Session::None, None),
-                    Some(key) => match self.read_table(lb, key, now_ms) {
+                    Some(key) => match self.read_table(lb, key, now.ms) {
                         Ok(hit) => return Some(hit),
                         Err(decision) => (decision, Session::Table { key }, Some(key)),
                     },
@@ -193,16 +194,15 @@ impl State {
         &self,
         lb: &LbState,
         cflb: impl Iterator<Item = &'v str>,
-        now_ms: u64,
+        now: Now,
     ) -> Result<Routed, Decision> {
-        let now_unix = self.clock.unix_now();
         let mut why = Decision::New;
         for value in cflb {
-            let reason = match self.keys.decode(value, now_unix) {
+            let reason = match self.keys.decode(value, now.unix) {
                 Decoded::Valid(pin) if pin.lb_id == lb.id => {
                     match self.endpoint_by_id(pin.endpoint_id) {
                         None => Decision::Invalid,
-                        Some(pick) => match self.pin_status(lb, pick, now_ms) {
+                        Some(pick) => match self.pin_status(lb, pick, now.ms) {
                             PinStatus::Usable => {
                                 return Ok(Routed {
                                     pick,
@@ -287,7 +287,7 @@ impl State {
 
     /// After the response: pins the session to where it was served when the
     /// decision says so. Returns the `Set-Cookie` line for cookie sessions.
-    pub fn commit(&self, lb: &LbState, routed: &Routed) -> Option<String> {
+    pub fn commit(&self, lb: &LbState, routed: &Routed, now: Now) -> Option<String> {
         if !routed.decision.pins() {
             return None;
         }
@@ -297,10 +297,7 @@ impl State {
                 let pin = Pin {
                     lb_id: lb.id,
                     endpoint_id: self.endpoint(routed.pick).id,
-                    expires: self
-                        .clock
-                        .unix_now()
-                        .saturating_add(lb.conf.session_affinity_ttl),
+                    expires: now.unix.saturating_add(lb.conf.session_affinity_ttl),
                 };
                 Some(set_cookie_line(&self.keys.encode(&pin), &lb.cookie))
             }
@@ -309,9 +306,287 @@ impl State {
                     pool: routed.pick.pool as u32,
                     endpoint: routed.pick.endpoint as u32,
                 };
-                self.sessions.put(key, pin, self.clock.now_ms());
+                self.sessions.put(key, pin, now.ms);
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::affinity::cookie::CookieKeys;
+    use crate::config::*;
+    use crate::fixtures::{config, pool, set_health};
+    use std::sync::Arc;
+
+    const KEY: &[u8] = b"unit-test key, thirty-two bytes!";
+
+    fn keys() -> CookieKeys {
+        CookieKeys::from_keys(vec![KEY.to_vec()])
+    }
+
+    /// Pool `p` (3 endpoints, random steering) with fallback `fb`; the `"*"`
+    /// load balancer gets `affinity` and `attrs`.
+    fn state(affinity: SessionAffinity, attrs: SessionAffinityAttributes) -> State {
+        let mut cfg = config(
+            vec![
+                pool("p", 3, OriginSteering::Random),
+                pool("fb", 1, OriginSteering::Random),
+            ],
+            &["p"],
+            Some("fb"),
+        );
+        let lb = cfg.load_balancers.get_mut("*").unwrap();
+        lb.session_affinity = affinity;
+        lb.session_affinity_ttl = match affinity {
+            SessionAffinity::Header | SessionAffinity::SourceIp => 1800,
+            _ => 82800,
+        };
+        lb.session_affinity_attributes = attrs;
+        State::new(&cfg, keys())
+    }
+
+    fn lb(state: &State) -> Arc<LbState> {
+        Arc::clone(state.load_balancers().get("x").unwrap())
+    }
+
+    const T0: Now = Now {
+        ms: 1_000,
+        unix: 1_700_000_000,
+    };
+
+    fn at(ms: u64) -> Now {
+        Now {
+            ms,
+            unix: T0.unix + ms / 1000,
+        }
+    }
+
+    fn route(state: &State, cookies: &[&str], now: Now) -> Routed {
+        let lb = lb(state);
+        let ip = Some("10.0.0.7".parse().unwrap());
+        let mut dice = 0.0;
+        let mut rand = || {
+            dice = (dice + 0.37) % 1.0;
+            dice
+        };
+        state
+            .route(&lb, cookies.iter().copied(), None, ip, now, &mut rand)
+            .expect("something is usable")
+    }
+
+    fn pin_to(state: &State, pool: &str, endpoint: &str, expires: u64) -> String {
+        let id = crate::state::endpoint_id(pool, endpoint);
+        assert!(state.endpoint_by_id(id).is_some());
+        keys().encode(&Pin {
+            lb_id: lb(state).id,
+            endpoint_id: id,
+            expires,
+        })
+    }
+
+    fn name(state: &State, routed: &Routed) -> String {
+        state.endpoint(routed.pick).name().to_string()
+    }
+
+    #[test]
+    fn the_cookie_triad_and_what_is_written_back() {
+        let s = state(SessionAffinity::Cookie, Default::default());
+        let lb = lb(&s);
+        let fresh = route(&s, &[], T0);
+        assert_eq!(fresh.decision, Decision::New);
+        let line = s
+            .commit(&lb, &fresh, T0)
+            .expect("a new session gets a cookie");
+        assert!(
+            line.starts_with("__cflb=") && line.ends_with("Max-Age=82800; HttpOnly; SameSite=Lax")
+        );
+
+        let cookie = pin_to(&s, "p", "p-2", T0.unix + 60);
+        let hit = route(&s, &[&cookie], T0);
+        assert_eq!(
+            (hit.decision, name(&s, &hit)),
+            (Decision::Hit, "p-2".into())
+        );
+        assert_eq!(s.commit(&lb, &hit, T0), None, "a hit sets no cookie");
+
+        for bad in ["", "garbage", &cookie[..30]] {
+            assert_eq!(route(&s, &[bad], T0).decision, Decision::Invalid);
+        }
+    }
+
+    #[test]
+    fn expired_foreign_and_unknown_pins() {
+        let s = state(SessionAffinity::Cookie, Default::default());
+        let expired = pin_to(&s, "p", "p-1", T0.unix);
+        assert_eq!(route(&s, &[&expired], T0).decision, Decision::Expired);
+        let foreign = keys().encode(&Pin {
+            lb_id: crate::state::lb_id("other.example"),
+            endpoint_id: crate::state::endpoint_id("p", "p-1"),
+            expires: T0.unix + 60,
+        });
+        assert_eq!(route(&s, &[&foreign], T0).decision, Decision::Invalid);
+        let unknown = keys().encode(&Pin {
+            lb_id: lb(&s).id,
+            endpoint_id: crate::state::endpoint_id("p", "gone"),
+            expires: T0.unix + 60,
+        });
+        assert_eq!(route(&s, &[&unknown], T0).decision, Decision::Invalid);
+        // Several __cflb cookies: a usable one wins; else the most telling reason.
+        let good = pin_to(&s, "p", "p-0", T0.unix + 60);
+        assert_eq!(route(&s, &["junk", &good], T0).decision, Decision::Hit);
+        assert_eq!(
+            route(&s, &["junk", &expired], T0).decision,
+            Decision::Expired
+        );
+    }
+
+    #[test]
+    fn drain_keeps_pinned_sessions_for_the_window_only() {
+        let attrs = SessionAffinityAttributes {
+            drain_duration: 60,
+            ..Default::default()
+        };
+        let s = state(SessionAffinity::Cookie, attrs);
+        let cookie = pin_to(&s, "p", "p-1", T0.unix + 3600);
+        let p1 = s
+            .endpoint_by_id(crate::state::endpoint_id("p", "p-1"))
+            .unwrap();
+        s.endpoint(p1).set_enabled(false, 1_000);
+
+        let during = route(&s, &[&cookie], at(30_000));
+        assert_eq!(
+            (during.decision, name(&s, &during)),
+            (Decision::Hit, "p-1".into())
+        );
+        for _ in 0..30 {
+            assert_ne!(
+                name(&s, &route(&s, &[], at(30_000))),
+                "p-1",
+                "no new session"
+            );
+        }
+        let after = route(&s, &[&cookie], at(61_000));
+        assert_eq!(after.decision, Decision::RepinDrained);
+        assert_ne!(name(&s, &after), "p-1");
+
+        // Without a drain, disabling is immediate.
+        let s = state(SessionAffinity::Cookie, Default::default());
+        s.endpoint(p1).set_enabled(false, 1_000);
+        assert_eq!(
+            route(&s, &[&cookie], at(1_000)).decision,
+            Decision::RepinDrained
+        );
+    }
+
+    #[test]
+    fn unhealthy_and_fallback_pins_are_repinned() {
+        let s = state(SessionAffinity::Cookie, Default::default());
+        let cookie = pin_to(&s, "p", "p-0", T0.unix + 3600);
+        set_health(&s, "p", &[false, true, true]);
+        assert_eq!(route(&s, &[&cookie], T0).decision, Decision::RepinUnhealthy);
+
+        // A session on the fallback pool stays there while every default pool is
+        // down, and moves back once one is healthy again.
+        let in_fallback = pin_to(&s, "fb", "fb-0", T0.unix + 3600);
+        set_health(&s, "p", &[false, false, false]);
+        assert_eq!(route(&s, &[&in_fallback], T0).decision, Decision::Hit);
+        set_health(&s, "p", &[true, true, true]);
+        let back = route(&s, &[&in_fallback], T0);
+        assert_eq!(back.decision, Decision::RepinUnhealthy);
+        assert_eq!(s.pools[back.pick.pool].name(), "p");
+    }
+
+    #[test]
+    fn table_sessions_are_remembered_until_idle() {
+        let s = state(SessionAffinity::SourceIp, Default::default());
+        let lb = lb(&s);
+        let first = route(&s, &[], T0);
+        assert_eq!(first.decision, Decision::New);
+        assert_eq!(s.commit(&lb, &first, T0), None, "source_ip sets no cookie");
+        let again = route(&s, &[], at(1_000 + 1_799_000));
+        assert_eq!((again.decision, again.pick), (Decision::Hit, first.pick));
+        // Idle for the whole TTL (1800 s) since that hit: expired.
+        let idle = route(&s, &[], at(1_000 + 1_799_000 + 1_800_000));
+        assert_eq!(idle.decision, Decision::Expired);
+    }
+
+    #[test]
+    fn zero_downtime_failover_modes() {
+        for (mode, expected) in [
+            (ZeroDowntimeFailover::None, None),
+            (
+                ZeroDowntimeFailover::Temporary,
+                Some(Decision::FailoverTemporary),
+            ),
+            (ZeroDowntimeFailover::Sticky, Some(Decision::FailoverSticky)),
+        ] {
+            let attrs = SessionAffinityAttributes {
+                zero_downtime_failover: mode,
+                ..Default::default()
+            };
+            let s = state(SessionAffinity::Cookie, attrs);
+            let lb = lb(&s);
+            let cookie = pin_to(&s, "p", "p-0", T0.unix + 3600);
+            let hit = route(&s, &[&cookie], T0);
+            let retry = s.connect_failed(&lb, &hit, None, &mut || 0.5);
+            assert_eq!(retry.map(|r| r.1), expected, "{mode:?}");
+            if let Some((pick, _)) = retry {
+                assert_ne!(pick, hit.pick, "{mode:?}: another endpoint");
+            }
+            // Without a pin, a refused connection is always retried once.
+            let fresh = route(&s, &[], T0);
+            let retry = s.connect_failed(&lb, &fresh, None, &mut || 0.5).unwrap();
+            assert_eq!(retry.1, Decision::New);
+            assert_ne!(retry.0, fresh.pick);
+        }
+    }
+
+    #[test]
+    fn sticky_failover_repins_with_a_cookie_and_temporary_does_not() {
+        let attrs = SessionAffinityAttributes {
+            zero_downtime_failover: ZeroDowntimeFailover::Sticky,
+            ..Default::default()
+        };
+        let s = state(SessionAffinity::Cookie, attrs);
+        let lb = lb(&s);
+        let cookie = pin_to(&s, "p", "p-0", T0.unix + 3600);
+        let hit = route(&s, &[&cookie], T0);
+        let (pick, decision) = s.connect_failed(&lb, &hit, None, &mut || 0.5).unwrap();
+        let moved = Routed {
+            pick,
+            decision,
+            ..hit
+        };
+        assert!(s.commit(&lb, &moved, T0).is_some());
+        let temporary = Routed {
+            decision: Decision::FailoverTemporary,
+            ..moved
+        };
+        assert_eq!(s.commit(&lb, &temporary, T0), None);
+    }
+
+    #[test]
+    fn first_picks_and_failover_targets_agree_across_instances() {
+        let one = state(SessionAffinity::IpCookie, Default::default());
+        let two = state(SessionAffinity::IpCookie, Default::default());
+        let mut seen = std::collections::HashSet::new();
+        for last in 1..=40u8 {
+            let ip: IpAddr = format!("192.0.2.{last}").parse().unwrap();
+            let pick = |s: &State, seed: f64| {
+                let mut r = || seed;
+                s.route(&lb(s), std::iter::empty(), None, Some(ip), T0, &mut r)
+                    .unwrap()
+            };
+            let (a, b) = (pick(&one, 0.1), pick(&two, 0.9));
+            assert_eq!(a.pick, b.pick, "{ip}: first pick, whatever the dice");
+            let fa = one.connect_failed(&lb(&one), &a, Some(ip), &mut || 0.2);
+            let fb = two.connect_failed(&lb(&two), &b, Some(ip), &mut || 0.8);
+            assert_eq!(fa, fb, "{ip}: failover target");
+            seen.insert(a.pick);
+        }
+        assert_eq!(seen.len(), 3, "40 clients spread over the 3 endpoints");
     }
 }
