@@ -7,6 +7,7 @@
 //! fallback pool with its health ignored; else (Tether's decision, see the
 //! README) any pool that still has a usable endpoint below its threshold.
 
+use crate::balance::hash::seeded_draws;
 use crate::balance::pick::{least_loaded, weighted_random};
 use crate::balance::steering::{order_pools, pool_healthy, PoolView};
 use crate::config::{OriginSteering, SteeringPolicy};
@@ -23,19 +24,6 @@ pub struct Facts<'a> {
     pub sticky_key: Option<u64>,
     /// Uniform draws in `[0, 1)`.
     pub rand: &'a mut dyn FnMut() -> f64,
-}
-
-/// Uniform draws in `[0, 1)` from a seed: splitmix64 steps, so the same seed
-/// gives the same sequence in every process.
-fn seeded_dice(mut seed: u64) -> impl FnMut() -> f64 {
-    move || {
-        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// Which endpoints a pick may land on.
@@ -86,7 +74,7 @@ impl State {
 
     fn ordered(&self, lb: &LbState, facts: &mut Facts) -> Vec<usize> {
         match facts.sticky_key {
-            Some(key) => self.pool_order(lb, &mut seeded_dice(key)),
+            Some(key) => self.pool_order(lb, &mut seeded_draws(key)),
             None => self.pool_order(lb, facts.rand),
         }
     }

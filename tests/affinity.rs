@@ -535,18 +535,45 @@ fn a_disabled_endpoint_drains_then_its_sessions_move() {
     );
 }
 
-#[test]
-fn zero_downtime_failover_none_gives_502() {
+/// A cookie session pinned to `a`, whose port refuses connections from now on
+/// while no monitor has noticed; `b` is live.
+struct PinnedToDeadEndpoint {
+    proxy: TetherProc,
+    a: Upstream,
+    b: Upstream,
+    on_a: String,
+    _keys: tempfile::TempDir,
+}
+
+fn pinned_to_dead_endpoint(zero_downtime_failover: &str) -> PinnedToDeadEndpoint {
     let (a, b) = (Upstream::start("a"), Upstream::start("b"));
     let dir = tempfile::TempDir::new().unwrap();
     let keys = keys_file(dir.path(), "keys", &[KEY]);
     let proxy = TetherProc::start(&sticky(
         &format!("cookie_keys_file: \"{keys}\"\n"),
-        "session_affinity: cookie\nsession_affinity_attributes: {zero_downtime_failover: none}\n",
+        &format!("session_affinity: cookie\nsession_affinity_attributes: {{zero_downtime_failover: {zero_downtime_failover}}}\n"),
         &[&a, &b],
     ));
     let on_a = mint(KEY, "*", "p", "a", unix_now() + 3600);
     a.stop();
+    PinnedToDeadEndpoint {
+        proxy,
+        a,
+        b,
+        on_a,
+        _keys: dir,
+    }
+}
+
+#[test]
+fn zero_downtime_failover_none_gives_502() {
+    let PinnedToDeadEndpoint {
+        proxy,
+        a: _a,
+        b,
+        on_a,
+        _keys,
+    } = pinned_to_dead_endpoint("none");
     let (status, body, _, _) = visit(&proxy, Some(&on_a));
     assert_eq!(status, 502, "{body}");
     assert_eq!(b.requests(), 0, "a pinned session is not moved with none");
@@ -556,16 +583,13 @@ fn zero_downtime_failover_none_gives_502() {
 
 #[test]
 fn zero_downtime_failover_temporary_keeps_the_pin() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
-    let dir = tempfile::TempDir::new().unwrap();
-    let keys = keys_file(dir.path(), "keys", &[KEY]);
-    let proxy = TetherProc::start(&sticky(
-        &format!("cookie_keys_file: \"{keys}\"\n"),
-        "session_affinity: cookie\nsession_affinity_attributes: {zero_downtime_failover: temporary}\n",
-        &[&a, &b],
-    ));
-    let on_a = mint(KEY, "*", "p", "a", unix_now() + 3600);
-    a.stop();
+    let PinnedToDeadEndpoint {
+        proxy,
+        a,
+        b: _b,
+        on_a,
+        _keys,
+    } = pinned_to_dead_endpoint("temporary");
     for _ in 0..3 {
         assert_eq!(
             visit(&proxy, Some(&on_a)),
@@ -583,16 +607,13 @@ fn zero_downtime_failover_temporary_keeps_the_pin() {
 
 #[test]
 fn zero_downtime_failover_sticky_repins() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
-    let dir = tempfile::TempDir::new().unwrap();
-    let keys = keys_file(dir.path(), "keys", &[KEY]);
-    let proxy = TetherProc::start(&sticky(
-        &format!("cookie_keys_file: \"{keys}\"\n"),
-        "session_affinity: cookie\nsession_affinity_attributes: {zero_downtime_failover: sticky}\n",
-        &[&a, &b],
-    ));
-    let on_a = mint(KEY, "*", "p", "a", unix_now() + 3600);
-    a.stop();
+    let PinnedToDeadEndpoint {
+        proxy,
+        a,
+        b: _b,
+        on_a,
+        _keys,
+    } = pinned_to_dead_endpoint("sticky");
     let (status, endpoint, d, new_cookie) = visit(&proxy, Some(&on_a));
     assert_eq!(
         (status, endpoint.as_str(), d.as_str()),

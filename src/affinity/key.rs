@@ -66,7 +66,7 @@ use std::net::IpAddr;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderName};
 
-use crate::balance::hash::{stable_hash_parts, FNV_OFFSET, FNV_PRIME};
+use crate::balance::hash::{finalise, stable_hash_parts, FNV_OFFSET, FNV_PRIME};
 
 /// One configured `headers` entry of a `header` affinity load balancer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,12 +303,9 @@ impl PartsHasher {
         self.bytes(bytes);
     }
 
-    /// splitmix64's finaliser, as in `crate::balance::hash`.
+    /// splitmix64's finaliser, as `crate::balance::hash` applies it.
     fn finish(self) -> u64 {
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        finalise(self.0)
     }
 }
 

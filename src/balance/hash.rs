@@ -39,7 +39,7 @@ const fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
 }
 
 /// splitmix64's finaliser (a bijection on `u64`).
-const fn finalise(mut z: u64) -> u64 {
+pub const fn finalise(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -64,6 +64,15 @@ pub const fn stable_hash_parts(parts: &[&[u8]]) -> u64 {
         i += 1;
     }
     finalise(h)
+}
+
+/// Uniform draws in `[0, 1)` from a seed — splitmix64's sequence — so the
+/// same seed gives the same draws in every process and build.
+pub fn seeded_draws(mut seed: u64) -> impl FnMut() -> f64 {
+    move || {
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        (finalise(seed) >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 #[cfg(test)]

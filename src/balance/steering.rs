@@ -100,6 +100,7 @@ pub fn pool_healthy(enabled: bool, usable_endpoints: usize, minimum_origins: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::balance::hash::seeded_draws;
     use SteeringPolicy::*;
 
     fn view(weight: f64, in_flight: u64, latency_ms: Option<u64>) -> PoolView {
@@ -107,19 +108,6 @@ mod tests {
             weight,
             in_flight,
             latency: latency_ms.map(Duration::from_millis),
-        }
-    }
-
-    /// Deterministic uniform numbers in [0, 1) from splitmix64.
-    fn splitmix(seed: u64) -> impl FnMut() -> f64 {
-        let mut state = seed;
-        move || {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            (z >> 11) as f64 / (1u64 << 53) as f64
         }
     }
 
@@ -149,7 +137,7 @@ mod tests {
     #[test]
     fn random_first_pick_follows_weights() {
         let pools = [view(0.8, 0, None), view(0.2, 0, None)];
-        let mut rand = splitmix(1);
+        let mut rand = seeded_draws(1);
         let draws = 20_000;
         let mut first0 = 0;
         for _ in 0..draws {
@@ -170,7 +158,7 @@ mod tests {
             view(0.0, 0, None),
             view(0.3, 0, None),
         ];
-        let mut rand = splitmix(7);
+        let mut rand = seeded_draws(7);
         for _ in 0..1_000 {
             let order = order_pools(Random, &pools, &mut rand);
             assert!(is_permutation(&order, 4));
@@ -186,8 +174,8 @@ mod tests {
     #[test]
     fn random_is_deterministic_given_rand() {
         let pools = [view(1.0, 0, None), view(1.0, 0, None), view(1.0, 0, None)];
-        let a = order_pools(Random, &pools, &mut splitmix(42));
-        let b = order_pools(Random, &pools, &mut splitmix(42));
+        let a = order_pools(Random, &pools, &mut seeded_draws(42));
+        let b = order_pools(Random, &pools, &mut seeded_draws(42));
         assert_eq!(a, b);
         let mut seq = [0.9, 0.1].into_iter();
         let mut rand = || seq.next().unwrap();
