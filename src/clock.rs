@@ -1,7 +1,9 @@
 //! The two clocks Tether reads, in one place so that everything else takes
-//! time as a plain number: a monotonic one for drains and idle sessions
-//! (milliseconds since start, never 0), and the wall clock for cookie expiry
-//! (unix seconds; a cookie outlives the process that set it).
+//! time as a plain number: a monotonic one for drains and idle sessions, and
+//! the wall clock for cookie expiry (unix seconds; a cookie outlives the
+//! process that set it). Monotonic time starts at [`MONOTONIC_BASE`], not 0,
+//! so that an event from before this process (a drain restored from the
+//! state file) still has a positive timestamp.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +15,10 @@ pub struct Now {
     /// Unix seconds (cookie expiry).
     pub unix: u64,
 }
+
+/// Monotonic milliseconds at process start: about 35 years, far more than any
+/// drain or idle TTL reaches back.
+pub const MONOTONIC_BASE: u64 = 1 << 40;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
@@ -33,11 +39,11 @@ impl Clock {
         }
     }
 
-    /// Monotonic milliseconds since this clock was made, starting at 1.
+    /// Monotonic milliseconds: [`MONOTONIC_BASE`] when this clock was made.
     pub fn now_ms(&self) -> u64 {
         u64::try_from(self.start.elapsed().as_millis())
             .unwrap_or(u64::MAX)
-            .saturating_add(1)
+            .saturating_add(MONOTONIC_BASE)
     }
 
     /// Seconds since the unix epoch (0 if the system clock is before it).
@@ -53,10 +59,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn monotonic_time_starts_at_one_and_moves_forward() {
+    fn monotonic_time_starts_at_the_base_and_moves_forward() {
         let clock = Clock::new();
         let a = clock.now_ms();
-        assert!(a >= 1);
+        assert!(a >= MONOTONIC_BASE);
         assert!(clock.now_ms() >= a);
         assert!(clock.unix_now() > 1_700_000_000);
     }

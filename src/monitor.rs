@@ -19,7 +19,13 @@ use pingora::upstreams::peer::HttpPeer;
 use tokio::task::JoinSet;
 
 use crate::config::{Config, Monitor, MonitorType};
-use crate::state::{Pick, State};
+use crate::state::{LastCheck, Pick, State};
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// Bytes of a response body read to look for `expected_body`.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -127,6 +133,10 @@ impl Monitors {
             if let Ok(rtt) = outcome {
                 endpoint.set_rtt(rtt);
             }
+            endpoint.record_check(LastCheck {
+                unix_ms: unix_ms(),
+                failure: outcome.as_ref().err().cloned(),
+            });
             let passed = outcome.is_ok();
             if let Some(healthy) = streak.observe(passed, m.consecutive_up, m.consecutive_down) {
                 endpoint.set_healthy(healthy);

@@ -36,6 +36,16 @@ pub struct EndpointState {
     connections: AtomicU64,
     /// Round-trip time of the last successful probe in µs; 0 = none yet.
     rtt_micros: AtomicU64,
+    /// The last monitor probe: when (unix ms) and, if it failed, why.
+    last_check: parking_lot::Mutex<Option<LastCheck>>,
+}
+
+/// The last monitor probe of an endpoint, for the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastCheck {
+    pub unix_ms: u64,
+    /// `None` when the probe passed.
+    pub failure: Option<String>,
 }
 
 impl EndpointState {
@@ -44,12 +54,17 @@ impl EndpointState {
             id: endpoint_id(pool, &conf.name),
             enabled: AtomicBool::new(conf.enabled),
             // Disabled in the file: its drain starts when this process starts.
-            disabled_since: AtomicU64::new(if conf.enabled { 0 } else { 1 }),
+            disabled_since: AtomicU64::new(if conf.enabled {
+                0
+            } else {
+                crate::clock::MONOTONIC_BASE
+            }),
             weight: AtomicU64::new(conf.weight.to_bits()),
             healthy: AtomicBool::new(true),
             in_flight: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             rtt_micros: AtomicU64::new(0),
+            last_check: parking_lot::Mutex::new(None),
             conf: conf.clone(),
         }
     }
@@ -100,7 +115,6 @@ impl EndpointState {
     }
 
     /// Disabling starts the drain clock at `now_ms`; enabling stops it.
-    #[cfg(test)] // the admin API (next issue) uses it too
     pub fn set_enabled(&self, enabled: bool, now_ms: u64) {
         let was = self.enabled.swap(enabled, Relaxed);
         if enabled {
@@ -112,6 +126,21 @@ impl EndpointState {
     /// Returns the previous value.
     pub fn set_healthy(&self, healthy: bool) -> bool {
         self.healthy.swap(healthy, Relaxed)
+    }
+    /// Restores a disable that happened at `since` (monotonic ms), e.g. from
+    /// the state file, so its drain ends when it would have.
+    pub fn restore_disabled(&self, since: u64) {
+        self.enabled.store(false, Relaxed);
+        self.disabled_since.store(since.max(1), Relaxed);
+    }
+    fn set_weight(&self, weight: f64) {
+        self.weight.store(weight.to_bits(), Relaxed);
+    }
+    pub fn record_check(&self, check: LastCheck) {
+        *self.last_check.lock() = Some(check);
+    }
+    pub fn last_check(&self) -> Option<LastCheck> {
+        self.last_check.lock().clone()
     }
     pub fn set_rtt(&self, rtt: Duration) {
         let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
@@ -163,6 +192,14 @@ impl PoolState {
     }
     pub fn ring(&self) -> arc_swap::Guard<Arc<HashRing>> {
         self.ring.load()
+    }
+
+    /// Changes an endpoint's weight and rebuilds the ring (new sessions only;
+    /// pinned sessions keep their endpoint).
+    pub fn set_weight(&self, endpoint: usize, weight: f64) {
+        self.endpoints[endpoint].set_weight(weight);
+        self.ring
+            .store(Arc::new(build_ring(self.name(), &self.endpoints)));
     }
 
     /// Enabled endpoints whose monitor calls them healthy.
@@ -227,6 +264,26 @@ pub struct LbTable {
     catch_all: Option<Arc<LbState>>,
 }
 
+/// Why a run-time change was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeError {
+    NoSuchLoadBalancer(String),
+    NoSuchPool(String),
+    NoSuchEndpoint { pool: String, endpoint: String },
+}
+
+impl std::fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeError::NoSuchLoadBalancer(name) => write!(f, "no load balancer named {name:?}"),
+            ChangeError::NoSuchPool(name) => write!(f, "no pool named {name:?}"),
+            ChangeError::NoSuchEndpoint { pool, endpoint } => {
+                write!(f, "pool {pool:?} has no endpoint named {endpoint:?}")
+            }
+        }
+    }
+}
+
 impl LbTable {
     /// `host` must already be lower-case and without a port.
     pub fn get(&self, host: &str) -> Option<&Arc<LbState>> {
@@ -235,6 +292,15 @@ impl LbTable {
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<LbState>> {
         self.by_host.values().chain(self.catch_all.as_ref())
+    }
+
+    /// By its exact name (`"*"` for the catch-all), not by request host.
+    pub fn named(&self, name: &str) -> Option<&Arc<LbState>> {
+        if name == "*" {
+            self.catch_all.as_ref()
+        } else {
+            self.by_host.get(name)
+        }
     }
 }
 
@@ -246,6 +312,8 @@ pub struct State {
     endpoint_ids: HashMap<u64, Pick>,
     lbs: ArcSwap<LbTable>,
     pub upstream_timeouts: config::UpstreamTimeouts,
+    /// Serialises run-time changes (admin API, state file) with each other.
+    changes: parking_lot::Mutex<()>,
     pub decision_header: bool,
     pub clock: Clock,
     pub keys: CookieKeys,
@@ -289,6 +357,7 @@ impl State {
             endpoint_ids,
             lbs: ArcSwap::from_pointee(LbTable::default()),
             upstream_timeouts: config.upstream_timeouts,
+            changes: parking_lot::Mutex::new(()),
             decision_header: config.decision_header,
             clock: Clock::new(),
             keys,
@@ -344,9 +413,58 @@ impl State {
         self.lbs.load()
     }
 
-    #[cfg(test)]
     pub fn pool_index(&self, name: &str) -> Option<usize> {
         self.pool_index.get(name).copied()
+    }
+
+    /// The pool index of `pool` and the endpoint index of `endpoint` in it.
+    pub fn find_endpoint(&self, pool: &str, endpoint: &str) -> Result<Pick, ChangeError> {
+        let p = self
+            .pool_index(pool)
+            .ok_or_else(|| ChangeError::NoSuchPool(pool.to_string()))?;
+        let e = self.pools[p]
+            .endpoints
+            .iter()
+            .position(|e| e.name() == endpoint)
+            .ok_or_else(|| ChangeError::NoSuchEndpoint {
+                pool: pool.to_string(),
+                endpoint: endpoint.to_string(),
+            })?;
+        Ok(Pick {
+            pool: p,
+            endpoint: e,
+        })
+    }
+
+    /// Enables or disables an endpoint at run time; disabling starts its drain.
+    pub fn set_endpoint_enabled(&self, at: Pick, enabled: bool, now_ms: u64) {
+        let _serial = self.changes.lock();
+        self.endpoint(at).set_enabled(enabled, now_ms);
+    }
+
+    /// Changes an endpoint's weight (0.0 ..= 1.0, validated by the caller).
+    pub fn set_endpoint_weight(&self, at: Pick, weight: f64) {
+        let _serial = self.changes.lock();
+        self.pools[at.pool].set_weight(at.endpoint, weight);
+    }
+
+    /// Replaces one load balancer's settings (validated by the caller as the
+    /// file is); requests already routed keep the settings they started with.
+    pub fn replace_load_balancer(&self, lb: config::LoadBalancer) -> Result<(), ChangeError> {
+        let _serial = self.changes.lock();
+        let current = self.load_balancers();
+        if current.named(&lb.name).is_none() {
+            return Err(ChangeError::NoSuchLoadBalancer(lb.name));
+        }
+        let mut confs: Vec<config::LoadBalancer> =
+            current.all().map(|l| l.conf.clone()).collect();
+        for conf in &mut confs {
+            if conf.name == lb.name {
+                *conf = lb.clone();
+            }
+        }
+        self.lbs.store(Arc::new(self.lb_table(confs.iter())));
+        Ok(())
     }
 
     pub fn endpoint_by_id(&self, id: u64) -> Option<Pick> {
