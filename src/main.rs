@@ -8,6 +8,7 @@ mod config;
 #[cfg(test)]
 mod fixtures;
 mod monitor;
+mod persist;
 mod proxy;
 mod request;
 mod select;
@@ -20,6 +21,7 @@ use std::process::exit;
 use std::sync::Arc;
 
 use log::{error, info, warn};
+use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
@@ -81,13 +83,20 @@ fn main() {
         warn!("tether.cookie_keys_file is not set: __cflb cookies are signed with a random key made at start, so they will not survive a restart or be shared between instances");
     }
     warn_unbuilt(&tether);
-    let state = Arc::new(State::new(&tether, keys));
+    let mut state = State::new(&tether, keys);
+    if let Some(path) = &tether.state_file {
+        let persist = persist::Persist::new(path, &tether);
+        persist.restore(&state);
+        info!("run-time changes are kept in {}", persist.path().display());
+        state.persist = Some(persist);
+    }
+    let state = Arc::new(state);
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
 
     let mut proxy = http_proxy_service_with_name(
         &server.configuration,
-        Proxy::new(Arc::clone(&state)),
+        Proxy::new(Arc::clone(&state), https_port(&tether)),
         "tether proxy",
     );
     for listener in &tether.listeners {
@@ -98,12 +107,19 @@ fn main() {
                     tls.cert_path.to_string_lossy(),
                     tls.key_path.to_string_lossy(),
                 );
-                if let Err(e) = proxy.add_tls(&listener.address, &cert, &key) {
-                    error!(
-                        "listener {}: cannot load TLS certificate {cert} / key {key}: {e}",
-                        listener.address
-                    );
-                    exit(1);
+                match TlsSettings::intermediate(&cert, &key) {
+                    Ok(mut settings) => {
+                        // HTTP/2 offered by ALPN; HTTP/1.1 stays the fallback.
+                        settings.enable_h2();
+                        proxy.add_tls_with_settings(&listener.address, None, settings);
+                    }
+                    Err(e) => {
+                        error!(
+                            "listener {}: cannot load TLS certificate {cert} / key {key}: {e}",
+                            listener.address
+                        );
+                        exit(1);
+                    }
                 }
             }
         }
@@ -119,6 +135,22 @@ fn main() {
         Sweeper::new(Arc::clone(&state)),
     ));
     server.run_forever();
+}
+
+/// The port `always_use_https` redirects to: the first TLS listener's.
+fn https_port(tether: &config::Config) -> Option<u16> {
+    let port = tether
+        .listeners
+        .iter()
+        .filter(|l| l.tls.is_some())
+        .find_map(|l| l.address.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port());
+    if port.is_none() && tether.load_balancers.values().any(|lb| lb.always_use_https) {
+        warn!(
+            "always_use_https is set but no listener has tls: plain HTTP is redirected to port 443"
+        );
+    }
+    port
 }
 
 fn uses_cookies(tether: &config::Config) -> bool {
@@ -138,8 +170,5 @@ fn warn_unbuilt(tether: &config::Config) {
             "tether.admin ({}): the admin API is not built yet; no admin listener is started",
             admin.address
         );
-    }
-    if tether.state_file.is_some() {
-        warn!("tether.state_file: run-time state is not persisted yet");
     }
 }

@@ -22,11 +22,13 @@ use crate::sticky::{Decision, Routed};
 
 pub struct Proxy {
     state: Arc<State>,
+    /// Where `always_use_https` sends plain HTTP (`None`: 443).
+    https_port: Option<u16>,
 }
 
 impl Proxy {
-    pub fn new(state: Arc<State>) -> Self {
-        Proxy { state }
+    pub fn new(state: Arc<State>, https_port: Option<u16>) -> Self {
+        Proxy { state, https_port }
     }
 
     /// Routes a request (sync: nothing here may live across an await).
@@ -73,6 +75,25 @@ async fn respond_text(session: &mut Session, status: u16, text: &str) -> Result<
     resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
     resp.insert_header("Content-Length", body.len().to_string())?;
     resp.insert_header("Cache-Control", "no-store")?;
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
+/// `always_use_https`: where a plain-HTTP request is sent (Cloudflare answers 301).
+fn https_location(host: &str, port: Option<u16>, req: &RequestHeader) -> String {
+    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    match port {
+        None | Some(443) => format!("https://{host}{path}"),
+        Some(port) => format!("https://{host}:{port}{path}"),
+    }
+}
+
+async fn redirect(session: &mut Session, location: &str) -> Result<()> {
+    let body = Bytes::from(format!("moved to {location}\n"));
+    let mut resp = ResponseHeader::build(301, Some(4))?;
+    resp.insert_header(http::header::LOCATION, location)?;
+    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    resp.insert_header("Content-Length", body.len().to_string())?;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
 }
@@ -150,6 +171,13 @@ impl ProxyHttp for Proxy {
             return Ok(true);
         };
         drop(table);
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        if lb.conf.always_use_https && !tls {
+            let location = https_location(&ctx.host, self.https_port, session.req_header());
+            ctx.lb = Some(lb);
+            redirect(session, &location).await?;
+            return Ok(true);
+        }
         if !lb.conf.enabled {
             let text = format!("load balancer {} is disabled", lb.conf.name);
             ctx.lb = Some(lb);

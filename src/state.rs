@@ -319,6 +319,8 @@ pub struct State {
     pub keys: CookieKeys,
     /// `header` and `source_ip` sessions of every load balancer.
     pub sessions: SessionTable,
+    /// The state file, when `tether.state_file` is set.
+    pub persist: Option<crate::persist::Persist>,
 }
 
 impl std::fmt::Debug for State {
@@ -362,6 +364,7 @@ impl State {
             clock: Clock::new(),
             keys,
             sessions: SessionTable::new(config.max_sessions),
+            persist: None,
         };
         let table = state.lb_table(config.load_balancers.values());
         state.lbs.store(Arc::new(table));
@@ -456,8 +459,7 @@ impl State {
         if current.named(&lb.name).is_none() {
             return Err(ChangeError::NoSuchLoadBalancer(lb.name));
         }
-        let mut confs: Vec<config::LoadBalancer> =
-            current.all().map(|l| l.conf.clone()).collect();
+        let mut confs: Vec<config::LoadBalancer> = current.all().map(|l| l.conf.clone()).collect();
         for conf in &mut confs {
             if conf.name == lb.name {
                 *conf = lb.clone();

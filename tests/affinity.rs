@@ -292,6 +292,7 @@ fn cookie_attributes_follow_samesite_secure_and_always_use_https() {
     ));
     let https = reqwest::blocking::Client::builder()
         .no_proxy()
+        .http1_only()
         .danger_accept_invalid_certs(true)
         .build()
         .unwrap();

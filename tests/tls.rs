@@ -67,8 +67,10 @@ monitors:
     ));
 
     // HTTPS through the TLS listener; the upstream learns the scheme.
+    // HTTP/1.1: the test names the host in `Host`, which h2 forbids to differ from :authority.
     let https = reqwest::blocking::Client::builder()
         .no_proxy()
+        .http1_only()
         .danger_accept_invalid_certs(true)
         .timeout(Duration::from_secs(10))
         .build()
@@ -100,4 +102,111 @@ monitors:
     // The pool whose only endpoint failed its monitor has nothing usable.
     let (status, _, body) = get(&client(), &proxy.url("/"), "strict.test");
     assert_eq!(status, 503, "{body}");
+}
+
+/// Plain HTTP and HTTPS listeners over one upstream; `secure.test` has `always_use_https`.
+fn https_setup(dir: &Path, up: &Upstream) -> (TetherProc, u16) {
+    let (cert, key) = self_signed(dir);
+    let (plain, tls) = (free_port(), free_port());
+    let section = format!(
+        r#"listeners:
+  - address: "127.0.0.1:{plain}"
+  - address: "127.0.0.1:{tls}"
+    tls: {{cert_path: "{cert}", key_path: "{key}"}}
+load_balancers:
+  secure.test:
+    default_pools: [p]
+    always_use_https: true
+    session_affinity: cookie
+  "*":
+    default_pools: [p]
+pools:
+  p:
+    endpoints:
+{}"#,
+        endpoints_yaml(&[up], 6)
+    );
+    let proxy = TetherProc::builder(&section)
+        .listen(&format!("127.0.0.1:{plain}"))
+        .start();
+    assert!(wait_for_port(
+        format!("127.0.0.1:{tls}").parse().unwrap(),
+        Duration::from_secs(5)
+    ));
+    (proxy, tls)
+}
+
+#[test]
+fn always_use_https_redirects_plain_http_with_301() {
+    let up = Upstream::start("u");
+    let dir = tempfile::TempDir::new().unwrap();
+    let (proxy, tls) = https_setup(dir.path(), &up);
+    let (status, headers, _) = get(&client(), &proxy.url("/cart?id=7"), "Secure.Test");
+    assert_eq!(status, 301);
+    assert_eq!(
+        header(&headers, "location").as_deref(),
+        Some(format!("https://secure.test:{tls}/cart?id=7").as_str())
+    );
+    assert_eq!(up.requests(), 0, "nothing is proxied over plain HTTP");
+    // Other load balancers are not redirected.
+    assert_eq!(get(&client(), &proxy.url("/"), "other.test").0, 200);
+
+    // Over HTTPS it is served, and Auto cookie attributes become Secure / None.
+    let https = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .danger_accept_invalid_certs(true)
+        .resolve("secure.test", format!("127.0.0.1:{tls}").parse().unwrap())
+        .build()
+        .unwrap();
+    let (status, headers, _) = get(
+        &https,
+        &format!("https://secure.test:{tls}/"),
+        "secure.test",
+    );
+    assert_eq!(status, 200);
+    let line = set_cookie_line(&headers, "__cflb").unwrap();
+    assert!(line.ends_with("SameSite=None; Secure"), "{line}");
+}
+
+#[test]
+fn http2_over_tls_routes_by_authority_and_reads_split_cookies() {
+    let up = Upstream::start("u");
+    let dir = tempfile::TempDir::new().unwrap();
+    let (_proxy, tls) = https_setup(dir.path(), &up);
+    let h2 = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .danger_accept_invalid_certs(true)
+        .resolve("secure.test", format!("127.0.0.1:{tls}").parse().unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://secure.test:{tls}/echo");
+    let response = h2.get(&url).send().unwrap();
+    assert_eq!(
+        response.version(),
+        reqwest::Version::HTTP_2,
+        "ALPN offers h2"
+    );
+    assert_eq!(response.status(), 200);
+    let cookie = set_cookie_value(response.headers(), "__cflb").expect("secure.test by :authority");
+    // HTTP/2 clients may send each cookie in its own header: __cflb is found and stripped.
+    let response = h2
+        .get(&url)
+        .header("cookie", "a=1")
+        .header("cookie", format!("__cflb={cookie}"))
+        .header("cookie", "b=2")
+        .send()
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert!(
+        set_cookie_line(response.headers(), "__cflb").is_none(),
+        "the split cookie was read: a hit sets no cookie"
+    );
+    let echo: serde_json::Value = serde_json::from_str(&response.text().unwrap()).unwrap();
+    let cookies = echo["headers"]["cookie"].to_string();
+    assert!(
+        cookies.contains("a=1") && cookies.contains("b=2"),
+        "{cookies}"
+    );
+    assert!(!cookies.contains("__cflb"), "{cookies}");
 }
