@@ -17,7 +17,7 @@ use log::{info, warn};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Now;
-use crate::config::{self, load_balancer_from_value, load_balancer_to_value, Config};
+use crate::config::{load_balancer_from_value, load_balancer_to_value, Config};
 use crate::state::State;
 
 const VERSION: u32 = 1;

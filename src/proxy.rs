@@ -275,6 +275,17 @@ impl ProxyHttp for Proxy {
         e
     }
 
+    /// Pingora's own error lines (e.g. an upstream timeout) end with this:
+    /// name the load balancer, pool and endpoint involved.
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let (pool, endpoint) = ctx.names(&self.state);
+        let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
+        format!(
+            "{}, load balancer {lb} pool {pool} endpoint {endpoint}",
+            session.as_ref().request_summary()
+        )
+    }
+
     /// A retried connect failure is already logged by `fail_to_connect` with
     /// the load balancer, pool and endpoint; Pingora's own line would repeat it.
     fn suppress_proxy_warn_log(
@@ -388,6 +399,7 @@ impl ProxyHttp for Proxy {
         let req = session.req_header();
         let (pool, endpoint) = ctx.names(&self.state);
         let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
+        crate::metrics::record_request(lb, ctx.pick(), status, ctx.decision());
         let client = ctx
             .client
             .map_or_else(|| "-".to_string(), |ip| ip.to_string());

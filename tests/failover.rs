@@ -209,6 +209,11 @@ fn upstream_timeout_gives_504_and_the_proxy_keeps_serving() {
     let (status, body) = answer(&proxy);
     assert_eq!(status, 504, "{body}");
     assert!(body.contains("timed out"), "{body}");
+    assert!(
+        proxy.wait_for_log("load balancer * pool p endpoint stuck", Duration::from_secs(5)),
+        "the error names what was involved:\n{}",
+        proxy.logs()
+    );
     stuck.set_delay(Duration::ZERO);
     assert!(
         wait_until(Duration::from_secs(5), || answer(&proxy)
