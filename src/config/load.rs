@@ -1005,4 +1005,50 @@ tether:
         assert!(!t.load_balancers["a.example"].enabled);
         assert_eq!(t.load_balancers["a.example"].default_pools, vec!["primary"]);
     }
+
+    /// The reference file, cut at every line and at many byte offsets: the
+    /// loader answers with a config or with errors, never a panic.
+    #[test]
+    fn truncated_reference_never_panics() {
+        let text = std::fs::read_to_string(conf_path("tether.yaml")).unwrap();
+        let mut cuts: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
+        cuts.extend((0..text.len()).step_by(7));
+        for cut in cuts {
+            if let Err(errors) = load_str(&text[..text.floor_char_boundary(cut)]) {
+                assert!(!errors.0.is_empty(), "an Err carries at least one error");
+                assert!(errors.0.iter().all(|e| !e.message.is_empty()));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            let _ = load_str(&text);
+        }
+
+        /// YAML-shaped noise under `tether:`: keys and values drawn from the
+        /// real vocabulary, so the walk goes deep before it fails.
+        #[test]
+        fn yaml_shaped_noise_never_panics(
+            lines in proptest::collection::vec(
+                (0usize..6, "(listeners|load_balancers|pools|monitors|endpoints|weight|address|default_pools|session_affinity|headers|-|\\*|x|1e9|-3|\\[\\]|\\{\\}|\"\"|null|true|0\\.5|127\\.0\\.0\\.1:1)",
+                 "(: |:|- |, |)",
+                 "(\\[a, b\\]|\\{k: v\\}|1|-1|2\\.5|x|\"\\*\"|null|~|)"),
+                0..40,
+            )
+        ) {
+            let mut text = String::from("version: 1\ntether:\n");
+            for (indent, key, sep, value) in lines {
+                text.push_str(&" ".repeat(2 + indent * 2));
+                text.push_str(&key);
+                text.push_str(&sep);
+                text.push_str(&value);
+                text.push('\n');
+            }
+            let _ = load_str(&text);
+        }
+    }
 }

@@ -1,0 +1,70 @@
+//! The framework's floor for benchmarks: a minimal Pingora `ProxyHttp` that
+//! round-robins over the upstreams it is given, with nothing of Tether's.
+//! `scripts/bench.sh` runs it beside Tether so Tether's own overhead can be
+//! read as a ratio.
+//!
+//!     cargo run --release --example bare_pingora -- -c conf.yaml LISTEN UPSTREAM...
+//!
+//! `-c` takes a Pingora config file (threads, keep-alive pool, ...), so both
+//! proxies run with the same Pingora settings.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use pingora::prelude::*;
+use pingora::proxy::{http_proxy_service, ProxyHttp, Session};
+use pingora::server::configuration::{Opt, ServerConf};
+
+struct RoundRobin {
+    upstreams: Vec<std::net::SocketAddr>,
+    next: AtomicUsize,
+}
+
+#[async_trait]
+impl ProxyHttp for RoundRobin {
+    type CTX = ();
+    fn new_ctx(&self) {}
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.upstreams.len();
+        Ok(Box::new(HttpPeer::new(
+            self.upstreams[i],
+            false,
+            String::new(),
+        )))
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: bare_pingora -c PINGORA_CONF LISTEN_ADDR UPSTREAM_ADDR...");
+    std::process::exit(2)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (conf_path, rest) = match args.as_slice() {
+        [flag, conf, rest @ ..] if flag == "-c" && rest.len() >= 2 => (conf, rest),
+        _ => usage(),
+    };
+    let conf = ServerConf::load_from_yaml(conf_path.as_str()).unwrap_or_else(|e| {
+        eprintln!("bare_pingora: {conf_path}: {e}");
+        std::process::exit(1)
+    });
+    let listen = &rest[0];
+    let upstreams = rest[1..]
+        .iter()
+        .map(|a| a.parse().unwrap_or_else(|_| usage()))
+        .collect();
+    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+    server.bootstrap();
+    let mut proxy = http_proxy_service(
+        &server.configuration,
+        RoundRobin {
+            upstreams,
+            next: AtomicUsize::new(0),
+        },
+    );
+    proxy.add_tcp(listen);
+    server.add_service(proxy);
+    server.run_forever();
+}
