@@ -1,12 +1,14 @@
 //! Tether: options → configuration → server → services → run.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod affinity;
 mod balance;
 mod clock;
 mod config;
 #[cfg(test)]
 mod fixtures;
+mod metrics;
 mod monitor;
 mod persist;
 mod proxy;
@@ -82,7 +84,6 @@ fn main() {
     if tether.cookie_keys_file.is_none() && uses_cookies(&tether) {
         warn!("tether.cookie_keys_file is not set: __cflb cookies are signed with a random key made at start, so they will not survive a restart or be shared between instances");
     }
-    warn_unbuilt(&tether);
     let mut state = State::new(&tether, keys);
     if let Some(path) = &tether.state_file {
         let persist = persist::Persist::new(path, &tether);
@@ -126,6 +127,18 @@ fn main() {
         info!("listening on {}", listener.address);
     }
     server.add_service(proxy);
+    if let Some(admin) = &tether.admin {
+        match admin::service(Arc::clone(&state), admin, tether.pools.clone()) {
+            Ok(service) => {
+                server.add_service(service);
+            }
+            Err(e) => {
+                error!("{e}");
+                exit(1);
+            }
+        }
+        info!("admin API listening on {}", admin.address);
+    }
     server.add_service(background_service(
         "tether monitors",
         Monitors::new(Arc::clone(&state), &tether),
@@ -160,15 +173,4 @@ fn uses_cookies(tether: &config::Config) -> bool {
             SessionAffinity::Cookie | SessionAffinity::IpCookie
         )
     })
-}
-
-/// Keys that validate but whose behaviour is not built yet: say so at start
-/// rather than let an operator believe they act.
-fn warn_unbuilt(tether: &config::Config) {
-    if let Some(admin) = &tether.admin {
-        warn!(
-            "tether.admin ({}): the admin API is not built yet; no admin listener is started",
-            admin.address
-        );
-    }
 }

@@ -264,20 +264,20 @@ pub struct LbTable {
     catch_all: Option<Arc<LbState>>,
 }
 
-/// Why a run-time change was refused.
+/// A run-time change named something the configuration does not have.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChangeError {
-    NoSuchLoadBalancer(String),
-    NoSuchPool(String),
-    NoSuchEndpoint { pool: String, endpoint: String },
+pub enum NotFound {
+    LoadBalancer(String),
+    Pool(String),
+    Endpoint { pool: String, endpoint: String },
 }
 
-impl std::fmt::Display for ChangeError {
+impl std::fmt::Display for NotFound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ChangeError::NoSuchLoadBalancer(name) => write!(f, "no load balancer named {name:?}"),
-            ChangeError::NoSuchPool(name) => write!(f, "no pool named {name:?}"),
-            ChangeError::NoSuchEndpoint { pool, endpoint } => {
+            NotFound::LoadBalancer(name) => write!(f, "no load balancer named {name:?}"),
+            NotFound::Pool(name) => write!(f, "no pool named {name:?}"),
+            NotFound::Endpoint { pool, endpoint } => {
                 write!(f, "pool {pool:?} has no endpoint named {endpoint:?}")
             }
         }
@@ -421,15 +421,15 @@ impl State {
     }
 
     /// The pool index of `pool` and the endpoint index of `endpoint` in it.
-    pub fn find_endpoint(&self, pool: &str, endpoint: &str) -> Result<Pick, ChangeError> {
+    pub fn find_endpoint(&self, pool: &str, endpoint: &str) -> Result<Pick, NotFound> {
         let p = self
             .pool_index(pool)
-            .ok_or_else(|| ChangeError::NoSuchPool(pool.to_string()))?;
+            .ok_or_else(|| NotFound::Pool(pool.to_string()))?;
         let e = self.pools[p]
             .endpoints
             .iter()
             .position(|e| e.name() == endpoint)
-            .ok_or_else(|| ChangeError::NoSuchEndpoint {
+            .ok_or_else(|| NotFound::Endpoint {
                 pool: pool.to_string(),
                 endpoint: endpoint.to_string(),
             })?;
@@ -453,11 +453,11 @@ impl State {
 
     /// Replaces one load balancer's settings (validated by the caller as the
     /// file is); requests already routed keep the settings they started with.
-    pub fn replace_load_balancer(&self, lb: config::LoadBalancer) -> Result<(), ChangeError> {
+    pub fn replace_load_balancer(&self, lb: config::LoadBalancer) -> Result<(), NotFound> {
         let _serial = self.changes.lock();
         let current = self.load_balancers();
         if current.named(&lb.name).is_none() {
-            return Err(ChangeError::NoSuchLoadBalancer(lb.name));
+            return Err(NotFound::LoadBalancer(lb.name));
         }
         let mut confs: Vec<config::LoadBalancer> = current.all().map(|l| l.conf.clone()).collect();
         for conf in &mut confs {

@@ -1,0 +1,629 @@
+//! Prometheus metrics (SPEC 5, `GET /metrics`): the request and affinity
+//! decision counters, recorded once per request by the proxy's `logging`,
+//! and gauges computed at scrape time from [`State`] (health, enabled,
+//! weight, in-flight, connections, drain time left, session-table size).
+//!
+//! - **Exact counters, kept here.** Counts are plain atomics keyed by the
+//!   load balancer's name and the request's [`Pick`] (indexes, not names) and
+//!   status; the decision counts are a fixed array per load balancer. Not the
+//!   `prometheus` crate's `IntCounterVec`: it keys its series by an FNV hash
+//!   of the label values concatenated without a separator, so pool `web`
+//!   with endpoint `2a` and pool `web2` with endpoint `a` would silently
+//!   share one series.
+//! - **No registry.** [`render`] builds the metric families itself at scrape
+//!   time and writes them with the crate's `TextEncoder` (exposition format
+//!   0.0.4): counters from the atomics, gauges from `State`. Series with equal
+//!   label values (e.g. an endpoint literally named `-`) are added together,
+//!   never written twice.
+//! - **Cheap request path.** [`record_request`] takes two read locks and does
+//!   two hash-map lookups keyed by the load balancer's name and by
+//!   `(Pick, status)`, then atomic adds; it allocates only the first time a
+//!   load balancer or a `(pick, status)` pair is seen, and never panics.
+//! - **Every request that reaches `logging` is counted once in each counter
+//!   family**, so `sum(tether_affinity_decisions_total) ==
+//!   sum(tether_requests_total)`: decision `none` is counted too (affinity
+//!   off, `header` without its headers, no load balancer, a reply before
+//!   routing). `-` stands for "none" in the load balancer, pool and endpoint
+//!   labels; status `0` means no response was written.
+//! - Every configured load balancer has all its decision series from the
+//!   start (0 until seen), so `rate()` works from the first request; `-`
+//!   (requests without a load balancer) only has `none`, once seen.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::RwLock;
+use prometheus::proto::{self, MetricFamily, MetricType};
+use prometheus::TextEncoder;
+
+use crate::affinity::drain::{drain_state, DrainState};
+use crate::config::SessionAffinity;
+use crate::state::{Pick, State};
+use crate::sticky::Decision;
+
+/// Every decision, in the order of the per-load-balancer counters.
+const DECISIONS: [Decision; 9] = [
+    Decision::None,
+    Decision::New,
+    Decision::Hit,
+    Decision::Expired,
+    Decision::Invalid,
+    Decision::RepinUnhealthy,
+    Decision::RepinDrained,
+    Decision::FailoverTemporary,
+    Decision::FailoverSticky,
+];
+
+fn decision_index(d: Decision) -> usize {
+    match d {
+        Decision::None => 0,
+        Decision::New => 1,
+        Decision::Hit => 2,
+        Decision::Expired => 3,
+        Decision::Invalid => 4,
+        Decision::RepinUnhealthy => 5,
+        Decision::RepinDrained => 6,
+        Decision::FailoverTemporary => 7,
+        Decision::FailoverSticky => 8,
+    }
+}
+
+/// Where no load balancer, pool or endpoint applies.
+const NONE_LABEL: &str = "-";
+
+/// The counters of one load balancer (or of `-`, requests without one).
+#[derive(Default)]
+struct LbCounters {
+    decisions: [AtomicU64; DECISIONS.len()],
+    /// `(pick, status)` → requests.
+    requests: RwLock<HashMap<(Option<Pick>, u16), AtomicU64>>,
+}
+
+impl LbCounters {
+    fn record(&self, pick: Option<Pick>, status: u16, decision: Decision) {
+        self.decisions[decision_index(decision)].fetch_add(1, Relaxed);
+        let key = (pick, status);
+        if let Some(n) = self.requests.read().get(&key) {
+            n.fetch_add(1, Relaxed);
+            return;
+        }
+        self.requests
+            .write()
+            .entry(key)
+            .or_default()
+            .fetch_add(1, Relaxed);
+    }
+}
+
+/// The request and decision counters of one process (or of one test).
+#[derive(Default)]
+pub struct Metrics {
+    /// Load balancer name (`-`: none) → its counters.
+    lbs: RwLock<HashMap<Box<str>, Arc<LbCounters>>>,
+}
+
+/// The process's counters, read by [`render`].
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
+
+/// Counts one finished request: `lb` is the load balancer's name (`-` when
+/// none served it), `pick` the endpoint it went to last (after a failover,
+/// the failover target), `status` the status written (0: none), `decision`
+/// the final affinity decision.
+pub fn record_request(lb: &str, pick: Option<Pick>, status: u16, decision: Decision) {
+    METRICS.record_request(lb, pick, status, decision);
+}
+
+/// The Prometheus text exposition of the process's metrics (`GET /metrics`,
+/// content type [`prometheus::TEXT_FORMAT`]).
+pub fn render(state: &State) -> String {
+    METRICS.render(state)
+}
+
+impl Metrics {
+    /// See [`record_request`].
+    pub fn record_request(&self, lb: &str, pick: Option<Pick>, status: u16, decision: Decision) {
+        if let Some(counters) = self.lbs.read().get(lb) {
+            counters.record(pick, status, decision);
+            return;
+        }
+        let counters = Arc::clone(self.lbs.write().entry(lb.into()).or_default());
+        counters.record(pick, status, decision);
+    }
+
+    /// See [`render`].
+    pub fn render(&self, state: &State) -> String {
+        let mut families = self.counter_families(state);
+        families.extend(gauge_families(state));
+        families.retain(|f| !f.get_metric().is_empty());
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut out = String::new();
+        if let Err(e) = TextEncoder::new().encode_utf8(&families, &mut out) {
+            // Only on an empty family or name, which are filtered or static.
+            log::error!("metrics: cannot encode: {e}");
+        }
+        out
+    }
+
+    fn counter_families(&self, state: &State) -> Vec<MetricFamily> {
+        let mut requests: BTreeMap<[String; 4], u64> = BTreeMap::new();
+        let mut decisions: BTreeMap<[String; 2], u64> = BTreeMap::new();
+        // Every configured load balancer's decisions, 0 until seen.
+        for lb in state.load_balancers().all() {
+            for d in DECISIONS {
+                decisions.insert([lb.conf.name.clone(), d.as_str().to_string()], 0);
+            }
+        }
+        let lbs: Vec<(String, Arc<LbCounters>)> = self
+            .lbs
+            .read()
+            .iter()
+            .map(|(name, c)| (name.to_string(), Arc::clone(c)))
+            .collect();
+        for (lb, counters) in lbs {
+            for (d, n) in DECISIONS.iter().zip(&counters.decisions) {
+                let (key, n) = ([lb.clone(), d.as_str().to_string()], n.load(Relaxed));
+                // Unconfigured names (`-`) only have the decisions they saw.
+                if n > 0 || decisions.contains_key(&key) {
+                    *decisions.entry(key).or_default() += n;
+                }
+            }
+            for (&(pick, status), n) in counters.requests.read().iter() {
+                let (pool, endpoint) = names(state, pick);
+                *requests
+                    .entry([lb.clone(), pool, endpoint, status.to_string()])
+                    .or_default() += n.load(Relaxed);
+            }
+        }
+        vec![
+            family(
+                "tether_requests_total",
+                "Requests finished, by load balancer, pool, endpoint (the last one tried) and status (0: no response written); - where none applies.",
+                MetricType::COUNTER,
+                &["load_balancer", "pool", "endpoint", "status"],
+                requests.into_iter().map(|(l, n)| (l, n as f64)),
+            ),
+            family(
+                "tether_affinity_decisions_total",
+                "Requests by load balancer and final session-affinity decision (none: no affinity applied).",
+                MetricType::COUNTER,
+                &["load_balancer", "decision"],
+                decisions.into_iter().map(|(l, n)| (l, n as f64)),
+            ),
+        ]
+    }
+}
+
+/// The pool and endpoint names of `pick`, `-` for none (or, defensively, for
+/// indexes this state does not have).
+fn names(state: &State, pick: Option<Pick>) -> (String, String) {
+    pick.and_then(|p| {
+        let pool = state.pools.get(p.pool)?;
+        let endpoint = pool.endpoints.get(p.endpoint)?;
+        Some((pool.name().to_string(), endpoint.name().to_string()))
+    })
+    .unwrap_or_else(|| (NONE_LABEL.to_string(), NONE_LABEL.to_string()))
+}
+
+fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// The gauges, read from `state` now.
+fn gauge_families(state: &State) -> Vec<MetricFamily> {
+    type Series<const N: usize> = BTreeMap<[String; N], f64>;
+    let (mut healthy, mut enabled, mut weight, mut in_flight, mut connections): (
+        Series<2>,
+        Series<2>,
+        Series<2>,
+        Series<2>,
+        Series<2>,
+    ) = Default::default();
+    let (mut pool_healthy, mut pool_enabled, mut pool_in_flight): (
+        Series<1>,
+        Series<1>,
+        Series<1>,
+    ) = Default::default();
+    for (i, pool) in state.pools.iter().enumerate() {
+        let p = pool.name().to_string();
+        pool_healthy.insert([p.clone()], flag(state.pool_is_healthy(i)));
+        pool_enabled.insert([p.clone()], flag(pool.enabled()));
+        pool_in_flight.insert([p.clone()], pool.in_flight() as f64);
+        for e in &pool.endpoints {
+            let key = [p.clone(), e.name().to_string()];
+            healthy.insert(key.clone(), flag(e.healthy()));
+            enabled.insert(key.clone(), flag(e.enabled()));
+            weight.insert(key.clone(), e.weight());
+            in_flight.insert(key.clone(), e.in_flight() as f64);
+            connections.insert(key, e.connections() as f64);
+        }
+    }
+
+    // Drains are per load balancer: only one with affinity has sessions to
+    // drain (SPEC 4.3), and only over its own pools.
+    let now_ms = state.clock.now_ms();
+    let mut drain: Series<3> = BTreeMap::new();
+    for lb in state.load_balancers().all() {
+        if lb.conf.session_affinity == SessionAffinity::None {
+            continue;
+        }
+        let mut pools = lb.default_pools.clone();
+        pools.extend(lb.fallback_pool);
+        pools.sort_unstable();
+        pools.dedup();
+        for p in pools {
+            let Some(pool) = state.pools.get(p) else {
+                continue;
+            };
+            for e in &pool.endpoints {
+                if let DrainState::Draining { left_ms } =
+                    drain_state(e.disabled_since(), lb.drain_ms, now_ms)
+                {
+                    drain.insert(
+                        [
+                            lb.conf.name.clone(),
+                            pool.name().to_string(),
+                            e.name().to_string(),
+                        ],
+                        left_ms as f64 / 1000.0,
+                    );
+                }
+            }
+        }
+    }
+
+    const PE: &[&str] = &["pool", "endpoint"];
+    const P: &[&str] = &["pool"];
+    vec![
+        gauge("tether_endpoint_healthy", "1 while the endpoint's monitor calls it healthy (always 1 without a monitor).", PE, healthy),
+        gauge("tether_endpoint_enabled", "1 while the endpoint is enabled (in the file or through the admin API).", PE, enabled),
+        gauge("tether_endpoint_weight", "The endpoint's weight (0 to 1).", PE, weight),
+        gauge("tether_endpoint_in_flight", "Requests being forwarded to the endpoint now.", PE, in_flight),
+        gauge("tether_endpoint_connections", "Upstream connections to the endpoint held by requests now.", PE, connections),
+        gauge("tether_pool_healthy", "1 while the pool is enabled and has at least minimum_origins healthy enabled endpoints.", P, pool_healthy),
+        gauge("tether_pool_enabled", "1 while the pool is enabled.", P, pool_enabled),
+        gauge("tether_pool_in_flight", "Requests being forwarded to the pool's endpoints now.", P, pool_in_flight),
+        gauge(
+            "tether_endpoint_drain_seconds_left",
+            "Seconds until a disabled endpoint's drain ends, for each load balancer with affinity whose pools hold it; absent when not draining.",
+            &["load_balancer", "pool", "endpoint"],
+            drain,
+        ),
+        gauge("tether_sessions", "Entries in the header / source_ip session table (all load balancers).", &[], BTreeMap::from([([], state.sessions.len() as f64)])),
+        gauge("tether_sessions_max", "Bound of the session table (tether.max_sessions).", &[], BTreeMap::from([([], state.sessions.max_sessions() as f64)])),
+    ]
+}
+
+fn gauge<const N: usize>(
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    series: BTreeMap<[String; N], f64>,
+) -> MetricFamily {
+    family(name, help, MetricType::GAUGE, labels, series)
+}
+
+/// A metric family of `kind` whose series are `(label values, value)`, the
+/// values in the order of `labels`.
+fn family<const N: usize>(
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    labels: &[&str],
+    series: impl IntoIterator<Item = ([String; N], f64)>,
+) -> MetricFamily {
+    let metrics = series
+        .into_iter()
+        .map(|(values, v)| {
+            let mut m = proto::Metric::default();
+            m.set_label(
+                labels
+                    .iter()
+                    .zip(values)
+                    .map(|(name, value)| {
+                        let mut pair = proto::LabelPair::default();
+                        pair.set_name(name.to_string());
+                        pair.set_value(value);
+                        pair
+                    })
+                    .collect(),
+            );
+            match kind {
+                MetricType::COUNTER => {
+                    let mut c = proto::Counter::default();
+                    c.set_value(v);
+                    m.set_counter(c);
+                }
+                _ => {
+                    let mut g = proto::Gauge::default();
+                    g.set_value(v);
+                    m.set_gauge(g);
+                }
+            }
+            m
+        })
+        .collect();
+    let mut f = MetricFamily::default();
+    f.set_name(name.to_string());
+    f.set_help(help.to_string());
+    f.set_field_type(kind);
+    f.set_metric(metrics);
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::affinity::cookie::CookieKeys;
+    use crate::affinity::table::TablePin;
+    use crate::config::OriginSteering;
+    use crate::fixtures::{config, pool, set_health};
+
+    fn state() -> State {
+        let cfg = config(
+            vec![
+                pool("p", 2, OriginSteering::Random),
+                pool("q", 1, OriginSteering::Random),
+            ],
+            &["p"],
+            Some("q"),
+        );
+        State::new(&cfg, CookieKeys::random())
+    }
+
+    fn at(pool: usize, endpoint: usize) -> Option<Pick> {
+        Some(Pick { pool, endpoint })
+    }
+
+    /// The value of the series `line_start` (name and labels as rendered).
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.parse().unwrap())
+    }
+
+    #[test]
+    fn counters_are_exact_and_explained() {
+        let state = state();
+        let m = Metrics::default();
+        for _ in 0..3 {
+            m.record_request("*", at(0, 1), 200, Decision::New);
+        }
+        m.record_request("*", at(0, 1), 200, Decision::Hit);
+        m.record_request("*", at(1, 0), 502, Decision::FailoverSticky);
+        m.record_request("-", None, 404, Decision::None);
+        m.record_request("-", None, 0, Decision::None);
+        let text = m.render(&state);
+
+        for name in ["tether_requests_total", "tether_affinity_decisions_total"] {
+            assert!(text.contains(&format!("# HELP {name} ")), "{text}");
+            assert!(text.contains(&format!("# TYPE {name} counter\n")), "{text}");
+        }
+        let req = |lb: &str, pool: &str, ep: &str, status: &str| {
+            value(
+                &text,
+                &format!("tether_requests_total{{load_balancer=\"{lb}\",pool=\"{pool}\",endpoint=\"{ep}\",status=\"{status}\"}}"),
+            )
+        };
+        assert_eq!(req("*", "p", "p-1", "200"), Some(4.0));
+        assert_eq!(req("*", "q", "q-0", "502"), Some(1.0));
+        assert_eq!(req("-", "-", "-", "404"), Some(1.0));
+        assert_eq!(req("-", "-", "-", "0"), Some(1.0));
+        assert_eq!(
+            req("*", "p", "p-0", "200"),
+            None,
+            "unseen series are absent"
+        );
+
+        let dec = |lb: &str, d: &str| {
+            value(
+                &text,
+                &format!(
+                    "tether_affinity_decisions_total{{load_balancer=\"{lb}\",decision=\"{d}\"}}"
+                ),
+            )
+        };
+        assert_eq!(dec("*", "new"), Some(3.0));
+        assert_eq!(dec("*", "hit"), Some(1.0));
+        assert_eq!(dec("*", "failover_sticky"), Some(1.0));
+        assert_eq!(dec("-", "none"), Some(2.0));
+        assert_eq!(dec("-", "new"), None, "no zero series for `-`");
+        // A configured load balancer has every decision from the start.
+        for d in DECISIONS {
+            assert!(dec("*", d.as_str()).is_some(), "{}", d.as_str());
+        }
+        assert_eq!(dec("*", "expired"), Some(0.0));
+        // Each request is counted once in each family.
+        let sum = |prefix: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+                .sum()
+        };
+        assert_eq!(sum("tether_requests_total{"), 7.0);
+        assert_eq!(sum("tether_affinity_decisions_total{"), 7.0);
+    }
+
+    #[test]
+    fn names_that_concatenate_alike_stay_apart() {
+        let mut web = pool("web", 1, OriginSteering::Random);
+        web.endpoints[0].name = "2a".into();
+        let mut web2 = pool("web2", 1, OriginSteering::Random);
+        web2.endpoints[0].name = "a".into();
+        let state = State::new(
+            &config(vec![web, web2], &["web"], None),
+            CookieKeys::random(),
+        );
+        let m = Metrics::default();
+        let (web, web2) = (
+            state.pool_index("web").unwrap(),
+            state.pool_index("web2").unwrap(),
+        );
+        m.record_request("*", at(web, 0), 200, Decision::None);
+        m.record_request("*", at(web2, 0), 200, Decision::None);
+        m.record_request("*", at(web2, 0), 200, Decision::None);
+        let text = m.render(&state);
+        assert_eq!(
+            value(&text, "tether_requests_total{load_balancer=\"*\",pool=\"web\",endpoint=\"2a\",status=\"200\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            value(&text, "tether_requests_total{load_balancer=\"*\",pool=\"web2\",endpoint=\"a\",status=\"200\"}"),
+            Some(2.0),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn gauges_follow_the_state() {
+        let state = Arc::new(state());
+        set_health(&state, "p", &[true, false]);
+        let q0 = state.find_endpoint("q", "q-0").unwrap();
+        state.set_endpoint_weight(q0, 0.25);
+        let held = state.begin_request(Pick {
+            pool: state.pool_index("p").unwrap(),
+            endpoint: 0,
+        });
+        state.sessions.put(
+            1,
+            TablePin {
+                pool: 0,
+                endpoint: 0,
+            },
+            state.clock.now_ms(),
+        );
+        state.sessions.put(
+            2,
+            TablePin {
+                pool: 0,
+                endpoint: 0,
+            },
+            state.clock.now_ms(),
+        );
+
+        let text = Metrics::default().render(&state);
+        for name in [
+            "tether_endpoint_healthy",
+            "tether_endpoint_enabled",
+            "tether_endpoint_weight",
+            "tether_endpoint_in_flight",
+            "tether_pool_in_flight",
+            "tether_pool_healthy",
+            "tether_sessions",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} gauge\n")),
+                "{name}\n{text}"
+            );
+        }
+        let ep = |name: &str, pool: &str, e: &str| {
+            value(
+                &text,
+                &format!("{name}{{pool=\"{pool}\",endpoint=\"{e}\"}}"),
+            )
+        };
+        assert_eq!(ep("tether_endpoint_healthy", "p", "p-0"), Some(1.0));
+        assert_eq!(ep("tether_endpoint_healthy", "p", "p-1"), Some(0.0));
+        assert_eq!(ep("tether_endpoint_enabled", "p", "p-1"), Some(1.0));
+        assert_eq!(ep("tether_endpoint_weight", "q", "q-0"), Some(0.25));
+        assert_eq!(ep("tether_endpoint_weight", "p", "p-0"), Some(1.0));
+        assert_eq!(ep("tether_endpoint_in_flight", "p", "p-0"), Some(1.0));
+        assert_eq!(ep("tether_endpoint_in_flight", "p", "p-1"), Some(0.0));
+        assert_eq!(value(&text, "tether_pool_in_flight{pool=\"p\"}"), Some(1.0));
+        assert_eq!(value(&text, "tether_pool_in_flight{pool=\"q\"}"), Some(0.0));
+        assert_eq!(value(&text, "tether_pool_healthy{pool=\"p\"}"), Some(1.0));
+        assert_eq!(value(&text, "tether_sessions"), Some(2.0));
+        assert_eq!(value(&text, "tether_sessions_max"), Some(10.0));
+        assert!(
+            !text.contains("tether_endpoint_drain_seconds_left"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("tether_requests_total"),
+            "no request yet: {text}"
+        );
+
+        drop(held);
+        set_health(&state, "p", &[false, false]);
+        let text = Metrics::default().render(&state);
+        assert_eq!(value(&text, "tether_pool_in_flight{pool=\"p\"}"), Some(0.0));
+        assert_eq!(value(&text, "tether_pool_healthy{pool=\"p\"}"), Some(0.0));
+    }
+
+    #[test]
+    fn drain_time_left_only_while_draining_under_affinity() {
+        let mut cfg = config(vec![pool("p", 2, OriginSteering::Random)], &["p"], None);
+        let mut shop = cfg.load_balancers["*"].clone();
+        shop.name = "shop.test".into();
+        cfg.load_balancers.insert(shop.name.clone(), shop);
+        for lb in cfg.load_balancers.values_mut() {
+            lb.session_affinity_attributes.drain_duration = 60;
+        }
+        cfg.load_balancers.get_mut("*").unwrap().session_affinity = SessionAffinity::Cookie;
+        let state = State::new(&cfg, CookieKeys::random());
+        let p1 = state.find_endpoint("p", "p-1").unwrap();
+        state.set_endpoint_enabled(p1, false, state.clock.now_ms());
+
+        let text = Metrics::default().render(&state);
+        assert!(
+            text.contains("# TYPE tether_endpoint_drain_seconds_left gauge\n"),
+            "{text}"
+        );
+        let left = value(
+            &text,
+            "tether_endpoint_drain_seconds_left{load_balancer=\"*\",pool=\"p\",endpoint=\"p-1\"}",
+        )
+        .expect(&text);
+        assert!((59.0..=60.0).contains(&left), "{left}");
+        // No affinity, no sessions to drain; an enabled endpoint is not draining.
+        let drains: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("tether_endpoint_drain_seconds_left{"))
+            .collect();
+        assert_eq!(drains.len(), 1, "{drains:?}");
+        assert_eq!(
+            value(
+                &text,
+                "tether_endpoint_enabled{pool=\"p\",endpoint=\"p-1\"}"
+            ),
+            Some(0.0)
+        );
+
+        // Once the drain is over the series is gone.
+        state.set_endpoint_enabled(p1, true, state.clock.now_ms());
+        state.set_endpoint_enabled(p1, false, state.clock.now_ms() - 61_000);
+        let text = Metrics::default().render(&state);
+        assert!(
+            !text.contains("tether_endpoint_drain_seconds_left"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let state = state();
+        let m = Metrics::default();
+        m.record_request("a\"b\\c\nd", None, 200, Decision::None);
+        let text = m.render(&state);
+        assert!(text.contains("load_balancer=\"a\\\"b\\\\c\\nd\""), "{text}");
+    }
+
+    #[test]
+    fn the_process_wide_functions_record_and_render() {
+        let state = state();
+        // Other tests do not use the process-wide counters; this one uses a
+        // load balancer name of its own anyway.
+        record_request("global.test", at(0, 0), 201, Decision::New);
+        let text = render(&state);
+        assert_eq!(
+            value(&text, "tether_requests_total{load_balancer=\"global.test\",pool=\"p\",endpoint=\"p-0\",status=\"201\"}"),
+            Some(1.0),
+            "{text}"
+        );
+    }
+}
