@@ -210,7 +210,10 @@ fn upstream_timeout_gives_504_and_the_proxy_keeps_serving() {
     assert_eq!(status, 504, "{body}");
     assert!(body.contains("timed out"), "{body}");
     assert!(
-        proxy.wait_for_log("load balancer * pool p endpoint stuck", Duration::from_secs(5)),
+        proxy.wait_for_log(
+            "load balancer * pool p endpoint stuck",
+            Duration::from_secs(5)
+        ),
         "the error names what was involved:\n{}",
         proxy.logs()
     );
