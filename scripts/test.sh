@@ -28,7 +28,7 @@ cargo clippy --all-targets -- -D warnings
 echo "== cargo test"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
-cargo test --bins --tests -- --test-threads "${TEST_THREADS:-2}" 2>&1 | tee "$results"
+cargo test --lib --bins --tests -- --test-threads "${TEST_THREADS:-2}" 2>&1 | tee "$results"
 echo "== scripts/demo.sh --check (the demo, end to end, on the test build)"
 DEMO_PROFILE=debug bash scripts/demo.sh --check
 

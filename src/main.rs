@@ -1,23 +1,6 @@
 //! Tether: options → configuration → server → services → run.
 #![forbid(unsafe_code)]
 
-mod admin;
-mod affinity;
-mod balance;
-mod clock;
-mod config;
-#[cfg(test)]
-mod fixtures;
-mod metrics;
-mod monitor;
-mod persist;
-mod proxy;
-mod request;
-mod select;
-mod state;
-mod sticky;
-mod sweeper;
-
 use std::path::Path;
 use std::process::exit;
 use std::sync::Arc;
@@ -29,12 +12,13 @@ use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::background::background_service;
 
-use crate::affinity::cookie::CookieKeys;
-use crate::config::SessionAffinity;
-use crate::monitor::Monitors;
-use crate::proxy::Proxy;
-use crate::state::State;
-use crate::sweeper::Sweeper;
+use tether::affinity::cookie::CookieKeys;
+use tether::config::{self, SessionAffinity};
+use tether::monitor::Monitors;
+use tether::proxy::Proxy;
+use tether::state::State;
+use tether::sweeper::Sweeper;
+use tether::{admin, persist};
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -64,7 +48,7 @@ fn main() {
             Ok(keys) => {
                 info!(
                     "{} cookie key(s) loaded from {}",
-                    keys.len(),
+                    keys.count(),
                     file.display()
                 );
                 keys

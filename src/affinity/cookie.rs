@@ -148,7 +148,7 @@ impl CookieKeys {
     }
 
     /// How many keys (≥ 1).
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.macs.len()
     }
 
@@ -274,7 +274,7 @@ mod tests {
     fn random_keys_differ_and_work() {
         let a = CookieKeys::random();
         let b = CookieKeys::random();
-        assert_eq!(a.len(), 1);
+        assert_eq!(a.count(), 1);
         let v = a.encode(&pin());
         assert_eq!(a.decode(&v, NOW), Decoded::Valid(pin()));
         assert_eq!(b.decode(&v, NOW), Decoded::Invalid);
@@ -286,7 +286,7 @@ mod tests {
         let a = CookieKeys::from_keys(vec![key(0xa)]);
         let ba = CookieKeys::from_keys(vec![key(0xb), key(0xa)]);
         let b = CookieKeys::from_keys(vec![key(0xb)]);
-        assert_eq!(ba.len(), 2);
+        assert_eq!(ba.count(), 2);
         // Signed with A, still verified after B was put in front.
         let old = a.encode(&pin());
         assert_eq!(ba.decode(&old, NOW), Decoded::Valid(pin()));
@@ -463,7 +463,7 @@ mod tests {
         )
         .unwrap();
         let keys = CookieKeys::from_file(&path).unwrap();
-        assert_eq!(keys.len(), 3);
+        assert_eq!(keys.count(), 3);
         // The first key signs; every key verifies.
         let first = CookieKeys::from_keys(vec![vec![7u8; 16]]);
         let v = keys.encode(&pin());

@@ -127,7 +127,6 @@ impl SessionTable {
     }
 
     /// The bound given to [`new`](Self::new).
-    #[allow(dead_code)] // read by the admin API and metrics (next issue) and the tests
     pub fn max_sessions(&self) -> usize {
         self.max_sessions
     }
@@ -176,7 +175,6 @@ impl SessionTable {
     }
 
     /// Forget `key`.
-    #[allow(dead_code)] // read by the admin API and metrics (next issue) and the tests
     pub fn remove(&self, key: u64) {
         if let Some(shard) = self.shard(key) {
             shard.0.lock().pop(&key);
@@ -190,7 +188,6 @@ impl SessionTable {
     }
 
     /// Whether the table is empty.
-    #[allow(dead_code)] // read by the admin API and metrics (next issue) and the tests
     pub fn is_empty(&self) -> bool {
         self.shards.iter().all(|s| s.0.lock().is_empty())
     }

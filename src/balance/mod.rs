@@ -7,7 +7,6 @@
 //! - [`steering`]: ordering a load balancer's pools; pool health.
 
 // The proxy is being wired to these; until then parts are unused.
-#![allow(dead_code)]
 
 pub mod hash;
 pub mod pick;

@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 /// the host it serves (validated, then lower-cased); `pools` are the pools it
 /// may name; `path` prefixes every error path (e.g.
 /// `tether.load_balancers["www.example.com"]`, or `""` for bare keys).
-#[allow(dead_code)]
 pub fn load_balancer_from_value(
     name: &str,
     value: &Value,
@@ -31,7 +30,6 @@ pub fn load_balancer_from_value(
 /// The mapping that [`load_balancer_from_value`] turns back into `lb`
 /// (every key written out, canonical spellings): read, overlay a change,
 /// validate again.
-#[allow(dead_code)]
 pub fn load_balancer_to_value(lb: &LoadBalancer) -> Value {
     fn s(text: &str) -> Value {
         Value::String(text.to_string())

@@ -1,0 +1,21 @@
+//! Tether: a self-hosted sticky load balancer on Pingora. The binary
+//! (`src/main.rs`) wires these rooms into a Pingora server; the library form
+//! exists so benchmarks and fuzz targets reach the pure pieces directly.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod affinity;
+pub mod balance;
+pub mod clock;
+pub mod config;
+#[cfg(test)]
+mod fixtures;
+pub mod metrics;
+pub mod monitor;
+pub mod persist;
+pub mod proxy;
+pub mod request;
+pub mod select;
+pub mod state;
+pub mod sticky;
+pub mod sweeper;
