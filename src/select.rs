@@ -8,7 +8,7 @@
 //! README) any pool that still has a usable endpoint below its threshold.
 
 use crate::balance::hash::seeded_draws;
-use crate::balance::pick::{least_loaded, weighted_random};
+use crate::balance::pick::{least_loaded, weighted_by_prefix, weighted_random};
 use crate::balance::steering::{order_pools, pool_healthy, PoolView};
 use crate::config::{OriginSteering, SteeringPolicy};
 use crate::state::{LbState, Pick, PoolState, State};
@@ -25,6 +25,9 @@ pub struct Facts<'a> {
     /// Uniform draws in `[0, 1)`.
     pub rand: &'a mut dyn FnMut() -> f64,
 }
+
+/// Weighted draws tried before a linear pass over the pool.
+const REJECTION_TRIES: usize = 8;
 
 /// Which endpoints a pick may land on.
 #[derive(Clone, Copy)]
@@ -159,8 +162,17 @@ impl State {
         let candidates = (0..p.endpoints.len()).filter(|&i| ok(i));
         let endpoint = match p.conf.origin_steering {
             OriginSteering::Random => {
-                let r = (facts.rand)();
-                weighted_random(candidates.map(|i| (i, p.endpoints[i].weight())), r)
+                // O(log n) draws over all endpoints, rejecting unusable ones;
+                // after a few misses (a mostly unusable pool), one linear pass.
+                let cumulative = p.cumulative_weights();
+                (0..REJECTION_TRIES)
+                    .find_map(|_| {
+                        weighted_by_prefix(&cumulative, (facts.rand)()).filter(|&i| ok(i))
+                    })
+                    .or_else(|| {
+                        let r = (facts.rand)();
+                        weighted_random(candidates.map(|i| (i, p.endpoints[i].weight())), r)
+                    })
             }
             OriginSteering::Hash => p.ring().pick(facts.client_key, ok),
             OriginSteering::LeastOutstandingRequests => {

@@ -5,7 +5,7 @@
 //! and weight. Reads on the request path are atomic loads, never locks.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,12 +26,15 @@ pub struct EndpointState {
     pub conf: config::Endpoint,
     /// Stable id from the pool and endpoint names: what a `__cflb` cookie carries.
     pub id: u64,
-    enabled: AtomicBool,
+    /// [`ENABLED`] and [`HEALTHY`] in one atomic, so the pool's count of up
+    /// endpoints stays exact when the monitor and the admin API act at once.
+    flags: AtomicU8,
+    /// The pool's count of up (enabled and healthy) endpoints.
+    pool_up: Arc<AtomicUsize>,
     /// Monotonic ms at which it was disabled (drain starts there); 0 while enabled.
     disabled_since: AtomicU64,
     /// `f64::to_bits` of the weight (0.0 ..= 1.0).
     weight: AtomicU64,
-    healthy: AtomicBool,
     in_flight: AtomicU64,
     connections: AtomicU64,
     /// Round-trip time of the last successful probe in µs; 0 = none yet.
@@ -48,11 +51,20 @@ pub struct LastCheck {
     pub failure: Option<String>,
 }
 
+const ENABLED: u8 = 1;
+const HEALTHY: u8 = 2;
+const UP: u8 = ENABLED | HEALTHY;
+
 impl EndpointState {
-    fn new(pool: &str, conf: &config::Endpoint) -> Self {
+    fn new(pool: &str, conf: &config::Endpoint, pool_up: Arc<AtomicUsize>) -> Self {
+        let flags = HEALTHY | if conf.enabled { ENABLED } else { 0 };
+        if flags == UP {
+            pool_up.fetch_add(1, Relaxed);
+        }
         EndpointState {
             id: endpoint_id(pool, &conf.name),
-            enabled: AtomicBool::new(conf.enabled),
+            flags: AtomicU8::new(flags),
+            pool_up,
             // Disabled in the file: its drain starts when this process starts.
             disabled_since: AtomicU64::new(if conf.enabled {
                 0
@@ -60,7 +72,6 @@ impl EndpointState {
                 crate::clock::MONOTONIC_BASE
             }),
             weight: AtomicU64::new(conf.weight.to_bits()),
-            healthy: AtomicBool::new(true),
             in_flight: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             rtt_micros: AtomicU64::new(0),
@@ -73,10 +84,29 @@ impl EndpointState {
         &self.conf.name
     }
     pub fn enabled(&self) -> bool {
-        self.enabled.load(Relaxed)
+        self.flags.load(Relaxed) & ENABLED != 0
     }
     pub fn healthy(&self) -> bool {
-        self.healthy.load(Relaxed)
+        self.flags.load(Relaxed) & HEALTHY != 0
+    }
+
+    /// Sets or clears `bit`; keeps the pool's up count exact. Returns the old flags.
+    fn set_flag(&self, bit: u8, on: bool) -> u8 {
+        let change = |f: u8| if on { f | bit } else { f & !bit };
+        let old = self
+            .flags
+            .fetch_update(Relaxed, Relaxed, |f| Some(change(f)))
+            .unwrap_or_else(|f| f);
+        match (old == UP, change(old) == UP) {
+            (false, true) => {
+                self.pool_up.fetch_add(1, Relaxed);
+            }
+            (true, false) => {
+                self.pool_up.fetch_sub(1, Relaxed);
+            }
+            _ => {}
+        }
+        old
     }
     /// When it was disabled (monotonic ms), `None` while enabled.
     pub fn disabled_since(&self) -> Option<u64> {
@@ -103,7 +133,7 @@ impl EndpointState {
 
     /// Counts towards the pool's health threshold.
     pub fn up(&self) -> bool {
-        self.enabled() && self.healthy()
+        self.flags.load(Relaxed) == UP
     }
     /// May take new traffic in a healthy pool.
     pub fn usable(&self) -> bool {
@@ -116,7 +146,7 @@ impl EndpointState {
 
     /// Disabling starts the drain clock at `now_ms`; enabling stops it.
     pub fn set_enabled(&self, enabled: bool, now_ms: u64) {
-        let was = self.enabled.swap(enabled, Relaxed);
+        let was = self.set_flag(ENABLED, enabled) & ENABLED != 0;
         if enabled {
             self.disabled_since.store(0, Relaxed);
         } else if was {
@@ -125,12 +155,12 @@ impl EndpointState {
     }
     /// Returns the previous value.
     pub fn set_healthy(&self, healthy: bool) -> bool {
-        self.healthy.swap(healthy, Relaxed)
+        self.set_flag(HEALTHY, healthy) & HEALTHY != 0
     }
     /// Restores a disable that happened at `since` (monotonic ms), e.g. from
     /// the state file, so its drain ends when it would have.
     pub fn restore_disabled(&self, since: u64) {
-        self.enabled.store(false, Relaxed);
+        self.set_flag(ENABLED, false);
         self.disabled_since.store(since.max(1), Relaxed);
     }
     fn set_weight(&self, weight: f64) {
@@ -160,22 +190,30 @@ pub struct PoolState {
     pub conf: config::Pool,
     enabled: AtomicBool,
     pub endpoints: Vec<EndpointState>,
+    /// Up (enabled and healthy) endpoints, kept exact by their transitions.
+    up: Arc<AtomicUsize>,
     ring: ArcSwap<HashRing>,
+    /// Cumulative configured weights, for weighted random picks in O(log n).
+    cumulative: ArcSwap<Vec<f64>>,
     in_flight: AtomicU64,
 }
 
 impl PoolState {
     fn new(conf: &config::Pool) -> Self {
+        let up = Arc::new(AtomicUsize::new(0));
         let endpoints: Vec<EndpointState> = conf
             .endpoints
             .iter()
-            .map(|e| EndpointState::new(&conf.name, e))
+            .map(|e| EndpointState::new(&conf.name, e, Arc::clone(&up)))
             .collect();
         let ring = ArcSwap::from_pointee(build_ring(&conf.name, &endpoints));
+        let cumulative = ArcSwap::from_pointee(cumulative_weights(&endpoints));
         PoolState {
             enabled: AtomicBool::new(conf.enabled),
             endpoints,
+            up,
             ring,
+            cumulative,
             in_flight: AtomicU64::new(0),
             conf: conf.clone(),
         }
@@ -200,11 +238,17 @@ impl PoolState {
         self.endpoints[endpoint].set_weight(weight);
         self.ring
             .store(Arc::new(build_ring(self.name(), &self.endpoints)));
+        self.cumulative
+            .store(Arc::new(cumulative_weights(&self.endpoints)));
     }
 
-    /// Enabled endpoints whose monitor calls them healthy.
+    pub fn cumulative_weights(&self) -> arc_swap::Guard<Arc<Vec<f64>>> {
+        self.cumulative.load()
+    }
+
+    /// Enabled endpoints whose monitor calls them healthy (O(1)).
     pub fn up_count(&self) -> usize {
-        self.endpoints.iter().filter(|e| e.up()).count()
+        self.up.load(Relaxed)
     }
 
     /// Mean of the endpoints' last probe round trips, for `dynamic_latency`.
@@ -213,6 +257,16 @@ impl PoolState {
         let n = u32::try_from(rtts.len()).ok().filter(|n| *n > 0)?;
         Some(rtts.iter().sum::<Duration>() / n)
     }
+}
+
+fn cumulative_weights(endpoints: &[EndpointState]) -> Vec<f64> {
+    endpoints
+        .iter()
+        .scan(0.0, |sum, e| {
+            *sum += e.weight().max(0.0);
+            Some(*sum)
+        })
+        .collect()
 }
 
 fn build_ring(pool: &str, endpoints: &[EndpointState]) -> HashRing {
@@ -509,5 +563,60 @@ impl Drop for InFlight {
             .in_flight
             .fetch_sub(1, Relaxed);
         self.state.endpoint(self.at).in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OriginSteering;
+    use crate::fixtures::pool;
+
+    #[test]
+    fn up_count_follows_every_transition() {
+        let p = PoolState::new(&pool("p", 3, OriginSteering::Random));
+        assert_eq!(p.up_count(), 3);
+        p.endpoints[0].set_healthy(false);
+        p.endpoints[0].set_healthy(false);
+        assert_eq!(p.up_count(), 2, "a repeated transition counts once");
+        p.endpoints[0].set_enabled(false, 5);
+        p.endpoints[0].set_healthy(true);
+        assert_eq!(p.up_count(), 2, "disabled and healthy is not up");
+        p.endpoints[0].set_enabled(true, 6);
+        p.endpoints[1].restore_disabled(1);
+        assert_eq!(p.up_count(), 2);
+        assert_eq!(p.up_count(), p.endpoints.iter().filter(|e| e.up()).count());
+    }
+
+    #[test]
+    fn up_count_stays_exact_under_concurrent_monitor_and_admin() {
+        let p = Arc::new(PoolState::new(&pool("p", 4, OriginSteering::Random)));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let p = Arc::clone(&p);
+                std::thread::spawn(move || {
+                    for i in 0..20_000u64 {
+                        let e = &p.endpoints[(i % 4) as usize];
+                        if t % 2 == 0 {
+                            e.set_healthy(i % 3 != 0);
+                        } else {
+                            e.set_enabled(i % 5 != 0, i + 1);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(p.up_count(), p.endpoints.iter().filter(|e| e.up()).count());
+    }
+
+    #[test]
+    fn cumulative_weights_follow_weight_changes() {
+        let p = PoolState::new(&pool("p", 3, OriginSteering::Random));
+        assert_eq!(**p.cumulative_weights(), vec![1.0, 2.0, 3.0]);
+        p.set_weight(1, 0.0);
+        assert_eq!(**p.cumulative_weights(), vec![1.0, 1.0, 2.0]);
     }
 }

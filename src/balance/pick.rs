@@ -82,6 +82,24 @@ pub fn least_loaded(
     None
 }
 
+/// Weighted random choice over ALL endpoints in O(log n): `cumulative[i]` is
+/// the sum of the weights of endpoints `0..=i`; `r` in `[0, 1)`. Endpoint `i`
+/// is returned with probability `weight_i / total`. The caller rejects an
+/// unusable result and draws again (rejection sampling keeps the choice
+/// exactly weighted among the usable ones), falling back to
+/// [`weighted_random`] after a few misses. `None` when the total is 0.
+pub fn weighted_by_prefix(cumulative: &[f64], r: f64) -> Option<usize> {
+    let total = *cumulative.last()?;
+    if total.is_nan() || total <= 0.0 {
+        return None;
+    }
+    let target = r.clamp(0.0, 1.0) * total;
+    // First index whose cumulative sum exceeds the target: weight-0 entries
+    // (equal to their predecessor) can never be it.
+    let i = cumulative.partition_point(|&c| c <= target);
+    Some(i.min(cumulative.len() - 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +190,22 @@ mod tests {
         }
         let ratio = load[0] as f64 / load[1] as f64;
         assert!((ratio - 2.0).abs() < 0.01, "{load:?}");
+    }
+
+    #[test]
+    fn prefix_pick_follows_weights_and_skips_zero() {
+        // weights 1, 0, 0.5, 0.5 → cumulative 1, 1, 1.5, 2
+        let cumulative = [1.0, 1.0, 1.5, 2.0];
+        let mut counts = [0usize; 4];
+        for k in 0..10_000 {
+            let r = k as f64 / 10_000.0;
+            counts[weighted_by_prefix(&cumulative, r).unwrap()] += 1;
+        }
+        assert_eq!(counts[1], 0, "weight 0 is never picked");
+        assert_eq!(counts, [5_000, 0, 2_500, 2_500]);
+        assert_eq!(weighted_by_prefix(&cumulative, 0.999_999), Some(3));
+        assert_eq!(weighted_by_prefix(&cumulative, 1.0), Some(3), "clamped");
+        assert_eq!(weighted_by_prefix(&[], 0.5), None);
+        assert_eq!(weighted_by_prefix(&[0.0, 0.0], 0.5), None);
     }
 }
