@@ -400,6 +400,9 @@ impl ProxyHttp for Proxy {
         let (pool, endpoint) = ctx.names(&self.state);
         let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
         crate::metrics::record_request(lb, ctx.pick(), status, ctx.decision());
+        if !log::log_enabled!(target: "access", log::Level::Info) {
+            return;
+        }
         let client = ctx
             .client
             .map_or_else(|| "-".to_string(), |ip| ip.to_string());

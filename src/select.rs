@@ -7,6 +7,8 @@
 //! fallback pool with its health ignored; else (Tether's decision, see the
 //! README) any pool that still has a usable endpoint below its threshold.
 
+use std::borrow::Cow;
+
 use crate::balance::hash::seeded_draws;
 use crate::balance::pick::{least_loaded, weighted_by_prefix, weighted_random};
 use crate::balance::steering::{order_pools, pool_healthy, PoolView};
@@ -39,11 +41,15 @@ enum Eligible {
 }
 
 impl State {
-    /// The pools of `lb` in steering order.
-    pub fn pool_order(&self, lb: &LbState, rand: &mut dyn FnMut() -> f64) -> Vec<usize> {
+    /// The pools of `lb` in steering order (borrowed for `off`: no allocation).
+    pub fn pool_order<'l>(
+        &self,
+        lb: &'l LbState,
+        rand: &mut dyn FnMut() -> f64,
+    ) -> Cow<'l, [usize]> {
         let policy = lb.conf.steering_policy;
         if policy == SteeringPolicy::Off {
-            return lb.default_pools.clone();
+            return Cow::Borrowed(&lb.default_pools);
         }
         let views: Vec<PoolView> = lb
             .default_pools
@@ -57,10 +63,12 @@ impl State {
                 }
             })
             .collect();
-        order_pools(policy, &views, &mut || rand())
-            .into_iter()
-            .map(|i| lb.default_pools[i])
-            .collect()
+        Cow::Owned(
+            order_pools(policy, &views, &mut || rand())
+                .into_iter()
+                .map(|i| lb.default_pools[i])
+                .collect(),
+        )
     }
 
     /// A pool is healthy when enabled with at least `minimum_origins` endpoints up.
@@ -75,7 +83,7 @@ impl State {
         self.choose_in_order(lb, &order, None, facts)
     }
 
-    fn ordered(&self, lb: &LbState, facts: &mut Facts) -> Vec<usize> {
+    fn ordered<'l>(&self, lb: &'l LbState, facts: &mut Facts) -> Cow<'l, [usize]> {
         match facts.sticky_key {
             Some(key) => self.pool_order(lb, &mut seeded_draws(key)),
             None => self.pool_order(lb, facts.rand),
