@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 #[cfg(test)]
 mod fixtures;
+pub mod linger;
 pub mod metrics;
 pub mod monitor;
 pub mod persist;

@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use log::{error, info, warn};
 use pingora::listeners::tls::TlsSettings;
-use pingora::proxy::http_proxy_service_with_name;
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 
 use tether::affinity::cookie::CookieKeys;
 use tether::config::{self, SessionAffinity};
+use tether::linger::Lingering;
 use tether::monitor::Monitors;
 use tether::proxy::Proxy;
 use tether::state::State;
@@ -79,10 +81,12 @@ fn main() {
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
 
-    let mut proxy = http_proxy_service_with_name(
-        &server.configuration,
-        Proxy::new(Arc::clone(&state), https_port(&tether)),
-        "tether proxy",
+    let mut proxy = Service::new(
+        "tether proxy".to_string(),
+        Lingering::new(http_proxy(
+            &server.configuration,
+            Proxy::new(Arc::clone(&state), https_port(&tether)),
+        )),
     );
     for listener in &tether.listeners {
         match &listener.tls {
