@@ -15,7 +15,7 @@ use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::ErrorSource;
 
-use crate::affinity::cookie_header::{cflb_values, strip_cflb};
+use crate::affinity::cookie_header::{cflb_values, without_cflb};
 use crate::request::{forwarded_for, normalize_host};
 use crate::state::{InFlight, LbState, Pick, State};
 use crate::sticky::{Decision, Routed};
@@ -425,20 +425,33 @@ impl ProxyHttp for Proxy {
 }
 
 /// SPEC 3.4: Tether's own `__cflb` never reaches the endpoint; every other
-/// cookie passes untouched. Rebuilt through Pingora's header API so its
-/// header-case bookkeeping stays right; nothing is done without a `__cflb`.
+/// cookie passes untouched. Done through Pingora's header API so its
+/// header-case bookkeeping stays right; nothing is done without a `__cflb`,
+/// and the usual single `Cookie` header is replaced in place.
 fn strip_own_cookie(req: &mut RequestHeader) -> Result<()> {
     if cflb_values(&req.headers).next().is_none() {
         return Ok(());
     }
-    let mut cookies = http::HeaderMap::new();
-    for value in req.headers.get_all(http::header::COOKIE) {
-        cookies.append(http::header::COOKIE, value.clone());
-    }
-    strip_cflb(&mut cookies);
-    req.remove_header(&http::header::COOKIE);
-    for value in cookies.get_all(http::header::COOKIE) {
-        req.append_header(http::header::COOKIE, value.clone())?;
+    let kept: Vec<http::HeaderValue> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(without_cflb)
+        .collect();
+    match kept.len() {
+        0 => {
+            req.remove_header(&http::header::COOKIE);
+        }
+        1 => {
+            let only = kept.into_iter().next().expect("one value");
+            req.insert_header(http::header::COOKIE, only)?;
+        }
+        _ => {
+            req.remove_header(&http::header::COOKIE);
+            for value in kept {
+                req.append_header(http::header::COOKIE, value)?;
+            }
+        }
     }
     Ok(())
 }

@@ -32,6 +32,32 @@ pub fn cflb_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// removed; headers without one are not touched. Works on the raw bytes, so a
 /// `__cflb` next to non-UTF-8 cookies is removed too. Returns whether
 /// anything changed; allocates only then.
+/// One `Cookie` header value without its `__cflb` pairs: `None` when nothing
+/// else is left. A value without `__cflb` comes back as it was (a cheap clone).
+pub fn without_cflb(v: &HeaderValue) -> Option<HeaderValue> {
+    if !has_cflb(v.as_bytes()) {
+        return Some(v.clone());
+    }
+    let mut out = Vec::with_capacity(v.len());
+    for seg in v.as_bytes().split(|&b| b == b';') {
+        let seg = trim_ows_bytes(seg);
+        if seg.is_empty() || is_cflb_pair(seg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.extend_from_slice(b"; ");
+        }
+        out.extend_from_slice(seg);
+    }
+    if out.is_empty() {
+        return None;
+    }
+    // Pieces of a valid header value joined by "; " are valid: no error.
+    let mut nv = HeaderValue::from_bytes(&out).ok()?;
+    nv.set_sensitive(v.is_sensitive());
+    Some(nv)
+}
+
 pub fn strip_cflb(headers: &mut HeaderMap) -> bool {
     if !headers
         .get_all(COOKIE)
@@ -40,32 +66,11 @@ pub fn strip_cflb(headers: &mut HeaderMap) -> bool {
     {
         return false;
     }
-    let mut kept: Vec<HeaderValue> = Vec::new();
-    for v in headers.get_all(COOKIE) {
-        if !has_cflb(v.as_bytes()) {
-            kept.push(v.clone());
-            continue;
-        }
-        let mut out = Vec::with_capacity(v.len());
-        for seg in v.as_bytes().split(|&b| b == b';') {
-            let seg = trim_ows_bytes(seg);
-            if seg.is_empty() || is_cflb_pair(seg) {
-                continue;
-            }
-            if !out.is_empty() {
-                out.extend_from_slice(b"; ");
-            }
-            out.extend_from_slice(seg);
-        }
-        if out.is_empty() {
-            continue;
-        }
-        // Pieces of a valid header value joined by "; " are valid: no error.
-        if let Ok(mut nv) = HeaderValue::from_bytes(&out) {
-            nv.set_sensitive(v.is_sensitive());
-            kept.push(nv);
-        }
-    }
+    let kept: Vec<HeaderValue> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(without_cflb)
+        .collect();
     // Through the entry, so the header keeps its place in the map.
     if let Entry::Occupied(mut e) = headers.entry(COOKIE) {
         let mut kept = kept.into_iter();
