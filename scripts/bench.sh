@@ -1,0 +1,657 @@
+#!/usr/bin/env bash
+# Tether side by side with HAProxy, NGINX and a bare Pingora proxy (the framework's floor).
+#
+#   scripts/bench.sh                 the full run: 1 worker thread, then 2; 10 s per measurement
+#   scripts/bench.sh --quick         3 s per measurement
+#   scripts/bench.sh --wait-quiet    first wait (at most 15 min) for load average < 0.5 and no
+#                                    rustc/cargo running; runs anyway after that, and says so
+#
+# Environment: BENCH_SECONDS (measurement length, default 10), BENCH_THREADS (default "1 2"),
+# BENCH_PROXIES (default "tether haproxy nginx pingora"), BENCH_PIN (auto | on | off; auto pins
+# the 1-thread matrix: proxy on CPU 0, wrk and the upstream NGINX on CPU 1; the 2-thread matrix
+# is not pinned), BENCH_QUIET_TIMEOUT (seconds, default 900).
+#
+# One NGINX process serves three upstreams; each proxy in turn is started in front of them,
+# warmed up for 2 s with wrk, then measured with `wrk -t1 -c32 --latency`, once with clients
+# that carry their __cflb cookie and once with clients that never send one. The proxy is
+# restarted for every measurement so its peak RSS belongs to that measurement alone.
+# Tables go to stdout and to target/bench/results.md; wrk's raw output to target/bench/raw/.
+# Every process started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+WAIT_QUIET=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) SECONDS_PER_RUN=3 ;;
+        --wait-quiet) WAIT_QUIET=1 ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            usage >&2
+            exit 2
+            ;;
+    esac
+done
+THREAD_COUNTS="${BENCH_THREADS:-1 2}"
+PROXIES="${BENCH_PROXIES:-tether haproxy nginx pingora}"
+PIN_MODE="${BENCH_PIN:-auto}"
+QUIET_TIMEOUT="${BENCH_QUIET_TIMEOUT:-900}"
+WARMUP_SECONDS=2
+CONNECTIONS=32
+FIXED_COOKIE="bench-fixed-session"
+
+if ! [[ $SECONDS_PER_RUN =~ ^[1-9][0-9]*$ ]]; then
+    echo "BENCH_SECONDS must be a positive integer, got $SECONDS_PER_RUN" >&2
+    exit 2
+fi
+case "$PIN_MODE" in auto | on | off) ;; *)
+    echo "BENCH_PIN must be auto, on or off, got $PIN_MODE" >&2
+    exit 2
+    ;;
+esac
+for t in $THREAD_COUNTS; do
+    [[ $t =~ ^[1-9][0-9]*$ ]] || {
+        echo "BENCH_THREADS: bad thread count $t" >&2
+        exit 2
+    }
+done
+for p in $PROXIES; do
+    case "$p" in tether | haproxy | nginx | pingora) ;; *)
+        echo "BENCH_PROXIES: unknown proxy $p (tether haproxy nginx pingora)" >&2
+        exit 2
+        ;;
+    esac
+done
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------- prerequisites
+
+missing=()
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v nginx >/dev/null || missing+=(nginx-light)
+command -v wrk >/dev/null || missing+=(wrk)
+command -v curl >/dev/null || missing+=(curl)
+command -v taskset >/dev/null || missing+=(util-linux)
+if ((${#missing[@]})); then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "== installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        die "missing: ${missing[*]} (install them, e.g. apt-get install ${missing[*]})"
+    fi
+fi
+# The packages' own services are not used; the bench starts its own processes.
+
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+echo "== cargo build --release --bin tether --example bare_pingora"
+cargo build --release --quiet --bin tether --example bare_pingora
+TETHER_BIN="$TARGET_DIR/release/tether"
+PINGORA_BIN="$TARGET_DIR/release/examples/bare_pingora"
+OUT_DIR="$TARGET_DIR/bench"
+mkdir -p "$OUT_DIR/raw"
+RESULTS="$OUT_DIR/results.md"
+
+CLK_TCK=$(getconf CLK_TCK)
+NCPU=$(nproc)
+
+# ---------------------------------------------------------------- processes and clean-up
+
+TMP=$(mktemp -d /tmp/tether-bench.XXXXXX)
+chmod 755 "$TMP"
+UPSTREAM_PID=""
+PROXY_PID=""
+WRK_PID=""
+KEEP_TMP=0
+
+# Sends $2 (default TERM) to pid $1, waits at most 5 s, then SIGKILL.
+stop_pid() {
+    local pid=$1 sig=${2:-TERM} i
+    [[ -n $pid ]] || return 0
+    kill -"$sig" "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "  pid $pid did not stop; SIGKILL" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+CLEANED=0
+cleanup() {
+    local rc=$?
+    [[ $CLEANED == 1 ]] && return
+    CLEANED=1
+    stop_pid "$WRK_PID" TERM
+    stop_pid "$PROXY_PID" "${PROXY_STOP_SIG:-TERM}"
+    stop_pid "$UPSTREAM_PID" TERM
+    if [[ $rc != 0 && $rc != 130 && $rc != 143 ]]; then KEEP_TMP=1; fi
+    if [[ $KEEP_TMP == 1 ]]; then
+        echo "bench: logs and configs kept in $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A free loopback port below the ephemeral range (so no client socket takes it meanwhile).
+USED_PORTS=" "
+free_port() {
+    local i p listening
+    listening=$(ss -Htln 2>/dev/null | awk '{print $4}')
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 12000))
+        [[ $USED_PORTS == *" $p "* ]] && continue
+        grep -qE "[:.]$p\$" <<<"$listening" && continue
+        USED_PORTS+="$p "
+        echo "$p"
+        return 0
+    done
+    die "no free port found"
+}
+
+# The pid and every descendant of pid $1 (nginx master + worker, haproxy if it forks).
+tree_pids() {
+    local queue=("$1") out=() pid kids i
+    for ((i = 0; i < 64 && ${#queue[@]} > 0; i++)); do
+        pid=${queue[0]}
+        queue=("${queue[@]:1}")
+        kill -0 "$pid" 2>/dev/null || continue
+        out+=("$pid")
+        kids=$(pgrep -P "$pid" || true)
+        for k in $kids; do queue+=("$k"); done
+    done
+    echo "${out[@]}"
+}
+
+# utime + stime in clock ticks, summed over the pids given (all their threads, dead ones too).
+cpu_ticks() {
+    local total=0 pid f
+    for pid in "$@"; do
+        # Field 2 (comm) may hold spaces: cut everything up to the last ')'.
+        f=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+        # After comm: state is field 3, so utime (14) and stime (15) are the 12th and 13th here.
+        total=$((total + $(awk '{print $12 + $13}' <<<"$f")))
+    done
+    echo "$total"
+}
+
+# Peak RSS (VmHWM) in KiB summed over the pids given.
+peak_rss_kib() {
+    local total=0 pid v
+    for pid in "$@"; do
+        v=$(awk '/^VmHWM:/{print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# Polls (bounded, 10 s) until URL $1 answers; $2 is the pid that must stay alive.
+wait_http() {
+    local url=$1 pid=$2 i
+    for ((i = 0; i < 100; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            return 1
+        fi
+        if curl -s -o /dev/null --max-time 1 "$url"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- quiet machine
+
+QUIET_NOTE=""
+is_quiet() {
+    local load
+    load=$(awk '{print $1}' /proc/loadavg)
+    awk -v l="$load" 'BEGIN{exit !(l < 0.5)}' || return 1
+    ! pgrep -x rustc >/dev/null && ! pgrep -x cargo >/dev/null
+}
+if [[ $WAIT_QUIET == 1 ]]; then
+    echo "== waiting (at most ${QUIET_TIMEOUT}s) for load average < 0.5 and no rustc/cargo"
+    start=$(date +%s)
+    quiet=0
+    for ((i = 0; i < QUIET_TIMEOUT / 5 + 1; i++)); do
+        if is_quiet; then
+            quiet=1
+            break
+        fi
+        (($(date +%s) - start >= QUIET_TIMEOUT)) && break
+        sleep 5
+    done
+    if [[ $quiet == 1 ]]; then
+        QUIET_NOTE="quiet machine: yes (load average $(cut -d' ' -f1-3 /proc/loadavg) after $(($(date +%s) - start)) s of waiting)"
+    else
+        QUIET_NOTE="quiet machine: NO — still busy after ${QUIET_TIMEOUT} s (load average $(cut -d' ' -f1-3 /proc/loadavg); rustc/cargo running: $(pgrep -xc 'rustc|cargo' || true)); ran anyway"
+    fi
+    echo "   $QUIET_NOTE"
+fi
+
+# ---------------------------------------------------------------- upstreams: one NGINX
+
+if [[ $(id -u) == 0 ]]; then NGINX_USER="user root;"; else NGINX_USER=""; fi
+UP_PORTS=("$(free_port)" "$(free_port)" "$(free_port)")
+UPSTREAMS=()
+for p in "${UP_PORTS[@]}"; do UPSTREAMS+=("127.0.0.1:$p"); done
+mkdir -p "$TMP/upstream"
+{
+    echo "$NGINX_USER"
+    cat <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/upstream/nginx.pid;
+error_log $TMP/upstream/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    client_body_temp_path $TMP/upstream/body;
+EOF
+    for i in 0 1 2; do
+        cat <<EOF
+    server {
+        listen ${UPSTREAMS[$i]};
+        location / { default_type text/plain; return 200 "ok from $((i + 1))\n"; }
+    }
+EOF
+    done
+    echo "}"
+} >"$TMP/upstream/nginx.conf"
+
+# CPU sets for the matrix of $1 threads: PROXY_PIN / LOAD_PIN are command prefixes.
+set_pinning() {
+    local threads=$1 pin
+    case "$PIN_MODE" in
+        on) pin=1 ;;
+        off) pin=0 ;;
+        auto) if [[ $threads == 1 ]]; then pin=1; else pin=0; fi ;;
+    esac
+    if [[ $pin == 1 && $NCPU -ge 2 ]]; then
+        PROXY_PIN=(taskset -c 0)
+        LOAD_PIN=(taskset -c 1)
+        PIN_DESC="proxy on CPU 0; wrk and the upstream NGINX on CPU 1"
+    else
+        PROXY_PIN=()
+        LOAD_PIN=()
+        PIN_DESC="not pinned: proxy, wrk and the upstream NGINX share all $NCPU CPUs"
+    fi
+}
+
+start_upstream() {
+    stop_pid "$UPSTREAM_PID" TERM
+    UPSTREAM_PID=""
+    "${LOAD_PIN[@]}" nginx -p "$TMP/upstream" -c "$TMP/upstream/nginx.conf" -e "$TMP/upstream/error.log" \
+        >"$TMP/upstream/stdout.log" 2>&1 &
+    UPSTREAM_PID=$!
+    local i
+    for i in 0 1 2; do
+        wait_http "http://${UPSTREAMS[$i]}/" "$UPSTREAM_PID" ||
+            die "upstream NGINX does not answer on ${UPSTREAMS[$i]}: $(tail -5 "$TMP/upstream/error.log" 2>/dev/null)"
+        [[ $(curl -s --max-time 2 "http://${UPSTREAMS[$i]}/") == "ok from $((i + 1))" ]] ||
+            die "upstream ${UPSTREAMS[$i]} gives the wrong body"
+    done
+}
+
+# ---------------------------------------------------------------- proxy configs
+
+COOKIE_KEYS="$TMP/cookie.keys"
+head -c 32 /dev/urandom | base64 >"$COOKIE_KEYS"
+
+# Writes the config of proxy $1 for $2 threads listening on port $3; prints its path.
+write_config() {
+    local proxy=$1 threads=$2 port=$3 dir="$TMP/$1-$2"
+    mkdir -p "$dir"
+    case "$proxy" in
+        tether)
+            cat >"$dir/tether.yaml" <<EOF
+version: 1
+threads: $threads
+pid_file: $dir/tether.pid
+upgrade_sock: $dir/upgrade.sock
+grace_period_seconds: 1
+graceful_shutdown_timeout_seconds: 1
+tether:
+  listeners:
+    - address: "127.0.0.1:$port"
+  cookie_keys_file: $COOKIE_KEYS
+  load_balancers:
+    "*":
+      default_pools: [bench]
+      session_affinity: cookie
+  pools:
+    bench:
+      endpoints:
+        - { name: s1, address: "${UPSTREAMS[0]}" }
+        - { name: s2, address: "${UPSTREAMS[1]}" }
+        - { name: s3, address: "${UPSTREAMS[2]}" }
+EOF
+            echo "$dir/tether.yaml"
+            ;;
+        pingora)
+            cat >"$dir/pingora.yaml" <<EOF
+version: 1
+threads: $threads
+pid_file: $dir/pingora.pid
+upgrade_sock: $dir/upgrade.sock
+grace_period_seconds: 1
+graceful_shutdown_timeout_seconds: 1
+EOF
+            echo "$dir/pingora.yaml"
+            ;;
+        haproxy)
+            cat >"$dir/haproxy.cfg" <<EOF
+global
+    nbthread $threads
+    maxconn 4096
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 100s
+    timeout server 100s
+    timeout http-keep-alive 100s
+    option http-keep-alive
+    http-reuse always
+
+frontend bench
+    bind 127.0.0.1:$port
+    # the forwarding headers Tether sets
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    default_backend three
+
+backend three
+    balance roundrobin
+    cookie __cflb insert indirect nocache
+    server s1 ${UPSTREAMS[0]} cookie s1
+    server s2 ${UPSTREAMS[1]} cookie s2
+    server s3 ${UPSTREAMS[2]} cookie s3
+EOF
+            echo "$dir/haproxy.cfg"
+            ;;
+        nginx)
+            {
+                echo "$NGINX_USER"
+                cat <<EOF
+worker_processes $threads;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    upstream three {
+        hash \$cookie___cflb consistent;
+        server ${UPSTREAMS[0]};
+        server ${UPSTREAMS[1]};
+        server ${UPSTREAMS[2]};
+        keepalive 64;
+        keepalive_requests 100000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://three;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            # the forwarding headers Tether sets, and the client's Host as Tether passes it
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+        }
+    }
+}
+EOF
+            } >"$dir/nginx.conf"
+            echo "$dir/nginx.conf"
+            ;;
+    esac
+}
+
+# Starts proxy $1 ($2 threads) on port $3 with config $4; sets PROXY_PID and PROXY_STOP_SIG.
+start_proxy() {
+    local proxy=$1 threads=$2 port=$3 conf=$4 log
+    log="$(dirname "$conf")/stderr.log"
+    case "$proxy" in
+        tether)
+            "$TETHER_BIN" -t -c "$conf" >"$log" 2>&1 || die "tether rejects its config: $(cat "$log")"
+            # RUST_LOG=warn: the access log (target `access`, level info) is off.
+            RUST_LOG=warn "${PROXY_PIN[@]}" "$TETHER_BIN" -c "$conf" >"$log" 2>&1 &
+            PROXY_STOP_SIG=INT # Pingora: SIGINT exits at once, SIGTERM waits for the grace period
+            ;;
+        pingora)
+            RUST_LOG=warn "${PROXY_PIN[@]}" "$PINGORA_BIN" -c "$conf" "127.0.0.1:$port" "${UPSTREAMS[@]}" >"$log" 2>&1 &
+            PROXY_STOP_SIG=INT
+            ;;
+        haproxy)
+            haproxy -c -q -f "$conf" >"$log" 2>&1 || die "haproxy rejects its config: $(cat "$log")"
+            # -db: foreground, no master-worker: one process.
+            "${PROXY_PIN[@]}" haproxy -db -f "$conf" >"$log" 2>&1 &
+            PROXY_STOP_SIG=TERM
+            ;;
+        nginx)
+            nginx -t -q -p "$(dirname "$conf")" -c "$conf" -e "$(dirname "$conf")/error.log" >"$log" 2>&1 ||
+                die "nginx rejects its proxy config: $(cat "$log")"
+            "${PROXY_PIN[@]}" nginx -p "$(dirname "$conf")" -c "$conf" -e "$(dirname "$conf")/error.log" >"$log" 2>&1 &
+            PROXY_STOP_SIG=TERM
+            ;;
+    esac
+    PROXY_PID=$!
+    wait_http "http://127.0.0.1:$port/" "$PROXY_PID" ||
+        die "$proxy ($threads threads) does not answer on 127.0.0.1:$port: $(tail -5 "$log"; tail -5 "$(dirname "$conf")/error.log" 2>/dev/null || true)"
+}
+
+# The Cookie header value clients of kind "cookie" send to proxy $1 on port $2.
+client_cookie() {
+    local proxy=$1 port=$2 headers value
+    case "$proxy" in
+        tether | haproxy)
+            headers=$(curl -s -D - -o /dev/null --max-time 2 "http://127.0.0.1:$port/")
+            value=$(tr -d '\r' <<<"$headers" | awk 'tolower($1)=="set-cookie:" && $2 ~ /^__cflb=/ {sub(/;.*/, "", $2); sub(/^__cflb=/, "", $2); print $2; exit}')
+            [[ -n $value ]] || die "$proxy set no __cflb cookie; headers were:
+$headers"
+            echo "__cflb=$value"
+            ;;
+        nginx | pingora) echo "__cflb=$FIXED_COOKIE" ;;
+    esac
+}
+
+# Checks that proxy $1 on port $2 answers 200 from an upstream (with Cookie $3 when given).
+check_200() {
+    local proxy=$1 port=$2 cookie=$3 out code body
+    local args=(-s -o "$TMP/body" -w '%{http_code}' --max-time 2)
+    [[ -n $cookie ]] && args+=(-H "Cookie: $cookie")
+    code=$(curl "${args[@]}" "http://127.0.0.1:$port/") || code="no answer"
+    body=$(cat "$TMP/body" 2>/dev/null || true)
+    if [[ $code != 200 || $body != "ok from "* ]]; then
+        die "$proxy answered '$code' (body: '$body') before its run; expected 200 'ok from N'"
+    fi
+}
+
+# wrk's latency string (e.g. 312.00us, 1.20ms, 1.01s) in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN{
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000;
+        printf "%.3f", n }'
+}
+
+# ---------------------------------------------------------------- one measurement
+
+# Results, keyed "threads|proxy|kind|field".
+declare -A R=()
+ERRORS=()
+
+# Measures proxy $1 with $2 threads for client kind $3 (cookie | none).
+measure() {
+    local proxy=$1 threads=$2 kind=$3 port conf cookie raw pids t0 t1 w0 w1 hdr=()
+    port=$(free_port)
+    conf=$(write_config "$proxy" "$threads" "$port")
+    start_proxy "$proxy" "$threads" "$port" "$conf"
+    cookie=""
+    if [[ $kind == cookie ]]; then
+        cookie=$(client_cookie "$proxy" "$port")
+        hdr=(-H "Cookie: $cookie")
+    fi
+    check_200 "$proxy" "$port" "$cookie"
+    local url="http://127.0.0.1:$port/"
+    # warm-up, not counted
+    "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP_SECONDS}s" "${hdr[@]}" "$url" >/dev/null 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || die "wrk warm-up against $proxy failed"
+    WRK_PID=""
+    check_200 "$proxy" "$port" "$cookie"
+
+    raw="$OUT_DIR/raw/t$threads-$proxy-$kind.txt"
+    pids=$(tree_pids "$PROXY_PID")
+    # shellcheck disable=SC2086
+    t0=$(cpu_ticks $pids)
+    w0=$(date +%s.%N)
+    "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --latency "${hdr[@]}" "$url" >"$raw" 2>&1 &
+    WRK_PID=$!
+    wait "$WRK_PID" || die "wrk against $proxy failed: $(cat "$raw")"
+    WRK_PID=""
+    w1=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    t1=$(cpu_ticks $pids)
+    # shellcheck disable=SC2086
+    R["$threads|$proxy|$kind|rss"]=$(awk -v k="$(peak_rss_kib $pids)" 'BEGIN{printf "%.1f", k / 1024}')
+    R["$threads|$proxy|$kind|npids"]=$(wc -w <<<"$pids")
+    stop_pid "$PROXY_PID" "$PROXY_STOP_SIG"
+    PROXY_PID=""
+
+    local reqs rps p50 p99 sock non2xx
+    reqs=$(awk '/ requests in /{print $1; exit}' "$raw")
+    rps=$(awk '/^Requests\/sec:/{print $2; exit}' "$raw")
+    p50=$(awk '/Latency Distribution/{f=1; next} f && $1=="50%"{print $2; exit}' "$raw")
+    p99=$(awk '/Latency Distribution/{f=1; next} f && $1=="99%"{print $2; exit}' "$raw")
+    [[ -n $reqs && -n $rps && -n $p50 && -n $p99 && $reqs -gt 0 ]] || die "cannot read wrk's output for $proxy:
+$(cat "$raw")"
+    sock=$(grep -m1 'Socket errors:' "$raw" | sed 's/^ *//' || true)
+    non2xx=$(grep -m1 'Non-2xx or 3xx responses:' "$raw" | sed 's/^ *//' || true)
+    if [[ -n $sock || -n $non2xx ]]; then
+        ERRORS+=("$threads thread(s), $proxy, clients $kind: ${sock:+$sock; }$non2xx")
+        echo "   !! wrk: ${sock:+$sock; }$non2xx" >&2
+    fi
+    R["$threads|$proxy|$kind|rps"]=$(awk -v r="$rps" 'BEGIN{printf "%.0f", r}')
+    R["$threads|$proxy|$kind|p50"]=$(to_ms "$p50")
+    R["$threads|$proxy|$kind|p99"]=$(to_ms "$p99")
+    R["$threads|$proxy|$kind|cpu"]=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.2f", d / hz * 1e6 / n}')
+    R["$threads|$proxy|$kind|util"]=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN{printf "%.0f", d / hz / (b - a) * 100}')
+    printf '   %-8s %-7s %9s req/s  p50 %7s ms  p99 %7s ms  %7s us/req  CPU %4s%%  RSS %6s MiB (%s pids)\n' \
+        "$proxy" "$kind" "${R["$threads|$proxy|$kind|rps"]}" "${R["$threads|$proxy|$kind|p50"]}" \
+        "${R["$threads|$proxy|$kind|p99"]}" "${R["$threads|$proxy|$kind|cpu"]}" \
+        "${R["$threads|$proxy|$kind|util"]}" "${R["$threads|$proxy|$kind|rss"]}" "${R["$threads|$proxy|$kind|npids"]}"
+}
+
+# ---------------------------------------------------------------- the run
+
+declare -A NAME=([tether]="Tether" [haproxy]="HAProxy" [nginx]="NGINX" [pingora]="bare Pingora")
+declare -A KIND=([cookie]="with cookie" [none]="no cookie")
+declare -A PINNING=()
+
+for threads in $THREAD_COUNTS; do
+    set_pinning "$threads"
+    PINNING[$threads]=$PIN_DESC
+    echo "== $threads worker thread(s), ${SECONDS_PER_RUN}s per run ($PIN_DESC)"
+    start_upstream
+    for proxy in $PROXIES; do
+        for kind in cookie none; do
+            measure "$proxy" "$threads" "$kind"
+        done
+    done
+done
+stop_pid "$UPSTREAM_PID" TERM
+UPSTREAM_PID=""
+
+# ---------------------------------------------------------------- tables
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+has() { [[ " $PROXIES " == *" $1 "* ]]; }
+
+report() {
+    local threads kind proxy k
+    echo "# Tether benchmark"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $NCPU CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
+    echo "- tether $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)'), $(haproxy -v 2>/dev/null | head -1 | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+    echo "- load: \`wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency\` after a ${WARMUP_SECONDS}s warm-up; the proxy restarted for each row"
+    [[ -n $QUIET_NOTE ]] && echo "- $QUIET_NOTE"
+    echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    for threads in $THREAD_COUNTS; do
+        echo
+        echo "## $threads worker thread(s) — ${PINNING[$threads]}"
+        echo
+        echo "| proxy | clients | req/s | p50 ms | p99 ms | CPU µs/req | proxy CPU % | peak RSS MiB |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|"
+        for proxy in $PROXIES; do
+            for kind in cookie none; do
+                k="$threads|$proxy|$kind"
+                echo "| ${NAME[$proxy]} | ${KIND[$kind]} | ${R[$k|rps]} | ${R[$k|p50]} | ${R[$k|p99]} | ${R[$k|cpu]} | ${R[$k|util]} | ${R[$k|rss]} |"
+            done
+        done
+        if has tether; then
+            echo
+            echo "| Tether vs | clients | req/s ratio | CPU/req ratio | target | met |"
+            echo "|---|---|---:|---:|---|---|"
+            for proxy in haproxy nginx pingora; do
+                has "$proxy" || continue
+                for kind in cookie none; do
+                    local t="$threads|tether|$kind" o="$threads|$proxy|$kind" rr cr target met
+                    rr=$(ratio "${R[$t|rps]}" "${R[$o|rps]}")
+                    cr=$(ratio "${R[$t|cpu]}" "${R[$o|cpu]}")
+                    if [[ $proxy == pingora ]]; then
+                        target="CPU/req ≤ 1.05"
+                        met=$(awk -v c="$cr" 'BEGIN{print (c <= 1.05) ? "yes" : "no"}')
+                    else
+                        target="req/s ≥ 1.00"
+                        met=$(awk -v r="$rr" 'BEGIN{print (r >= 1.00) ? "yes" : "no"}')
+                    fi
+                    echo "| ${NAME[$proxy]} | ${KIND[$kind]} | $rr | $cr | $target | $met |"
+                done
+            done
+        fi
+    done
+    echo
+    if ((${#ERRORS[@]})); then
+        echo "wrk reported errors:"
+        for e in "${ERRORS[@]}"; do echo "- $e"; done
+    else
+        echo "wrk reported no socket errors and no non-2xx responses."
+    fi
+}
+
+report >"$RESULTS"
+echo
+cat "$RESULTS"
+echo
+echo "(written to $RESULTS; wrk's raw output in $OUT_DIR/raw/)"
