@@ -1,7 +1,8 @@
 //! The framework's floor for benchmarks: a minimal Pingora `ProxyHttp` that
 //! round-robins over the upstreams it is given, with nothing of Tether's.
 //! `scripts/bench.sh` runs it beside Tether so Tether's own overhead can be
-//! read as a ratio.
+//! read as a ratio. Like every proxy in the benchmark it adds
+//! `X-Forwarded-For`, `-Proto` and `-Host`, and it uses Tether's allocator.
 //!
 //!     cargo run --release --example bare_pingora -- -c conf.yaml LISTEN UPSTREAM...
 //!
@@ -9,6 +10,12 @@
 //! proxies run with the same Pingora settings.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The same allocator as Tether's binary (feature `jemalloc`, on by default),
+/// so the ratio measures Tether's own work, not an allocator difference.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use async_trait::async_trait;
 use pingora::prelude::*;
@@ -24,6 +31,34 @@ struct RoundRobin {
 impl ProxyHttp for RoundRobin {
     type CTX = ();
     fn new_ctx(&self) {}
+
+    /// The forwarding headers every proxy in the benchmark adds (HAProxy's
+    /// `option forwardfor`, NGINX's `proxy_set_header`, Tether's), so the
+    /// floor does the same work on the wire.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        _ctx: &mut (),
+    ) -> Result<()> {
+        let client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string());
+        if let Some(ip) = client {
+            req.insert_header("X-Forwarded-For", ip)?;
+        }
+        req.insert_header("X-Forwarded-Proto", "http")?;
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        if let Some(host) = host {
+            req.insert_header("X-Forwarded-Host", host)?;
+        }
+        Ok(())
+    }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.upstreams.len();
