@@ -67,23 +67,12 @@ fn refused(answer: (u16, Value), status: u16) -> Vec<String> {
         .collect()
 }
 
-/// GET / on the proxy with this Host (and optional `__cflb`): status, answering
-/// endpoint (the body), `X-Tether-Decision`'s decision, the new cookie.
 fn visit(
     proxy: &TetherProc,
     host: &str,
     cookie: Option<&str>,
 ) -> (u16, String, String, Option<String>) {
-    let cookie_header = cookie.map(|c| format!("__cflb={c}"));
-    let mut headers = vec![("host", host)];
-    if let Some(c) = cookie_header.as_deref() {
-        headers.push(("cookie", c));
-    }
-    let (status, h, body) = get_h(&client(), &proxy.url("/"), &headers);
-    let decision = header(&h, "x-tether-decision")
-        .and_then(|d| d.rsplit('/').next().map(str::to_string))
-        .unwrap_or_default();
-    (status, body, decision, set_cookie_value(&h, "__cflb"))
+    visit_as(&client(), proxy, host, cookie)
 }
 
 fn admin_port_cfg(ups: &[&Upstream], lb_extra: &str) -> Cfg {

@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
 use support::cflb::{keys_file, mint, unix_now};
 use support::*;
 
@@ -27,40 +26,9 @@ fn sticky(top: &str, lb: &str, ups: &[&Upstream]) -> String {
     )
 }
 
-/// `decision` of `X-Tether-Decision: <lb>/<pool>/<endpoint>/<decision>`, and the endpoint.
-fn decision(headers: &HeaderMap) -> (String, String) {
-    let value = header(headers, "x-tether-decision").expect("X-Tether-Decision");
-    let parts: Vec<&str> = value.split('/').collect();
-    assert_eq!(parts.len(), 4, "{value}");
-    (parts[3].to_string(), parts[2].to_string())
-}
-
-/// GET / with an optional `__cflb` cookie: (status, answering endpoint, decision, new cookie).
+/// GET / for host `x` with an optional `__cflb` cookie: (status, answering endpoint, decision, new cookie).
 fn visit(proxy: &TetherProc, cookie: Option<&str>) -> (u16, String, String, Option<String>) {
-    visit_from(&client(), proxy, "x", cookie)
-}
-
-fn visit_from(
-    client: &reqwest::blocking::Client,
-    proxy: &TetherProc,
-    host: &str,
-    cookie: Option<&str>,
-) -> (u16, String, String, Option<String>) {
-    let cookie_header = cookie.map(|c| format!("__cflb={c}"));
-    let mut headers = vec![("host", host)];
-    if let Some(c) = cookie_header.as_deref() {
-        headers.push(("cookie", c));
-    }
-    let (status, h, body) = get_h(client, &proxy.url("/"), &headers);
-    if status != 200 {
-        return (status, body, String::new(), None);
-    }
-    let (d, endpoint) = decision(&h);
-    assert_eq!(
-        endpoint, body,
-        "the decision names the endpoint that answered"
-    );
-    (status, body, d, set_cookie_value(&h, "__cflb"))
+    visit_as(&client(), proxy, "x", cookie)
 }
 
 fn three() -> (Upstream, Upstream, Upstream) {
@@ -171,14 +139,14 @@ fn expired_foreign_and_unknown_cookies_are_repinned() {
         ),
         (mint(KEY, "*", "p", "zz", later), "an unknown endpoint's"),
     ] {
-        let (status, _, d, new) = visit_from(&client, &proxy, "x", Some(&cookie));
+        let (status, _, d, new) = visit_as(&client, &proxy, "x", Some(&cookie));
         assert_eq!((status, d.as_str()), (200, "invalid"), "{what} cookie");
         assert!(new.is_some(), "{what} cookie is replaced");
     }
     // The same cookie is honoured by the load balancer it belongs to.
     let shop = mint(KEY, "shop.test", "p", "c", later);
     assert_eq!(
-        visit_from(&client, &proxy, "shop.test", Some(&shop)),
+        visit_as(&client, &proxy, "shop.test", Some(&shop)),
         (200, "c".into(), "hit".into(), None)
     );
 }
@@ -359,10 +327,10 @@ fn first_picks(proxy: &TetherProc, expect_cookie: bool) -> HashMap<IpAddr, Strin
         .map(|last| {
             let ip: IpAddr = format!("127.0.0.{last}").parse().unwrap();
             let client = client_from(ip);
-            let (status, first, d, cookie) = visit_from(&client, proxy, "x", None);
+            let (status, first, d, cookie) = visit_as(&client, proxy, "x", None);
             assert_eq!(status, 200);
             assert_eq!(cookie.is_some(), expect_cookie, "{ip}: {d}");
-            let (_, again, _, _) = visit_from(&client, proxy, "x", None);
+            let (_, again, _, _) = visit_as(&client, proxy, "x", None);
             assert_eq!(first, again, "{ip}: the first pick is stable");
             (ip, first)
         })
@@ -387,7 +355,7 @@ fn source_ip_pins_without_a_cookie_and_agrees_across_processes() {
     let proxy = TetherProc::start(&section);
     let one = first_picks(&proxy, false);
     let ip: IpAddr = "127.0.0.3".parse().unwrap();
-    let (_, _, d, _) = visit_from(&client_from(ip), &proxy, "x", None);
+    let (_, _, d, _) = visit_as(&client_from(ip), &proxy, "x", None);
     assert_eq!(d, "hit", "the table remembers the client");
     let two = first_picks(&TetherProc::start(&section), false);
     assert_eq!(one, two);
@@ -403,7 +371,7 @@ fn with_headers(proxy: &TetherProc, headers: &[(&str, &str)]) -> (String, String
         set_cookie_line(&h, "__cflb").is_none(),
         "header affinity sets no cookie"
     );
-    let (d, endpoint) = decision(&h);
+    let (d, endpoint) = decision_of(&h);
     assert_eq!(endpoint, body);
     (d, body)
 }

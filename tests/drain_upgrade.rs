@@ -16,15 +16,9 @@ const DRAIN: u64 = 12;
 
 /// (decision, endpoint) of a GET with the cookie.
 fn visit(proxy: &TetherProc, cookie: Option<&str>) -> (String, String) {
-    let mut headers = vec![("host", "x".to_string())];
-    if let Some(c) = cookie {
-        headers.push(("cookie", format!("__cflb={c}")));
-    }
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, h, body) = get_h(&client(), &proxy.url("/"), &headers);
-    assert_eq!(status, 200, "{body}");
-    let decision = header(&h, "x-tether-decision").unwrap();
-    (decision.rsplit('/').next().unwrap().to_string(), body)
+    let (status, endpoint, decision, _) = visit_as(&client(), proxy, "x", cookie);
+    assert_eq!(status, 200, "{endpoint}");
+    (decision, endpoint)
 }
 
 /// `seconds_left` of endpoint `a`'s drain in `GET /v1/pools/p`, if draining.

@@ -363,3 +363,45 @@ pub fn client_from(ip: std::net::IpAddr) -> Client {
         .build()
         .expect("build the blocking reqwest client")
 }
+
+/// `(decision, endpoint)` from `X-Tether-Decision: <lb>/<pool>/<endpoint>/<decision>`.
+pub fn decision_of(headers: &HeaderMap) -> (String, String) {
+    let value = header(headers, "x-tether-decision").expect("X-Tether-Decision");
+    let parts: Vec<&str> = value.split('/').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    (parts[3].to_string(), parts[2].to_string())
+}
+
+/// GET / through `proxy` with this Host and, optionally, a `__cflb` cookie:
+/// (status, body — the answering endpoint's name, the affinity decision, the
+/// new `__cflb` from `Set-Cookie`). The decision is empty on a non-200 or
+/// without `decision_header: true`; when present, it must name the endpoint
+/// that answered.
+pub fn visit_as(
+    client: &Client,
+    proxy: &TetherProc,
+    host: &str,
+    cookie: Option<&str>,
+) -> (u16, String, String, Option<String>) {
+    let cookie_header = cookie.map(|c| format!("__cflb={c}"));
+    let mut headers = vec![("host", host)];
+    if let Some(c) = cookie_header.as_deref() {
+        headers.push(("cookie", c));
+    }
+    let (status, h, body) = get_h(client, &proxy.url("/"), &headers);
+    if status != 200 {
+        return (status, body, String::new(), None);
+    }
+    let decision = match header(&h, "x-tether-decision") {
+        None => String::new(),
+        Some(_) => {
+            let (decision, endpoint) = decision_of(&h);
+            assert_eq!(
+                endpoint, body,
+                "the decision names the endpoint that answered"
+            );
+            decision
+        }
+    };
+    (status, body, decision, set_cookie_value(&h, "__cflb"))
+}
