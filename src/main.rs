@@ -69,6 +69,38 @@ fn main() {
         },
         None => CookieKeys::random(),
     };
+    // Certificates are loaded before `-t` answers and before `bootstrap()`
+    // (which, with `-u`, takes the old process's sockets): a bad PEM never
+    // replaces a running server.
+    let tls_settings: Vec<Option<TlsSettings>> = tether
+        .listeners
+        .iter()
+        .map(|listener| {
+            let tls = listener.tls.as_ref()?;
+            let (cert, key) = (
+                tls.cert_path.to_string_lossy(),
+                tls.key_path.to_string_lossy(),
+            );
+            let parsed = check_tls(&cert, &key);
+            match parsed.and_then(|()| {
+                TlsSettings::intermediate(&cert, &key).map_err(|e| e.to_string())
+            }) {
+                Ok(mut settings) => {
+                    // HTTP/2 offered by ALPN; HTTP/1.1 stays the fallback.
+                    settings.enable_h2();
+                    Some(settings)
+                }
+                Err(e) => {
+                    eprintln!("tether: {path}: 1 configuration error:");
+                    eprintln!(
+                        "  tether.listeners ({}): cannot load TLS certificate {cert} / key {key}: {e}",
+                        listener.address
+                    );
+                    exit(1);
+                }
+            }
+        })
+        .collect();
     if opt.test {
         println!("configuration OK");
         exit(0);
@@ -94,29 +126,10 @@ fn main() {
             Proxy::new(Arc::clone(&state), https_port(&tether)),
         )),
     );
-    for listener in &tether.listeners {
-        match &listener.tls {
+    for (listener, tls) in tether.listeners.iter().zip(tls_settings) {
+        match tls {
             None => proxy.add_tcp(&listener.address),
-            Some(tls) => {
-                let (cert, key) = (
-                    tls.cert_path.to_string_lossy(),
-                    tls.key_path.to_string_lossy(),
-                );
-                match TlsSettings::intermediate(&cert, &key) {
-                    Ok(mut settings) => {
-                        // HTTP/2 offered by ALPN; HTTP/1.1 stays the fallback.
-                        settings.enable_h2();
-                        proxy.add_tls_with_settings(&listener.address, None, settings);
-                    }
-                    Err(e) => {
-                        error!(
-                            "listener {}: cannot load TLS certificate {cert} / key {key}: {e}",
-                            listener.address
-                        );
-                        exit(1);
-                    }
-                }
-            }
+            Some(settings) => proxy.add_tls_with_settings(&listener.address, None, settings),
         }
         info!("listening on {}", listener.address);
     }
@@ -142,6 +155,23 @@ fn main() {
         Sweeper::new(Arc::clone(&state)),
     ));
     server.run_forever();
+}
+
+/// Pingora's rustls `TlsSettings` only keeps the paths and panics in `build()`
+/// on a bad file or a key that does not fit: do here what `build()` will do.
+fn check_tls(cert: &str, key: &str) -> Result<(), String> {
+    use pingora::tls::{version, ServerConfig};
+    let (certs, key) = match pingora::tls::load_certs_and_key_files(cert, key) {
+        Ok(Some((certs, key))) if !certs.is_empty() => (certs, key),
+        Ok(_) => return Err("no certificate and private key found in PEM".to_string()),
+        Err(e) => return Err(e.to_string()),
+    };
+    pingora::tls::install_default_crypto_provider();
+    ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// The port `always_use_https` redirects to: the first TLS listener's.
