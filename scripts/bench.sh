@@ -19,6 +19,8 @@
 # Every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 usage() {
     sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
@@ -118,18 +120,10 @@ KEEP_TMP=0
 
 # Sends $2 (default TERM) to pid $1, waits at most 5 s, then SIGKILL.
 stop_pid() {
-    local pid=$1 sig=${2:-TERM} i
+    local pid=$1 sig=${2:-TERM}
     [[ -n $pid ]] || return 0
     kill -"$sig" "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "  pid $pid did not stop; SIGKILL" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
+    stop_and_reap "$pid" 50
 }
 
 CLEANED=0

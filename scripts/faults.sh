@@ -21,6 +21,8 @@
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 case "${1:-}" in
     "") ;;
@@ -64,19 +66,6 @@ MAX_GROWTH_KIB=$((16 * 1024))
 
 PIDS=()   # everything started in the background, stopped by cleanup
 
-# Waits (bounded: $2 tenths of a second) for pid $1 to exit; SIGKILL after that.
-stop_and_reap() {
-    local pid=$1 tenths=$2 i
-    for ((i = 0; i < tenths; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
 # Removes pids (already reaped) from PIDS, so nothing signals them again.
 forget_pids() {
     local keep=() p
@@ -114,8 +103,6 @@ trap 'cleanup; exit 143' TERM
 
 now_us() { echo "${EPOCHREALTIME/./}"; }
 
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-
 USED_PORTS=" "
 # Listening ports come from below the kernel's ephemeral range, so that no client
 # connection (there are many here) holds one of them.
@@ -145,29 +132,12 @@ free_port() {
     return 1
 }
 
-# wait_port PORT PID LOG: bounded poll (15 s) until 127.0.0.1:PORT accepts; fails if PID exits.
-wait_port() {
-    local port=$1 pid=$2 log=$3 i
-    for ((i = 0; i < 150; i++)); do
-        port_open 127.0.0.1 "$port" && return 0
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "error: the process for 127.0.0.1:$port (pid $pid) exited; last lines of $log:" >&2
-            tail -n 30 "$log" >&2 || true
-            return 1
-        fi
-        sleep 0.1
-    done
-    echo "error: nothing accepts on 127.0.0.1:$port after 15 s; last lines of $log:" >&2
-    tail -n 30 "$log" >&2 || true
-    return 1
-}
-
 # start_upstream NAME PORT LOG: a demo upstream in the background; sets LAST_PID.
 start_upstream() {
     "$UPSTREAM_BIN" "$1" "127.0.0.1:$2" >"$3" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
-    wait_port "$2" "$LAST_PID" "$3"
+    wait_port 127.0.0.1 "$2" "$LAST_PID" "$3"
 }
 
 # pingora_keys DIR: the top of a config file.
@@ -193,7 +163,7 @@ start_tether() {
     RUST_LOG="${RUST_LOG:-info,access=warn}" "$TETHER_BIN" -c "$conf" >"$log" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
-    wait_port "$port" "$LAST_PID" "$log"
+    wait_port 127.0.0.1 "$port" "$LAST_PID" "$log"
 }
 
 vmrss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -423,7 +393,7 @@ perl -MIO::Socket::INET -e '
 ' "$ph" >"$dir/black-hole.log" 2>&1 &
 hole_pid=$!
 PIDS+=("$hole_pid")
-wait_port "$ph" "$hole_pid" "$dir/black-hole.log"
+wait_port 127.0.0.1 "$ph" "$hole_pid" "$dir/black-hole.log"
 start_upstream ok "$po" "$dir/upstream-ok.log"
 ok_pid=$LAST_PID
 {
@@ -533,7 +503,7 @@ EOF
 } >"$dir/tether.yaml"
 start_tether "$dir/tether.yaml" "$pt" "$dir/tether.log"
 tether_pid=$LAST_PID
-wait_port "$padm" "$tether_pid" "$dir/tether.log"
+wait_port 127.0.0.1 "$padm" "$tether_pid" "$dir/tether.log"
 url="http://127.0.0.1:$pt/"
 
 # curl_keys FIRST COUNT: one curl process (kept-alive connection), COUNT requests, each
