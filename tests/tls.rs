@@ -211,20 +211,25 @@ fn http2_over_tls_routes_by_authority_and_reads_split_cookies() {
     assert!(!cookies.contains("__cflb"), "{cookies}");
 }
 
+/// `tether -t` on a config whose TLS listener uses `cert` and `key` must fail
+/// with a message, never answer "configuration OK".
+fn assert_tls_files_rejected(cert: &str, key: &str) {
+    let (code, out, err) = check_section(&format!(
+        "listeners:\n  - address: \"127.0.0.1:{}\"\n    tls: {{cert_path: \"{cert}\", key_path: \"{key}\"}}\nload_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n      - {{name: a, address: \"127.0.0.1:1\"}}\n",
+        free_port()
+    ));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("configuration OK"));
+    assert!(err.contains("cannot load TLS certificate"), "{err}");
+}
+
 #[test]
 fn a_certificate_that_does_not_parse_fails_the_check_before_anything_starts() {
     let dir = tempfile::TempDir::new().unwrap();
     let (_, key) = self_signed(dir.path());
     let bad = dir.path().join("not-a-cert.pem");
     std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
-    let (code, out, err) = check_section(&format!(
-        "listeners:\n  - address: \"127.0.0.1:{}\"\n    tls: {{cert_path: \"{}\", key_path: \"{key}\"}}\nload_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n      - {{name: a, address: \"127.0.0.1:1\"}}\n",
-        free_port(),
-        bad.display()
-    ));
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(!out.contains("configuration OK"));
-    assert!(err.contains("cannot load TLS certificate"), "{err}");
+    assert_tls_files_rejected(&bad.display().to_string(), &key);
 }
 
 #[test]
@@ -233,10 +238,5 @@ fn a_key_that_does_not_fit_the_certificate_fails_the_check() {
     let two = tempfile::TempDir::new().unwrap();
     let (cert, _) = self_signed(one.path());
     let (_, other_key) = self_signed(two.path());
-    let (code, out, err) = check_section(&format!(
-        "listeners:\n  - address: \"127.0.0.1:{}\"\n    tls: {{cert_path: \"{cert}\", key_path: \"{other_key}\"}}\nload_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n      - {{name: a, address: \"127.0.0.1:1\"}}\n",
-        free_port()
-    ));
-    assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("cannot load TLS certificate"), "{err}");
+    assert_tls_files_rejected(&cert, &other_key);
 }
