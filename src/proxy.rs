@@ -68,12 +68,18 @@ fn random_unit() -> f64 {
     rand::random::<f64>()
 }
 
+/// The header of a plain-text reply Tether writes itself, for `body`.
+fn text_header(status: u16, body: &Bytes) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    resp.insert_header("Content-Length", body.len().to_string())?;
+    Ok(resp)
+}
+
 /// A short plain-text reply written by Tether itself (404, 503).
 async fn respond_text(session: &mut Session, status: u16, text: &str) -> Result<()> {
     let body = Bytes::from(format!("{text}\n"));
-    let mut resp = ResponseHeader::build(status, Some(3))?;
-    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
-    resp.insert_header("Content-Length", body.len().to_string())?;
+    let mut resp = text_header(status, &body)?;
     resp.insert_header("Cache-Control", "no-store")?;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
@@ -90,10 +96,8 @@ fn https_location(host: &str, port: Option<u16>, req: &RequestHeader) -> String 
 
 async fn redirect(session: &mut Session, location: &str) -> Result<()> {
     let body = Bytes::from(format!("moved to {location}\n"));
-    let mut resp = ResponseHeader::build(301, Some(4))?;
+    let mut resp = text_header(301, &body)?;
     resp.insert_header(http::header::LOCATION, location)?;
-    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
-    resp.insert_header("Content-Length", body.len().to_string())?;
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
 }
@@ -371,9 +375,7 @@ impl ProxyHttp for Proxy {
         if code > 0 {
             let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
             let body = Bytes::from(format!("{code} {text} (load balancer {lb})\n"));
-            if let Ok(mut resp) = ResponseHeader::build(code, Some(3)) {
-                let _ = resp.insert_header("Content-Type", "text/plain; charset=utf-8");
-                let _ = resp.insert_header("Content-Length", body.len().to_string());
+            if let Ok(mut resp) = text_header(code, &body) {
                 let _ = resp.insert_header("Cache-Control", "no-store");
                 if let Err(err) = session
                     .as_downstream_mut()
