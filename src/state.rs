@@ -253,9 +253,12 @@ impl PoolState {
 
     /// Mean of the endpoints' last probe round trips, for `dynamic_latency`.
     pub fn latency(&self) -> Option<Duration> {
-        let rtts: Vec<Duration> = self.endpoints.iter().filter_map(|e| e.rtt()).collect();
-        let n = u32::try_from(rtts.len()).ok().filter(|n| *n > 0)?;
-        Some(rtts.iter().sum::<Duration>() / n)
+        let (sum, n) = self
+            .endpoints
+            .iter()
+            .filter_map(|e| e.rtt())
+            .fold((Duration::ZERO, 0u32), |(sum, n), rtt| (sum + rtt, n + 1));
+        (n > 0).then(|| sum / n)
     }
 }
 
