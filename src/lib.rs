@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod affinity;
 pub mod balance;
+pub mod changes;
 pub mod clock;
 pub mod config;
 #[cfg(test)]
@@ -13,7 +14,6 @@ mod fixtures;
 pub mod linger;
 pub mod metrics;
 pub mod monitor;
-pub mod persist;
 pub mod proxy;
 pub mod request;
 pub mod select;

@@ -26,7 +26,8 @@ use tether::monitor::Monitors;
 use tether::proxy::Proxy;
 use tether::state::State;
 use tether::sweeper::Sweeper;
-use tether::{admin, persist};
+use tether::admin;
+use tether::changes::Changes;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -108,14 +109,12 @@ fn main() {
     if tether.cookie_keys_file.is_none() && uses_cookies(&tether) {
         warn!("tether.cookie_keys_file is not set: __cflb cookies are signed with a random key made at start, so they will not survive a restart or be shared between instances");
     }
-    let mut state = State::new(&tether, keys);
+    let state = Arc::new(State::new(&tether, keys));
+    let changes = Arc::new(Changes::new(Arc::clone(&state), tether.clone()));
     if let Some(path) = &tether.state_file {
-        let persist = persist::Persist::new(path, &tether);
-        persist.restore(&state);
-        info!("run-time changes are kept in {}", persist.path().display());
-        state.persist = Some(persist);
+        changes.restore(state.clock.now());
+        info!("run-time changes are kept in {}", path.display());
     }
-    let state = Arc::new(state);
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
 
@@ -135,7 +134,7 @@ fn main() {
     }
     server.add_service(proxy);
     if let Some(admin) = &tether.admin {
-        match admin::service(Arc::clone(&state), admin, tether.pools.clone()) {
+        match admin::service(Arc::clone(&changes), admin) {
             Ok(service) => {
                 server.add_service(service);
             }

@@ -1,8 +1,10 @@
 //! The live state every worker thread shares: each endpoint's health, enabled
 //! flag, weight and load, each pool's hash ring, and the table of load
 //! balancers by host. Built once from the validated [`Config`]; the monitor
-//! writes health, the proxy writes load, the admin API (later) writes enabled
-//! and weight. Reads on the request path are atomic loads, never locks.
+//! writes health, the proxy writes load, and run-time changes (enabled,
+//! weight, load balancer settings) arrive only through
+//! [`crate::changes::Changes`]. Reads on the request path are atomic loads,
+//! never locks. Nothing here knows of the state file.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
@@ -369,15 +371,11 @@ pub struct State {
     endpoint_ids: HashMap<u64, Pick>,
     lbs: ArcSwap<LbTable>,
     pub upstream_timeouts: config::UpstreamTimeouts,
-    /// Serialises run-time changes (admin API, state file) with each other.
-    changes: parking_lot::Mutex<()>,
     pub decision_header: bool,
     pub clock: Clock,
     pub keys: CookieKeys,
     /// `header` and `source_ip` sessions of every load balancer.
     pub sessions: SessionTable,
-    /// The state file, when `tether.state_file` is set.
-    pub persist: Option<crate::persist::Persist>,
 }
 
 impl std::fmt::Debug for State {
@@ -416,12 +414,10 @@ impl State {
             endpoint_ids,
             lbs: ArcSwap::from_pointee(LbTable::default()),
             upstream_timeouts: config.upstream_timeouts,
-            changes: parking_lot::Mutex::new(()),
             decision_header: config.decision_header,
             clock: Clock::new(),
             keys,
             sessions: SessionTable::new(config.max_sessions),
-            persist: None,
         };
         let table = state.lb_table(config.load_balancers.values());
         state.lbs.store(Arc::new(table));
@@ -498,20 +494,18 @@ impl State {
 
     /// Enables or disables an endpoint at run time; disabling starts its drain.
     pub fn set_endpoint_enabled(&self, at: Pick, enabled: bool, now_ms: u64) {
-        let _serial = self.changes.lock();
         self.endpoint(at).set_enabled(enabled, now_ms);
     }
 
     /// Changes an endpoint's weight (0.0 ..= 1.0, validated by the caller).
     pub fn set_endpoint_weight(&self, at: Pick, weight: f64) {
-        let _serial = self.changes.lock();
         self.pools[at.pool].set_weight(at.endpoint, weight);
     }
 
     /// Replaces one load balancer's settings (validated by the caller as the
     /// file is); requests already routed keep the settings they started with.
+    /// Callers serialise replacements ([`crate::changes::Changes`] does).
     pub fn replace_load_balancer(&self, lb: config::LoadBalancer) -> Result<(), NotFound> {
-        let _serial = self.changes.lock();
         let current = self.load_balancers();
         if current.named(&lb.name).is_none() {
             return Err(NotFound::LoadBalancer(lb.name));

@@ -1,13 +1,22 @@
 //! The admin API (SPEC 5): a Pingora listening service on
 //! `tether.admin.address`, built on Pingora's own HTTP app support
 //! ([`HttpServer`] over [`ServeHttp`]). This file only moves bytes: it reads
-//! the request body (at most [`routes::MAX_BODY`]), hands everything to the
-//! pure [`routes::Router`], and writes its answer.
+//! the request body (at most [`MAX_BODY`]), hands everything to the pure
+//! [`Router`], and writes its answer.
+//!
+//! - [`router`]: the routing table; [`auth`]: the token; [`response`]: the
+//!   envelope and errors.
+//! - One file per resource: [`load_balancers`], [`pools`] (and endpoints),
+//!   [`session_persistence`], [`metrics`].
 
-mod routes;
-mod views;
+mod auth;
+mod load_balancers;
+mod metrics;
+mod pools;
+mod response;
+mod router;
+mod session_persistence;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,27 +26,26 @@ use pingora::apps::http_app::{HttpServer, ServeHttp};
 use pingora::protocols::http::ServerSession;
 use pingora::services::listening::Service;
 
+use crate::changes::Changes;
 use crate::config;
-use crate::state::State;
-use routes::{AdminRequest, AdminResponse, Router, MAX_BODY};
+use response::{AdminResponse, MAX_BODY};
+pub use router::{AdminRequest, Router};
 
 /// How long the admin API waits for each read of a request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a too-large body is read (and dropped) before answering `413`.
 const DRAIN_LIMIT: usize = 1024 * 1024;
 
-/// The admin application: the shared state and the router.
+/// The admin application: the router, which holds the owner of changes.
 pub struct AdminApp {
-    state: Arc<State>,
     router: Router,
 }
 
 /// The admin listening service for `admin`. Reads the token file once (its
 /// content trimmed); an unreadable or empty file is an error.
 pub fn service(
-    state: Arc<State>,
+    changes: Arc<Changes>,
     admin: &config::Admin,
-    pools: BTreeMap<String, config::Pool>,
 ) -> Result<Service<HttpServer<AdminApp>>, String> {
     let token = match &admin.token_file {
         None => None,
@@ -55,8 +63,7 @@ pub fn service(
         }
     };
     let app = AdminApp {
-        state,
-        router: Router::new(token.as_deref(), pools),
+        router: Router::new(token.as_deref(), changes),
     };
     let mut service = Service::new("tether admin".to_string(), HttpServer::new_app(app));
     service.add_tcp(&admin.address);
@@ -68,17 +75,18 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
         let answer = match read_body(session).await {
             Ok(body) => {
+                let client = session
+                    .client_addr()
+                    .map_or_else(|| "unknown".to_string(), |a| a.to_string());
                 let header = session.req_header();
-                self.router.handle(
-                    &self.state,
-                    AdminRequest {
-                        method: header.method.as_str(),
-                        path: header.uri.path(),
-                        authorization: header.headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
-                        body: &body,
-                        now: self.state.clock.now(),
-                    },
-                )
+                self.router.handle(AdminRequest {
+                    method: header.method.as_str(),
+                    path: header.uri.path(),
+                    authorization: header.headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
+                    body: &body,
+                    client: &client,
+                    now: self.router.changes().state().clock.now(),
+                })
             }
             Err(answer) => {
                 // The rest of the body is not read: the connection cannot be reused.
@@ -103,7 +111,7 @@ async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, AdminResponse
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
-        return Err(routes::too_large_response());
+        return Err(response::too_large_response());
     }
     session.set_read_timeout(Some(BODY_READ_TIMEOUT));
     let mut body = Vec::new();
@@ -127,12 +135,12 @@ async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, AdminResponse
             Ok(None) => break,
             Err(e) => {
                 log::debug!("admin: cannot read a request body: {e}");
-                return Err(routes::bad_body_response(&e.to_string()));
+                return Err(response::bad_body_response(&e.to_string()));
             }
         }
     }
     if too_large {
-        Err(routes::too_large_response())
+        Err(response::too_large_response())
     } else {
         Ok(body)
     }

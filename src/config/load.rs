@@ -276,6 +276,19 @@ fn state_path(node: &Node<'_>, path: &str, errs: &mut Errors) -> Option<PathBuf>
         );
         return None;
     }
+    // Run-time changes are refused when they cannot be written: find out now.
+    let probe = parent.join(format!(".tether-write-check.{}", std::process::id()));
+    if let Err(e) = std::fs::File::create(&probe) {
+        errs.at(
+            node,
+            format!(
+                "directory {} is not writable ({e}): run-time changes could not be made durable",
+                quote(&parent.display().to_string())
+            ),
+        );
+        return None;
+    }
+    let _ = std::fs::remove_file(&probe);
     Some(p.to_path_buf())
 }
 
@@ -901,6 +914,22 @@ tether:
                 "tether.pools: missing",
                 "tether.load_balancers: missing",
             ]
+        );
+    }
+
+    #[test]
+    fn a_state_file_directory_that_cannot_be_written_is_an_error() {
+        // /proc refuses new files even to root.
+        let yaml = super::super::test_support::MINIMAL.replace(
+            "  load_balancers:",
+            "  state_file: /proc/tether-state.json\n  load_balancers:",
+        );
+        let e = errors(&yaml);
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(
+            e[0].starts_with(r#"tether.state_file: directory "/proc" is not writable ("#)
+                && e[0].ends_with("): run-time changes could not be made durable"),
+            "{e:#?}"
         );
     }
 

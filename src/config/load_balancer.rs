@@ -4,6 +4,7 @@
 
 use super::load::all;
 use super::model::*;
+use super::spelling::Spelled;
 use super::read::{join_key, quote, ConfigErrors, Errors, Node};
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,7 +54,7 @@ pub fn load_balancer_to_value(lb: &LoadBalancer) -> Value {
         entries.push(("fallback_pool", s(fallback)));
     }
     entries.extend([
-        ("steering_policy", s(steering_name(lb.steering_policy))),
+        ("steering_policy", s(lb.steering_policy.name())),
         (
             "random_steering",
             map(vec![
@@ -64,17 +65,17 @@ pub fn load_balancer_to_value(lb: &LoadBalancer) -> Value {
                 ("pool_weights", Value::Mapping(pool_weights)),
             ]),
         ),
-        ("session_affinity", s(affinity_name(lb.session_affinity))),
+        ("session_affinity", s(lb.session_affinity.name())),
         ("session_affinity_ttl", Value::from(lb.session_affinity_ttl)),
         (
             "session_affinity_attributes",
             map(vec![
-                ("samesite", s(samesite_name(a.samesite))),
-                ("secure", s(secure_name(a.secure))),
+                ("samesite", s(a.samesite.name())),
+                ("secure", s(a.secure.name())),
                 ("drain_duration", Value::from(a.drain_duration)),
                 (
                     "zero_downtime_failover",
-                    s(zdf_name(a.zero_downtime_failover)),
+                    s(a.zero_downtime_failover.name()),
                 ),
                 (
                     "headers",
@@ -95,82 +96,61 @@ pub fn load_balancer_to_value(lb: &LoadBalancer) -> Value {
     map(entries)
 }
 
-const LB_KEYS: &[&str] = &[
-    "enabled",
-    "default_pools",
-    "fallback_pool",
-    "steering_policy",
-    "random_steering",
-    "session_affinity",
-    "session_affinity_ttl",
-    "session_affinity_attributes",
-    "adaptive_routing",
-    "always_use_https",
+/// Whether the admin API may change a load balancer key at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settable {
+    /// `PATCH /v1/load_balancers/{name}` may change it.
+    RunTime,
+    /// Only the configuration file changes it.
+    FileOnly,
+}
+
+/// Every key of a load balancer, in the file's order: what the reader
+/// accepts, what [`load_balancer_to_value`] writes, what the admin API shows
+/// and may change. The one list of them.
+pub const LOAD_BALANCER_KEYS: &[(&str, Settable)] = &[
+    ("enabled", Settable::RunTime),
+    ("default_pools", Settable::RunTime),
+    ("fallback_pool", Settable::RunTime),
+    ("steering_policy", Settable::RunTime),
+    ("random_steering", Settable::FileOnly),
+    ("session_affinity", Settable::RunTime),
+    ("session_affinity_ttl", Settable::RunTime),
+    ("session_affinity_attributes", Settable::RunTime),
+    ("adaptive_routing", Settable::FileOnly),
+    ("always_use_https", Settable::FileOnly),
 ];
 
-const STEERING: &[(&str, SteeringPolicy)] = &[
-    ("", SteeringPolicy::Off),
-    ("off", SteeringPolicy::Off),
-    ("random", SteeringPolicy::Random),
-    (
-        "least_outstanding_requests",
-        SteeringPolicy::LeastOutstandingRequests,
-    ),
-    ("dynamic_latency", SteeringPolicy::DynamicLatency),
+/// The keys of `session_affinity_attributes`.
+pub const ATTRIBUTE_KEYS: &[&str] = &[
+    "samesite",
+    "secure",
+    "drain_duration",
+    "zero_downtime_failover",
+    "headers",
+    "require_all_headers",
 ];
 
-const AFFINITY: &[(&str, SessionAffinity)] = &[
-    ("", SessionAffinity::None),
-    ("none", SessionAffinity::None),
-    ("cookie", SessionAffinity::Cookie),
-    ("ip_cookie", SessionAffinity::IpCookie),
-    ("header", SessionAffinity::Header),
-    ("source_ip", SessionAffinity::SourceIp),
-];
+/// The mapping key that holds the attributes; a run-time change sets them
+/// one by one (`session_affinity_attributes.drain_duration`).
+pub const ATTRIBUTES: &str = "session_affinity_attributes";
 
-const SAMESITE: &[(&str, SameSite)] = &[
-    ("Auto", SameSite::Auto),
-    ("Lax", SameSite::Lax),
-    ("Strict", SameSite::Strict),
-    ("None", SameSite::None),
-];
-
-const SECURE: &[(&str, Secure)] = &[
-    ("Auto", Secure::Auto),
-    ("Always", Secure::Always),
-    ("Never", Secure::Never),
-];
-
-const ZERO_DOWNTIME: &[(&str, ZeroDowntimeFailover)] = &[
-    ("none", ZeroDowntimeFailover::None),
-    ("temporary", ZeroDowntimeFailover::Temporary),
-    ("sticky", ZeroDowntimeFailover::Sticky),
-];
-
-/// The canonical spelling of a value (the last entry of `table` naming it).
-fn name_of<T: PartialEq + Copy>(table: &[(&'static str, T)], value: T) -> &'static str {
-    table
+/// The fields a run-time change sets, as dotted paths: every run-time key,
+/// with the attributes one by one. The state file records changes per field.
+pub fn runtime_fields() -> impl Iterator<Item = String> {
+    LOAD_BALANCER_KEYS
         .iter()
-        .rev()
-        .find(|(_, v)| *v == value)
-        .map(|(name, _)| *name)
-        .unwrap_or("")
-}
-
-fn steering_name(v: SteeringPolicy) -> &'static str {
-    name_of(STEERING, v)
-}
-fn affinity_name(v: SessionAffinity) -> &'static str {
-    name_of(AFFINITY, v)
-}
-fn samesite_name(v: SameSite) -> &'static str {
-    name_of(SAMESITE, v)
-}
-fn secure_name(v: Secure) -> &'static str {
-    name_of(SECURE, v)
-}
-fn zdf_name(v: ZeroDowntimeFailover) -> &'static str {
-    name_of(ZERO_DOWNTIME, v)
+        .filter(|(_, settable)| *settable == Settable::RunTime)
+        .flat_map(|(key, _)| {
+            if *key == ATTRIBUTES {
+                ATTRIBUTE_KEYS
+                    .iter()
+                    .map(|a| format!("{ATTRIBUTES}.{a}"))
+                    .collect()
+            } else {
+                vec![key.to_string()]
+            }
+        })
 }
 
 /// Default TTL and accepted range per affinity type (SPEC 4.1).
@@ -265,7 +245,8 @@ fn read_load_balancer(
     pools: Option<&BTreeSet<String>>,
     errs: &mut Errors,
 ) -> Option<LoadBalancer> {
-    let o = node.object(errs, LB_KEYS)?;
+    let keys: Vec<&str> = LOAD_BALANCER_KEYS.iter().map(|(k, _)| *k).collect();
+    let o = node.object(errs, &keys)?;
     let enabled = o.bool_or(errs, "enabled", true);
     let default_pools = o.req(errs, "default_pools").and_then(|n| {
         let items = n.list(errs)?;
@@ -291,12 +272,12 @@ fn read_load_balancer(
         None => Some(None),
         Some(n) => pool_ref(n, pools, errs).map(Some),
     };
-    let steering_policy = o.choice_or(errs, "steering_policy", STEERING, SteeringPolicy::Off);
+    let steering_policy = o.choice_or(errs, "steering_policy", SteeringPolicy::SPELLINGS, SteeringPolicy::Off);
     let random_steering = match o.opt("random_steering") {
         None => Some(RandomSteering::default()),
         Some(n) => read_random_steering(n, pools, errs),
     };
-    let session_affinity = o.choice_or(errs, "session_affinity", AFFINITY, SessionAffinity::None);
+    let session_affinity = o.choice_or(errs, "session_affinity", SessionAffinity::SPELLINGS, SessionAffinity::None);
     let session_affinity_ttl = match o.opt("session_affinity_ttl") {
         None => session_affinity.map(|a| ttl_rule(a).map_or(0, |(default, _, _)| default)),
         Some(n) => n.int(errs, i64::MIN, i64::MAX).and_then(|ttl| {
@@ -306,7 +287,7 @@ fn read_load_balancer(
                         n,
                         format!(
                             "must be between {lo} and {hi} for session_affinity {}, got {ttl}",
-                            affinity_name(session_affinity.unwrap_or(SessionAffinity::None))
+                            session_affinity.unwrap_or(SessionAffinity::None).name()
                         ),
                     );
                     None
@@ -412,19 +393,9 @@ fn read_attributes(
     always_use_https: Option<bool>,
     errs: &mut Errors,
 ) -> Option<SessionAffinityAttributes> {
-    let o = node.object(
-        errs,
-        &[
-            "samesite",
-            "secure",
-            "drain_duration",
-            "zero_downtime_failover",
-            "headers",
-            "require_all_headers",
-        ],
-    )?;
-    let samesite = o.choice_or(errs, "samesite", SAMESITE, SameSite::Auto);
-    let mut secure = o.choice_or(errs, "secure", SECURE, Secure::Auto);
+    let o = node.object(errs, ATTRIBUTE_KEYS)?;
+    let samesite = o.choice_or(errs, "samesite", SameSite::SPELLINGS, SameSite::Auto);
+    let mut secure = o.choice_or(errs, "secure", Secure::SPELLINGS, Secure::Auto);
     if let (Some(Secure::Never), Some(n)) = (secure, o.opt("secure")) {
         let problem = match (samesite, always_use_https) {
             (Some(SameSite::None), _) => Some(
@@ -444,7 +415,7 @@ fn read_attributes(
     let zero_downtime_failover = o.choice_or(
         errs,
         "zero_downtime_failover",
-        ZERO_DOWNTIME,
+        ZeroDowntimeFailover::SPELLINGS,
         ZeroDowntimeFailover::None,
     );
     let headers = match o.opt("headers") {

@@ -7,14 +7,16 @@ pub mod model;
 mod monitor;
 mod pool;
 pub mod read;
+mod spelling;
 
-#[allow(unused_imports)]
 pub use load::{load_file, load_str, Loaded};
-#[allow(unused_imports)]
-pub use load_balancer::{load_balancer_from_value, load_balancer_to_value};
+pub use load_balancer::{
+    load_balancer_from_value, load_balancer_to_value, runtime_fields, Settable, ATTRIBUTES,
+    ATTRIBUTE_KEYS, LOAD_BALANCER_KEYS,
+};
 pub use model::*;
-#[allow(unused_imports)]
 pub use read::{ConfigError, ConfigErrors};
+pub use spelling::Spelled;
 
 /// Fixtures shared by the configuration tests.
 #[cfg(test)]

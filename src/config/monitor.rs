@@ -3,6 +3,7 @@
 
 use super::load::{all, check_entry_name};
 use super::model::*;
+use super::spelling::Spelled;
 use super::read::{fmt_num, quote, Errors, Node};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
@@ -22,12 +23,6 @@ const MONITOR_KEYS: &[&str] = &[
     "consecutive_up",
     "consecutive_down",
     "allow_insecure",
-];
-
-const MONITOR_TYPES: &[(&str, MonitorType)] = &[
-    ("http", MonitorType::Http),
-    ("https", MonitorType::Https),
-    ("tcp", MonitorType::Tcp),
 ];
 
 pub(super) fn read_monitors(
@@ -69,7 +64,7 @@ fn parse_codes(s: &str) -> Option<ExpectedCodes> {
 
 fn read_monitor(node: &Node<'_>, name: &str, errs: &mut Errors) -> Option<Monitor> {
     let o = node.object(errs, MONITOR_KEYS)?;
-    let r#type = o.choice_or(errs, "type", MONITOR_TYPES, MonitorType::Http);
+    let r#type = o.choice_or(errs, "type", MonitorType::SPELLINGS, MonitorType::Http);
     let method = match o.opt("method") {
         None => Some("GET".to_string()),
         Some(n) => n.str(errs).and_then(|m| {

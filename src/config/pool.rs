@@ -3,19 +3,10 @@
 
 use super::load::{all, check_entry_name, name_ok};
 use super::model::*;
+use super::spelling::Spelled;
 use super::read::{quote, Errors, Node};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
-
-const ORIGIN_STEERING: &[(&str, OriginSteering)] = &[
-    ("random", OriginSteering::Random),
-    ("hash", OriginSteering::Hash),
-    (
-        "least_outstanding_requests",
-        OriginSteering::LeastOutstandingRequests,
-    ),
-    ("least_connections", OriginSteering::LeastConnections),
-];
 
 pub(super) fn read_pools(
     node: &Node<'_>,
@@ -69,7 +60,7 @@ fn read_pool(
         None => Some(OriginSteering::Random),
         Some(n) => n
             .object(errs, &["policy"])
-            .and_then(|s| s.choice_or(errs, "policy", ORIGIN_STEERING, OriginSteering::Random)),
+            .and_then(|s| s.choice_or(errs, "policy", OriginSteering::SPELLINGS, OriginSteering::Random)),
     };
     let endpoint_nodes = o.req(errs, "endpoints").and_then(|n| {
         let items = n.list(errs)?;

@@ -1,0 +1,12 @@
+//! `GET /metrics`: Prometheus text, rendered by [`crate::metrics`].
+
+use super::response::{allow, AdminResponse, Answer};
+use super::router::Call;
+
+pub const PROMETHEUS: &str = "text/plain; version=0.0.4";
+
+pub fn handle(call: &Call<'_>) -> Answer {
+    allow(call.method, &["GET"])?;
+    let text = crate::metrics::render(call.state());
+    Ok(AdminResponse::new(200, PROMETHEUS, text.into_bytes()))
+}

@@ -1,0 +1,149 @@
+//! The admin API's routing table (SPEC 5): a pure function from a request
+//! (method, path, `Authorization`, body, client, time) to an answer. No
+//! sockets: [`super`] reads the request and writes the answer. Each
+//! resource has its own file; changes go to [`Changes`], reads to the state.
+
+use std::sync::Arc;
+
+use super::auth::Auth;
+use super::response::{allow, too_large_response, AdminResponse, Answer, ApiError, MAX_BODY, TEXT};
+use super::{load_balancers, metrics, pools, session_persistence};
+use crate::changes::{Change, ChangeError, Changes};
+use crate::clock::Now;
+use crate::state::State;
+
+/// What the router needs of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminRequest<'a> {
+    pub method: &'a str,
+    /// The path as received (percent-encoded), without the query.
+    pub path: &'a str,
+    /// The raw `Authorization` header, if any.
+    pub authorization: Option<&'a [u8]>,
+    pub body: &'a [u8],
+    /// The client's address, for the log.
+    pub client: &'a str,
+    pub now: Now,
+}
+
+/// One authorised call, as a resource handler sees it.
+pub struct Call<'a> {
+    /// `HEAD` is `GET` (Pingora leaves the body out).
+    pub method: &'a str,
+    pub body: &'a [u8],
+    pub now: Now,
+    changes: &'a Changes,
+}
+
+impl Call<'_> {
+    pub fn state(&self) -> &State {
+        self.changes.state()
+    }
+
+    /// Hands a batch to the owner of changes.
+    pub fn apply(&self, batch: &[Change]) -> Result<Vec<String>, ChangeError> {
+        self.changes.apply("admin", batch, self.now)
+    }
+}
+
+/// The admin API: the token and the owner of changes.
+pub struct Router {
+    auth: Auth,
+    changes: Arc<Changes>,
+}
+
+impl Router {
+    /// `token`: every call but `/healthz` then needs `Authorization: Bearer <token>`.
+    pub fn new(token: Option<&str>, changes: Arc<Changes>) -> Self {
+        Router {
+            auth: Auth::new(token),
+            changes,
+        }
+    }
+
+    pub fn changes(&self) -> &Arc<Changes> {
+        &self.changes
+    }
+
+    pub fn handle(&self, req: AdminRequest<'_>) -> AdminResponse {
+        if req.body.len() > MAX_BODY {
+            return too_large_response();
+        }
+        let method = if req.method == "HEAD" {
+            "GET"
+        } else {
+            req.method
+        };
+        let segments = split_path(req.path);
+        let segs: Vec<&str> = segments
+            .as_ref()
+            .map(|s| s.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        if segs == ["healthz"] {
+            return match allow(method, &["GET"]) {
+                Ok(()) => AdminResponse::new(200, TEXT, b"ok".to_vec()),
+                Err(e) => e.envelope(),
+            };
+        }
+        if let Err(e) = self.auth.check(req.authorization, req.client, req.now.ms) {
+            return e
+                .envelope()
+                .with_header("www-authenticate", "Bearer realm=\"tether admin\"".into());
+        }
+        let call = Call {
+            method,
+            body: req.body,
+            now: req.now,
+            changes: &self.changes,
+        };
+        let answer = if segments.is_none() {
+            Err(ApiError::new(404, format!("no route for {}", req.path)))
+        } else {
+            route(&call, &segs, req.path)
+        };
+        let rackspace = matches!(
+            segs.as_slice(),
+            ["v1", "load_balancers", _, "session_persistence"]
+        );
+        match answer {
+            Ok(response) => response,
+            Err(e) if rackspace && !matches!(e.status, 401 | 405 | 413) => e.fault(),
+            Err(e) => e.envelope(),
+        }
+    }
+}
+
+/// The routing table.
+fn route(call: &Call<'_>, segs: &[&str], path: &str) -> Answer {
+    match segs {
+        ["metrics"] => metrics::handle(call),
+        ["v1", "load_balancers"] => load_balancers::list(call),
+        ["v1", "load_balancers", name] => load_balancers::one(call, name),
+        ["v1", "load_balancers", name, "session_persistence"] => {
+            session_persistence::handle(call, name)
+        }
+        ["v1", "pools"] => pools::list(call),
+        ["v1", "pools", name] => pools::one(call, name),
+        ["v1", "pools", pool, "endpoints", endpoint] => pools::endpoint_call(call, pool, endpoint),
+        _ => Err(ApiError::new(404, format!("no route for {path}"))),
+    }
+}
+
+/// The path's segments, percent-decoded; `None` if a segment is not UTF-8
+/// after decoding. One trailing `/` is ignored.
+fn split_path(path: &str) -> Option<Vec<String>> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    trimmed
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,505 @@
+//! The one owner of run-time changes. Every source of a change — the admin
+//! API, the state file at start, and later a reload or a cluster peer —
+//! hands [`Changes`] typed [`Change`]s. Under one lock it validates them
+//! against the live [`State`] and the file's configuration, writes the
+//! resulting [`Records`] to the state file, and only then applies them to
+//! the state the request path reads. A change that cannot be made durable
+//! is refused and changes nothing. [`State`] knows nothing of this module.
+//!
+//! - [`records`]: what the state file holds (pure).
+//! - [`state_file`]: reading and writing it (I/O).
+
+pub mod records;
+pub mod state_file;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use log::{info, warn};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use crate::clock::Now;
+use crate::config::{
+    self, load_balancer_from_value, runtime_fields, Config, SessionAffinity, Settable, Spelled,
+    ATTRIBUTES, LOAD_BALANCER_KEYS,
+};
+use crate::state::{NotFound, Pick, State};
+use records::{changed_fields, field, lb_json, Records};
+use state_file::{Read, StateFile};
+
+/// One run-time change, as any source states it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Change {
+    /// Disabling starts the endpoint's drain; enabling ends it.
+    SetEndpointEnabled {
+        pool: String,
+        endpoint: String,
+        enabled: bool,
+    },
+    /// 0.0 ..= 1.0; new sessions only.
+    SetEndpointWeight {
+        pool: String,
+        endpoint: String,
+        weight: f64,
+    },
+    /// Load balancer keys as in the file; `session_affinity_attributes` is
+    /// merged key by key; a new `session_affinity` without a
+    /// `session_affinity_ttl` takes the new type's default TTL.
+    PatchLoadBalancer {
+        load_balancer: String,
+        fields: Map<String, Json>,
+    },
+    /// Rackspace's session persistence.
+    SetSessionPersistence {
+        load_balancer: String,
+        persistence: Persistence,
+    },
+}
+
+/// Rackspace's `persistenceType`, and turning it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Persistence {
+    /// `session_affinity: cookie`.
+    HttpCookie,
+    /// `session_affinity: source_ip`.
+    SourceIp,
+    /// `session_affinity: none`; refused when affinity is already off.
+    Off,
+}
+
+/// Why a change was refused. Nothing was applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeError {
+    NotFound(NotFound),
+    /// One message per problem, each naming its field.
+    Invalid(Vec<String>),
+    /// `Persistence::Off` on a load balancer without affinity.
+    AlreadyOff { load_balancer: String },
+    /// The state file could not be written.
+    NotDurable(String),
+}
+
+impl From<NotFound> for ChangeError {
+    fn from(e: NotFound) -> Self {
+        ChangeError::NotFound(e)
+    }
+}
+
+impl std::fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeError::NotFound(e) => e.fmt(f),
+            ChangeError::Invalid(problems) => f.write_str(&problems.join("; ")),
+            ChangeError::AlreadyOff { load_balancer } => write!(
+                f,
+                "session persistence is already disabled on load balancer {load_balancer:?}"
+            ),
+            ChangeError::NotDurable(why) => write!(f, "the change was not applied: {why}"),
+        }
+    }
+}
+
+/// What applying a change does to the state, decided before anything is
+/// written.
+#[derive(Debug)]
+enum Effect {
+    Enabled { at: Pick, enabled: bool },
+    Weight { at: Pick, weight: f64 },
+    LoadBalancer(config::LoadBalancer),
+}
+
+/// A batch being planned: its effects, the records after it, and what it
+/// changed, for the log.
+struct Plan {
+    effects: Vec<Effect>,
+    records: Records,
+    /// Load balancers as the batch leaves them so far.
+    lbs: HashMap<String, config::LoadBalancer>,
+    described: Vec<String>,
+}
+
+/// The owner of run-time changes: the live state, the file's configuration
+/// (the baseline every record is kept against), the optional state file,
+/// and the one lock that orders changes.
+pub struct Changes {
+    state: Arc<State>,
+    baseline: Config,
+    file: Option<StateFile>,
+    records: parking_lot::Mutex<Records>,
+}
+
+impl Changes {
+    /// `baseline` is the configuration file as loaded; `state` was built from it.
+    pub fn new(state: Arc<State>, baseline: Config) -> Self {
+        let file = baseline.state_file.as_deref().map(StateFile::new);
+        Changes {
+            state,
+            baseline,
+            file,
+            records: parking_lot::Mutex::new(Records::default()),
+        }
+    }
+
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// The file's pools (run-time changes name them).
+    pub fn pools(&self) -> &BTreeMap<String, config::Pool> {
+        &self.baseline.pools
+    }
+
+    /// The records in force (what the state file holds).
+    pub fn records(&self) -> Records {
+        self.records.lock().clone()
+    }
+
+    /// Applies `batch` in order, all or nothing: validated, written to the
+    /// state file, then applied to the state. `source` names who asked, for
+    /// the log. Returns what changed (empty: nothing did).
+    pub fn apply(&self, source: &str, batch: &[Change], now: Now) -> Result<Vec<String>, ChangeError> {
+        let mut records = self.records.lock();
+        let mut plan = Plan {
+            effects: Vec::new(),
+            records: records.clone(),
+            lbs: HashMap::new(),
+            described: Vec::new(),
+        };
+        for change in batch {
+            self.plan(change, &mut plan, now)?;
+        }
+        if plan.records != *records {
+            if let Some(file) = &self.file {
+                if let Err(e) = file.write(&plan.records) {
+                    warn!("{source}: change refused, it cannot be made durable: {e}");
+                    return Err(ChangeError::NotDurable(e));
+                }
+            }
+        }
+        for effect in plan.effects {
+            match effect {
+                Effect::Enabled { at, enabled } => {
+                    self.state.endpoint(at).set_enabled(enabled, now.ms);
+                }
+                Effect::Weight { at, weight } => self.state.set_endpoint_weight(at, weight),
+                Effect::LoadBalancer(lb) => self.state.replace_load_balancer(lb)?,
+            }
+        }
+        *records = plan.records;
+        if plan.described.is_empty() {
+            info!("{source}: no change");
+        }
+        for line in &plan.described {
+            info!("{source}: {line}");
+        }
+        Ok(plan.described)
+    }
+
+    fn plan(&self, change: &Change, plan: &mut Plan, now: Now) -> Result<(), ChangeError> {
+        match change {
+            Change::SetEndpointEnabled {
+                pool,
+                endpoint,
+                enabled,
+            } => {
+                let at = self.state.find_endpoint(pool, endpoint)?;
+                let e = self.state.endpoint(at);
+                let was = plan
+                    .effects
+                    .iter()
+                    .rev()
+                    .find_map(|fx| match fx {
+                        Effect::Enabled { at: a, enabled } if *a == at => Some(*enabled),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| e.enabled());
+                let now_unix_ms = now.unix.saturating_mul(1000);
+                let disabled_at = match (was, enabled) {
+                    (_, true) => None,
+                    (true, false) => Some(now_unix_ms),
+                    // Already disabled: its drain keeps its start.
+                    (false, false) => plan
+                        .records
+                        .endpoint(pool, endpoint)
+                        .and_then(|r| r.disabled_at_unix_ms)
+                        .or_else(|| {
+                            let since = e.disabled_since()?;
+                            Some(now_unix_ms.saturating_sub(now.ms.saturating_sub(since)))
+                        }),
+                };
+                let file = self.file_endpoint(pool, endpoint).is_none_or(|f| f.enabled);
+                plan.records
+                    .set_endpoint_enabled(pool, endpoint, *enabled, file, disabled_at);
+                if was != *enabled {
+                    plan.described.push(format!(
+                        "pool {pool} endpoint {endpoint}: enabled {was} -> {enabled}"
+                    ));
+                }
+                plan.effects.push(Effect::Enabled {
+                    at,
+                    enabled: *enabled,
+                });
+            }
+            Change::SetEndpointWeight {
+                pool,
+                endpoint,
+                weight,
+            } => {
+                if !(0.0..=1.0).contains(weight) {
+                    return Err(ChangeError::Invalid(vec![format!(
+                        "weight: must be between 0 and 1, got {weight}"
+                    )]));
+                }
+                let at = self.state.find_endpoint(pool, endpoint)?;
+                let was = plan
+                    .effects
+                    .iter()
+                    .rev()
+                    .find_map(|fx| match fx {
+                        Effect::Weight { at: a, weight } if *a == at => Some(*weight),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| self.state.endpoint(at).weight());
+                let file = self.file_endpoint(pool, endpoint).map_or(1.0, |f| f.weight);
+                plan.records.set_endpoint_weight(pool, endpoint, *weight, file);
+                if was != *weight {
+                    plan.described.push(format!(
+                        "pool {pool} endpoint {endpoint}: weight {was} -> {weight}"
+                    ));
+                    plan.effects.push(Effect::Weight {
+                        at,
+                        weight: *weight,
+                    });
+                }
+            }
+            Change::PatchLoadBalancer {
+                load_balancer,
+                fields,
+            } => {
+                let current = self.current_lb(load_balancer, plan)?;
+                let new = self.patched(&current, fields)?;
+                self.plan_lb(current, new, plan);
+            }
+            Change::SetSessionPersistence {
+                load_balancer,
+                persistence,
+            } => {
+                let current = self.current_lb(load_balancer, plan)?;
+                let affinity = match persistence {
+                    Persistence::HttpCookie => SessionAffinity::Cookie,
+                    Persistence::SourceIp => SessionAffinity::SourceIp,
+                    Persistence::Off if current.session_affinity == SessionAffinity::None => {
+                        return Err(ChangeError::AlreadyOff {
+                            load_balancer: current.name,
+                        });
+                    }
+                    Persistence::Off => SessionAffinity::None,
+                };
+                let fields = Map::from_iter([(
+                    "session_affinity".to_string(),
+                    Json::from(affinity.name()),
+                )]);
+                let new = self.patched(&current, &fields)?;
+                self.plan_lb(current, new, plan);
+            }
+        }
+        Ok(())
+    }
+
+    fn file_endpoint(&self, pool: &str, endpoint: &str) -> Option<&config::Endpoint> {
+        self.baseline
+            .pools
+            .get(pool)?
+            .endpoints
+            .iter()
+            .find(|e| e.name == endpoint)
+    }
+
+    /// The load balancer as the batch has left it so far.
+    fn current_lb(&self, name: &str, plan: &Plan) -> Result<config::LoadBalancer, ChangeError> {
+        let name = name.to_ascii_lowercase();
+        if let Some(lb) = plan.lbs.get(&name) {
+            return Ok(lb.clone());
+        }
+        self.state
+            .load_balancers()
+            .named(&name)
+            .map(|lb| lb.conf.clone())
+            .ok_or(ChangeError::NotFound(NotFound::LoadBalancer(name)))
+    }
+
+    /// `current` with `fields` laid over, validated exactly as the file is.
+    fn patched(
+        &self,
+        current: &config::LoadBalancer,
+        fields: &Map<String, Json>,
+    ) -> Result<config::LoadBalancer, ChangeError> {
+        let problems: Vec<String> = fields
+            .keys()
+            .filter_map(|k| match LOAD_BALANCER_KEYS.iter().find(|(key, _)| key == k) {
+                Some((_, Settable::RunTime)) => None,
+                Some((_, Settable::FileOnly)) => Some(format!("{k}: cannot be changed at run time")),
+                None if k == "name" => Some(format!("{k}: cannot be changed at run time")),
+                None => Some(format!("{k}: unknown field")),
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(ChangeError::Invalid(problems));
+        }
+        let mut value = lb_json(current);
+        let Json::Object(map) = &mut value else {
+            return Err(ChangeError::Invalid(vec![
+                "internal error: settings are not a mapping".into(),
+            ]));
+        };
+        for (key, v) in fields {
+            match (map.get_mut(key), v) {
+                (Some(Json::Object(attrs)), Json::Object(changes)) if key == ATTRIBUTES => {
+                    for (k, v) in changes {
+                        attrs.insert(k.clone(), v.clone());
+                    }
+                }
+                _ => {
+                    map.insert(key.clone(), v.clone());
+                }
+            }
+        }
+        let ttl_given = fields.contains_key("session_affinity_ttl");
+        if fields.contains_key("session_affinity") && !ttl_given {
+            map.remove("session_affinity_ttl");
+        }
+        let yaml = serde_yaml::to_value(&value)
+            .map_err(|e| ChangeError::Invalid(vec![format!("internal error: {e}")]))?;
+        let mut new = load_balancer_from_value(&current.name, &yaml, &self.baseline.pools, "")
+            .map_err(|e| ChangeError::Invalid(e.0.iter().map(|e| e.to_string()).collect()))?;
+        if !ttl_given && new.session_affinity == current.session_affinity {
+            new.session_affinity_ttl = current.session_affinity_ttl;
+        }
+        Ok(new)
+    }
+
+    /// Records every field `new` changes against the file's value, and
+    /// plans the replacement.
+    fn plan_lb(&self, current: config::LoadBalancer, new: config::LoadBalancer, plan: &mut Plan) {
+        let (old_json, new_json) = (lb_json(&current), lb_json(&new));
+        let file_json = self
+            .baseline
+            .load_balancers
+            .get(&new.name)
+            .map(lb_json)
+            .unwrap_or(Json::Null);
+        let fields: Vec<String> = runtime_fields().collect();
+        let changed = changed_fields(&old_json, &new_json, fields.iter().map(String::as_str));
+        if changed.is_empty() {
+            return;
+        }
+        for (path, was, now) in changed {
+            plan.records
+                .set_lb_field(&new.name, &path, now.clone(), field(&file_json, &path));
+            plan.described.push(format!(
+                "load balancer {}: {path} {} -> {}",
+                new.name,
+                plain(&was),
+                plain(&now)
+            ));
+        }
+        plan.lbs.insert(new.name.clone(), new.clone());
+        plan.effects.push(Effect::LoadBalancer(new));
+    }
+
+    /// At start: reads the state file, keeps the records the configuration
+    /// file has not overtaken since (logging each dropped one), applies
+    /// them, and rewrites the file when that changed what it holds. A
+    /// broken file is reported and the configuration file is used as is.
+    pub fn restore(&self, now: Now) {
+        let Some(file) = &self.file else { return };
+        let shown = file.path().display();
+        let (read, old_format) = match file.read(&self.baseline) {
+            Ok(Read::Missing) => return,
+            Ok(Read::Records {
+                records,
+                old_format,
+            }) => (records, old_format),
+            Err(e) => {
+                warn!("state file {shown}: {e}; starting from the configuration file");
+                return;
+            }
+        };
+        let (mut kept, dropped) = read.rebase(&self.baseline);
+        for line in &dropped {
+            info!("state file {shown}: {line}");
+        }
+        let now_unix_ms = now.unix.saturating_mul(1000);
+        for (pool, endpoints) in &kept.endpoints {
+            for (name, record) in endpoints {
+                let Ok(at) = self.state.find_endpoint(pool, name) else {
+                    continue;
+                };
+                if let Some(weight) = &record.weight {
+                    self.state.set_endpoint_weight(at, weight.value);
+                    info!("state file: pool {pool} endpoint {name}: weight {}", weight.value);
+                }
+                match &record.enabled {
+                    Some(e) if e.value => {
+                        self.state.endpoint(at).set_enabled(true, now.ms);
+                        info!("state file: pool {pool} endpoint {name}: enabled");
+                    }
+                    Some(_) => {
+                        let ago = record
+                            .disabled_at_unix_ms
+                            .map_or(0, |t| now_unix_ms.saturating_sub(t));
+                        self.state
+                            .endpoint(at)
+                            .restore_disabled(now.ms.saturating_sub(ago));
+                        info!(
+                            "state file: pool {pool} endpoint {name}: disabled {} s ago",
+                            ago / 1000
+                        );
+                    }
+                    None => {}
+                }
+            }
+        }
+        let names: Vec<String> = kept.load_balancers.keys().cloned().collect();
+        for name in names {
+            let Some(file_lb) = self.baseline.load_balancers.get(&name) else {
+                continue;
+            };
+            let value = kept.overlay_lb(&name, &lb_json(file_lb));
+            let restored = serde_yaml::to_value(&value)
+                .map_err(|e| e.to_string())
+                .and_then(|v| {
+                    load_balancer_from_value(&name, &v, &self.baseline.pools, "")
+                        .map_err(|e| e.to_string())
+                })
+                .and_then(|lb| self.state.replace_load_balancer(lb).map_err(|e| e.to_string()));
+            match restored {
+                Ok(()) => info!("state file: load balancer {name}: run-time settings restored"),
+                Err(e) => {
+                    warn!("state file {shown}: load balancer {name}: its run-time settings no longer validate ({e}); the configuration file's are used");
+                    kept.drop_lb(&name);
+                }
+            }
+        }
+        if old_format || kept != read {
+            if let Err(e) = file.write(&kept) {
+                warn!("{e}");
+            }
+        }
+        *self.records.lock() = kept;
+    }
+}
+
+/// Strings as they are, everything else as JSON (`null` for absent).
+fn plain(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

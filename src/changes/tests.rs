@@ -1,0 +1,292 @@
+//! The owner of changes: batches, durability, and restoring over an edited file.
+
+use super::*;
+use crate::affinity::cookie::CookieKeys;
+use crate::clock::MONOTONIC_BASE;
+use crate::config::OriginSteering;
+use crate::fixtures::{config, pool};
+use serde_json::json;
+
+const NOW: Now = Now {
+    ms: MONOTONIC_BASE + 60_000,
+    unix: 1_700_000_000,
+};
+
+fn cfg(state_file: Option<&std::path::Path>) -> Config {
+    let mut c = config(vec![pool("p", 3, OriginSteering::Random)], &["p"], None);
+    c.state_file = state_file.map(std::path::Path::to_path_buf);
+    c
+}
+
+fn owner(c: &Config) -> Changes {
+    let state = Arc::new(State::new(c, CookieKeys::random()));
+    Changes::new(state, c.clone())
+}
+
+fn disable(endpoint: &str) -> Change {
+    Change::SetEndpointEnabled {
+        pool: "p".into(),
+        endpoint: endpoint.into(),
+        enabled: false,
+    }
+}
+
+fn weight(endpoint: &str, weight: f64) -> Change {
+    Change::SetEndpointWeight {
+        pool: "p".into(),
+        endpoint: endpoint.into(),
+        weight,
+    }
+}
+
+fn patch(fields: Json) -> Change {
+    let Json::Object(fields) = fields else {
+        panic!("fields must be an object")
+    };
+    Change::PatchLoadBalancer {
+        load_balancer: "*".into(),
+        fields,
+    }
+}
+
+fn lb(changes: &Changes) -> config::LoadBalancer {
+    changes.state().load_balancers().named("*").unwrap().conf.clone()
+}
+
+#[test]
+fn a_batch_applies_in_order_and_says_what_changed() {
+    let c = owner(&cfg(None));
+    let said = c
+        .apply("test", &[disable("p-0"), weight("p-1", 0.5), weight("p-1", 0.5)], NOW)
+        .unwrap();
+    assert_eq!(
+        said,
+        [
+            "pool p endpoint p-0: enabled true -> false",
+            "pool p endpoint p-1: weight 1 -> 0.5"
+        ]
+    );
+    let at = c.state().find_endpoint("p", "p-0").unwrap();
+    assert!(!c.state().endpoint(at).enabled());
+    assert_eq!(c.state().endpoint(at).disabled_since(), Some(NOW.ms));
+    assert_eq!(
+        c.apply("test", &[weight("p-1", 0.5)], NOW).unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn an_invalid_change_in_a_batch_applies_nothing() {
+    let c = owner(&cfg(None));
+    let e = c
+        .apply("test", &[disable("p-0"), weight("nope", 0.5)], NOW)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        ChangeError::NotFound(NotFound::Endpoint {
+            pool: "p".into(),
+            endpoint: "nope".into()
+        })
+    );
+    let at = c.state().find_endpoint("p", "p-0").unwrap();
+    assert!(c.state().endpoint(at).enabled(), "the first change was not applied");
+    assert!(c.records().is_empty());
+    let e = c.apply("test", &[weight("p-0", 1.5)], NOW).unwrap_err();
+    assert_eq!(
+        e,
+        ChangeError::Invalid(vec!["weight: must be between 0 and 1, got 1.5".into()])
+    );
+}
+
+#[test]
+fn load_balancer_patches_are_validated_as_the_file_is_and_recorded_per_field() {
+    let c = owner(&cfg(None));
+    let e = c
+        .apply(
+            "test",
+            &[patch(json!({"adaptive_routing": {}, "bogus": 1, "name": "x"}))],
+            NOW,
+        )
+        .unwrap_err();
+    assert_eq!(
+        e,
+        ChangeError::Invalid(vec![
+            "adaptive_routing: cannot be changed at run time".into(),
+            "bogus: unknown field".into(),
+            "name: cannot be changed at run time".into(),
+        ])
+    );
+    let e = c
+        .apply(
+            "test",
+            &[patch(json!({"session_affinity": "cookie", "session_affinity_ttl": 10}))],
+            NOW,
+        )
+        .unwrap_err();
+    assert_eq!(
+        e,
+        ChangeError::Invalid(vec![
+            "session_affinity_ttl: must be between 1800 and 604800 for session_affinity cookie, got 10".into()
+        ])
+    );
+
+    c.apply(
+        "test",
+        &[patch(json!({
+            "session_affinity": "cookie",
+            "session_affinity_attributes": {"drain_duration": 30}
+        }))],
+        NOW,
+    )
+    .unwrap();
+    let now = lb(&c);
+    assert_eq!(now.session_affinity, SessionAffinity::Cookie);
+    assert_eq!(now.session_affinity_ttl, 82_800, "the new type's default TTL");
+    assert_eq!(now.session_affinity_attributes.drain_duration, 30);
+    let records = c.records();
+    let fields: Vec<&String> = records.load_balancers["*"].keys().collect();
+    assert_eq!(
+        fields,
+        [
+            "session_affinity",
+            "session_affinity_attributes.drain_duration",
+            "session_affinity_ttl"
+        ],
+        "only the fields the change set, never a whole copy"
+    );
+    assert_eq!(records.load_balancers["*"]["session_affinity_ttl"].file, json!(0));
+}
+
+#[test]
+fn session_persistence_off_when_already_off_is_refused() {
+    let c = owner(&cfg(None));
+    let off = Change::SetSessionPersistence {
+        load_balancer: "*".into(),
+        persistence: Persistence::Off,
+    };
+    assert_eq!(
+        c.apply("test", std::slice::from_ref(&off), NOW).unwrap_err(),
+        ChangeError::AlreadyOff {
+            load_balancer: "*".into()
+        }
+    );
+    let on = Change::SetSessionPersistence {
+        load_balancer: "*".into(),
+        persistence: Persistence::SourceIp,
+    };
+    c.apply("test", &[on], NOW).unwrap();
+    assert_eq!(lb(&c).session_affinity, SessionAffinity::SourceIp);
+    c.apply("test", &[off], NOW).unwrap();
+    assert_eq!(lb(&c).session_affinity, SessionAffinity::None);
+    assert!(c.records().is_empty(), "back to the file's values: no record");
+}
+
+#[test]
+fn a_change_that_cannot_be_written_is_refused_and_changes_nothing() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let gone = dir.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let c = owner(&cfg(Some(&gone.join("state.json"))));
+    std::fs::remove_dir(&gone).unwrap();
+    let e = c
+        .apply(
+            "test",
+            &[disable("p-0"), patch(json!({"enabled": false}))],
+            NOW,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&e, ChangeError::NotDurable(why) if why.contains("cannot write the state file")),
+        "{e:?}"
+    );
+    let at = c.state().find_endpoint("p", "p-0").unwrap();
+    assert!(c.state().endpoint(at).enabled());
+    assert!(lb(&c).enabled);
+    assert!(c.records().is_empty());
+}
+
+#[test]
+fn changes_survive_a_restart_and_drains_keep_their_start() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("state.json");
+    let first = owner(&cfg(Some(&file)));
+    let thirty_s_ago = Now {
+        ms: NOW.ms - 30_000,
+        unix: NOW.unix - 30,
+    };
+    first.apply("test", &[disable("p-1")], thirty_s_ago).unwrap();
+    first
+        .apply(
+            "test",
+            &[weight("p-2", 0.25), patch(json!({"session_affinity": "source_ip"}))],
+            NOW,
+        )
+        .unwrap();
+
+    // A new process from the same file; its clocks started later.
+    let second = owner(&cfg(Some(&file)));
+    let later = Now {
+        ms: MONOTONIC_BASE + 1_000,
+        unix: NOW.unix + 10,
+    };
+    second.restore(later);
+    let s = second.state();
+    let p1 = s.endpoint(s.find_endpoint("p", "p-1").unwrap());
+    assert!(!p1.enabled());
+    assert_eq!(later.ms - p1.disabled_since().unwrap(), 40_000, "disabled 40 s ago");
+    assert_eq!(s.endpoint(s.find_endpoint("p", "p-2").unwrap()).weight(), 0.25);
+    assert_eq!(lb(&second).session_affinity, SessionAffinity::SourceIp);
+    assert_eq!(second.records(), first.records());
+}
+
+#[test]
+fn a_file_edit_after_a_patch_wins_for_that_field_and_keeps_the_others() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("state.json");
+    let first = owner(&cfg(Some(&file)));
+    first
+        .apply(
+            "test",
+            &[
+                patch(json!({"session_affinity": "cookie", "session_affinity_attributes": {"drain_duration": 30}})),
+                weight("p-0", 0.5),
+            ],
+            NOW,
+        )
+        .unwrap();
+
+    // The operator edits the TTL and the drain duration in the file.
+    let mut edited = cfg(Some(&file));
+    let file_lb = edited.load_balancers.get_mut("*").unwrap();
+    file_lb.session_affinity_attributes.drain_duration = 5;
+    let second = owner(&edited);
+    second.restore(NOW);
+    let now = lb(&second);
+    assert_eq!(now.session_affinity_attributes.drain_duration, 5, "the file wins");
+    assert_eq!(now.session_affinity, SessionAffinity::Cookie, "the other patch stays");
+    assert_eq!(now.session_affinity_ttl, 82_800);
+    let s = second.state();
+    assert_eq!(s.endpoint(s.find_endpoint("p", "p-0").unwrap()).weight(), 0.5);
+    let on_disk: Records =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        !on_disk.load_balancers["*"].contains_key("session_affinity_attributes.drain_duration"),
+        "the dropped record is gone from the file: {on_disk:?}"
+    );
+    assert_eq!(on_disk, second.records());
+}
+
+#[test]
+fn a_broken_state_file_is_reported_and_the_configuration_used() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("state.json");
+    std::fs::write(&file, "{ not json").unwrap();
+    let c = owner(&cfg(Some(&file)));
+    c.restore(NOW);
+    assert!(c.records().is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "{ not json",
+        "left for the operator to look at until the next change"
+    );
+}
