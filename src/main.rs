@@ -19,15 +19,15 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
+use tether::admin;
 use tether::affinity::cookie::CookieKeys;
+use tether::changes::Changes;
 use tether::config::{self, SessionAffinity};
 use tether::linger::Lingering;
 use tether::monitor::Monitors;
 use tether::proxy::Proxy;
 use tether::state::State;
 use tether::sweeper::Sweeper;
-use tether::admin;
-use tether::changes::Changes;
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();

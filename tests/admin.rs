@@ -9,63 +9,11 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
+use support::api::{admin, get, ok, patch, refused};
 use support::cflb::{keys_file, mint, unix_now};
 use support::*;
 
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
-
-/// An admin call: status, headers, body parsed as JSON (`Value::String` of the
-/// text when it is not JSON).
-fn admin(
-    proxy: &TetherProc,
-    method: Method,
-    path: &str,
-    body: &str,
-    token: Option<&str>,
-) -> (u16, HeaderMap, Value) {
-    let auth = token.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![];
-    if let Some(auth) = auth.as_deref() {
-        headers.push(("authorization", auth));
-    }
-    if !body.is_empty() {
-        headers.push(("content-type", "application/json"));
-    }
-    let (status, h, text) = send(&client(), method, &proxy.admin_url(path), &headers, body);
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, h, value)
-}
-
-fn get(proxy: &TetherProc, path: &str) -> (u16, Value) {
-    let (status, _, v) = admin(proxy, Method::GET, path, "", None);
-    (status, v)
-}
-
-fn patch(proxy: &TetherProc, path: &str, body: &str) -> (u16, Value) {
-    let (status, _, v) = admin(proxy, Method::PATCH, path, body, None);
-    (status, v)
-}
-
-/// The `result` of a successful enveloped answer.
-fn ok(answer: (u16, Value)) -> Value {
-    let (status, body) = answer;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["success"], true, "{body}");
-    body["result"].clone()
-}
-
-/// The messages of an enveloped error, checking its status.
-fn refused(answer: (u16, Value), status: u16) -> Vec<String> {
-    let (got, body) = answer;
-    assert_eq!(got, status, "{body}");
-    assert_eq!(body["success"], false, "{body}");
-    body["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no errors in {body}"))
-        .iter()
-        .map(|e| e["message"].as_str().unwrap().to_string())
-        .collect()
-}
 
 fn visit(
     proxy: &TetherProc,

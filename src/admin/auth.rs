@@ -112,7 +112,12 @@ mod tests {
     fn the_token_is_checked() {
         let auth = Auth::new(Some("s3cret"));
         assert!(auth.check(Some(b"Bearer s3cret"), "t", 0).is_ok());
-        assert_eq!(auth.check(Some(b"Bearer s3cre"), "t", 0).unwrap_err().status, 401);
+        assert_eq!(
+            auth.check(Some(b"Bearer s3cre"), "t", 0)
+                .unwrap_err()
+                .status,
+            401
+        );
         assert!(Auth::new(None).check(None, "t", 0).is_ok());
     }
 
@@ -122,7 +127,11 @@ mod tests {
         assert_eq!(log.record(1_000), Some(1));
         assert_eq!(log.record(1_500), None);
         assert_eq!(log.record(9_000), None);
-        assert_eq!(log.record(11_000), Some(3), "this one and the two held back");
+        assert_eq!(
+            log.record(11_000),
+            Some(3),
+            "this one and the two held back"
+        );
         assert_eq!(log.record(11_001), None);
     }
 }

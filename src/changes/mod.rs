@@ -77,7 +77,9 @@ pub enum ChangeError {
     /// One message per problem, each naming its field.
     Invalid(Vec<String>),
     /// `Persistence::Off` on a load balancer without affinity.
-    AlreadyOff { load_balancer: String },
+    AlreadyOff {
+        load_balancer: String,
+    },
     /// The state file could not be written.
     NotDurable(String),
 }
@@ -160,7 +162,12 @@ impl Changes {
     /// Applies `batch` in order, all or nothing: validated, written to the
     /// state file, then applied to the state. `source` names who asked, for
     /// the log. Returns what changed (empty: nothing did).
-    pub fn apply(&self, source: &str, batch: &[Change], now: Now) -> Result<Vec<String>, ChangeError> {
+    pub fn apply(
+        &self,
+        source: &str,
+        batch: &[Change],
+        now: Now,
+    ) -> Result<Vec<String>, ChangeError> {
         let mut records = self.records.lock();
         let mut plan = Plan {
             effects: Vec::new(),
@@ -264,7 +271,8 @@ impl Changes {
                     })
                     .unwrap_or_else(|| self.state.endpoint(at).weight());
                 let file = self.file_endpoint(pool, endpoint).map_or(1.0, |f| f.weight);
-                plan.records.set_endpoint_weight(pool, endpoint, *weight, file);
+                plan.records
+                    .set_endpoint_weight(pool, endpoint, *weight, file);
                 if was != *weight {
                     plan.described.push(format!(
                         "pool {pool} endpoint {endpoint}: weight {was} -> {weight}"
@@ -298,10 +306,8 @@ impl Changes {
                     }
                     Persistence::Off => SessionAffinity::None,
                 };
-                let fields = Map::from_iter([(
-                    "session_affinity".to_string(),
-                    Json::from(affinity.name()),
-                )]);
+                let fields =
+                    Map::from_iter([("session_affinity".to_string(), Json::from(affinity.name()))]);
                 let new = self.patched(&current, &fields)?;
                 self.plan_lb(current, new, plan);
             }
@@ -339,12 +345,16 @@ impl Changes {
     ) -> Result<config::LoadBalancer, ChangeError> {
         let problems: Vec<String> = fields
             .keys()
-            .filter_map(|k| match LOAD_BALANCER_KEYS.iter().find(|(key, _)| key == k) {
-                Some((_, Settable::RunTime)) => None,
-                Some((_, Settable::FileOnly)) => Some(format!("{k}: cannot be changed at run time")),
-                None if k == "name" => Some(format!("{k}: cannot be changed at run time")),
-                None => Some(format!("{k}: unknown field")),
-            })
+            .filter_map(
+                |k| match LOAD_BALANCER_KEYS.iter().find(|(key, _)| key == k) {
+                    Some((_, Settable::RunTime)) => None,
+                    Some((_, Settable::FileOnly)) => {
+                        Some(format!("{k}: cannot be changed at run time"))
+                    }
+                    None if k == "name" => Some(format!("{k}: cannot be changed at run time")),
+                    None => Some(format!("{k}: unknown field")),
+                },
+            )
             .collect();
         if !problems.is_empty() {
             return Err(ChangeError::Invalid(problems));
@@ -440,7 +450,10 @@ impl Changes {
                 };
                 if let Some(weight) = &record.weight {
                     self.state.set_endpoint_weight(at, weight.value);
-                    info!("state file: pool {pool} endpoint {name}: weight {}", weight.value);
+                    info!(
+                        "state file: pool {pool} endpoint {name}: weight {}",
+                        weight.value
+                    );
                 }
                 match &record.enabled {
                     Some(e) if e.value => {
@@ -475,7 +488,11 @@ impl Changes {
                     load_balancer_from_value(&name, &v, &self.baseline.pools, "")
                         .map_err(|e| e.to_string())
                 })
-                .and_then(|lb| self.state.replace_load_balancer(lb).map_err(|e| e.to_string()));
+                .and_then(|lb| {
+                    self.state
+                        .replace_load_balancer(lb)
+                        .map_err(|e| e.to_string())
+                });
             match restored {
                 Ok(()) => info!("state file: load balancer {name}: run-time settings restored"),
                 Err(e) => {

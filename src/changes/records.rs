@@ -131,7 +131,12 @@ impl Records {
         self.endpoints.get(pool)?.get(endpoint)
     }
 
-    fn edit_endpoint(&mut self, pool: &str, endpoint: &str, edit: impl FnOnce(&mut EndpointRecord)) {
+    fn edit_endpoint(
+        &mut self,
+        pool: &str,
+        endpoint: &str,
+        edit: impl FnOnce(&mut EndpointRecord),
+    ) {
         let endpoints = self.endpoints.entry(pool.to_string()).or_default();
         let record = endpoints.entry(endpoint.to_string()).or_default();
         edit(record);
@@ -395,9 +400,16 @@ mod tests {
     #[test]
     fn fields_read_and_write_dotted_paths() {
         let mut v = json!({"a": 1, "session_affinity_attributes": {"secure": "Auto"}});
-        assert_eq!(field(&v, "session_affinity_attributes.secure"), json!("Auto"));
+        assert_eq!(
+            field(&v, "session_affinity_attributes.secure"),
+            json!("Auto")
+        );
         assert_eq!(field(&v, "fallback_pool"), Json::Null);
-        set_field(&mut v, "session_affinity_attributes.secure", json!("Always"));
+        set_field(
+            &mut v,
+            "session_affinity_attributes.secure",
+            json!("Always"),
+        );
         set_field(&mut v, "fallback_pool", json!("q"));
         set_field(&mut v, "a", Json::Null);
         assert_eq!(
@@ -423,7 +435,11 @@ mod tests {
             json!(30)
         );
         assert_eq!(
-            changed_fields(&file, &over, ["enabled", "session_affinity_attributes.drain_duration"].into_iter()),
+            changed_fields(
+                &file,
+                &over,
+                ["enabled", "session_affinity_attributes.drain_duration"].into_iter()
+            ),
             vec![(
                 "session_affinity_attributes.drain_duration".to_string(),
                 json!(0),
@@ -445,16 +461,28 @@ mod tests {
         });
         let r = Records::from_v1(&v1, &base).unwrap();
         let p0 = r.endpoint("p", "p-0").unwrap();
-        assert_eq!(p0.enabled, Some(FieldRecord { value: false, file: true }));
+        assert_eq!(
+            p0.enabled,
+            Some(FieldRecord {
+                value: false,
+                file: true
+            })
+        );
         assert_eq!(p0.disabled_at_unix_ms, Some(77));
         assert_eq!(
             r.endpoint("p", "p-1").unwrap().weight,
-            Some(FieldRecord { value: 0.5, file: 1.0 })
+            Some(FieldRecord {
+                value: 0.5,
+                file: 1.0
+            })
         );
         assert_eq!(r.load_balancers["*"].len(), 2, "{r:?}");
         assert_eq!(
             r.load_balancers["*"]["session_affinity_ttl"],
-            FieldRecord { value: json!(600), file: json!(0) }
+            FieldRecord {
+                value: json!(600),
+                file: json!(0)
+            }
         );
     }
 }

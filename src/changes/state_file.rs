@@ -58,7 +58,9 @@ impl StateFile {
                     .map_err(|e| format!("not a Tether state file: {e}"))?,
                 old_format: false,
             }),
-            Some(v) => Err(format!("version {v} is not one this Tether reads (1 or {VERSION})")),
+            Some(v) => Err(format!(
+                "version {v} is not one this Tether reads (1 or {VERSION})"
+            )),
             None => Err("not a Tether state file: no version".to_string()),
         }
     }
@@ -124,7 +126,11 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, vec!["state.json".to_string()], "no temporary file left");
+        assert_eq!(
+            names,
+            vec!["state.json".to_string()],
+            "no temporary file left"
+        );
     }
 
     #[test]
@@ -133,7 +139,12 @@ mod tests {
         let path = dir.path().join("state.json");
         let file = StateFile::new(&path);
         let cfg = config(vec![pool("p", 2, OriginSteering::Random)], &["p"], None);
-        for text in ["{ not json", "[]", r#"{"version": 9}"#, r#"{"version": 2, "x": 1}"#] {
+        for text in [
+            "{ not json",
+            "[]",
+            r#"{"version": 9}"#,
+            r#"{"version": 2, "x": 1}"#,
+        ] {
             std::fs::write(&path, text).unwrap();
             assert!(file.read(&cfg).is_err(), "{text}");
         }

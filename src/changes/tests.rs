@@ -50,14 +50,24 @@ fn patch(fields: Json) -> Change {
 }
 
 fn lb(changes: &Changes) -> config::LoadBalancer {
-    changes.state().load_balancers().named("*").unwrap().conf.clone()
+    changes
+        .state()
+        .load_balancers()
+        .named("*")
+        .unwrap()
+        .conf
+        .clone()
 }
 
 #[test]
 fn a_batch_applies_in_order_and_says_what_changed() {
     let c = owner(&cfg(None));
     let said = c
-        .apply("test", &[disable("p-0"), weight("p-1", 0.5), weight("p-1", 0.5)], NOW)
+        .apply(
+            "test",
+            &[disable("p-0"), weight("p-1", 0.5), weight("p-1", 0.5)],
+            NOW,
+        )
         .unwrap();
     assert_eq!(
         said,
@@ -89,7 +99,10 @@ fn an_invalid_change_in_a_batch_applies_nothing() {
         })
     );
     let at = c.state().find_endpoint("p", "p-0").unwrap();
-    assert!(c.state().endpoint(at).enabled(), "the first change was not applied");
+    assert!(
+        c.state().endpoint(at).enabled(),
+        "the first change was not applied"
+    );
     assert!(c.records().is_empty());
     let e = c.apply("test", &[weight("p-0", 1.5)], NOW).unwrap_err();
     assert_eq!(
@@ -104,7 +117,9 @@ fn load_balancer_patches_are_validated_as_the_file_is_and_recorded_per_field() {
     let e = c
         .apply(
             "test",
-            &[patch(json!({"adaptive_routing": {}, "bogus": 1, "name": "x"}))],
+            &[patch(
+                json!({"adaptive_routing": {}, "bogus": 1, "name": "x"}),
+            )],
             NOW,
         )
         .unwrap_err();
@@ -119,7 +134,9 @@ fn load_balancer_patches_are_validated_as_the_file_is_and_recorded_per_field() {
     let e = c
         .apply(
             "test",
-            &[patch(json!({"session_affinity": "cookie", "session_affinity_ttl": 10}))],
+            &[patch(
+                json!({"session_affinity": "cookie", "session_affinity_ttl": 10}),
+            )],
             NOW,
         )
         .unwrap_err();
@@ -141,7 +158,10 @@ fn load_balancer_patches_are_validated_as_the_file_is_and_recorded_per_field() {
     .unwrap();
     let now = lb(&c);
     assert_eq!(now.session_affinity, SessionAffinity::Cookie);
-    assert_eq!(now.session_affinity_ttl, 82_800, "the new type's default TTL");
+    assert_eq!(
+        now.session_affinity_ttl, 82_800,
+        "the new type's default TTL"
+    );
     assert_eq!(now.session_affinity_attributes.drain_duration, 30);
     let records = c.records();
     let fields: Vec<&String> = records.load_balancers["*"].keys().collect();
@@ -154,7 +174,10 @@ fn load_balancer_patches_are_validated_as_the_file_is_and_recorded_per_field() {
         ],
         "only the fields the change set, never a whole copy"
     );
-    assert_eq!(records.load_balancers["*"]["session_affinity_ttl"].file, json!(0));
+    assert_eq!(
+        records.load_balancers["*"]["session_affinity_ttl"].file,
+        json!(0)
+    );
 }
 
 #[test]
@@ -165,7 +188,8 @@ fn session_persistence_off_when_already_off_is_refused() {
         persistence: Persistence::Off,
     };
     assert_eq!(
-        c.apply("test", std::slice::from_ref(&off), NOW).unwrap_err(),
+        c.apply("test", std::slice::from_ref(&off), NOW)
+            .unwrap_err(),
         ChangeError::AlreadyOff {
             load_balancer: "*".into()
         }
@@ -178,7 +202,10 @@ fn session_persistence_off_when_already_off_is_refused() {
     assert_eq!(lb(&c).session_affinity, SessionAffinity::SourceIp);
     c.apply("test", &[off], NOW).unwrap();
     assert_eq!(lb(&c).session_affinity, SessionAffinity::None);
-    assert!(c.records().is_empty(), "back to the file's values: no record");
+    assert!(
+        c.records().is_empty(),
+        "back to the file's values: no record"
+    );
 }
 
 #[test]
@@ -214,11 +241,16 @@ fn changes_survive_a_restart_and_drains_keep_their_start() {
         ms: NOW.ms - 30_000,
         unix: NOW.unix - 30,
     };
-    first.apply("test", &[disable("p-1")], thirty_s_ago).unwrap();
+    first
+        .apply("test", &[disable("p-1")], thirty_s_ago)
+        .unwrap();
     first
         .apply(
             "test",
-            &[weight("p-2", 0.25), patch(json!({"session_affinity": "source_ip"}))],
+            &[
+                weight("p-2", 0.25),
+                patch(json!({"session_affinity": "source_ip"})),
+            ],
             NOW,
         )
         .unwrap();
@@ -233,8 +265,15 @@ fn changes_survive_a_restart_and_drains_keep_their_start() {
     let s = second.state();
     let p1 = s.endpoint(s.find_endpoint("p", "p-1").unwrap());
     assert!(!p1.enabled());
-    assert_eq!(later.ms - p1.disabled_since().unwrap(), 40_000, "disabled 40 s ago");
-    assert_eq!(s.endpoint(s.find_endpoint("p", "p-2").unwrap()).weight(), 0.25);
+    assert_eq!(
+        later.ms - p1.disabled_since().unwrap(),
+        40_000,
+        "disabled 40 s ago"
+    );
+    assert_eq!(
+        s.endpoint(s.find_endpoint("p", "p-2").unwrap()).weight(),
+        0.25
+    );
     assert_eq!(lb(&second).session_affinity, SessionAffinity::SourceIp);
     assert_eq!(second.records(), first.records());
 }
@@ -262,13 +301,22 @@ fn a_file_edit_after_a_patch_wins_for_that_field_and_keeps_the_others() {
     let second = owner(&edited);
     second.restore(NOW);
     let now = lb(&second);
-    assert_eq!(now.session_affinity_attributes.drain_duration, 5, "the file wins");
-    assert_eq!(now.session_affinity, SessionAffinity::Cookie, "the other patch stays");
+    assert_eq!(
+        now.session_affinity_attributes.drain_duration, 5,
+        "the file wins"
+    );
+    assert_eq!(
+        now.session_affinity,
+        SessionAffinity::Cookie,
+        "the other patch stays"
+    );
     assert_eq!(now.session_affinity_ttl, 82_800);
     let s = second.state();
-    assert_eq!(s.endpoint(s.find_endpoint("p", "p-0").unwrap()).weight(), 0.5);
-    let on_disk: Records =
-        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(
+        s.endpoint(s.find_endpoint("p", "p-0").unwrap()).weight(),
+        0.5
+    );
+    let on_disk: Records = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert!(
         !on_disk.load_balancers["*"].contains_key("session_affinity_attributes.drain_duration"),
         "the dropped record is gone from the file: {on_disk:?}"

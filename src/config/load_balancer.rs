@@ -4,8 +4,8 @@
 
 use super::load::all;
 use super::model::*;
-use super::spelling::Spelled;
 use super::read::{join_key, quote, ConfigErrors, Errors, Node};
+use super::spelling::Spelled;
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -73,10 +73,7 @@ pub fn load_balancer_to_value(lb: &LoadBalancer) -> Value {
                 ("samesite", s(a.samesite.name())),
                 ("secure", s(a.secure.name())),
                 ("drain_duration", Value::from(a.drain_duration)),
-                (
-                    "zero_downtime_failover",
-                    s(a.zero_downtime_failover.name()),
-                ),
+                ("zero_downtime_failover", s(a.zero_downtime_failover.name())),
                 (
                     "headers",
                     Value::Sequence(a.headers.iter().map(|h| s(h)).collect()),
@@ -272,12 +269,22 @@ fn read_load_balancer(
         None => Some(None),
         Some(n) => pool_ref(n, pools, errs).map(Some),
     };
-    let steering_policy = o.choice_or(errs, "steering_policy", SteeringPolicy::SPELLINGS, SteeringPolicy::Off);
+    let steering_policy = o.choice_or(
+        errs,
+        "steering_policy",
+        SteeringPolicy::SPELLINGS,
+        SteeringPolicy::Off,
+    );
     let random_steering = match o.opt("random_steering") {
         None => Some(RandomSteering::default()),
         Some(n) => read_random_steering(n, pools, errs),
     };
-    let session_affinity = o.choice_or(errs, "session_affinity", SessionAffinity::SPELLINGS, SessionAffinity::None);
+    let session_affinity = o.choice_or(
+        errs,
+        "session_affinity",
+        SessionAffinity::SPELLINGS,
+        SessionAffinity::None,
+    );
     let session_affinity_ttl = match o.opt("session_affinity_ttl") {
         None => session_affinity.map(|a| ttl_rule(a).map_or(0, |(default, _, _)| default)),
         Some(n) => n.int(errs, i64::MIN, i64::MAX).and_then(|ttl| {

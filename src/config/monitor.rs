@@ -3,8 +3,8 @@
 
 use super::load::{all, check_entry_name};
 use super::model::*;
-use super::spelling::Spelled;
 use super::read::{fmt_num, quote, Errors, Node};
+use super::spelling::Spelled;
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;

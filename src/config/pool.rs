@@ -3,8 +3,8 @@
 
 use super::load::{all, check_entry_name, name_ok};
 use super::model::*;
-use super::spelling::Spelled;
 use super::read::{quote, Errors, Node};
+use super::spelling::Spelled;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -58,9 +58,14 @@ fn read_pool(
     };
     let origin_steering = match o.opt("origin_steering") {
         None => Some(OriginSteering::Random),
-        Some(n) => n
-            .object(errs, &["policy"])
-            .and_then(|s| s.choice_or(errs, "policy", OriginSteering::SPELLINGS, OriginSteering::Random)),
+        Some(n) => n.object(errs, &["policy"]).and_then(|s| {
+            s.choice_or(
+                errs,
+                "policy",
+                OriginSteering::SPELLINGS,
+                OriginSteering::Random,
+            )
+        }),
     };
     let endpoint_nodes = o.req(errs, "endpoints").and_then(|n| {
         let items = n.list(errs)?;

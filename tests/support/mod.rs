@@ -9,6 +9,7 @@
 //! `tokio::task::spawn_blocking`); inside `#[tokio::test]` use [`async_client`].
 #![allow(dead_code, unused_imports)]
 
+pub mod api;
 pub mod cflb;
 pub mod tether;
 pub mod upstream;

@@ -3,13 +3,13 @@
 use super::*;
 use crate::admin::metrics::PROMETHEUS;
 use crate::admin::response::JSON;
-use serde_json::Value as Json;
 use crate::affinity::cookie::CookieKeys;
 use crate::clock::MONOTONIC_BASE;
 use crate::config::{self, OriginSteering, SessionAffinity};
 use crate::fixtures::{config, pool, set_health};
 use crate::state::LastCheck;
 use serde_json::json;
+use serde_json::Value as Json;
 
 const NOW: Now = Now {
     ms: MONOTONIC_BASE + 5_000,
@@ -45,8 +45,7 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Json {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
     /// The result of a successful enveloped answer.
     fn result(&self) -> Json {
@@ -132,9 +131,8 @@ fn healthz_needs_no_token() {
 #[test]
 fn the_token_is_required_everywhere_else() {
     let (router, state) = setup(Some("s3cret"));
-    let get = |auth: Option<&str>, path: &str| {
-        call_full(&router, &state, "GET", path, auth, b"", NOW)
-    };
+    let get =
+        |auth: Option<&str>, path: &str| call_full(&router, &state, "GET", path, auth, b"", NOW);
     for path in ["/v1/pools", "/metrics", "/v1/load_balancers", "/nowhere"] {
         let r = get(None, path);
         assert_eq!(
