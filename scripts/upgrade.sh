@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hot upgrade of a running Tether: new binary and/or new configuration, without dropping a
-# connection or a request (Pingora's socket hand-over). README, "Hot upgrade".
+# connection or a request (Pingora's socket hand-over). docs/operations.md, "Hot upgrade".
 #
 #   scripts/upgrade.sh -c CONF [--bin PATH] [--pid-file FILE] [--timeout SECONDS]
 #
