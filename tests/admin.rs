@@ -6,7 +6,6 @@ mod support;
 
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::api::{admin, get, ok, patch, refused};
