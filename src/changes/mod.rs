@@ -428,7 +428,7 @@ impl Changes {
         let Some(file) = &self.file else { return };
         let shown = file.path().display();
         let (read, old_format) = match file.read(&self.baseline) {
-            Ok(Read::Missing) => return,
+            Ok(Read::Missing) => (Records::default(), false),
             Ok(Read::Records {
                 records,
                 old_format,
@@ -455,24 +455,30 @@ impl Changes {
                         weight.value
                     );
                 }
-                match &record.enabled {
-                    Some(e) if e.value => {
-                        self.state.endpoint(at).set_enabled(true, now.ms);
-                        info!("state file: pool {pool} endpoint {name}: enabled");
-                    }
-                    Some(_) => {
-                        let ago = record
-                            .disabled_at_unix_ms
-                            .map_or(0, |t| now_unix_ms.saturating_sub(t));
-                        self.state
-                            .endpoint(at)
-                            .restore_disabled(now.ms.saturating_sub(ago));
-                        info!(
-                            "state file: pool {pool} endpoint {name}: disabled {} s ago",
-                            ago / 1000
-                        );
-                    }
-                    None => {}
+                if record.enabled.as_ref().is_some_and(|e| e.value) {
+                    self.state.endpoint(at).set_enabled(true, now.ms);
+                    info!("state file: pool {pool} endpoint {name}: enabled");
+                } else if let Some(t) = record.disabled_at_unix_ms {
+                    let ago = now_unix_ms.saturating_sub(t);
+                    self.state
+                        .endpoint(at)
+                        .restore_disabled(now.ms.saturating_sub(ago));
+                    info!(
+                        "state file: pool {pool} endpoint {name}: disabled {} s ago",
+                        ago / 1000
+                    );
+                }
+            }
+        }
+        // An endpoint the file disables drains from the first start that
+        // saw it disabled; that start is kept for later starts.
+        for (pool, p) in &self.baseline.pools {
+            for e in p.endpoints.iter().filter(|e| !e.enabled) {
+                let known = kept.endpoint(pool, &e.name).is_some_and(|r| {
+                    r.disabled_at_unix_ms.is_some() || r.enabled.is_some()
+                });
+                if !known {
+                    kept.set_endpoint_enabled(pool, &e.name, false, false, Some(now_unix_ms));
                 }
             }
         }

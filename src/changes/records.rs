@@ -33,7 +33,9 @@ pub struct FieldRecord<T> {
 pub struct EndpointRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<FieldRecord<bool>>,
-    /// When it was disabled (its drain's start), unix ms; set with `enabled: false`.
+    /// When it was disabled (its drain's start), unix ms: for a disable at
+    /// run time, and for an endpoint the file disables, so that its drain
+    /// keeps its start across restarts and upgrades.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_at_unix_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,7 +44,7 @@ pub struct EndpointRecord {
 
 impl EndpointRecord {
     fn is_empty(&self) -> bool {
-        self.enabled.is_none() && self.weight.is_none()
+        self.enabled.is_none() && self.weight.is_none() && self.disabled_at_unix_ms.is_none()
     }
 }
 
@@ -149,8 +151,8 @@ impl Records {
     }
 
     /// `enabled` set to `value`; `file` is the file's value, `disabled_at` the
-    /// drain's start when `value` is false. Setting the file's value back
-    /// removes the record.
+    /// drain's start when `value` is false (kept even when the file also
+    /// says false). Setting the file's value back removes the record.
     pub fn set_endpoint_enabled(
         &mut self,
         pool: &str,
@@ -160,13 +162,8 @@ impl Records {
         disabled_at_unix_ms: Option<u64>,
     ) {
         self.edit_endpoint(pool, endpoint, |r| {
-            if value == file {
-                r.enabled = None;
-                r.disabled_at_unix_ms = None;
-            } else {
-                r.enabled = Some(FieldRecord { value, file });
-                r.disabled_at_unix_ms = if value { None } else { disabled_at_unix_ms };
-            }
+            r.enabled = (value != file).then_some(FieldRecord { value, file });
+            r.disabled_at_unix_ms = if value { None } else { disabled_at_unix_ms };
         });
     }
 
@@ -216,16 +213,20 @@ impl Records {
                     continue;
                 };
                 let mut r = EndpointRecord::default();
-                if let Some(enabled) = &record.enabled {
-                    if enabled.file == file.enabled {
+                match &record.enabled {
+                    Some(enabled) if enabled.file == file.enabled => {
                         r.enabled = Some(enabled.clone());
-                        r.disabled_at_unix_ms = record.disabled_at_unix_ms;
-                    } else {
-                        dropped.push(format!(
-                            "pool {pool} endpoint {name}: enabled: the configuration file changed it from {} to {} since it was set to {} at run time; the file wins",
-                            enabled.file, file.enabled, enabled.value
-                        ));
                     }
+                    Some(enabled) => dropped.push(format!(
+                        "pool {pool} endpoint {name}: enabled: the configuration file changed it from {} to {} since it was set to {} at run time; the file wins",
+                        enabled.file, file.enabled, enabled.value
+                    )),
+                    None => {}
+                }
+                // Still disabled (by the record or by the file): the drain
+                // keeps its start.
+                if !r.enabled.as_ref().map_or(file.enabled, |e| e.value) {
+                    r.disabled_at_unix_ms = record.disabled_at_unix_ms;
                 }
                 if let Some(weight) = &record.weight {
                     if weight.file == file.weight {
@@ -385,6 +386,21 @@ mod tests {
         assert_eq!(kept.endpoint("p", "p-2"), r.endpoint("p", "p-2"));
         assert!(kept.endpoint("p", "p-1").is_none());
         assert!(kept.load_balancers.is_empty(), "{kept:?}");
+    }
+
+    #[test]
+    fn a_drain_keeps_its_start_when_the_file_takes_the_disable_over() {
+        let mut r = Records::default();
+        r.set_endpoint_enabled("p", "p-0", false, true, Some(42));
+        let mut edited = cfg();
+        edited.pools.get_mut("p").unwrap().endpoints[0].enabled = false;
+        let (kept, dropped) = r.rebase(&edited);
+        assert_eq!(dropped.len(), 1, "{dropped:?}");
+        let record = kept.endpoint("p", "p-0").unwrap();
+        assert_eq!((record.enabled.as_ref(), record.disabled_at_unix_ms), (None, Some(42)));
+        // Enabled in the file again: no drain left to keep.
+        let (kept, _) = kept.rebase(&cfg());
+        assert!(kept.is_empty(), "{kept:?}");
     }
 
     #[test]

@@ -338,3 +338,26 @@ fn a_broken_state_file_is_reported_and_the_configuration_used() {
         "left for the operator to look at until the next change"
     );
 }
+
+#[test]
+fn a_drain_the_file_started_keeps_its_start_across_restarts() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("state.json");
+    let mut c = cfg(Some(&file));
+    c.pools.get_mut("p").unwrap().endpoints[0].enabled = false;
+    owner(&c).restore(NOW);
+    let later = Now {
+        ms: MONOTONIC_BASE + 1_000,
+        unix: NOW.unix + 20,
+    };
+    let second = owner(&c);
+    second.restore(later);
+    let s = second.state();
+    let p0 = s.endpoint(s.find_endpoint("p", "p-0").unwrap());
+    assert!(!p0.enabled());
+    assert_eq!(
+        later.ms - p0.disabled_since().unwrap(),
+        20_000,
+        "the drain began at the first start, 20 s ago"
+    );
+}
