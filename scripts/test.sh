@@ -31,6 +31,8 @@ trap 'rm -f "$results"' EXIT
 cargo test --lib --bins --tests -- --test-threads "${TEST_THREADS:-2}" 2>&1 | tee "$results"
 echo "== scripts/demo.sh --check (the demo, end to end, on the test build)"
 DEMO_PROFILE=debug bash scripts/demo.sh --check
+echo "== scripts/docs_check.sh (README and docs/ against the test build)"
+TETHER_BIN="${CARGO_TARGET_DIR:-target}/debug/tether" bash scripts/docs_check.sh
 
 # One closing line for the whole run: the sums of cargo's "test result" lines.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 /// jemalloc by default: measured 10-11% less CPU per request than glibc's
-/// malloc (scripts/bench.sh, README "Benchmarks"), with the same RSS.
+/// malloc (scripts/bench.sh, docs/benchmarks.md), with the same RSS.
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -4,8 +4,8 @@
 //! built from the pure pieces of [`crate::balance`].
 //!
 //! Order of resort: the first healthy pool in steering order; else the
-//! fallback pool with its health ignored; else (Tether's decision, see the
-//! README) any pool that still has a usable endpoint below its threshold.
+//! fallback pool with its health ignored; else (Tether's decision, see
+//! docs/routing.md) any pool that still has a usable endpoint below its threshold.
 
 use std::borrow::Cow;
 

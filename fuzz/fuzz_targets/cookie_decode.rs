@@ -65,7 +65,7 @@ fn trim_ows(mut b: &[u8]) -> &[u8] {
 }
 
 /// `(number of __cflb pairs, the other non-empty pairs)` over all `Cookie`
-/// headers, by the README's rule: split on `;`, a pair's name is what comes
+/// headers, by the rule in docs/affinity.md: split on `;`, a pair's name is what comes
 /// before its first `=`, trimmed; names compare exactly.
 fn census(h: &HeaderMap) -> (usize, Vec<Vec<u8>>) {
     let mut cflb = 0;

@@ -474,9 +474,9 @@ impl Changes {
         // saw it disabled; that start is kept for later starts.
         for (pool, p) in &self.baseline.pools {
             for e in p.endpoints.iter().filter(|e| !e.enabled) {
-                let known = kept.endpoint(pool, &e.name).is_some_and(|r| {
-                    r.disabled_at_unix_ms.is_some() || r.enabled.is_some()
-                });
+                let known = kept
+                    .endpoint(pool, &e.name)
+                    .is_some_and(|r| r.disabled_at_unix_ms.is_some() || r.enabled.is_some());
                 if !known {
                     kept.set_endpoint_enabled(pool, &e.name, false, false, Some(now_unix_ms));
                 }

@@ -397,7 +397,10 @@ mod tests {
         let (kept, dropped) = r.rebase(&edited);
         assert_eq!(dropped.len(), 1, "{dropped:?}");
         let record = kept.endpoint("p", "p-0").unwrap();
-        assert_eq!((record.enabled.as_ref(), record.disabled_at_unix_ms), (None, Some(42)));
+        assert_eq!(
+            (record.enabled.as_ref(), record.disabled_at_unix_ms),
+            (None, Some(42))
+        );
         // Enabled in the file again: no drain left to keep.
         let (kept, _) = kept.rebase(&cfg());
         assert!(kept.is_empty(), "{kept:?}");

@@ -20,7 +20,7 @@ pub struct Config {
     pub max_sessions: usize,
     /// `true`: responses carry `X-Tether-Decision`.
     pub decision_header: bool,
-    /// Tether's own upstream timeouts (the spec is silent; see the README).
+    /// Tether's own upstream timeouts (the spec is silent; see docs/configuration.md).
     pub upstream_timeouts: UpstreamTimeouts,
     /// Keyed by host name, lower-cased; `"*"` is the catch-all.
     pub load_balancers: BTreeMap<String, LoadBalancer>,

@@ -1,4 +1,4 @@
-//! An independent implementation of the documented `__cflb` format (README,
+//! An independent implementation of the documented `__cflb` format (docs/affinity.md,
 //! "The cookie"), so tests can mint cookies Tether must accept or reject —
 //! expired ones above all, since real TTLs are at least 30 minutes.
 //!
