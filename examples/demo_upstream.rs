@@ -8,6 +8,8 @@
 //! Answers `GET /health` with `200 ok`, `/echo` with the request as JSON, anything else
 //! with its name (and an `x-upstream: <name>` header). Runs until SIGINT or SIGTERM.
 
+// The test support's waits measure real time on purpose (see clippy.toml).
+#[allow(clippy::disallowed_methods)]
 #[path = "../tests/support/upstream.rs"]
 mod upstream;
 

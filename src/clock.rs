@@ -5,6 +5,9 @@
 //! so that an event from before this process (a drain restored from the
 //! state file) still has a positive timestamp.
 
+// The one place allowed to read the clocks (clippy.toml's disallowed-methods).
+#![allow(clippy::disallowed_methods)]
+
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// One reading of both clocks, taken once per request and passed in.
@@ -19,6 +22,20 @@ pub struct Now {
 /// Monotonic milliseconds at process start: about 35 years, far more than any
 /// drain or idle TTL reaches back.
 pub const MONOTONIC_BASE: u64 = 1 << 40;
+
+/// A reading of the monotonic clock, to measure how long something takes
+/// (`.elapsed()`): request and upstream times, probe round trips.
+pub fn stopwatch() -> Instant {
+    Instant::now()
+}
+
+/// Wall-clock milliseconds since the unix epoch (0 before it): when a
+/// probe ran, for the admin API.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {

@@ -198,8 +198,8 @@ impl Metrics {
 /// indexes this state does not have).
 fn names(state: &State, pick: Option<Pick>) -> (String, String) {
     pick.and_then(|p| {
-        let pool = state.pools.get(p.pool)?;
-        let endpoint = pool.endpoints.get(p.endpoint)?;
+        let pool = state.pools.get(p.pool())?;
+        let endpoint = pool.endpoints.get(p.endpoint())?;
         Some((pool.name().to_string(), endpoint.name().to_string()))
     })
     .unwrap_or_else(|| (NONE_LABEL.to_string(), NONE_LABEL.to_string()))
@@ -376,7 +376,7 @@ mod tests {
     }
 
     fn at(pool: usize, endpoint: usize) -> Option<Pick> {
-        Some(Pick { pool, endpoint })
+        Some(Pick::unchecked(pool, endpoint))
     }
 
     /// The value of the series `line_start` (name and labels as rendered).
@@ -485,10 +485,7 @@ mod tests {
         set_health(&state, "p", &[true, false]);
         let q0 = state.find_endpoint("q", "q-0").unwrap();
         state.set_endpoint_weight(q0, 0.25);
-        let held = state.begin_request(Pick {
-            pool: state.pool_index("p").unwrap(),
-            endpoint: 0,
-        });
+        let held = state.begin_request(Pick::unchecked(state.pool_index("p").unwrap(), 0));
         state.sessions.put(
             1,
             TablePin {

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use log::{info, warn};
@@ -21,11 +21,7 @@ use tokio::task::JoinSet;
 use crate::config::{Config, Monitor, MonitorType};
 use crate::state::{LastCheck, Pick, State};
 
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+use crate::clock::{stopwatch, unix_ms};
 
 /// Bytes of a response body read to look for `expected_body`.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -100,11 +96,11 @@ impl Monitors {
                     .host
                     .clone()
                     .unwrap_or_else(|| endpoint.conf.address.clone());
+                let Some(at) = state.pick(pool_index, endpoint_index) else {
+                    continue;
+                };
                 jobs.push(Arc::new(Job {
-                    at: Pick {
-                        pool: pool_index,
-                        endpoint: endpoint_index,
-                    },
+                    at,
                     monitor: Arc::clone(&monitor),
                     target,
                     host,
@@ -119,7 +115,7 @@ impl Monitors {
         let mut streak = Streak::new(true);
         let mut ticker = tokio::time::interval(m.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let pool = state.pools[job.at.pool].name();
+        let pool = state.pools[job.at.pool()].name();
         let endpoint = state.endpoint(job.at);
         loop {
             ticker.tick().await;
@@ -165,7 +161,7 @@ impl Monitors {
 /// One probe attempt; `Ok` carries its round-trip time, `Err` the reason.
 async fn probe(connector: &Connector, job: &Job) -> Result<Duration, String> {
     let m = &job.monitor;
-    let started = Instant::now();
+    let started = stopwatch();
     let attempt = async {
         match m.r#type {
             MonitorType::Tcp => tokio::net::TcpStream::connect(job.target)

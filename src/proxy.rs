@@ -16,6 +16,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::ErrorSource;
 
 use crate::affinity::cookie_header::{cflb_values, without_cflb};
+use crate::clock;
 use crate::request::{forwarded_for, normalize_host};
 use crate::state::{InFlight, LbState, Pick, State};
 use crate::sticky::{Decision, Routed};
@@ -130,7 +131,7 @@ impl RequestCtx {
 
     fn names<'a>(&self, state: &'a State) -> (&'a str, &'a str) {
         match self.pick() {
-            Some(p) => (state.pools[p.pool].name(), state.endpoint(p).name()),
+            Some(p) => (state.pools[p.pool()].name(), state.endpoint(p).name()),
             None => ("-", "-"),
         }
     }
@@ -142,7 +143,7 @@ impl ProxyHttp for Proxy {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
-            started: Instant::now(),
+            started: clock::stopwatch(),
             host: String::new(),
             client: None,
             lb: None,
@@ -209,7 +210,7 @@ impl ProxyHttp for Proxy {
         };
         ctx.in_flight = None;
         ctx.in_flight = Some(self.state.begin_request(pick));
-        ctx.upstream_started = Some(Instant::now());
+        ctx.upstream_started = Some(clock::stopwatch());
         let endpoint = self.state.endpoint(pick);
         let timeouts = &self.state.upstream_timeouts;
         let mut peer = HttpPeer::new(endpoint.conf.socket_addr, false, String::new());
@@ -263,7 +264,7 @@ impl ProxyHttp for Proxy {
         {
             Some((next, decision)) => {
                 let target = self.state.endpoint(next).name();
-                let next_pool = self.state.pools[next.pool].name();
+                let next_pool = self.state.pools[next.pool()].name();
                 warn!("load balancer {lb_name} pool {pool} endpoint {endpoint}: connect failed ({why}), retrying on pool {next_pool} endpoint {target} ({})", decision.as_str());
                 ctx.routed = Some(Routed {
                     pick: next,

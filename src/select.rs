@@ -95,20 +95,20 @@ impl State {
     /// of the later pools in order, then the fallback pool.
     pub fn failover(&self, lb: &LbState, failed: Pick, facts: &mut Facts) -> Option<Pick> {
         let in_fallback =
-            lb.fallback_pool == Some(failed.pool) && !lb.default_pools.contains(&failed.pool);
+            lb.fallback_pool == Some(failed.pool()) && !lb.default_pools.contains(&failed.pool());
         let eligible = if in_fallback {
             Eligible::Fallback
         } else {
             Eligible::Usable
         };
-        if let Some(pick) = self.pick_in_pool(failed.pool, eligible, Some(failed), facts) {
+        if let Some(pick) = self.pick_in_pool(failed.pool(), eligible, Some(failed), facts) {
             return Some(pick);
         }
         if !lb.conf.adaptive_routing.failover_across_pools || in_fallback {
             return None;
         }
         let order = self.ordered(lb, facts);
-        let later = match order.iter().position(|&p| p == failed.pool) {
+        let later = match order.iter().position(|&p| p == failed.pool()) {
             Some(at) => &order[at + 1..],
             None => &order[..],
         };
@@ -154,7 +154,7 @@ impl State {
         facts: &mut Facts,
     ) -> Option<Pick> {
         let p: &PoolState = &self.pools[pool];
-        let excluded = exclude.filter(|x| x.pool == pool).map(|x| x.endpoint);
+        let excluded = exclude.filter(|x| x.pool() == pool).map(|x| x.endpoint());
         let ok = |i: usize| {
             let e = &p.endpoints[i];
             Some(i) != excluded
@@ -165,7 +165,7 @@ impl State {
         };
         if let Some(key) = facts.sticky_key {
             let endpoint = p.ring().pick(key, ok)?;
-            return Some(Pick { pool, endpoint });
+            return self.pick(pool, endpoint);
         }
         let candidates = (0..p.endpoints.len()).filter(|&i| ok(i));
         let endpoint = match p.conf.origin_steering {
@@ -200,7 +200,7 @@ impl State {
                 least_loaded(loads, tie)
             }
         }?;
-        Some(Pick { pool, endpoint })
+        self.pick(pool, endpoint)
     }
 }
 
@@ -227,7 +227,7 @@ mod tests {
         };
         state.choose(lb, &mut facts).map(|p| {
             (
-                state.pools[p.pool].name().to_string(),
+                state.pools[p.pool()].name().to_string(),
                 state.endpoint(p).name().to_string(),
             )
         })
@@ -335,10 +335,7 @@ mod tests {
             sticky_key: None,
             rand: &mut r,
         };
-        let failed = Pick {
-            pool: state.pool_index("a").unwrap(),
-            endpoint: 0,
-        };
+        let failed = Pick::unchecked(state.pool_index("a").unwrap(), 0);
         assert_eq!(state.failover(lb, failed, &mut facts), None);
 
         cfg.load_balancers
@@ -350,17 +347,14 @@ mod tests {
         let table = state.load_balancers();
         let lb = table.get("x").unwrap();
         let b = state.failover(lb, failed, &mut facts).unwrap();
-        assert_eq!(state.pools[b.pool].name(), "b");
+        assert_eq!(state.pools[b.pool()].name(), "b");
     }
 
     #[test]
     fn in_flight_guard_counts_and_releases() {
         let cfg = config(vec![pool("a", 1, OriginSteering::Random)], &["a"], None);
         let state = std::sync::Arc::new(State::new(&cfg, CookieKeys::random()));
-        let at = Pick {
-            pool: 0,
-            endpoint: 0,
-        };
+        let at = Pick::unchecked(0, 0);
         let guard = state.begin_request(at);
         assert_eq!(state.endpoint(at).in_flight(), 1);
         assert_eq!(state.pools[0].in_flight(), 1);

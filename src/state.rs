@@ -520,6 +520,12 @@ impl State {
         Ok(())
     }
 
+    /// The pick of endpoint `endpoint` of pool `pool`, when both exist.
+    pub fn pick(&self, pool: usize, endpoint: usize) -> Option<Pick> {
+        let exists = self.pools.get(pool)?.endpoints.get(endpoint).is_some();
+        exists.then_some(Pick { pool, endpoint })
+    }
+
     pub fn endpoint_by_id(&self, id: u64) -> Option<Pick> {
         self.endpoint_ids.get(&id).copied()
     }
@@ -540,11 +546,29 @@ impl State {
 }
 
 /// Where a request goes: indexes of a pool in [`State::pools`] and of an
-/// endpoint in that pool.
+/// endpoint in that pool. Only the state makes one ([`State::pick`],
+/// [`State::find_endpoint`], [`State::endpoint_by_id`]), after checking that
+/// both exist, so indexing with a `Pick` cannot go out of bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pick {
-    pub pool: usize,
-    pub endpoint: usize,
+    pool: usize,
+    endpoint: usize,
+}
+
+impl Pick {
+    /// The pool's index in [`State::pools`].
+    pub fn pool(self) -> usize {
+        self.pool
+    }
+    /// The endpoint's index in its pool.
+    pub fn endpoint(self) -> usize {
+        self.endpoint
+    }
+    /// Unit tests only: a pick of indexes the test knows exist.
+    #[cfg(test)]
+    pub(crate) fn unchecked(pool: usize, endpoint: usize) -> Pick {
+        Pick { pool, endpoint }
+    }
 }
 
 /// A request in flight to an endpoint; dropping it ends the count.

@@ -116,17 +116,17 @@ enum PinStatus {
 
 impl State {
     fn pin_status(&self, lb: &LbState, pick: Pick, now_ms: u64) -> PinStatus {
-        if !lb.is_default_pool(pick.pool) && lb.fallback_pool != Some(pick.pool) {
+        if !lb.is_default_pool(pick.pool()) && lb.fallback_pool != Some(pick.pool()) {
             return PinStatus::Foreign;
         }
         let endpoint = self.endpoint(pick);
         if !drain_state(endpoint.disabled_since(), lb.drain_ms, now_ms).keeps_sessions() {
             return PinStatus::Drained;
         }
-        if !self.pools[pick.pool].enabled() || !endpoint.healthy() {
+        if !self.pools[pick.pool()].enabled() || !endpoint.healthy() {
             return PinStatus::Unhealthy;
         }
-        if lb.is_fallback_only(pick.pool)
+        if lb.is_fallback_only(pick.pool())
             && lb.default_pools.iter().any(|&p| self.pool_is_healthy(p))
         {
             return PinStatus::Unhealthy;
@@ -232,17 +232,9 @@ impl State {
             Lookup::Expired(_) => return Err(Decision::Expired),
             Lookup::Hit(pin) => pin,
         };
-        let pick = Pick {
-            pool: pinned.pool as usize,
-            endpoint: pinned.endpoint as usize,
-        };
-        let exists = self
-            .pools
-            .get(pick.pool)
-            .is_some_and(|p| pick.endpoint < p.endpoints.len());
-        if !exists {
+        let Some(pick) = self.pick(pinned.pool as usize, pinned.endpoint as usize) else {
             return Err(Decision::Invalid);
-        }
+        };
         match self.pin_status(lb, pick, now_ms) {
             PinStatus::Usable => Ok(Routed {
                 pick,
@@ -303,8 +295,8 @@ impl State {
             }
             Session::Table { key } => {
                 let pin = TablePin {
-                    pool: routed.pick.pool as u32,
-                    endpoint: routed.pick.endpoint as u32,
+                    pool: routed.pick.pool() as u32,
+                    endpoint: routed.pick.endpoint() as u32,
                 };
                 self.sessions.put(key, pin, now.ms);
                 None
@@ -496,7 +488,7 @@ mod tests {
         set_health(&s, "p", &[true, true, true]);
         let back = route(&s, &[&in_fallback], T0);
         assert_eq!(back.decision, Decision::RepinUnhealthy);
-        assert_eq!(s.pools[back.pick.pool].name(), "p");
+        assert_eq!(s.pools[back.pick.pool()].name(), "p");
     }
 
     #[test]

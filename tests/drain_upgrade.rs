@@ -3,6 +3,8 @@
 //! drain's start from the state file, keeps pinned sessions on the draining
 //! endpoint for the rest of the window, sends no new session there, and
 //! re-pins them once the window is over.
+// Measures real time on purpose (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

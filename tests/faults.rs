@@ -12,6 +12,8 @@
 //!
 //! Each test prints its counts (`cargo test --test faults -- --nocapture`). The tests
 //! run one at a time (they load the machine, and the kill test reads time windows).
+// Measures real time on purpose (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

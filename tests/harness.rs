@@ -1,4 +1,6 @@
 //! Tests of the test harness itself (`tests/support`): they need no working proxy.
+// Measures real time on purpose (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

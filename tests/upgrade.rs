@@ -4,6 +4,8 @@
 //! continuous load on kept-alive and fresh connections no request may fail; a file that
 //! does not validate leaves the running process alone; `__cflb` sessions keep their
 //! endpoint across an upgrade (that one through the harness's `-u` + SIGQUIT, without `-d`).
+// Measures real time on purpose (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

@@ -92,8 +92,8 @@ pub fn endpoint_call(call: &Call<'_>, pool: &str, endpoint: &str) -> Answer {
     }
     Ok(AdminResponse::ok(&endpoint_view(
         call.state(),
-        at.pool,
-        at.endpoint,
+        at.pool(),
+        at.endpoint(),
         call.now,
     )))
 }

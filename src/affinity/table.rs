@@ -32,8 +32,6 @@
 //! equals last-used order up to that jitter — enough for `sweep`, which stops
 //! at the first live entry from the LRU end.
 
-// The proxy is being wired to these; until then parts are unused.
-
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -503,7 +501,7 @@ mod tests {
         println!("session table: {per:.1} bytes per entry at {len} entries");
         assert!(per < 150.0, "{per} bytes per entry");
         // And time per operation, for the record.
-        let start = std::time::Instant::now();
+        let start = crate::clock::stopwatch();
         for i in 0..N as u64 {
             std::hint::black_box(t.get(k(i), u64::MAX, N as u64));
         }

@@ -6,8 +6,6 @@
 //! - [`pick`]: weighted random and least-loaded choice among endpoints.
 //! - [`steering`]: ordering a load balancer's pools; pool health.
 
-// The proxy is being wired to these; until then parts are unused.
-
 pub mod hash;
 pub mod pick;
 pub mod ring;

@@ -8,6 +8,8 @@
 //! HTTP helpers use reqwest's blocking client: call them from plain `#[test]`s (or from
 //! `tokio::task::spawn_blocking`); inside `#[tokio::test]` use [`async_client`].
 #![allow(dead_code, unused_imports)]
+// Waits and timings measure real time on purpose (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
 
 pub mod api;
 pub mod cflb;

@@ -613,13 +613,13 @@ fn endpoint_patch_disables_with_drain_and_sets_weight() {
     assert_eq!((&r["enabled"], &r["draining"]), (&json!(true), &json!([])));
 
     // Weight: the ring is rebuilt.
-    let ring_before = state.pools[at.pool].ring().clone();
+    let ring_before = state.pools[at.pool()].ring().clone();
     let r = call(&router, &state, "PATCH", path, r#"{"weight": 0}"#).result();
     assert_eq!(r["weight"], 0.0);
     assert_eq!(state.endpoint(at).weight(), 0.0);
     assert!(!std::sync::Arc::ptr_eq(
         &ring_before,
-        &state.pools[at.pool].ring()
+        &state.pools[at.pool()].ring()
     ));
     let r = call(
         &router,
