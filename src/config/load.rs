@@ -11,7 +11,7 @@ use super::load_balancer::read_load_balancers;
 use super::model::*;
 use super::monitor::read_monitors;
 use super::pool::read_pools;
-use super::read::{describe, quote, ConfigErrors, Errors, Node};
+use super::read::{all, describe, quote, Check, ConfigErrors, Errors, Node};
 use pingora::server::configuration::ServerConf;
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,8 +43,10 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
     load_str(&text)
 }
 
-/// Validates a whole configuration document. Relative file paths in it
-/// (TLS, token, cookie keys, state) are relative to the working directory.
+/// Validates a whole configuration document: the pure walk of the YAML,
+/// then the checks it deferred ([`super::checks`]: files, the state file's
+/// directory, host names). Relative file paths in it (TLS, token, cookie
+/// keys, state) are relative to the working directory.
 pub fn load_str(yaml: &str) -> Result<Loaded, ConfigErrors> {
     let mut doc: Value = serde_yaml::from_str(yaml)
         .map_err(|e| ConfigErrors::one("", format!("invalid YAML: {e}")))?;
@@ -80,8 +82,12 @@ pub fn load_str(yaml: &str) -> Result<Loaded, ConfigErrors> {
             None
         }
     };
-    errs.finish(server.zip(tether))
-        .map(|(server, tether)| Loaded { server, tether })
+    let mut loaded = server
+        .zip(tether)
+        .map(|(server, tether)| Loaded { server, tether });
+    let deferred = errs.take_deferred();
+    super::checks::run(deferred, loaded.as_mut().map(|l| &mut l.tether), &mut errs);
+    errs.finish(loaded)
 }
 
 // ---------------------------------------------------------------------------
@@ -160,13 +166,6 @@ const TETHER_KEYS: &[&str] = &[
     "monitors",
 ];
 
-/// Runs every reader (no short-circuit), then keeps the values only if all
-/// succeeded.
-pub(super) fn all<T>(items: impl Iterator<Item = Option<T>>) -> Option<Vec<T>> {
-    let items: Vec<Option<T>> = items.collect();
-    items.into_iter().collect()
-}
-
 /// The string keys of a mapping node, whatever their values (so that a
 /// reference to an entry that is itself invalid is not reported twice).
 /// `None` when the node is not a mapping: references are then not checked.
@@ -195,10 +194,10 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
     };
     let cookie_keys_file = match o.opt("cookie_keys_file") {
         None => Some(None),
-        Some(n) => n
-            .str(errs)
-            .and_then(|s| readable(n, s, errs).map(|_| PathBuf::from(s)))
-            .map(Some),
+        Some(n) => n.str(errs).map(|s| {
+            errs.defer(n, Check::Readable(PathBuf::from(s)));
+            Some(PathBuf::from(s))
+        }),
     };
     let state_file = match o.opt("state_file") {
         None => Some(None),
@@ -238,58 +237,22 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
     })
 }
 
-/// The file must be readable now (it is read again later, at start).
-fn readable(node: &Node<'_>, path: &str, errs: &mut Errors) -> Option<Vec<u8>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            errs.at(node, format!("cannot read {}: {e}", quote(path)));
-            None
-        }
-    }
-}
-
+/// The pure part of `state_file`: a file name; its directory is checked
+/// after the walk ([`super::checks`]).
 fn state_path(node: &Node<'_>, path: &str, errs: &mut Errors) -> Option<PathBuf> {
-    let p = Path::new(path);
     if path.is_empty() {
         errs.at(node, "must not be empty");
         return None;
     }
-    if p.is_dir() || path.ends_with('/') {
+    if path.ends_with('/') {
         errs.at(
             node,
             format!("must name a file, got the directory {}", quote(path)),
         );
         return None;
     }
-    let parent = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !parent.is_dir() {
-        errs.at(
-            node,
-            format!(
-                "directory {} does not exist",
-                quote(&parent.display().to_string())
-            ),
-        );
-        return None;
-    }
-    // Run-time changes are refused when they cannot be written: find out now.
-    let probe = parent.join(format!(".tether-write-check.{}", std::process::id()));
-    if let Err(e) = std::fs::File::create(&probe) {
-        errs.at(
-            node,
-            format!(
-                "directory {} is not writable ({e}): run-time changes could not be made durable",
-                quote(&parent.display().to_string())
-            ),
-        );
-        return None;
-    }
-    let _ = std::fs::remove_file(&probe);
-    Some(p.to_path_buf())
+    errs.defer(node, Check::StateFile(PathBuf::from(path)));
+    Some(PathBuf::from(path))
 }
 
 fn socket_addr(node: &Node<'_>, errs: &mut Errors) -> Option<(String, SocketAddr)> {
@@ -359,7 +322,8 @@ fn read_tls(node: &Node<'_>, errs: &mut Errors) -> Option<Tls> {
     let mut file = |key: &str| {
         let n = o.req(errs, key)?;
         let s = n.str(errs)?;
-        readable(n, s, errs).map(|_| PathBuf::from(s))
+        errs.defer(n, Check::Readable(PathBuf::from(s)));
+        Some(PathBuf::from(s))
     };
     let cert_path = file("cert_path");
     let key_path = file("key_path");
@@ -405,13 +369,9 @@ fn read_admin(
     });
     let token_file = match o.opt("token_file") {
         None => Some(None),
-        Some(n) => n.str(errs).and_then(|s| {
-            let bytes = readable(n, s, errs)?;
-            if String::from_utf8_lossy(&bytes).trim().is_empty() {
-                errs.at(n, format!("the token file {} is empty", quote(s)));
-                return None;
-            }
-            Some(Some(PathBuf::from(s)))
+        Some(n) => n.str(errs).map(|s| {
+            errs.defer(n, Check::TokenFile(PathBuf::from(s)));
+            Some(PathBuf::from(s))
         }),
     };
     Some(Admin {
@@ -436,31 +396,6 @@ fn read_timeouts(node: &Node<'_>, errs: &mut Errors) -> Option<UpstreamTimeouts>
         write: write?,
         idle: idle?,
     })
-}
-
-// ---------------------------------------------------------------------------
-// Names (shared by the pools and monitors sections)
-
-/// Pool, monitor and endpoint names: `[A-Za-z0-9_.-]+`.
-pub(super) fn name_ok(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-}
-
-pub(super) fn check_entry_name(kind: &str, name: &str, node: &Node<'_>, errs: &mut Errors) -> bool {
-    let ok = name_ok(name);
-    if !ok {
-        errs.at(
-            node,
-            format!(
-                "a {kind} name must use only letters, digits, \"_\", \".\" and \"-\", got {}",
-                quote(name)
-            ),
-        );
-    }
-    ok
 }
 
 #[cfg(test)]

@@ -2,9 +2,8 @@
 //! alone (for the admin API): [`load_balancer_from_value`] and its inverse
 //! [`load_balancer_to_value`].
 
-use super::load::all;
 use super::model::*;
-use super::read::{join_key, quote, ConfigErrors, Errors, Node};
+use super::read::{all, join_key, quote, ConfigErrors, Errors, Node};
 use super::spelling::Spelled;
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};

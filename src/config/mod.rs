@@ -1,6 +1,12 @@
-//! Configuration: the file layer (YAML walked strictly, every error collected
-//! with its full key path) and the typed layer ([`model`]) the rest reads.
+//! Configuration in layers, each depending only on those below it:
+//!
+//! 1. [`read`]: the strict YAML reader, the error collector, shared helpers.
+//! 2. [`model`] (the typed configuration the rest reads) and `spelling`.
+//! 3. The section readers: `load_balancer`, `pool`, `monitor` — a pure walk.
+//! 4. [`load`]: the whole file (Pingora's keys and `tether:`), then
+//!    `checks`: files read and host names resolved after the walk.
 
+mod checks;
 pub mod load;
 mod load_balancer;
 pub mod model;

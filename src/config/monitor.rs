@@ -1,9 +1,8 @@
 //! The `tether.monitors` section: health monitors and their expected
 //! status codes.
 
-use super::load::{all, check_entry_name};
 use super::model::*;
-use super::read::{fmt_num, quote, Errors, Node};
+use super::read::{all, check_entry_name, fmt_num, quote, Errors, Node};
 use super::spelling::Spelled;
 use serde_yaml::Value;
 use std::collections::BTreeMap;

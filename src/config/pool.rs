@@ -1,12 +1,11 @@
 //! The `tether.pools` section: pools, their endpoints, and endpoint
 //! addresses (resolved at load).
 
-use super::load::{all, check_entry_name, name_ok};
 use super::model::*;
-use super::read::{quote, Errors, Node};
+use super::read::{Check, all, check_entry_name, name_ok, quote, Errors, Node};
 use super::spelling::Spelled;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 pub(super) fn read_pools(
     node: &Node<'_>,
@@ -81,7 +80,7 @@ fn read_pool(
         all(items
             .iter()
             .enumerate()
-            .map(|(i, item)| read_endpoint(item, i, &mut seen, errs)))
+            .map(|(i, item)| read_endpoint(item, name, i, &mut seen, errs)))
     });
     let minimum_origins = match o.opt("minimum_origins") {
         None => Some(1),
@@ -112,6 +111,7 @@ fn read_pool(
 
 fn read_endpoint(
     node: &Node<'_>,
+    pool: &str,
     index: usize,
     seen: &mut Vec<(String, usize)>,
     errs: &mut Errors,
@@ -141,7 +141,18 @@ fn read_endpoint(
     });
     let address = o.req(errs, "address").and_then(|n| {
         let s = n.str(errs)?;
-        resolve(n, s, errs).map(|addr| (s.to_string(), addr))
+        let addr = address(n, s, errs)?;
+        if s.parse::<SocketAddr>().is_err() {
+            errs.defer(
+                n,
+                Check::Resolve {
+                    address: s.to_string(),
+                    pool: pool.to_string(),
+                    endpoint: index,
+                },
+            );
+        }
+        Some((s.to_string(), addr))
     });
     let weight = o.number_or(errs, "weight", 0.0, 1.0, 1.0);
     let enabled = o.bool_or(errs, "enabled", true);
@@ -206,14 +217,9 @@ fn read_endpoint_header(node: &Node<'_>, errs: &mut Errors) -> Option<Option<Str
     host
 }
 
-/// `IP:port` as is, else `hostname:port` resolved now (first address).
-fn resolve(node: &Node<'_>, s: &str, errs: &mut Errors) -> Option<SocketAddr> {
-    let shape = || {
-        format!(
-            "must be \"IP:port\" or \"hostname:port\" (IPv6 in brackets: \"[::1]:8080\"), got {}",
-            quote(s)
-        )
-    };
+/// `IP:port` as is; `hostname:port` is checked for shape here and resolved
+/// after the walk ([`super::checks`]): until then its IP is unspecified.
+fn address(node: &Node<'_>, s: &str, errs: &mut Errors) -> Option<SocketAddr> {
     let addr = match s.parse::<SocketAddr>() {
         Ok(addr) => addr,
         Err(_) => {
@@ -221,22 +227,17 @@ fn resolve(node: &Node<'_>, s: &str, errs: &mut Errors) -> Option<SocketAddr> {
                 .rsplit_once(':')
                 .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
                 .filter(|(host, _)| !host.is_empty() && !host.contains([':', '[', ']', '/', ' ']));
-            let Some((host, port)) = parsed else {
-                errs.at(node, shape());
+            let Some((_, port)) = parsed else {
+                errs.at(
+                    node,
+                    format!(
+                        "must be \"IP:port\" or \"hostname:port\" (IPv6 in brackets: \"[::1]:8080\"), got {}",
+                        quote(s)
+                    ),
+                );
                 return None;
             };
-            let first = (host, port).to_socket_addrs().map(|mut addrs| addrs.next());
-            match first {
-                Ok(Some(addr)) => addr,
-                Ok(None) => {
-                    errs.at(node, format!("cannot resolve {}: no addresses", quote(s)));
-                    return None;
-                }
-                Err(e) => {
-                    errs.at(node, format!("cannot resolve {}: {e}", quote(s)));
-                    return None;
-                }
-            }
+            SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, port))
         }
     };
     if addr.port() == 0 {

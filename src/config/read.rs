@@ -7,6 +7,8 @@
 //! the way down), and the collected errors are sorted by it: errors come out
 //! in document order whatever order the checks ran in.
 
+use std::path::PathBuf;
+
 use serde_yaml::{Mapping, Value};
 use std::fmt;
 
@@ -64,10 +66,39 @@ impl std::error::Error for ConfigErrors {}
 /// (used for missing keys and whole-object checks).
 pub type Order = Vec<usize>;
 
-/// The error collector.
+/// What the pure walk cannot decide alone: a file to read or a name to
+/// resolve. The walk records each with its node; [`super::checks`] runs
+/// them after the walk and reports under the same key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The file must be readable (TLS certificate and key, cookie keys).
+    Readable(PathBuf),
+    /// The admin token file must be readable and not empty.
+    TokenFile(PathBuf),
+    /// The state file's directory must exist and be writable.
+    StateFile(PathBuf),
+    /// A `hostname:port` endpoint address, resolved into the endpoint's
+    /// `socket_addr` (the walk leaves the port on an unspecified IP).
+    Resolve {
+        address: String,
+        pool: String,
+        endpoint: usize,
+    },
+}
+
+/// A [`Check`] with where to report its problem.
+#[derive(Debug, Clone)]
+pub struct Deferred {
+    pub path: String,
+    pub order: Order,
+    pub check: Check,
+}
+
+/// The error collector, and the checks deferred until after the walk.
 #[derive(Debug, Default)]
 pub struct Errors {
     list: Vec<(Order, ConfigError)>,
+    deferred: Vec<Deferred>,
 }
 
 impl Errors {
@@ -89,6 +120,20 @@ impl Errors {
                 message: message.into(),
             },
         ));
+    }
+
+    /// A check to run after the walk, reported at `node`.
+    pub fn defer(&mut self, node: &Node<'_>, check: Check) {
+        self.deferred.push(Deferred {
+            path: node.path.clone(),
+            order: node.order.clone(),
+            check,
+        });
+    }
+
+    /// The deferred checks, handed over to be run.
+    pub fn take_deferred(&mut self) -> Vec<Deferred> {
+        std::mem::take(&mut self.deferred)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -118,6 +163,36 @@ impl Errors {
             )
         })
     }
+}
+
+/// Runs every reader (no short-circuit), then keeps the values only if all
+/// succeeded.
+pub fn all<T>(items: impl Iterator<Item = Option<T>>) -> Option<Vec<T>> {
+    let items: Vec<Option<T>> = items.collect();
+    items.into_iter().collect()
+}
+
+/// Pool, monitor and endpoint names: `[A-Za-z0-9_.-]+`.
+pub fn name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+}
+
+/// A pool's or monitor's name (the key of its entry); reports a bad one.
+pub fn check_entry_name(kind: &str, name: &str, node: &Node<'_>, errs: &mut Errors) -> bool {
+    let ok = name_ok(name);
+    if !ok {
+        errs.at(
+            node,
+            format!(
+                "a {kind} name must use only letters, digits, \"_\", \".\" and \"-\", got {}",
+                quote(name)
+            ),
+        );
+    }
+    ok
 }
 
 /// `path` + `.key`, or `path["key"]` when the key is not `[A-Za-z0-9_-]+`.
