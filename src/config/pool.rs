@@ -2,7 +2,7 @@
 //! addresses (resolved at load).
 
 use super::model::*;
-use super::read::{Check, all, check_entry_name, name_ok, quote, Errors, Node};
+use super::read::{all, check_entry_name, name_ok, quote, Check, Errors, Node};
 use super::spelling::Spelled;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -245,36 +245,4 @@ fn address(node: &Node<'_>, s: &str, errs: &mut Errors) -> Option<SocketAddr> {
         return None;
     }
     Some(addr)
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::config::test_support::*;
-
-    #[test]
-    fn minimum_origins_bound() {
-        let three = MINIMAL.replace(
-            "        - { name: web-1, address: \"127.0.0.1:9001\" }\n",
-            "        - { name: web-1, address: \"127.0.0.1:9001\" }\n        - { name: web-2, address: \"127.0.0.1:9002\" }\n        - { name: web-3, address: \"127.0.0.1:9003\" }\n",
-        );
-        let with = |n: &str| {
-            three.replace(
-                "    primary:\n",
-                &format!("    primary:\n      minimum_origins: {n}\n"),
-            )
-        };
-        assert_eq!(
-            errors(&with("5")),
-            vec!["tether.pools.primary.minimum_origins: must be between 1 and 3 (the number of endpoints), got 5"]
-        );
-        assert_eq!(
-            errors(&with("0")),
-            vec!["tether.pools.primary.minimum_origins: must be between 1 and 3 (the number of endpoints), got 0"]
-        );
-        assert_eq!(ok(&with("3")).tether.pools["primary"].minimum_origins, 3);
-        assert_eq!(
-            errors(&with("1.5")),
-            vec!["tether.pools.primary.minimum_origins: expected an integer, got a number (1.5)"]
-        );
-    }
 }

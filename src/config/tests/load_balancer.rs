@@ -1,0 +1,168 @@
+//! `tether.load_balancers`, and one load balancer alone (the admin API's).
+
+use super::*;
+use crate::config::*;
+use serde_yaml::Value;
+
+#[test]
+fn ttl_defaults_depend_on_the_affinity_type() {
+    for (affinity, ttl) in [
+        ("cookie", 82_800),
+        ("ip_cookie", 82_800),
+        (
+            "header\nsession_affinity_attributes: { headers: [X-User] }",
+            1800,
+        ),
+        ("source_ip", 1800),
+        ("none", 0),
+        ("\"\"", 0),
+    ] {
+        let t = ok(&with_lb(&format!("session_affinity: {affinity}"))).tether;
+        assert_eq!(
+            t.load_balancers["*"].session_affinity_ttl, ttl,
+            "{affinity}"
+        );
+    }
+    // Given with none: kept as written, not range-checked.
+    let t = ok(&with_lb("session_affinity_ttl: 5")).tether;
+    assert_eq!(t.load_balancers["*"].session_affinity_ttl, 5);
+    let t = ok(&with_lb(
+        "session_affinity: source_ip\nsession_affinity_ttl: 30",
+    ))
+    .tether;
+    assert_eq!(t.load_balancers["*"].session_affinity_ttl, 30);
+}
+
+#[test]
+fn quoted_keys_in_paths() {
+    let yaml = MINIMAL.replace(
+            "    \"*\":\n      default_pools: [primary]\n",
+            "    www.example.com:\n      default_pools: [primary, secndary]\n    \"*\":\n      enabled: maybe\n      default_pools: [primary]\n    \"bad host:80\":\n      default_pools: [primary]\n",
+        );
+    assert_eq!(
+        errors(&yaml),
+        vec![
+            r#"tether.load_balancers["www.example.com"].default_pools[1]: no pool named "secndary""#,
+            r#"tether.load_balancers["*"].enabled: expected a boolean, got a string ("maybe")"#,
+            r#"tether.load_balancers["bad host:80"]: a load balancer's name must be "*" or a host name (letters, digits, "-" and "."; no port), got "bad host:80""#,
+        ]
+    );
+    let yaml = MINIMAL.replace(
+        "    \"*\":\n",
+        "    Example.com:\n      default_pools: [primary]\n    example.COM:\n",
+    );
+    assert_eq!(
+        errors(&yaml),
+        vec![
+            r#"tether.load_balancers["example.COM"]: duplicate load balancer "example.com" (host names are case-insensitive; also load_balancers["Example.com"])"#
+        ]
+    );
+}
+
+#[test]
+fn samesite_none_needs_secure() {
+    let e = errors(&with_lb(
+        "session_affinity: cookie\nsession_affinity_attributes: { samesite: None, secure: Never }",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            r#"tether.load_balancers["*"].session_affinity_attributes.secure: must not be Never when samesite is None (browsers reject SameSite=None without Secure)"#
+        ]
+    );
+    let e = errors(&with_lb(
+            "session_affinity: cookie\nalways_use_https: true\nsession_affinity_attributes: { secure: Never }",
+        ));
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].contains("secure: must not be Never when samesite is Auto"),
+        "{e:?}"
+    );
+    ok(&with_lb(
+        "session_affinity: cookie\nsession_affinity_attributes: { samesite: Lax, secure: Never }",
+    ));
+    ok(&with_lb(
+        "session_affinity: cookie\nsession_affinity_attributes: { samesite: None, secure: Auto }",
+    ));
+    let e = errors(&with_lb("session_affinity_attributes: { samesite: lax }"));
+    assert_eq!(
+        e,
+        vec![
+            r#"tether.load_balancers["*"].session_affinity_attributes.samesite: must be one of Auto, Lax, Strict, None; got "lax""#
+        ]
+    );
+}
+
+#[test]
+fn header_affinity_needs_headers() {
+    let msg = r#"tether.load_balancers["*"].session_affinity_attributes.headers: must name at least one header when session_affinity is header"#;
+    assert_eq!(errors(&with_lb("session_affinity: header")), vec![msg]);
+    assert_eq!(
+        errors(&with_lb(
+            "session_affinity: header\nsession_affinity_attributes: { drain_duration: 5 }"
+        )),
+        vec![msg]
+    );
+    assert_eq!(
+        errors(&with_lb(
+            "session_affinity: header\nsession_affinity_attributes: { headers: [] }"
+        )),
+        vec![msg]
+    );
+    let t = ok(&with_lb(
+            "session_affinity: header\nsession_affinity_attributes: { headers: [X-User, cookie, \"cookie:a,b\"] }",
+        ))
+        .tether;
+    assert_eq!(
+        t.load_balancers["*"].session_affinity_attributes.headers,
+        vec!["X-User", "cookie", "cookie:a,b"]
+    );
+    let e = errors(&with_lb(
+            "session_affinity: header\nsession_affinity_attributes: { headers: [\"X User\", \"cookie:\", \"cookie:a,,b\"] }",
+        ));
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert_eq!(
+        e[0],
+        r#"tether.load_balancers["*"].session_affinity_attributes.headers[0]: must be a header name, "cookie" or "cookie:<name>[,<name>...]", got "X User""#
+    );
+    let e = errors(&with_lb("session_affinity: header\nsession_affinity_ttl: 10\nsession_affinity_attributes: { headers: [X-User] }"));
+    assert_eq!(
+        e,
+        vec![
+            r#"tether.load_balancers["*"].session_affinity_ttl: must be between 30 and 3600 for session_affinity header, got 10"#
+        ]
+    );
+}
+
+#[test]
+fn one_load_balancer_validated_alone() {
+    let t = ok(&with_lb(
+            "session_affinity: cookie\nfallback_pool: primary\nrandom_steering: { pool_weights: { primary: 0.5 } }\nsession_affinity_attributes: { headers: [X-A] }",
+        ))
+        .tether;
+    let lb = &t.load_balancers["*"];
+    // Round trip: the value written back validates to the same thing.
+    let value = load_balancer_to_value(lb);
+    let again =
+        load_balancer_from_value("*", &value, &t.pools, "tether.load_balancers[\"*\"]").unwrap();
+    assert_eq!(&again, lb);
+
+    // A change validated as the file is.
+    let mut changed = value.clone();
+    changed["session_affinity"] = Value::from("header");
+    changed["session_affinity_ttl"] = Value::from(10);
+    changed["default_pools"] = Value::from(vec!["primary", "gone"]);
+    let e = load_balancer_from_value("Www.Example.com", &changed, &t.pools, "")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        [
+            r#"default_pools[1]: no pool named "gone""#,
+            "session_affinity_ttl: must be between 30 and 3600 for session_affinity header, got 10",
+        ]
+        .join("\n")
+    );
+    let lb = load_balancer_from_value("Www.Example.com", &value, &t.pools, "").unwrap();
+    assert_eq!(lb.name, "www.example.com");
+}
