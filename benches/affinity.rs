@@ -45,7 +45,7 @@ fn cookie_hit(c: &mut Criterion) {
     let cookie = state.keys.encode(&Pin {
         lb_id: lb.id,
         endpoint_id: endpoint_id("p", "e3"),
-        expires: now.unix + 3600,
+        expires: now.unix_secs + 3600,
     });
     let ip: Option<IpAddr> = Some("192.0.2.7".parse().unwrap());
     let mut rand = dice();

@@ -16,7 +16,7 @@ pub struct Now {
     /// Monotonic milliseconds (drains, idle sessions).
     pub ms: u64,
     /// Unix seconds (cookie expiry).
-    pub unix: u64,
+    pub unix_secs: u64,
 }
 
 /// Monotonic milliseconds at process start: about 35 years, far more than any
@@ -58,7 +58,7 @@ impl Clock {
     pub fn now(&self) -> Now {
         Now {
             ms: self.now_ms(),
-            unix: self.unix_now(),
+            unix_secs: self.unix_secs(),
         }
     }
 
@@ -70,7 +70,7 @@ impl Clock {
     }
 
     /// Seconds since the unix epoch (0 if the system clock is before it).
-    pub fn unix_now(&self) -> u64 {
+    pub fn unix_secs(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
@@ -87,6 +87,6 @@ mod tests {
         let a = clock.now_ms();
         assert!(a >= MONOTONIC_BASE);
         assert!(clock.now_ms() >= a);
-        assert!(clock.unix_now() > 1_700_000_000);
+        assert!(clock.unix_secs() > 1_700_000_000);
     }
 }

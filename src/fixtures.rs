@@ -39,7 +39,7 @@ pub fn config(pools: Vec<Pool>, default_pools: &[&str], fallback: Option<&str>) 
         steering_policy: SteeringPolicy::Off,
         random_steering: RandomSteering::default(),
         session_affinity: SessionAffinity::None,
-        session_affinity_ttl: 0,
+        session_affinity_ttl: std::time::Duration::ZERO,
         session_affinity_attributes: SessionAffinityAttributes::default(),
         adaptive_routing: AdaptiveRouting::default(),
         always_use_https: false,

@@ -559,7 +559,7 @@ mod tests {
         shop.name = "shop.test".into();
         cfg.load_balancers.insert(shop.name.clone(), shop);
         for lb in cfg.load_balancers.values_mut() {
-            lb.session_affinity_attributes.drain_duration = 60;
+            lb.session_affinity_attributes.drain_duration = std::time::Duration::from_secs(60);
         }
         cfg.load_balancers.get_mut("*").unwrap().session_affinity = SessionAffinity::Cookie;
         let state = State::new(&cfg, CookieKeys::random());

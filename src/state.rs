@@ -285,6 +285,10 @@ pub fn endpoint_id(pool: &str, endpoint: &str) -> u64 {
     stable_hash_parts(&[b"endpoint", pool.as_bytes(), endpoint.as_bytes()])
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The id a `__cflb` cookie carries for its load balancer.
 pub fn lb_id(name: &str) -> u64 {
     stable_hash_parts(&[b"load_balancer", name.as_bytes()])
@@ -448,10 +452,10 @@ impl State {
                 attrs.samesite,
                 attrs.secure,
                 lb.always_use_https,
-                lb.session_affinity_ttl,
+                lb.session_affinity_ttl.as_secs(),
             ),
-            drain_ms: attrs.drain_duration.saturating_mul(1000),
-            ttl_ms: lb.session_affinity_ttl.saturating_mul(1000),
+            drain_ms: millis(attrs.drain_duration),
+            ttl_ms: millis(lb.session_affinity_ttl),
             default_pools: lb
                 .default_pools
                 .iter()

@@ -198,7 +198,7 @@ impl State {
     ) -> Result<Routed, Decision> {
         let mut why = Decision::New;
         for value in cflb {
-            let reason = match self.keys.decode(value, now.unix) {
+            let reason = match self.keys.decode(value, now.unix_secs) {
                 Decoded::Valid(pin) if pin.lb_id == lb.id => {
                     match self.endpoint_by_id(pin.endpoint_id) {
                         None => Decision::Invalid,
@@ -289,7 +289,9 @@ impl State {
                 let pin = Pin {
                     lb_id: lb.id,
                     endpoint_id: self.endpoint(routed.pick).id,
-                    expires: now.unix.saturating_add(lb.conf.session_affinity_ttl),
+                    expires: now
+                        .unix_secs
+                        .saturating_add(lb.conf.session_affinity_ttl.as_secs()),
                 };
                 Some(set_cookie_line(&self.keys.encode(&pin), &lb.cookie))
             }
@@ -332,10 +334,10 @@ mod tests {
         );
         let lb = cfg.load_balancers.get_mut("*").unwrap();
         lb.session_affinity = affinity;
-        lb.session_affinity_ttl = match affinity {
+        lb.session_affinity_ttl = std::time::Duration::from_secs(match affinity {
             SessionAffinity::Header | SessionAffinity::SourceIp => 1800,
             _ => 82800,
-        };
+        });
         lb.session_affinity_attributes = attrs;
         State::new(&cfg, keys())
     }
@@ -346,13 +348,13 @@ mod tests {
 
     const T0: Now = Now {
         ms: 1_000,
-        unix: 1_700_000_000,
+        unix_secs: 1_700_000_000,
     };
 
     fn at(ms: u64) -> Now {
         Now {
             ms,
-            unix: T0.unix + ms / 1000,
+            unix_secs: T0.unix_secs + ms / 1000,
         }
     }
 
@@ -396,7 +398,7 @@ mod tests {
             line.starts_with("__cflb=") && line.ends_with("Max-Age=82800; HttpOnly; SameSite=Lax")
         );
 
-        let cookie = pin_to(&s, "p", "p-2", T0.unix + 60);
+        let cookie = pin_to(&s, "p", "p-2", T0.unix_secs + 60);
         let hit = route(&s, &[&cookie], T0);
         assert_eq!(
             (hit.decision, name(&s, &hit)),
@@ -412,22 +414,22 @@ mod tests {
     #[test]
     fn expired_foreign_and_unknown_pins() {
         let s = state(SessionAffinity::Cookie, Default::default());
-        let expired = pin_to(&s, "p", "p-1", T0.unix);
+        let expired = pin_to(&s, "p", "p-1", T0.unix_secs);
         assert_eq!(route(&s, &[&expired], T0).decision, Decision::Expired);
         let foreign = keys().encode(&Pin {
             lb_id: crate::state::lb_id("other.example"),
             endpoint_id: crate::state::endpoint_id("p", "p-1"),
-            expires: T0.unix + 60,
+            expires: T0.unix_secs + 60,
         });
         assert_eq!(route(&s, &[&foreign], T0).decision, Decision::Invalid);
         let unknown = keys().encode(&Pin {
             lb_id: lb(&s).id,
             endpoint_id: crate::state::endpoint_id("p", "gone"),
-            expires: T0.unix + 60,
+            expires: T0.unix_secs + 60,
         });
         assert_eq!(route(&s, &[&unknown], T0).decision, Decision::Invalid);
         // Several __cflb cookies: a usable one wins; else the most telling reason.
-        let good = pin_to(&s, "p", "p-0", T0.unix + 60);
+        let good = pin_to(&s, "p", "p-0", T0.unix_secs + 60);
         assert_eq!(route(&s, &["junk", &good], T0).decision, Decision::Hit);
         assert_eq!(
             route(&s, &["junk", &expired], T0).decision,
@@ -438,11 +440,11 @@ mod tests {
     #[test]
     fn drain_keeps_pinned_sessions_for_the_window_only() {
         let attrs = SessionAffinityAttributes {
-            drain_duration: 60,
+            drain_duration: std::time::Duration::from_secs(60),
             ..Default::default()
         };
         let s = state(SessionAffinity::Cookie, attrs);
-        let cookie = pin_to(&s, "p", "p-1", T0.unix + 3600);
+        let cookie = pin_to(&s, "p", "p-1", T0.unix_secs + 3600);
         let p1 = s
             .endpoint_by_id(crate::state::endpoint_id("p", "p-1"))
             .unwrap();
@@ -476,13 +478,13 @@ mod tests {
     #[test]
     fn unhealthy_and_fallback_pins_are_repinned() {
         let s = state(SessionAffinity::Cookie, Default::default());
-        let cookie = pin_to(&s, "p", "p-0", T0.unix + 3600);
+        let cookie = pin_to(&s, "p", "p-0", T0.unix_secs + 3600);
         set_health(&s, "p", &[false, true, true]);
         assert_eq!(route(&s, &[&cookie], T0).decision, Decision::RepinUnhealthy);
 
         // A session on the fallback pool stays there while every default pool is
         // down, and moves back once one is healthy again.
-        let in_fallback = pin_to(&s, "fb", "fb-0", T0.unix + 3600);
+        let in_fallback = pin_to(&s, "fb", "fb-0", T0.unix_secs + 3600);
         set_health(&s, "p", &[false, false, false]);
         assert_eq!(route(&s, &[&in_fallback], T0).decision, Decision::Hit);
         set_health(&s, "p", &[true, true, true]);
@@ -521,7 +523,7 @@ mod tests {
             };
             let s = state(SessionAffinity::Cookie, attrs);
             let lb = lb(&s);
-            let cookie = pin_to(&s, "p", "p-0", T0.unix + 3600);
+            let cookie = pin_to(&s, "p", "p-0", T0.unix_secs + 3600);
             let hit = route(&s, &[&cookie], T0);
             let retry = s.connect_failed(&lb, &hit, None, &mut || 0.5);
             assert_eq!(retry.map(|r| r.1), expected, "{mode:?}");
@@ -544,7 +546,7 @@ mod tests {
         };
         let s = state(SessionAffinity::Cookie, attrs);
         let lb = lb(&s);
-        let cookie = pin_to(&s, "p", "p-0", T0.unix + 3600);
+        let cookie = pin_to(&s, "p", "p-0", T0.unix_secs + 3600);
         let hit = route(&s, &[&cookie], T0);
         let (pick, decision) = s.connect_failed(&lb, &hit, None, &mut || 0.5).unwrap();
         let moved = Routed {

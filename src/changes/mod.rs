@@ -223,7 +223,7 @@ impl Changes {
                         _ => None,
                     })
                     .unwrap_or_else(|| e.enabled());
-                let now_unix_ms = now.unix.saturating_mul(1000);
+                let now_unix_ms = now.unix_secs.saturating_mul(1000);
                 let disabled_at = match (was, enabled) {
                     (_, true) => None,
                     (true, false) => Some(now_unix_ms),
@@ -442,7 +442,7 @@ impl Changes {
         for line in &dropped {
             info!("state file {shown}: {line}");
         }
-        let now_unix_ms = now.unix.saturating_mul(1000);
+        let now_unix_ms = now.unix_secs.saturating_mul(1000);
         for (pool, endpoints) in &kept.endpoints {
             for (name, record) in endpoints {
                 let Ok(at) = self.state.find_endpoint(pool, name) else {

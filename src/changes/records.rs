@@ -375,7 +375,7 @@ mod tests {
         let mut edited = base.clone();
         let lb = edited.load_balancers.get_mut("*").unwrap();
         lb.session_affinity = crate::config::SessionAffinity::Cookie;
-        lb.session_affinity_ttl = 3600;
+        lb.session_affinity_ttl = std::time::Duration::from_secs(3600);
         edited.pools.get_mut("p").unwrap().endpoints[1].weight = 0.5;
         let (kept, dropped) = r.rebase(&edited);
         assert_eq!(dropped.len(), 3, "{dropped:#?}");

@@ -9,7 +9,7 @@ use serde_json::json;
 
 const NOW: Now = Now {
     ms: MONOTONIC_BASE + 60_000,
-    unix: 1_700_000_000,
+    unix_secs: 1_700_000_000,
 };
 
 fn cfg(state_file: Option<&std::path::Path>) -> Config {
@@ -159,10 +159,11 @@ fn load_balancer_patches_are_validated_as_the_file_is_and_recorded_per_field() {
     let now = lb(&c);
     assert_eq!(now.session_affinity, SessionAffinity::Cookie);
     assert_eq!(
-        now.session_affinity_ttl, 82_800,
+        now.session_affinity_ttl.as_secs(),
+        82_800,
         "the new type's default TTL"
     );
-    assert_eq!(now.session_affinity_attributes.drain_duration, 30);
+    assert_eq!(now.session_affinity_attributes.drain_duration.as_secs(), 30);
     let records = c.records();
     let fields: Vec<&String> = records.load_balancers["*"].keys().collect();
     assert_eq!(
@@ -239,7 +240,7 @@ fn changes_survive_a_restart_and_drains_keep_their_start() {
     let first = owner(&cfg(Some(&file)));
     let thirty_s_ago = Now {
         ms: NOW.ms - 30_000,
-        unix: NOW.unix - 30,
+        unix_secs: NOW.unix_secs - 30,
     };
     first
         .apply("test", &[disable("p-1")], thirty_s_ago)
@@ -259,7 +260,7 @@ fn changes_survive_a_restart_and_drains_keep_their_start() {
     let second = owner(&cfg(Some(&file)));
     let later = Now {
         ms: MONOTONIC_BASE + 1_000,
-        unix: NOW.unix + 10,
+        unix_secs: NOW.unix_secs + 10,
     };
     second.restore(later);
     let s = second.state();
@@ -297,12 +298,13 @@ fn a_file_edit_after_a_patch_wins_for_that_field_and_keeps_the_others() {
     // The operator edits the TTL and the drain duration in the file.
     let mut edited = cfg(Some(&file));
     let file_lb = edited.load_balancers.get_mut("*").unwrap();
-    file_lb.session_affinity_attributes.drain_duration = 5;
+    file_lb.session_affinity_attributes.drain_duration = std::time::Duration::from_secs(5);
     let second = owner(&edited);
     second.restore(NOW);
     let now = lb(&second);
     assert_eq!(
-        now.session_affinity_attributes.drain_duration, 5,
+        now.session_affinity_attributes.drain_duration.as_secs(),
+        5,
         "the file wins"
     );
     assert_eq!(
@@ -310,7 +312,7 @@ fn a_file_edit_after_a_patch_wins_for_that_field_and_keeps_the_others() {
         SessionAffinity::Cookie,
         "the other patch stays"
     );
-    assert_eq!(now.session_affinity_ttl, 82_800);
+    assert_eq!(now.session_affinity_ttl.as_secs(), 82_800);
     let s = second.state();
     assert_eq!(
         s.endpoint(s.find_endpoint("p", "p-0").unwrap()).weight(),
@@ -348,7 +350,7 @@ fn a_drain_the_file_started_keeps_its_start_across_restarts() {
     owner(&c).restore(NOW);
     let later = Now {
         ms: MONOTONIC_BASE + 1_000,
-        unix: NOW.unix + 20,
+        unix_secs: NOW.unix_secs + 20,
     };
     let second = owner(&c);
     second.restore(later);

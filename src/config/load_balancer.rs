@@ -7,6 +7,7 @@ use super::read::{all, join_key, quote, ConfigErrors, Errors, Node};
 use super::spelling::Spelled;
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 /// Validates one load balancer's mapping alone, exactly as the file's
 /// `tether.load_balancers.<name>` is (for the admin API's PATCH). `name` is
@@ -65,13 +66,16 @@ pub fn load_balancer_to_value(lb: &LoadBalancer) -> Value {
             ]),
         ),
         ("session_affinity", s(lb.session_affinity.name())),
-        ("session_affinity_ttl", Value::from(lb.session_affinity_ttl)),
+        (
+            "session_affinity_ttl",
+            Value::from(lb.session_affinity_ttl.as_secs()),
+        ),
         (
             "session_affinity_attributes",
             map(vec![
                 ("samesite", s(a.samesite.name())),
                 ("secure", s(a.secure.name())),
-                ("drain_duration", Value::from(a.drain_duration)),
+                ("drain_duration", Value::from(a.drain_duration.as_secs())),
                 ("zero_downtime_failover", s(a.zero_downtime_failover.name())),
                 (
                     "headers",
@@ -334,7 +338,7 @@ fn read_load_balancer(
         steering_policy: steering_policy?,
         random_steering: random_steering?,
         session_affinity: session_affinity?,
-        session_affinity_ttl: session_affinity_ttl?,
+        session_affinity_ttl: Duration::from_secs(session_affinity_ttl?),
         session_affinity_attributes: session_affinity_attributes?,
         adaptive_routing: adaptive_routing?,
         always_use_https: always_use_https?,
@@ -458,7 +462,7 @@ fn read_attributes(
     Some(SessionAffinityAttributes {
         samesite: samesite?,
         secure: secure?,
-        drain_duration: drain_duration? as u64,
+        drain_duration: Duration::from_secs(drain_duration? as u64),
         zero_downtime_failover: zero_downtime_failover?,
         headers: headers?,
         require_all_headers: require_all_headers?,

@@ -81,8 +81,9 @@ pub struct LoadBalancer {
     pub steering_policy: SteeringPolicy,
     pub random_steering: RandomSteering,
     pub session_affinity: SessionAffinity,
-    /// Seconds; already defaulted per type (SPEC 4.1). 0 when affinity is off.
-    pub session_affinity_ttl: u64,
+    /// Whole seconds in the file; already defaulted per type (SPEC 4.1).
+    /// Zero when affinity is off.
+    pub session_affinity_ttl: Duration,
     pub session_affinity_attributes: SessionAffinityAttributes,
     pub adaptive_routing: AdaptiveRouting,
     pub always_use_https: bool,
@@ -137,8 +138,8 @@ pub enum SessionAffinity {
 pub struct SessionAffinityAttributes {
     pub samesite: SameSite,
     pub secure: Secure,
-    /// Seconds; 0 = disabling is immediate.
-    pub drain_duration: u64,
+    /// Whole seconds in the file; zero: disabling is immediate.
+    pub drain_duration: Duration,
     pub zero_downtime_failover: ZeroDowntimeFailover,
     /// As written in the file (`X-User`, `cookie:a,b`, `cookie`).
     pub headers: Vec<String>,
@@ -150,7 +151,7 @@ impl Default for SessionAffinityAttributes {
         SessionAffinityAttributes {
             samesite: SameSite::Auto,
             secure: Secure::Auto,
-            drain_duration: 0,
+            drain_duration: Duration::ZERO,
             zero_downtime_failover: ZeroDowntimeFailover::None,
             headers: Vec::new(),
             require_all_headers: false,

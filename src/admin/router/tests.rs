@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 
 const NOW: Now = Now {
     ms: MONOTONIC_BASE + 5_000,
-    unix: 1_700_000_000,
+    unix_secs: 1_700_000_000,
 };
 
 /// Pools `p` (3 endpoints) and `q` (2); load balancers `*` (p) and
@@ -697,7 +697,7 @@ fn session_persistence_rackspace_style() {
     );
     let conf = lb_conf(&state, "www.example.com");
     assert_eq!(
-        (conf.session_affinity, conf.session_affinity_ttl),
+        (conf.session_affinity, conf.session_affinity_ttl.as_secs()),
         (SessionAffinity::Cookie, 82_800)
     );
     assert_eq!(
@@ -718,7 +718,7 @@ fn session_persistence_rackspace_style() {
     );
     let conf = lb_conf(&state, "www.example.com");
     assert_eq!(
-        (conf.session_affinity, conf.session_affinity_ttl),
+        (conf.session_affinity, conf.session_affinity_ttl.as_secs()),
         (SessionAffinity::SourceIp, 1800)
     );
 
@@ -763,7 +763,7 @@ fn session_persistence_rackspace_style() {
     );
     let conf = lb_conf(&state, "www.example.com");
     assert_eq!(
-        (conf.session_affinity, conf.session_affinity_ttl),
+        (conf.session_affinity, conf.session_affinity_ttl.as_secs()),
         (SessionAffinity::None, 0)
     );
     let r = call(&router, &state, "DELETE", path, "");

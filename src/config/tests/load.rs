@@ -56,11 +56,11 @@ fn reference_config_loads_and_uses_every_key() {
     assert_eq!(www.random_steering.weight_of("primary"), 0.8);
     assert_eq!(www.random_steering.weight_of("fallback"), 1.0);
     assert_eq!(www.session_affinity, SessionAffinity::Cookie);
-    assert_eq!(www.session_affinity_ttl, 82_800);
+    assert_eq!(www.session_affinity_ttl.as_secs(), 82_800);
     let a = &www.session_affinity_attributes;
     assert_eq!(a.samesite, SameSite::Auto);
     assert_eq!(a.secure, Secure::Auto);
-    assert_eq!(a.drain_duration, 60);
+    assert_eq!(a.drain_duration.as_secs(), 60);
     assert_eq!(a.zero_downtime_failover, ZeroDowntimeFailover::Temporary);
     assert!(www.adaptive_routing.failover_across_pools);
     assert!(!www.always_use_https);
@@ -115,7 +115,7 @@ fn demo_config_loads() {
     assert_eq!(lb.default_pools, vec!["demo"]);
     assert_eq!(lb.steering_policy, SteeringPolicy::Off);
     assert_eq!(lb.session_affinity, SessionAffinity::None);
-    assert_eq!(lb.session_affinity_ttl, 0);
+    assert_eq!(lb.session_affinity_ttl, Duration::ZERO);
     let pool = &t.pools["demo"];
     let names: Vec<&str> = pool.endpoints.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, vec!["web-1", "web-2", "web-3"]);
@@ -154,7 +154,7 @@ fn minimal_config_gets_the_defaults() {
             steering_policy: SteeringPolicy::Off,
             random_steering: RandomSteering::default(),
             session_affinity: SessionAffinity::None,
-            session_affinity_ttl: 0,
+            session_affinity_ttl: Duration::ZERO,
             session_affinity_attributes: SessionAffinityAttributes::default(),
             adaptive_routing: AdaptiveRouting::default(),
             always_use_https: false,
@@ -242,7 +242,7 @@ tether:
     assert_eq!(lb.default_pools, vec!["b", "a"]);
     assert_eq!(lb.random_steering.weight_of("a"), 0.25);
     assert_eq!(lb.random_steering.weight_of("b"), 0.0);
-    assert_eq!(lb.session_affinity_ttl, 3600);
+    assert_eq!(lb.session_affinity_ttl.as_secs(), 3600);
     let a = &lb.session_affinity_attributes;
     assert_eq!(
         (
@@ -254,7 +254,7 @@ tether:
         (
             SameSite::None,
             Secure::Always,
-            30,
+            Duration::from_secs(30),
             ZeroDowntimeFailover::Sticky
         )
     );

@@ -19,18 +19,19 @@ fn ttl_defaults_depend_on_the_affinity_type() {
     ] {
         let t = ok(&with_lb(&format!("session_affinity: {affinity}"))).tether;
         assert_eq!(
-            t.load_balancers["*"].session_affinity_ttl, ttl,
+            t.load_balancers["*"].session_affinity_ttl.as_secs(),
+            ttl,
             "{affinity}"
         );
     }
     // Given with none: kept as written, not range-checked.
     let t = ok(&with_lb("session_affinity_ttl: 5")).tether;
-    assert_eq!(t.load_balancers["*"].session_affinity_ttl, 5);
+    assert_eq!(t.load_balancers["*"].session_affinity_ttl.as_secs(), 5);
     let t = ok(&with_lb(
         "session_affinity: source_ip\nsession_affinity_ttl: 30",
     ))
     .tether;
-    assert_eq!(t.load_balancers["*"].session_affinity_ttl, 30);
+    assert_eq!(t.load_balancers["*"].session_affinity_ttl.as_secs(), 30);
 }
 
 #[test]
