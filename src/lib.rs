@@ -10,9 +10,9 @@ pub mod clock;
 pub mod config;
 #[cfg(test)]
 mod fixtures;
+pub mod health;
 pub mod linger;
 pub mod metrics;
-pub mod monitor;
 pub mod persist;
 pub mod proxy;
 pub mod request;

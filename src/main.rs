@@ -21,8 +21,8 @@ use pingora::services::listening::Service;
 
 use tether::affinity::cookie::CookieKeys;
 use tether::config::{self, SessionAffinity};
+use tether::health::Monitors;
 use tether::linger::Lingering;
-use tether::monitor::Monitors;
 use tether::proxy::Proxy;
 use tether::state::State;
 use tether::sweeper::Sweeper;
