@@ -29,6 +29,12 @@ pub fn stopwatch() -> Instant {
     Instant::now()
 }
 
+/// Tokio's monotonic clock, which tests can pause: for timing inside
+/// background tasks tested under `start_paused` (probe round trips).
+pub fn tokio_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
 /// Wall-clock milliseconds since the unix epoch (0 before it): when a
 /// probe ran, for the admin API.
 pub fn unix_ms() -> u64 {

@@ -11,9 +11,9 @@ pub mod clock;
 pub mod config;
 #[cfg(test)]
 mod fixtures;
+pub mod health;
 pub mod linger;
 pub mod metrics;
-pub mod monitor;
 pub mod proxy;
 pub mod request;
 pub mod select;
