@@ -394,6 +394,148 @@ fn cfg_builds_the_tether_section() {
 }
 
 #[test]
+fn the_config_builder_writes_the_yaml_keys() {
+    let a = Upstream::healthy("web-1");
+    let b = Upstream::healthy("web-2");
+    let s = Upstream::healthy("spare-1");
+    let dir = tempfile::TempDir::new().unwrap();
+    let tls = Tls::self_signed(dir.path());
+    let cfg = tether()
+        .listener(18080)
+        .tls_listener(18443, &tls)
+        .admin(19180)
+        .decision_header()
+        .max_sessions(1000)
+        .upstream_read_timeout(0.5)
+        .load_balancer(
+            "*",
+            lb(["primary"])
+                .affinity(Affinity::Cookie)
+                .ttl(3600)
+                .drain(30)
+                .zero_downtime_failover(Failover::Sticky)
+                .samesite(SameSite::None)
+                .secure(Secure::Always)
+                .fallback("spare"),
+        )
+        .load_balancer(
+            "www.example.com",
+            lb(["primary", "spare"])
+                .steering(Steering::Random)
+                .random_steering(1.0, &[("spare", 0.25)])
+                .failover_across_pools(true)
+                .always_use_https(true)
+                .enabled(false),
+        )
+        .load_balancer("off.test", lb(["primary"]).steering(Steering::Unset))
+        .load_balancer(
+            "h.test",
+            lb(["primary"])
+                .affinity(Affinity::Header)
+                .headers(["X-User", "cookie:sid"])
+                .require_all_headers(true),
+        )
+        .pool(
+            "primary",
+            pool([&a])
+                .and(endpoint(&b).weight(0.5).enabled(false).host("app.internal"))
+                .monitor("fast")
+                .origin_steering(OriginSteering::Hash)
+                .minimum_origins(1),
+        )
+        .pool("spare", pool([&s]).monitor("fast").enabled(true))
+        .monitor("fast", Monitor::every(0.2).consecutive_down(2))
+        .monitor("tcp", Monitor::tcp().interval(1.0));
+    assert_eq!(cfg.listen(), "127.0.0.1:18080");
+
+    let yaml = cfg.yaml();
+    let v: serde_yaml::Value =
+        serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert_eq!(v["listeners"][0]["address"], "127.0.0.1:18080");
+    assert!(v["listeners"][0].get("tls").is_none(), "{yaml}");
+    assert_eq!(
+        v["listeners"][1]["tls"]["cert_path"],
+        tls.cert_path.as_str()
+    );
+    assert_eq!(v["admin"]["address"], "127.0.0.1:19180");
+    assert!(
+        v["admin"].get("token_file").is_none(),
+        "None is left out: {yaml}"
+    );
+    assert_eq!(v["decision_header"], true);
+    assert_eq!(v["max_sessions"], 1000);
+    assert_eq!(v["upstream_timeouts"]["read"], 0.5);
+    assert!(v.get("state_file").is_none(), "{yaml}");
+    let star = &v["load_balancers"]["*"];
+    assert_eq!(star["default_pools"][0], "primary");
+    assert_eq!(star["session_affinity"], "cookie");
+    assert_eq!(star["session_affinity_ttl"], 3600);
+    assert_eq!(star["fallback_pool"], "spare");
+    let attrs = &star["session_affinity_attributes"];
+    assert_eq!(attrs["drain_duration"], 30);
+    assert_eq!(attrs["zero_downtime_failover"], "sticky");
+    assert_eq!(attrs["samesite"], "None");
+    assert_eq!(attrs["secure"], "Always");
+    let www = &v["load_balancers"]["www.example.com"];
+    assert_eq!(www["default_pools"][1], "spare");
+    assert_eq!(www["steering_policy"], "random");
+    assert_eq!(www["random_steering"]["pool_weights"]["spare"], 0.25);
+    assert_eq!(www["adaptive_routing"]["failover_across_pools"], true);
+    assert_eq!(www["always_use_https"], true);
+    assert_eq!(www["enabled"], false);
+    assert!(www.get("session_affinity").is_none(), "{yaml}");
+    assert_eq!(v["load_balancers"]["off.test"]["steering_policy"], "");
+    let h = &v["load_balancers"]["h.test"]["session_affinity_attributes"];
+    assert_eq!(h["headers"][1], "cookie:sid");
+    assert_eq!(h["require_all_headers"], true);
+    let primary = &v["pools"]["primary"];
+    assert_eq!(primary["monitor"], "fast");
+    assert_eq!(primary["origin_steering"]["policy"], "hash");
+    assert_eq!(primary["minimum_origins"], 1);
+    assert_eq!(primary["endpoints"][0]["name"], "web-1");
+    assert!(primary["endpoints"][0].get("weight").is_none(), "{yaml}");
+    let web2 = &primary["endpoints"][1];
+    assert_eq!(web2["name"], "web-2");
+    assert_eq!(web2["address"], b.addr().to_string().as_str());
+    assert_eq!(web2["weight"], 0.5);
+    assert_eq!(web2["enabled"], false);
+    assert_eq!(web2["header"]["Host"][0], "app.internal");
+    assert_eq!(v["pools"]["spare"]["enabled"], true);
+    let fast = &v["monitors"]["fast"];
+    assert_eq!(
+        (
+            &fast["type"],
+            &fast["path"],
+            &fast["interval"],
+            &fast["retries"]
+        ),
+        (
+            &serde_yaml::Value::from("http"),
+            &serde_yaml::Value::from("/health"),
+            &serde_yaml::Value::from(0.2),
+            &serde_yaml::Value::from(0)
+        )
+    );
+    assert_eq!(fast["consecutive_down"], 2);
+    assert_eq!(v["monitors"]["tcp"]["type"], "tcp");
+    assert!(v["monitors"]["tcp"].get("path").is_none(), "{yaml}");
+
+    // The harness finds the addresses to wait for.
+    assert_eq!(
+        tether::first_listener(&yaml).as_deref(),
+        Some("127.0.0.1:18080")
+    );
+    assert_eq!(
+        tether::admin_address(&yaml).as_deref(),
+        Some("127.0.0.1:19180")
+    );
+
+    // And Tether itself reads every key of it.
+    let (code, out, err) = cfg.check();
+    assert_eq!((code, out.trim()), (0, "configuration OK"), "{err}\n{yaml}");
+}
+
+#[test]
 fn endpoints_yaml_lists_the_upstreams() {
     let a = Upstream::start("web-1");
     let b = Upstream::start("web-2");

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod cflb;
+pub mod config;
 pub mod tether;
 pub mod upstream;
 
@@ -20,6 +21,7 @@ use reqwest::blocking::Client;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use reqwest::redirect::Policy;
 
+pub use config::*;
 pub use tether::{
     accepts, check_config, check_section, connect_addr, reindent, run_tether, wait_for_port,
     wait_until, wrap_config, TetherBuilder, TetherProc,
