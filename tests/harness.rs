@@ -319,81 +319,6 @@ fn reindent_strips_common_indentation() {
 }
 
 #[test]
-fn cfg_builds_the_tether_section() {
-    let a = Upstream::start("web-1");
-    let b = Upstream::start("web-2");
-    let s = Upstream::start("spare-1");
-    let cfg = Cfg::new()
-        .listener(18080)
-        .admin(19180)
-        .decision_header()
-        .lb_with(
-            "*",
-            &["primary"],
-            "session_affinity: cookie\nfallback_pool: spare",
-        )
-        .lb("www.example.com", &["primary", "spare"])
-        .pool("primary", &[&a, &b])
-        .monitor_fast("primary")
-        .pool_with("spare", &[&s], "minimum_origins: 1")
-        .monitor_fast("spare");
-    assert_eq!(cfg.listen(), "127.0.0.1:18080");
-
-    let yaml = cfg.yaml();
-    let v: serde_yaml::Value =
-        serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-    assert_eq!(v["listeners"][0]["address"], "127.0.0.1:18080");
-    assert_eq!(v["admin"]["address"], "127.0.0.1:19180");
-    assert_eq!(v["decision_header"], true);
-    let star = &v["load_balancers"]["*"];
-    assert_eq!(star["default_pools"][0], "primary");
-    assert_eq!(star["session_affinity"], "cookie");
-    assert_eq!(star["fallback_pool"], "spare");
-    assert_eq!(
-        v["load_balancers"]["www.example.com"]["default_pools"][1],
-        "spare"
-    );
-    let primary = &v["pools"]["primary"];
-    assert_eq!(primary["monitor"], "fast");
-    assert_eq!(primary["endpoints"][1]["name"], "web-2");
-    assert_eq!(
-        primary["endpoints"][1]["address"],
-        b.addr().to_string().as_str()
-    );
-    assert_eq!(v["pools"]["spare"]["minimum_origins"], 1);
-    assert_eq!(v["pools"]["spare"]["monitor"], "fast");
-    assert_eq!(v["monitors"]["fast"]["path"], "/health");
-    assert_eq!(v["monitors"]["fast"]["interval"], 1);
-    assert_eq!(
-        v["monitors"].as_mapping().map(|m| m.len()),
-        Some(1),
-        "{yaml}"
-    );
-
-    // The harness finds the addresses to wait for.
-    assert_eq!(
-        tether::first_listener(&yaml).as_deref(),
-        Some("127.0.0.1:18080")
-    );
-    assert_eq!(
-        tether::admin_address(&yaml).as_deref(),
-        Some("127.0.0.1:19180")
-    );
-
-    // And the whole file is valid YAML with the section under `tether:`.
-    let dir = tempfile::TempDir::new().unwrap();
-    let full = wrap_config(dir.path(), &yaml);
-    let f: serde_yaml::Value =
-        serde_yaml::from_str(&full).unwrap_or_else(|e| panic!("{e}\n{full}"));
-    assert_eq!(f["version"], 1);
-    assert_eq!(f["grace_period_seconds"], 0);
-    assert_eq!(
-        f["tether"]["pools"]["primary"]["endpoints"][0]["name"],
-        "web-1"
-    );
-}
-
-#[test]
 fn the_config_builder_writes_the_yaml_keys() {
     let a = Upstream::healthy("web-1");
     let b = Upstream::healthy("web-2");
@@ -536,17 +461,50 @@ fn the_config_builder_writes_the_yaml_keys() {
 }
 
 #[test]
-fn endpoints_yaml_lists_the_upstreams() {
-    let a = Upstream::start("web-1");
-    let b = Upstream::start("web-2");
-    assert_eq!(
-        endpoints_yaml(&[&a, &b], 4),
-        format!(
-            "    - {{name: web-1, address: \"{}\"}}\n    - {{name: web-2, address: \"{}\"}}\n",
-            a.addr(),
-            b.addr()
-        )
+fn the_named_fakes_behave_as_named() {
+    let healthy = Upstream::healthy("h");
+    assert_eq!(get(&client(), &healthy.url("/"), "x").2, "h");
+
+    // Refusing: nothing listens on its port, until it is restarted.
+    let refusing = Upstream::refusing("r");
+    assert!(refused(refusing.addr()));
+    refusing.restart();
+    assert_eq!(get(&client(), &refusing.url("/"), "x").2, "r");
+
+    // Slow: answers, after the delay.
+    let delay = Duration::from_millis(300);
+    let slow = Upstream::slow("s", delay);
+    let started = Instant::now();
+    assert_eq!(get(&client(), &slow.url("/"), "x").2, "s");
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+
+    // Black hole: accepts, reads nothing, answers nothing, until stopped.
+    let hole = Upstream::black_hole("b");
+    let mut conn = TcpStream::connect(hole.addr()).expect("the black hole accepts");
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || hole.connections() == 1));
+    conn.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match conn.read(&mut buf) {
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+        Ok(n) => panic!("the black hole answered {:?}", &buf[..n]),
+    }
+    assert_eq!(hole.requests(), 0);
+    hole.stop();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(
+        matches!(conn.read(&mut buf), Ok(0) | Err(_)),
+        "stop() closes the held connection"
     );
+    assert!(refused(hole.addr()));
 }
 
 #[test]
