@@ -1,4 +1,4 @@
-# Helpers shared by scripts/demo.sh, faults.sh and bench.sh (sourced, not run).
+# Helpers shared by scripts/demo.sh and bench.sh (sourced, not run).
 # Every wait here is bounded.
 
 # port_open HOST PORT: does HOST:PORT accept a TCP connection?

@@ -22,20 +22,21 @@ fn visit(
     visit_as(&client(), proxy, host, cookie)
 }
 
-fn admin_port_cfg(ups: &[&Upstream], lb_extra: &str) -> Cfg {
-    Cfg::new()
+/// An admin listener, `www.example.com` (as `www`) and `"*"` over pool `p` of `ups`.
+fn with_admin<'a>(www: LoadBalancer, ups: impl IntoIterator<Item = &'a Upstream>) -> Tether {
+    tether()
         .listener(free_port())
         .admin(free_port())
         .decision_header()
-        .lb_with("www.example.com", &["p"], lb_extra)
-        .lb("*", &["p"])
-        .pool("p", ups)
+        .load_balancer("www.example.com", www)
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool(ups))
 }
 
 #[test]
 fn healthz_and_metrics() {
-    let a = Upstream::start("a");
-    let proxy = admin_port_cfg(&[&a], "").start();
+    let a = Upstream::healthy("a");
+    let proxy = with_admin(lb(["p"]), [&a]).start();
     let (status, h, body) = admin(&proxy, Method::GET, "/healthz", "", None);
     assert_eq!((status, body), (200, Value::String("ok".into())));
     assert!(header(&h, "content-type")
@@ -54,8 +55,8 @@ fn healthz_and_metrics() {
 
 #[test]
 fn load_balancers_list_and_one() {
-    let a = Upstream::start("a");
-    let proxy = admin_port_cfg(&[&a], "session_affinity: cookie\nfallback_pool: p").start();
+    let a = Upstream::healthy("a");
+    let proxy = with_admin(lb(["p"]).affinity(Affinity::Cookie).fallback("p"), [&a]).start();
     let list = ok(get(&proxy, "/v1/load_balancers"));
     let names: Vec<&str> = list
         .as_array()
@@ -97,8 +98,8 @@ fn load_balancers_list_and_one() {
 
 #[test]
 fn patch_enabled_false_answers_503_then_serves_again() {
-    let a = Upstream::start("a");
-    let proxy = admin_port_cfg(&[&a], "").start();
+    let a = Upstream::healthy("a");
+    let proxy = with_admin(lb(["p"]), [&a]).start();
     assert_eq!(visit(&proxy, "www.example.com", None).0, 200);
 
     let r = ok(patch(
@@ -128,8 +129,8 @@ fn patch_enabled_false_answers_503_then_serves_again() {
 
 #[test]
 fn patch_session_affinity_sets_cookies_and_bad_patches_change_nothing() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
-    let proxy = admin_port_cfg(&[&a, &b], "").start();
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let proxy = with_admin(lb(["p"]), [&a, &b]).start();
     let (_, _, d, cookie) = visit(&proxy, "www.example.com", None);
     assert_eq!((d.as_str(), cookie), ("none", None));
 
@@ -192,18 +193,18 @@ fn patch_session_affinity_sets_cookies_and_bad_patches_change_nothing() {
 
 #[test]
 fn pools_show_health_weight_and_last_check() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
-    let endpoints = format!(
-        "endpoints:\n  - {{name: a, address: \"{}\", weight: 0.5}}\n  - {{name: b, address: \"{}\"}}\n",
-        a.addr(),
-        b.addr()
-    );
-    let proxy = Cfg::new()
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let proxy = tether()
         .listener(free_port())
         .admin(free_port())
-        .lb("*", &["p"])
-        .pool_yaml("p", &format!("minimum_origins: 1\n{endpoints}"))
-        .monitor_fast("p")
+        .load_balancer("*", lb(["p"]))
+        .pool(
+            "p",
+            pool([endpoint(&a).weight(0.5), endpoint(&b)])
+                .minimum_origins(1)
+                .monitor("fast"),
+        )
+        .monitor("fast", Monitor::every(1.0))
         .start();
     b.set_healthy(false);
     let mut last = Value::Null;
@@ -247,23 +248,19 @@ fn pools_show_health_weight_and_last_check() {
 #[test]
 fn disabling_an_endpoint_drains_it() {
     let (a, b, c) = (
-        Upstream::start("a"),
-        Upstream::start("b"),
-        Upstream::start("c"),
+        Upstream::healthy("a"),
+        Upstream::healthy("b"),
+        Upstream::healthy("c"),
     );
     let dir = tempfile::TempDir::new().unwrap();
     let keys = keys_file(dir.path(), "keys", &[KEY]);
-    let proxy = Cfg::new()
+    let proxy = tether()
         .listener(free_port())
         .admin(free_port())
         .decision_header()
-        .top(&format!("cookie_keys_file: \"{keys}\""))
-        .lb_with(
-            "*",
-            &["p"],
-            "session_affinity: cookie\nsession_affinity_attributes: {drain_duration: 30}",
-        )
-        .pool("p", &[&a, &b, &c])
+        .cookie_keys_file(&keys)
+        .load_balancer("*", lb(["p"]).affinity(Affinity::Cookie).drain(30))
+        .pool("p", pool([&a, &b, &c]))
         .start();
     let on_a = mint(KEY, "*", "p", "a", unix_now() + 3600);
     assert_eq!(visit(&proxy, "x", Some(&on_a)).2, "hit");
@@ -311,8 +308,8 @@ fn disabling_an_endpoint_drains_it() {
 
 #[test]
 fn weight_zero_takes_no_new_traffic() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
-    let proxy = admin_port_cfg(&[&a, &b], "").start();
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let proxy = with_admin(lb(["p"]), [&a, &b]).start();
     let r = ok(patch(&proxy, "/v1/pools/p/endpoints/b", r#"{"weight": 0}"#));
     assert_eq!(r["weight"], 0.0);
     let before = b.requests();
@@ -361,8 +358,8 @@ fn weight_zero_takes_no_new_traffic() {
 
 #[test]
 fn session_persistence_get_put_delete() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
-    let proxy = admin_port_cfg(&[&a, &b], "").start();
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let proxy = with_admin(lb(["p"]), [&a, &b]).start();
     let path = "/v1/load_balancers/www.example.com/session_persistence";
     let call = |method: Method, body: &str| {
         let (status, _, v) = admin(&proxy, method, path, body, None);
@@ -434,19 +431,15 @@ fn session_persistence_get_put_delete() {
 
 #[test]
 fn the_token_is_required() {
-    let a = Upstream::start("a");
+    let a = Upstream::healthy("a");
     let dir = tempfile::TempDir::new().unwrap();
     let token_file = dir.path().join("admin.token");
     std::fs::write(&token_file, "  s3cret-token\n").unwrap();
-    let proxy = Cfg::new()
+    let proxy = tether()
         .listener(free_port())
-        .top(&format!(
-            "admin: {{address: \"127.0.0.1:{}\", token_file: \"{}\"}}",
-            free_port(),
-            token_file.display()
-        ))
-        .lb("*", &["p"])
-        .pool("p", &[&a])
+        .admin_with_token(free_port(), &token_file)
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&a]))
         .start();
     let call = |path: &str, token: Option<&str>| admin(&proxy, Method::GET, path, "", token);
 
@@ -481,8 +474,8 @@ fn the_token_is_required() {
 
 #[test]
 fn unknown_routes_methods_and_large_bodies() {
-    let a = Upstream::start("a");
-    let proxy = admin_port_cfg(&[&a], "").start();
+    let a = Upstream::healthy("a");
+    let proxy = with_admin(lb(["p"]), [&a]).start();
     assert_eq!(
         refused(get(&proxy, "/v2/nothing"), 404),
         ["no route for /v2/nothing"]
@@ -521,16 +514,16 @@ fn unknown_routes_methods_and_large_bodies() {
 
 #[test]
 fn changes_made_through_the_api_survive_a_restart() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
     let dir = tempfile::TempDir::new().unwrap();
     let state_file = dir.path().join("state.json");
     let start = || {
-        Cfg::new()
+        tether()
             .listener(free_port())
             .admin(free_port())
-            .top(&format!("state_file: \"{}\"", state_file.display()))
-            .lb("*", &["p"])
-            .pool("p", &[&a, &b])
+            .state_file(&state_file)
+            .load_balancer("*", lb(["p"]))
+            .pool("p", pool([&a, &b]))
             .start()
     };
     let mut proxy = start();

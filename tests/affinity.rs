@@ -10,20 +10,25 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use support::api::wait_for_health;
 use support::cflb::{keys_file, mint, unix_now};
 use support::*;
 
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
-/// The load balancer `"*"` over pool `p` with `ups`, affinity settings `lb`
-/// (unindented YAML lines of the load balancer), and `top` (more tether keys).
-fn sticky(top: &str, lb: &str, ups: &[&Upstream]) -> String {
-    format!(
-        "listeners:\n  - address: \"127.0.0.1:{}\"\ndecision_header: true\n{top}load_balancers:\n  \"*\":\n    default_pools: [p]\n{}pools:\n  p:\n    endpoints:\n{}",
-        free_port(),
-        reindent(lb, 4),
-        endpoints_yaml(ups, 6)
-    )
+/// `balancer` as the load balancer `"*"`, over pool `p` of `ups`, with the decision
+/// header.
+fn sticky<'a>(balancer: LoadBalancer, ups: impl IntoIterator<Item = &'a Upstream>) -> Tether {
+    tether()
+        .listener(free_port())
+        .decision_header()
+        .load_balancer("*", balancer)
+        .pool("p", pool(ups))
+}
+
+/// A load balancer over pool `p` with this affinity.
+fn on_p(affinity: Affinity) -> LoadBalancer {
+    lb(["p"]).affinity(affinity)
 }
 
 /// GET / for host `x` with an optional `__cflb` cookie: (status, answering endpoint, decision, new cookie).
@@ -33,16 +38,16 @@ fn visit(proxy: &TetherProc, cookie: Option<&str>) -> (u16, String, String, Opti
 
 fn three() -> (Upstream, Upstream, Upstream) {
     (
-        Upstream::start("a"),
-        Upstream::start("b"),
-        Upstream::start("c"),
+        Upstream::healthy("a"),
+        Upstream::healthy("b"),
+        Upstream::healthy("c"),
     )
 }
 
 #[test]
 fn cookie_triad_no_cookie_invalid_cookie_valid_cookie() {
     let (a, b, c) = three();
-    let proxy = TetherProc::start(&sticky("", "session_affinity: cookie\n", &[&a, &b, &c]));
+    let proxy = sticky(on_p(Affinity::Cookie), [&a, &b, &c]).start();
 
     // No cookie: normal routing, a new pin.
     let (status, first, d, cookie) = visit(&proxy, None);
@@ -71,8 +76,8 @@ fn cookie_triad_no_cookie_invalid_cookie_valid_cookie() {
 
 #[test]
 fn set_cookie_line_and_stripping() {
-    let a = Upstream::start("a");
-    let proxy = TetherProc::start(&sticky("", "session_affinity: cookie\n", &[&a]));
+    let a = Upstream::healthy("a");
+    let proxy = sticky(on_p(Affinity::Cookie), [&a]).start();
     let client = client();
     // Our cookie is added beside the upstream's own Set-Cookie.
     let (_, headers, _) = get(&client, &proxy.url("/set-cookie"), "x");
@@ -107,12 +112,10 @@ fn expired_foreign_and_unknown_cookies_are_repinned() {
     let (a, b, c) = three();
     let dir = tempfile::TempDir::new().unwrap();
     let keys = keys_file(dir.path(), "keys", &[KEY]);
-    let section = format!(
-        "listeners:\n  - address: \"127.0.0.1:{}\"\ndecision_header: true\ncookie_keys_file: \"{keys}\"\nload_balancers:\n  \"*\":\n    default_pools: [p]\n    session_affinity: cookie\n  shop.test:\n    default_pools: [p]\n    session_affinity: cookie\npools:\n  p:\n    endpoints:\n{}",
-        free_port(),
-        endpoints_yaml(&[&a, &b, &c], 6)
-    );
-    let proxy = TetherProc::start(&section);
+    let proxy = sticky(on_p(Affinity::Cookie), [&a, &b, &c])
+        .cookie_keys_file(&keys)
+        .load_balancer("shop.test", on_p(Affinity::Cookie))
+        .start();
     let client = client();
     let later = unix_now() + 3600;
 
@@ -157,12 +160,8 @@ async fn two_requests_on_one_connection_follow_their_own_cookies() {
     let (a, b, c) = three();
     let dir = tempfile::TempDir::new().unwrap();
     let keys = keys_file(dir.path(), "keys", &[KEY]);
-    let section = sticky(
-        &format!("cookie_keys_file: \"{keys}\"\n"),
-        "session_affinity: cookie\n",
-        &[&a, &b, &c],
-    );
-    let proxy = tokio::task::spawn_blocking(move || TetherProc::start(&section))
+    let config = sticky(on_p(Affinity::Cookie), [&a, &b, &c]).cookie_keys_file(&keys);
+    let proxy = tokio::task::spawn_blocking(move || config.start())
         .await
         .unwrap();
     let stream = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
@@ -195,65 +194,77 @@ async fn two_requests_on_one_connection_follow_their_own_cookies() {
 
 #[test]
 fn cookie_attributes_follow_samesite_secure_and_always_use_https() {
-    let a = Upstream::start("a");
+    let a = Upstream::healthy("a");
     let dir = tempfile::TempDir::new().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    let attrs = |samesite: Option<SameSite>, secure: Option<Secure>| Attributes {
+        samesite,
+        secure,
+        ..Attributes::default()
+    };
     let cases = [
-        ("auto.test", "{}", false, "SameSite=Lax"),
-        ("lax.test", "{samesite: Lax}", false, "SameSite=Lax"),
+        ("auto.test", attrs(None, None), false, "SameSite=Lax"),
+        (
+            "lax.test",
+            attrs(Some(SameSite::Lax), None),
+            false,
+            "SameSite=Lax",
+        ),
         (
             "strict.test",
-            "{samesite: Strict}",
+            attrs(Some(SameSite::Strict), None),
             false,
             "SameSite=Strict",
         ),
         (
             "none.test",
-            "{samesite: None, secure: Always}",
+            attrs(Some(SameSite::None), Some(Secure::Always)),
             false,
             "SameSite=None; Secure",
         ),
         (
             "always.test",
-            "{secure: Always}",
+            attrs(None, Some(Secure::Always)),
             false,
             "SameSite=Lax; Secure",
         ),
         (
             "never.test",
-            "{samesite: Strict, secure: Never}",
+            attrs(Some(SameSite::Strict), Some(Secure::Never)),
             false,
             "SameSite=Strict",
         ),
-        ("https.test", "{}", true, "SameSite=None; Secure"),
+        (
+            "https.test",
+            attrs(None, None),
+            true,
+            "SameSite=None; Secure",
+        ),
         (
             "https-never.test",
-            "{samesite: Lax, secure: Never}",
+            attrs(Some(SameSite::Lax), Some(Secure::Never)),
             true,
             "SameSite=Lax",
         ),
         (
             "https-strict.test",
-            "{samesite: Strict}",
+            attrs(Some(SameSite::Strict), None),
             true,
             "SameSite=Strict; Secure",
         ),
     ];
-    let mut lbs = String::new();
-    for (host, attrs, https, _) in cases {
-        lbs += &format!("  {host}:\n    default_pools: [p]\n    session_affinity: cookie\n    session_affinity_ttl: 3600\n    session_affinity_attributes: {attrs}\n    always_use_https: {https}\n");
-    }
     let tls_port = free_port();
-    let section = format!(
-        "listeners:\n  - address: \"127.0.0.1:{}\"\n  - address: \"127.0.0.1:{tls_port}\"\n    tls: {{cert_path: \"{}\", key_path: \"{}\"}}\nload_balancers:\n{lbs}pools:\n  p:\n    endpoints:\n{}",
-        free_port(),
-        dir.path().join("cert.pem").display(),
-        dir.path().join("key.pem").display(),
-        endpoints_yaml(&[&a], 6)
-    );
-    let proxy = TetherProc::start(&section);
+    let mut config = tether()
+        .listener(free_port())
+        .tls_listener(tls_port, &Tls::self_signed(dir.path()))
+        .pool("p", pool([&a]));
+    for (host, attributes, https, _) in &cases {
+        let balancer = on_p(Affinity::Cookie)
+            .ttl(3600)
+            .attributes(attributes.clone())
+            .always_use_https(*https);
+        config = config.load_balancer(host, balancer);
+    }
+    let proxy = config.start();
     assert!(wait_for_port(
         format!("127.0.0.1:{tls_port}").parse().unwrap(),
         Duration::from_secs(5)
@@ -265,8 +276,8 @@ fn cookie_attributes_follow_samesite_secure_and_always_use_https() {
         .build()
         .unwrap();
     let plain = client();
-    for (host, _, over_https, expected) in cases {
-        let (client, url) = if over_https {
+    for (host, _, over_https, expected) in &cases {
+        let (client, url) = if *over_https {
             (&https, format!("https://127.0.0.1:{tls_port}/"))
         } else {
             (&plain, proxy.url("/"))
@@ -291,11 +302,9 @@ fn key_rotation_first_key_signs_all_verify() {
     let new: &[u8] = b"the new key, thirty-two bytes!!!";
     let start = |keys: &[&[u8]], name: &str| {
         let file = keys_file(dir.path(), name, keys);
-        TetherProc::start(&sticky(
-            &format!("cookie_keys_file: \"{file}\"\n"),
-            "session_affinity: cookie\n",
-            &[&a, &b, &c],
-        ))
+        sticky(on_p(Affinity::Cookie), [&a, &b, &c])
+            .cookie_keys_file(&file)
+            .start()
     };
     let proxy = start(&[old], "old");
     let (_, first, _, signed_old) = visit(&proxy, None);
@@ -340,9 +349,9 @@ fn first_picks(proxy: &TetherProc, expect_cookie: bool) -> HashMap<IpAddr, Strin
 #[test]
 fn ip_cookie_first_pick_is_stable_per_client_and_across_processes() {
     let (a, b, c) = three();
-    let section = sticky("", "session_affinity: ip_cookie\n", &[&a, &b, &c]);
-    let one = first_picks(&TetherProc::start(&section), true);
-    let two = first_picks(&TetherProc::start(&section), true);
+    let config = sticky(on_p(Affinity::IpCookie), [&a, &b, &c]);
+    let one = first_picks(&config.start(), true);
+    let two = first_picks(&config.start(), true);
     assert_eq!(one, two, "two processes with the same config agree");
     let spread: HashSet<_> = one.values().collect();
     assert!(spread.len() >= 2, "16 clients on one endpoint: {one:?}");
@@ -351,13 +360,13 @@ fn ip_cookie_first_pick_is_stable_per_client_and_across_processes() {
 #[test]
 fn source_ip_pins_without_a_cookie_and_agrees_across_processes() {
     let (a, b, c) = three();
-    let section = sticky("", "session_affinity: source_ip\n", &[&a, &b, &c]);
-    let proxy = TetherProc::start(&section);
+    let config = sticky(on_p(Affinity::SourceIp), [&a, &b, &c]);
+    let proxy = config.start();
     let one = first_picks(&proxy, false);
     let ip: IpAddr = "127.0.0.3".parse().unwrap();
     let (_, _, d, _) = visit_as(&client_from(ip), &proxy, "x", None);
     assert_eq!(d, "hit", "the table remembers the client");
-    let two = first_picks(&TetherProc::start(&section), false);
+    let two = first_picks(&config.start(), false);
     assert_eq!(one, two);
     assert!(one.values().collect::<HashSet<_>>().len() >= 2, "{one:?}");
 }
@@ -379,11 +388,11 @@ fn with_headers(proxy: &TetherProc, headers: &[(&str, &str)]) -> (String, String
 #[test]
 fn header_affinity_with_and_without_require_all_headers() {
     let (a, b, c) = three();
-    let any = TetherProc::start(&sticky(
-        "",
-        "session_affinity: header\nsession_affinity_attributes: {headers: [X-User, X-Tenant]}\n",
-        &[&a, &b, &c],
-    ));
+    let any = sticky(
+        on_p(Affinity::Header).headers(["X-User", "X-Tenant"]),
+        [&a, &b, &c],
+    )
+    .start();
     assert_eq!(
         with_headers(&any, &[]).0,
         "none",
@@ -403,11 +412,13 @@ fn header_affinity_with_and_without_require_all_headers() {
         "a changed set of header values is a new session"
     );
 
-    let all = TetherProc::start(&sticky(
-        "",
-        "session_affinity: header\nsession_affinity_attributes: {headers: [X-User, X-Tenant], require_all_headers: true}\n",
-        &[&a, &b, &c],
-    ));
+    let all = sticky(
+        on_p(Affinity::Header)
+            .headers(["X-User", "X-Tenant"])
+            .require_all_headers(true),
+        [&a, &b, &c],
+    )
+    .start();
     assert_eq!(with_headers(&all, &[("x-user", "alice")]).0, "none");
     let both = [("x-user", "alice"), ("x-tenant", "t1")];
     let (d, pinned) = with_headers(&all, &both);
@@ -418,11 +429,7 @@ fn header_affinity_with_and_without_require_all_headers() {
 #[test]
 fn header_affinity_on_named_cookies() {
     let (a, b, c) = three();
-    let proxy = TetherProc::start(&sticky(
-        "",
-        "session_affinity: header\nsession_affinity_attributes: {headers: [\"cookie:sid\"]}\n",
-        &[&a, &b, &c],
-    ));
+    let proxy = sticky(on_p(Affinity::Header).headers(["cookie:sid"]), [&a, &b, &c]).start();
     assert_eq!(with_headers(&proxy, &[("cookie", "theme=dark")]).0, "none");
     let (d, pinned) = with_headers(&proxy, &[("cookie", "sid=42; theme=dark")]);
     assert_eq!(d, "new");
@@ -436,18 +443,20 @@ fn header_affinity_on_named_cookies() {
 
 #[test]
 fn a_session_is_repinned_when_its_endpoint_turns_unhealthy() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
-    let section = format!(
-        "listeners:\n  - address: \"127.0.0.1:{}\"\ndecision_header: true\nload_balancers:\n  \"*\":\n    default_pools: [p]\n    session_affinity: cookie\npools:\n  p:\n    monitor: fast\n    endpoints:\n{}monitors:\n  fast: {{path: /health, interval: 0.2, timeout: 0.2, retries: 0}}\n",
-        free_port(),
-        endpoints_yaml(&[&a, &b], 6)
-    );
-    let proxy = TetherProc::start(&section);
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let proxy = tether()
+        .listener(free_port())
+        .admin(free_port())
+        .decision_header()
+        .load_balancer("*", on_p(Affinity::Cookie))
+        .pool("p", pool([&a, &b]).monitor("fast"))
+        .monitor("fast", Monitor::every(0.2))
+        .start();
     let (_, pinned, _, cookie) = visit(&proxy, None);
     let cookie = cookie.unwrap();
     let (sick, other) = if pinned == "a" { (&a, "b") } else { (&b, "a") };
     sick.set_healthy(false);
-    assert!(proxy.wait_for_log("is unhealthy", Duration::from_secs(5)));
+    wait_for_health(&proxy, "p", sick.name(), false, Duration::from_secs(5));
     let (status, now_on, d, new_cookie) = visit(&proxy, Some(&cookie));
     assert_eq!(
         (status, now_on.as_str(), d.as_str()),
@@ -462,27 +471,24 @@ fn a_disabled_endpoint_drains_then_its_sessions_move() {
     let (a, b, c) = three();
     let dir = tempfile::TempDir::new().unwrap();
     let keys = keys_file(dir.path(), "keys", &[KEY]);
-    let endpoints = format!(
-        "      - {{name: a, address: \"{}\", enabled: false}}\n{}",
-        a.addr(),
-        endpoints_yaml(&[&b, &c], 6)
-    );
-    let section = |drain: u64| {
-        format!(
-            "listeners:\n  - address: \"127.0.0.1:{}\"\ndecision_header: true\ncookie_keys_file: \"{keys}\"\nload_balancers:\n  \"*\":\n    default_pools: [p]\n    session_affinity: cookie\n    session_affinity_attributes: {{drain_duration: {drain}}}\npools:\n  p:\n    endpoints:\n{endpoints}",
-            free_port()
-        )
+    let config = |drain: u64| {
+        tether()
+            .listener(free_port())
+            .decision_header()
+            .cookie_keys_file(&keys)
+            .load_balancer("*", on_p(Affinity::Cookie).drain(drain))
+            .pool("p", pool([endpoint(&a).enabled(false)]).and(&b).and(&c))
     };
     // A session pinned to `a` (by an earlier process sharing the keys).
     let on_a = mint(KEY, "*", "p", "a", unix_now() + 3600);
 
     // drain_duration 0: disabling is immediate.
-    let proxy = TetherProc::start(&section(0));
+    let proxy = config(0).start();
     assert_eq!(visit(&proxy, Some(&on_a)).2, "repin_drained");
     drop(proxy);
 
     // drain_duration 2: the session stays on `a`, new sessions never go there...
-    let proxy = TetherProc::start(&section(2));
+    let proxy = config(2).start();
     assert_eq!(
         visit(&proxy, Some(&on_a)),
         (200, "a".into(), "hit".into(), None)
@@ -514,15 +520,12 @@ struct PinnedToDeadEndpoint {
     _keys: tempfile::TempDir,
 }
 
-fn pinned_to_dead_endpoint(zero_downtime_failover: &str) -> PinnedToDeadEndpoint {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+fn pinned_to_dead_endpoint(mode: Failover) -> PinnedToDeadEndpoint {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
     let dir = tempfile::TempDir::new().unwrap();
     let keys = keys_file(dir.path(), "keys", &[KEY]);
-    let proxy = TetherProc::start(&sticky(
-        &format!("cookie_keys_file: \"{keys}\"\n"),
-        &format!("session_affinity: cookie\nsession_affinity_attributes: {{zero_downtime_failover: {zero_downtime_failover}}}\n"),
-        &[&a, &b],
-    ));
+    let balancer = on_p(Affinity::Cookie).zero_downtime_failover(mode);
+    let proxy = sticky(balancer, [&a, &b]).cookie_keys_file(&keys).start();
     let on_a = mint(KEY, "*", "p", "a", unix_now() + 3600);
     a.stop();
     PinnedToDeadEndpoint {
@@ -542,7 +545,7 @@ fn zero_downtime_failover_none_gives_502() {
         b,
         on_a,
         _keys,
-    } = pinned_to_dead_endpoint("none");
+    } = pinned_to_dead_endpoint(Failover::None);
     let (status, body, _, _) = visit(&proxy, Some(&on_a));
     assert_eq!(status, 502, "{body}");
     assert_eq!(b.requests(), 0, "a pinned session is not moved with none");
@@ -558,7 +561,7 @@ fn zero_downtime_failover_temporary_keeps_the_pin() {
         b: _b,
         on_a,
         _keys,
-    } = pinned_to_dead_endpoint("temporary");
+    } = pinned_to_dead_endpoint(Failover::Temporary);
     for _ in 0..3 {
         assert_eq!(
             visit(&proxy, Some(&on_a)),
@@ -582,7 +585,7 @@ fn zero_downtime_failover_sticky_repins() {
         b: _b,
         on_a,
         _keys,
-    } = pinned_to_dead_endpoint("sticky");
+    } = pinned_to_dead_endpoint(Failover::Sticky);
     let (status, endpoint, d, new_cookie) = visit(&proxy, Some(&on_a));
     assert_eq!(
         (status, endpoint.as_str(), d.as_str()),
@@ -598,13 +601,12 @@ fn zero_downtime_failover_sticky_repins() {
 
 #[test]
 fn table_sessions_follow_zero_downtime_failover_too() {
-    for (mode, back_to_a) in [("temporary", true), ("sticky", false)] {
-        let (a, b) = (Upstream::start("a"), Upstream::start("b"));
-        let proxy = TetherProc::start(&sticky(
-            "",
-            &format!("session_affinity: header\nsession_affinity_attributes: {{headers: [X-User], zero_downtime_failover: {mode}}}\n"),
-            &[&a, &b],
-        ));
+    for (mode, back_to_a) in [(Failover::Temporary, true), (Failover::Sticky, false)] {
+        let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+        let balancer = on_p(Affinity::Header)
+            .headers(["X-User"])
+            .zero_downtime_failover(mode);
+        let proxy = sticky(balancer, [&a, &b]).start();
         // Find a user whose session lands on `a`.
         let user = (0..64)
             .map(|i| format!("user-{i}"))
@@ -625,19 +627,12 @@ fn table_sessions_follow_zero_downtime_failover_too() {
 
 #[test]
 fn failover_targets_agree_across_processes() {
-    let ups: Vec<Upstream> = ["a", "b", "c", "d", "e"]
-        .iter()
-        .map(|n| Upstream::start(n))
-        .collect();
-    let refs: Vec<&Upstream> = ups.iter().collect();
+    let ups = ["a", "b", "c", "d", "e"].map(Upstream::healthy);
     let dir = tempfile::TempDir::new().unwrap();
     let keys = keys_file(dir.path(), "keys", &[KEY]);
-    let section = sticky(
-        &format!("cookie_keys_file: \"{keys}\"\n"),
-        "session_affinity: cookie\nsession_affinity_attributes: {zero_downtime_failover: temporary}\n",
-        &refs,
-    );
-    let (one, two) = (TetherProc::start(&section), TetherProc::start(&section));
+    let balancer = on_p(Affinity::Cookie).zero_downtime_failover(Failover::Temporary);
+    let config = sticky(balancer, &ups).cookie_keys_file(&keys);
+    let (one, two) = (config.start(), config.start());
     ups[0].stop();
     let mut targets = HashSet::new();
     for i in 0..12u64 {
@@ -661,7 +656,7 @@ fn failover_targets_agree_across_processes() {
 #[test]
 fn a_browser_stays_put_while_cookieless_clients_spread() {
     let (a, b, c) = three();
-    let proxy = TetherProc::start(&sticky("", "session_affinity: cookie\n", &[&a, &b, &c]));
+    let proxy = sticky(on_p(Affinity::Cookie), [&a, &b, &c]).start();
     let browser = cookie_client();
     let mut seen_by_browser = HashSet::new();
     let mut seen_without = HashSet::new();

@@ -36,16 +36,19 @@ fn every_shipped_config_validates() {
 
 #[test]
 fn test_mode_starts_nothing() {
-    let up = Upstream::start("u");
+    let up = Upstream::healthy("u");
     let port = free_port();
-    let (code, out, _) = check_section(&format!(
-        "listeners:\n  - address: \"127.0.0.1:{port}\"\nload_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n{}",
-        endpoints_yaml(&[&up], 6)
-    ));
+    let (code, out, _) = tether()
+        .listener(port)
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&up]))
+        .check();
     assert_eq!((code, out.trim()), (0, "configuration OK"));
     assert!(!accepts(format!("127.0.0.1:{port}").parse().unwrap()));
 }
 
+/// Invalid on purpose (unknown keys, wrong values): literal YAML, which the config
+/// builder cannot write.
 const BROKEN: &str = r#"listeners:
   - address: "127.0.0.1:notaport"
 load_balancers:
@@ -87,10 +90,12 @@ fn every_error_is_reported_with_its_key_path() {
 #[test]
 fn an_invalid_file_never_starts_a_server() {
     let port = free_port();
-    let mut proc = TetherProc::builder(&format!(
-        "listeners:\n  - address: \"127.0.0.1:{port}\"\nload_balancers:\n  \"*\":\n    default_pools: [nope]\npools:\n  p:\n    endpoints:\n      - {{name: a, address: \"127.0.0.1:1\"}}\n"
-    ))
-    .spawn();
+    let mut proc = tether()
+        .listener(port)
+        .load_balancer("*", lb(["nope"]))
+        .pool("p", pool([Endpoint::at("a", "127.0.0.1:1")]))
+        .builder()
+        .spawn();
     let status = proc
         .wait_exit(Duration::from_secs(30))
         .expect("tether must exit on an invalid file");

@@ -40,18 +40,21 @@ fn seconds_left(proxy: &TetherProc) -> Option<f64> {
 
 #[test]
 fn a_drain_started_over_the_api_survives_a_hot_upgrade_and_ends_on_time() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
     let dir = tempfile::TempDir::new().unwrap();
     let keys = keys_file(dir.path(), "keys", &[KEY]);
     let state = dir.path().join("state.json");
-    let section = format!(
-        "listeners:\n  - address: \"127.0.0.1:{}\"\nadmin: {{address: \"127.0.0.1:{}\"}}\ndecision_header: true\ncookie_keys_file: \"{keys}\"\nstate_file: \"{}\"\nload_balancers:\n  \"*\":\n    default_pools: [p]\n    session_affinity: cookie\n    session_affinity_attributes: {{drain_duration: {DRAIN}}}\npools:\n  p:\n    endpoints:\n{}",
-        free_port(),
-        free_port(),
-        state.display(),
-        endpoints_yaml(&[&a, &b], 6)
-    );
-    let mut old = TetherProc::builder(&section).grace(1, 1).start();
+    let mut old = tether()
+        .listener(free_port())
+        .admin(free_port())
+        .decision_header()
+        .cookie_keys_file(&keys)
+        .state_file(&state)
+        .load_balancer("*", lb(["p"]).affinity(Affinity::Cookie).drain(DRAIN))
+        .pool("p", pool([&a, &b]))
+        .builder()
+        .grace(1, 1)
+        .start();
     let on_a = mint(KEY, "*", "p", "a", unix_now() + 3600);
     assert_eq!(visit(&old, Some(&on_a)), ("hit".into(), "a".into()));
 

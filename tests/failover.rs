@@ -6,13 +6,24 @@ mod support;
 
 use std::time::Duration;
 
+use support::api::wait_for_health;
 use support::*;
 
-const FAST_MONITOR: &str =
-    "monitors:\n  fast: {path: /health, interval: 0.2, timeout: 0.2, retries: 0}\n";
+/// How long a monitor probing every 0.2 s may take to change its verdict here.
+const VERDICT: Duration = Duration::from_secs(5);
 
-fn listener(port: u16) -> String {
-    format!("listeners:\n  - address: \"127.0.0.1:{port}\"\n")
+/// A listener, an admin listener (to read the monitors' verdicts) and the monitor
+/// `fast`: `GET /health` every 0.2 s, one failure marks an endpoint down.
+fn monitored() -> Tether {
+    tether()
+        .listener(free_port())
+        .admin(free_port())
+        .monitor("fast", Monitor::every(0.2))
+}
+
+/// A listener, nothing else yet.
+fn plain() -> Tether {
+    tether().listener(free_port())
 }
 
 fn answer(proxy: &TetherProc) -> (u16, String) {
@@ -36,33 +47,32 @@ fn settles_on(proxy: &TetherProc, name: &str, n: usize) -> bool {
 
 #[test]
 fn monitor_moves_traffic_to_the_next_pool_and_back() {
-    let primary = Upstream::start("primary-1");
-    let secondary = Upstream::start("secondary-1");
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [primary, secondary]\npools:\n  primary:\n    monitor: fast\n    endpoints:\n{}  secondary:\n    monitor: fast\n    endpoints:\n{}{FAST_MONITOR}",
-        listener(free_port()),
-        endpoints_yaml(&[&primary], 6),
-        endpoints_yaml(&[&secondary], 6)
-    ));
+    let primary = Upstream::healthy("primary-1");
+    let secondary = Upstream::healthy("secondary-1");
+    let proxy = monitored()
+        .load_balancer("*", lb(["primary", "secondary"]))
+        .pool("primary", pool([&primary]).monitor("fast"))
+        .pool("secondary", pool([&secondary]).monitor("fast"))
+        .start();
     assert_eq!(answer(&proxy), (200, "primary-1".to_string()));
 
     primary.set_healthy(false);
-    assert!(
-        proxy.wait_for_log("endpoint primary-1", Duration::from_secs(5))
-            && proxy.wait_for_log("is unhealthy", Duration::from_secs(5)),
-        "no health change logged:\n{}",
-        proxy.logs()
-    );
+    let verdict = wait_for_health(&proxy, "primary", "primary-1", false, VERDICT);
     for _ in 0..20 {
         assert_eq!(answer(&proxy), (200, "secondary-1".to_string()));
     }
+    let reason = verdict["last_check"]["failure"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("status 503 is not expected"), "{verdict}");
     assert!(
-        proxy.logs().contains("status 503 is not expected"),
-        "the reason is logged"
+        proxy.wait_for_log("status 503 is not expected", VERDICT),
+        "the reason is logged:\n{}",
+        proxy.logs()
     );
 
     primary.set_healthy(true);
-    assert!(proxy.wait_for_log("is healthy again", Duration::from_secs(5)));
+    wait_for_health(&proxy, "primary", "primary-1", true, VERDICT);
     assert!(
         settles_on(&proxy, "primary-1", 10),
         "traffic did not return to primary"
@@ -71,15 +81,14 @@ fn monitor_moves_traffic_to_the_next_pool_and_back() {
 
 #[test]
 fn minimum_origins_is_the_pool_health_threshold() {
-    let a = Upstream::start("a");
-    let b = Upstream::start("b");
-    let other = Upstream::start("other");
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [pair, other]\npools:\n  pair:\n    minimum_origins: 2\n    monitor: fast\n    endpoints:\n{}  other:\n    endpoints:\n{}{FAST_MONITOR}",
-        listener(free_port()),
-        endpoints_yaml(&[&a, &b], 6),
-        endpoints_yaml(&[&other], 6)
-    ));
+    let a = Upstream::healthy("a");
+    let b = Upstream::healthy("b");
+    let other = Upstream::healthy("other");
+    let proxy = monitored()
+        .load_balancer("*", lb(["pair", "other"]))
+        .pool("pair", pool([&a, &b]).minimum_origins(2).monitor("fast"))
+        .pool("other", pool([&other]))
+        .start();
     let body = answer(&proxy).1;
     assert!(body == "a" || body == "b", "{body}");
     b.set_healthy(false);
@@ -91,16 +100,15 @@ fn minimum_origins_is_the_pool_health_threshold() {
 
 #[test]
 fn fallback_pool_serves_with_its_health_ignored() {
-    let primary = Upstream::start("primary-1");
-    let fallback = Upstream::start("fallback-1");
+    let primary = Upstream::healthy("primary-1");
+    let fallback = Upstream::healthy("fallback-1");
     fallback.set_healthy(false);
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [primary]\n    fallback_pool: fallback\npools:\n  primary:\n    monitor: fast\n    endpoints:\n{}  fallback:\n    monitor: fast\n    endpoints:\n{}{FAST_MONITOR}",
-        listener(free_port()),
-        endpoints_yaml(&[&primary], 6),
-        endpoints_yaml(&[&fallback], 6)
-    ));
-    assert!(proxy.wait_for_log("endpoint fallback-1", Duration::from_secs(5)));
+    let proxy = monitored()
+        .load_balancer("*", lb(["primary"]).fallback("fallback"))
+        .pool("primary", pool([&primary]).monitor("fast"))
+        .pool("fallback", pool([&fallback]).monitor("fast"))
+        .start();
+    wait_for_health(&proxy, "fallback", "fallback-1", false, VERDICT);
     assert_eq!(answer(&proxy), (200, "primary-1".to_string()));
     primary.set_healthy(false);
     assert!(
@@ -111,12 +119,11 @@ fn fallback_pool_serves_with_its_health_ignored() {
 
 #[test]
 fn no_usable_endpoint_answers_503() {
-    let a = Upstream::start("a");
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n      - {{name: a, address: \"{}\", enabled: false}}\n",
-        listener(free_port()),
-        a.addr()
-    ));
+    let a = Upstream::healthy("a");
+    let proxy = plain()
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([endpoint(&a).enabled(false)]))
+        .start();
     let (status, body) = answer(&proxy);
     assert_eq!(status, 503);
     assert!(body.contains("no usable endpoint"), "{body}");
@@ -125,14 +132,12 @@ fn no_usable_endpoint_answers_503() {
 
 #[test]
 fn refused_connection_is_retried_on_another_endpoint() {
-    let dead = Upstream::start("dead");
-    let live = Upstream::start("live");
-    dead.stop();
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n{}",
-        listener(free_port()),
-        endpoints_yaml(&[&dead, &live], 6)
-    ));
+    let dead = Upstream::refusing("dead");
+    let live = Upstream::healthy("live");
+    let proxy = plain()
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&dead, &live]))
+        .start();
     // No monitor: both count as healthy, so random steering keeps picking the dead one.
     let client = client();
     for _ in 0..40 {
@@ -158,24 +163,21 @@ fn refused_connection_is_retried_on_another_endpoint() {
 
 #[test]
 fn failover_crosses_pools_only_when_adaptive_routing_allows() {
-    let dead = Upstream::start("dead");
-    let live = Upstream::start("live");
-    dead.stop();
+    let dead = Upstream::refusing("dead");
+    let live = Upstream::healthy("live");
     let config = |across: bool| {
-        format!(
-            "{}load_balancers:\n  \"*\":\n    default_pools: [first, second]\n    adaptive_routing: {{failover_across_pools: {across}}}\npools:\n  first:\n    endpoints:\n{}  second:\n    endpoints:\n{}",
-            listener(free_port()),
-            endpoints_yaml(&[&dead], 6),
-            endpoints_yaml(&[&live], 6)
-        )
+        plain()
+            .load_balancer("*", lb(["first", "second"]).failover_across_pools(across))
+            .pool("first", pool([&dead]))
+            .pool("second", pool([&live]))
     };
-    let proxy = TetherProc::start(&config(false));
+    let proxy = config(false).start();
     let (status, body) = answer(&proxy);
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("upstream unreachable"), "{body}");
     drop(proxy);
 
-    let proxy = TetherProc::start(&config(true));
+    let proxy = config(true).start();
     for _ in 0..10 {
         assert_eq!(answer(&proxy), (200, "live".to_string()));
     }
@@ -183,15 +185,12 @@ fn failover_crosses_pools_only_when_adaptive_routing_allows() {
 
 #[test]
 fn every_endpoint_refusing_gives_502() {
-    let a = Upstream::start("a");
-    let b = Upstream::start("b");
-    a.stop();
-    b.stop();
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n{}",
-        listener(free_port()),
-        endpoints_yaml(&[&a, &b], 6)
-    ));
+    let a = Upstream::refusing("a");
+    let b = Upstream::refusing("b");
+    let proxy = plain()
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&a, &b]))
+        .start();
     let (status, body) = answer(&proxy);
     assert_eq!(status, 502);
     assert!(body.contains("502") && !body.contains("panicked"), "{body}");
@@ -199,13 +198,12 @@ fn every_endpoint_refusing_gives_502() {
 
 #[test]
 fn upstream_timeout_gives_504_and_the_proxy_keeps_serving() {
-    let stuck = Upstream::start("stuck");
-    stuck.set_delay(Duration::from_secs(5));
-    let proxy = TetherProc::start(&format!(
-        "{}upstream_timeouts: {{read: 0.3}}\nload_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n{}",
-        listener(free_port()),
-        endpoints_yaml(&[&stuck], 6)
-    ));
+    let stuck = Upstream::slow("stuck", Duration::from_secs(5));
+    let proxy = plain()
+        .upstream_read_timeout(0.3)
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&stuck]))
+        .start();
     let (status, body) = answer(&proxy);
     assert_eq!(status, 504, "{body}");
     assert!(body.contains("timed out"), "{body}");
@@ -227,20 +225,25 @@ fn upstream_timeout_gives_504_and_the_proxy_keeps_serving() {
 
 #[test]
 fn tcp_monitor_marks_a_closed_port_down() {
-    let gone = Upstream::start("gone");
-    let live = Upstream::start("live");
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    monitor: tcp\n    endpoints:\n{}monitors:\n  tcp: {{type: tcp, interval: 0.2, timeout: 0.2, retries: 1}}\n",
-        listener(free_port()),
-        endpoints_yaml(&[&gone, &live], 6)
-    ));
+    let gone = Upstream::healthy("gone");
+    let live = Upstream::healthy("live");
+    let proxy = plain()
+        .admin(free_port())
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&gone, &live]).monitor("tcp"))
+        .monitor("tcp", Monitor::tcp().interval(0.2).timeout(0.2).retries(1))
+        .start();
     gone.stop();
+    let verdict = wait_for_health(&proxy, "p", "gone", false, VERDICT);
+    let reason = verdict["last_check"]["failure"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("tcp connect"), "{verdict}");
     assert!(
-        proxy.wait_for_log("endpoint gone", Duration::from_secs(5)),
-        "{}",
+        proxy.wait_for_log("tcp connect", VERDICT),
+        "the reason is logged:\n{}",
         proxy.logs()
     );
-    assert!(proxy.logs().contains("tcp connect"), "{}", proxy.logs());
     assert_eq!(
         live.health_checks(),
         0,
@@ -250,18 +253,27 @@ fn tcp_monitor_marks_a_closed_port_down() {
 
 #[test]
 fn http_monitor_checks_codes_body_method_and_headers() {
-    let up = Upstream::start("checked");
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    monitor: strict\n    endpoints:\n{}monitors:\n  strict: {{path: /health, expected_codes: \"2xx\", expected_body: \"NOT-THERE\", interval: 0.2, timeout: 0.2, retries: 0, consecutive_down: 2}}\n",
-        listener(free_port()),
-        endpoints_yaml(&[&up], 6)
-    ));
+    let up = Upstream::healthy("checked");
+    let strict = Monitor::every(0.2)
+        .expected_codes("2xx")
+        .expected_body("NOT-THERE")
+        .consecutive_down(2);
+    let proxy = plain()
+        .admin(free_port())
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&up]).monitor("strict"))
+        .monitor("strict", strict)
+        .start();
+    let verdict = wait_for_health(&proxy, "p", "checked", false, VERDICT);
+    let reason = verdict["last_check"]["failure"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("body does not contain"), "{verdict}");
     assert!(
-        proxy.wait_for_log("body does not contain", Duration::from_secs(5)),
+        proxy.wait_for_log("failed 2 time(s) in a row", VERDICT),
         "{}",
         proxy.logs()
     );
-    assert!(proxy.logs().contains("failed 2 time(s) in a row"));
     let (status, body) = answer(&proxy);
     assert_eq!(
         status, 503,
@@ -272,12 +284,11 @@ fn http_monitor_checks_codes_body_method_and_headers() {
 
 #[test]
 fn sigterm_exits_gracefully() {
-    let up = Upstream::start("u");
-    let mut proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n{}",
-        listener(free_port()),
-        endpoints_yaml(&[&up], 6)
-    ));
+    let up = Upstream::healthy("u");
+    let mut proxy = plain()
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&up]))
+        .start();
     assert_eq!(answer(&proxy).0, 200);
     let status = proxy.terminate();
     assert!(status.success(), "exit status {status:?}\n{}", proxy.logs());

@@ -321,56 +321,131 @@ fn reindent_strips_common_indentation() {
 }
 
 #[test]
-fn cfg_builds_the_tether_section() {
-    let a = Upstream::start("web-1");
-    let b = Upstream::start("web-2");
-    let s = Upstream::start("spare-1");
-    let cfg = Cfg::new()
+fn the_config_builder_writes_the_yaml_keys() {
+    let a = Upstream::healthy("web-1");
+    let b = Upstream::healthy("web-2");
+    let s = Upstream::healthy("spare-1");
+    let dir = tempfile::TempDir::new().unwrap();
+    let tls = Tls::self_signed(dir.path());
+    let cfg = tether()
         .listener(18080)
+        .tls_listener(18443, &tls)
         .admin(19180)
         .decision_header()
-        .lb_with(
+        .max_sessions(1000)
+        .upstream_read_timeout(0.5)
+        .load_balancer(
             "*",
-            &["primary"],
-            "session_affinity: cookie\nfallback_pool: spare",
+            lb(["primary"])
+                .affinity(Affinity::Cookie)
+                .ttl(3600)
+                .drain(30)
+                .zero_downtime_failover(Failover::Sticky)
+                .samesite(SameSite::None)
+                .secure(Secure::Always)
+                .fallback("spare"),
         )
-        .lb("www.example.com", &["primary", "spare"])
-        .pool("primary", &[&a, &b])
-        .monitor_fast("primary")
-        .pool_with("spare", &[&s], "minimum_origins: 1")
-        .monitor_fast("spare");
+        .load_balancer(
+            "www.example.com",
+            lb(["primary", "spare"])
+                .steering(Steering::Random)
+                .random_steering(1.0, &[("spare", 0.25)])
+                .failover_across_pools(true)
+                .always_use_https(true)
+                .enabled(false),
+        )
+        .load_balancer("off.test", lb(["primary"]).steering(Steering::Unset))
+        .load_balancer(
+            "h.test",
+            lb(["primary"])
+                .affinity(Affinity::Header)
+                .headers(["X-User", "cookie:sid"])
+                .require_all_headers(true),
+        )
+        .pool(
+            "primary",
+            pool([&a])
+                .and(endpoint(&b).weight(0.5).enabled(false).host("app.internal"))
+                .monitor("fast")
+                .origin_steering(OriginSteering::Hash)
+                .minimum_origins(1),
+        )
+        .pool("spare", pool([&s]).monitor("fast").enabled(true))
+        .monitor("fast", Monitor::every(0.2).consecutive_down(2))
+        .monitor("tcp", Monitor::tcp().interval(1.0));
     assert_eq!(cfg.listen(), "127.0.0.1:18080");
 
     let yaml = cfg.yaml();
     let v: serde_yaml::Value =
         serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     assert_eq!(v["listeners"][0]["address"], "127.0.0.1:18080");
+    assert!(v["listeners"][0].get("tls").is_none(), "{yaml}");
+    assert_eq!(
+        v["listeners"][1]["tls"]["cert_path"],
+        tls.cert_path.as_str()
+    );
     assert_eq!(v["admin"]["address"], "127.0.0.1:19180");
+    assert!(
+        v["admin"].get("token_file").is_none(),
+        "None is left out: {yaml}"
+    );
     assert_eq!(v["decision_header"], true);
+    assert_eq!(v["max_sessions"], 1000);
+    assert_eq!(v["upstream_timeouts"]["read"], 0.5);
+    assert!(v.get("state_file").is_none(), "{yaml}");
     let star = &v["load_balancers"]["*"];
     assert_eq!(star["default_pools"][0], "primary");
     assert_eq!(star["session_affinity"], "cookie");
+    assert_eq!(star["session_affinity_ttl"], 3600);
     assert_eq!(star["fallback_pool"], "spare");
-    assert_eq!(
-        v["load_balancers"]["www.example.com"]["default_pools"][1],
-        "spare"
-    );
+    let attrs = &star["session_affinity_attributes"];
+    assert_eq!(attrs["drain_duration"], 30);
+    assert_eq!(attrs["zero_downtime_failover"], "sticky");
+    assert_eq!(attrs["samesite"], "None");
+    assert_eq!(attrs["secure"], "Always");
+    let www = &v["load_balancers"]["www.example.com"];
+    assert_eq!(www["default_pools"][1], "spare");
+    assert_eq!(www["steering_policy"], "random");
+    assert_eq!(www["random_steering"]["pool_weights"]["spare"], 0.25);
+    assert_eq!(www["adaptive_routing"]["failover_across_pools"], true);
+    assert_eq!(www["always_use_https"], true);
+    assert_eq!(www["enabled"], false);
+    assert!(www.get("session_affinity").is_none(), "{yaml}");
+    assert_eq!(v["load_balancers"]["off.test"]["steering_policy"], "");
+    let h = &v["load_balancers"]["h.test"]["session_affinity_attributes"];
+    assert_eq!(h["headers"][1], "cookie:sid");
+    assert_eq!(h["require_all_headers"], true);
     let primary = &v["pools"]["primary"];
     assert_eq!(primary["monitor"], "fast");
-    assert_eq!(primary["endpoints"][1]["name"], "web-2");
+    assert_eq!(primary["origin_steering"]["policy"], "hash");
+    assert_eq!(primary["minimum_origins"], 1);
+    assert_eq!(primary["endpoints"][0]["name"], "web-1");
+    assert!(primary["endpoints"][0].get("weight").is_none(), "{yaml}");
+    let web2 = &primary["endpoints"][1];
+    assert_eq!(web2["name"], "web-2");
+    assert_eq!(web2["address"], b.addr().to_string().as_str());
+    assert_eq!(web2["weight"], 0.5);
+    assert_eq!(web2["enabled"], false);
+    assert_eq!(web2["header"]["Host"][0], "app.internal");
+    assert_eq!(v["pools"]["spare"]["enabled"], true);
+    let fast = &v["monitors"]["fast"];
     assert_eq!(
-        primary["endpoints"][1]["address"],
-        b.addr().to_string().as_str()
+        (
+            &fast["type"],
+            &fast["path"],
+            &fast["interval"],
+            &fast["retries"]
+        ),
+        (
+            &serde_yaml::Value::from("http"),
+            &serde_yaml::Value::from("/health"),
+            &serde_yaml::Value::from(0.2),
+            &serde_yaml::Value::from(0)
+        )
     );
-    assert_eq!(v["pools"]["spare"]["minimum_origins"], 1);
-    assert_eq!(v["pools"]["spare"]["monitor"], "fast");
-    assert_eq!(v["monitors"]["fast"]["path"], "/health");
-    assert_eq!(v["monitors"]["fast"]["interval"], 1);
-    assert_eq!(
-        v["monitors"].as_mapping().map(|m| m.len()),
-        Some(1),
-        "{yaml}"
-    );
+    assert_eq!(fast["consecutive_down"], 2);
+    assert_eq!(v["monitors"]["tcp"]["type"], "tcp");
+    assert!(v["monitors"]["tcp"].get("path").is_none(), "{yaml}");
 
     // The harness finds the addresses to wait for.
     assert_eq!(
@@ -382,31 +457,56 @@ fn cfg_builds_the_tether_section() {
         Some("127.0.0.1:19180")
     );
 
-    // And the whole file is valid YAML with the section under `tether:`.
-    let dir = tempfile::TempDir::new().unwrap();
-    let full = wrap_config(dir.path(), &yaml);
-    let f: serde_yaml::Value =
-        serde_yaml::from_str(&full).unwrap_or_else(|e| panic!("{e}\n{full}"));
-    assert_eq!(f["version"], 1);
-    assert_eq!(f["grace_period_seconds"], 0);
-    assert_eq!(
-        f["tether"]["pools"]["primary"]["endpoints"][0]["name"],
-        "web-1"
-    );
+    // And Tether itself reads every key of it.
+    let (code, out, err) = cfg.check();
+    assert_eq!((code, out.trim()), (0, "configuration OK"), "{err}\n{yaml}");
 }
 
 #[test]
-fn endpoints_yaml_lists_the_upstreams() {
-    let a = Upstream::start("web-1");
-    let b = Upstream::start("web-2");
-    assert_eq!(
-        endpoints_yaml(&[&a, &b], 4),
-        format!(
-            "    - {{name: web-1, address: \"{}\"}}\n    - {{name: web-2, address: \"{}\"}}\n",
-            a.addr(),
-            b.addr()
-        )
+fn the_named_fakes_behave_as_named() {
+    let healthy = Upstream::healthy("h");
+    assert_eq!(get(&client(), &healthy.url("/"), "x").2, "h");
+
+    // Refusing: nothing listens on its port, until it is restarted.
+    let refusing = Upstream::refusing("r");
+    assert!(refused(refusing.addr()));
+    refusing.restart();
+    assert_eq!(get(&client(), &refusing.url("/"), "x").2, "r");
+
+    // Slow: answers, after the delay.
+    let delay = Duration::from_millis(300);
+    let slow = Upstream::slow("s", delay);
+    let started = Instant::now();
+    assert_eq!(get(&client(), &slow.url("/"), "x").2, "s");
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+
+    // Black hole: accepts, reads nothing, answers nothing, until stopped.
+    let hole = Upstream::black_hole("b");
+    let mut conn = TcpStream::connect(hole.addr()).expect("the black hole accepts");
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(5), || hole.connections() == 1));
+    conn.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match conn.read(&mut buf) {
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+        Ok(n) => panic!("the black hole answered {:?}", &buf[..n]),
+    }
+    assert_eq!(hole.requests(), 0);
+    hole.stop();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(
+        matches!(conn.read(&mut buf), Ok(0) | Err(_)),
+        "stop() closes the held connection"
     );
+    assert!(refused(hole.addr()));
 }
 
 #[test]

@@ -131,35 +131,26 @@ const DECISIONS: [&str; 9] = [
 #[test]
 fn counters_equal_the_requests_sent_and_gauges_follow_the_state() {
     let (a, b, z) = (
-        Upstream::start("a"),
-        Upstream::start("b"),
-        Upstream::start("z"),
+        Upstream::healthy("a"),
+        Upstream::healthy("b"),
+        Upstream::healthy("z"),
     );
-    let c = Upstream::start("c");
-    let e = Upstream::start("e");
+    let c = Upstream::healthy("c");
+    let e = Upstream::healthy("e");
     e.set_healthy(false);
-    let p_yaml = format!(
-        "endpoints:\n{}  - {{name: z, address: \"{}\", enabled: false}}\n",
-        endpoints_yaml(&[&a, &b], 2),
-        z.addr()
-    );
-    let cfg = Cfg::new()
+    let proxy = tether()
         .listener(free_port())
         .admin(free_port())
         .decision_header()
-        .lb_with(
-            "x",
-            &["p"],
-            "session_affinity: cookie\nsession_affinity_attributes: {drain_duration: 600}",
-        )
-        .lb_with("ip.test", &["p"], "session_affinity: source_ip")
-        .lb("down.test", &["d"])
-        .lb("mon.test", &["m"])
-        .pool_yaml("p", &p_yaml)
-        .pool("d", &[&c])
-        .pool("m", &[&e])
-        .monitor_fast("m");
-    let proxy = cfg.start();
+        .load_balancer("x", lb(["p"]).affinity(Affinity::Cookie).drain(600))
+        .load_balancer("ip.test", lb(["p"]).affinity(Affinity::SourceIp))
+        .load_balancer("down.test", lb(["d"]))
+        .load_balancer("mon.test", lb(["m"]))
+        .pool("p", pool([&a, &b]).and(endpoint(&z).enabled(false)))
+        .pool("d", pool([&c]))
+        .pool("m", pool([&e]).monitor("fast"))
+        .monitor("fast", Monitor::every(1.0))
+        .start();
     c.stop();
 
     // What was sent, tallied from the responses themselves.

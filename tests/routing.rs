@@ -28,19 +28,14 @@ fn spread(proxy: &TetherProc, host: &str, n: usize) -> HashMap<String, usize> {
     seen
 }
 
-fn listener(port: u16) -> String {
-    format!("listeners:\n  - address: \"127.0.0.1:{port}\"\n")
-}
-
 #[test]
 fn host_selects_the_load_balancer_and_unknown_hosts_get_404() {
-    let app = Upstream::start("app-1");
-    let port = free_port();
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  app.example.com:\n    default_pools: [app]\npools:\n  app:\n    endpoints:\n{}",
-        listener(port),
-        endpoints_yaml(&[&app], 6)
-    ));
+    let app = Upstream::healthy("app-1");
+    let proxy = tether()
+        .listener(free_port())
+        .load_balancer("app.example.com", lb(["app"]))
+        .pool("app", pool([&app]))
+        .start();
     let client = client();
 
     let (status, headers, body) = get(&client, &proxy.url("/"), "app.example.com");
@@ -66,15 +61,16 @@ fn host_selects_the_load_balancer_and_unknown_hosts_get_404() {
 
 #[test]
 fn catch_all_serves_hosts_no_other_entry_names_and_disabled_answers_503() {
-    let named = Upstream::start("named");
-    let any = Upstream::start("any");
-    let port = free_port();
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  shop.example.com:\n    default_pools: [named]\n  off.example.com:\n    enabled: false\n    default_pools: [named]\n  \"*\":\n    default_pools: [any]\npools:\n  named:\n    endpoints:\n{}  any:\n    endpoints:\n{}",
-        listener(port),
-        endpoints_yaml(&[&named], 6),
-        endpoints_yaml(&[&any], 6)
-    ));
+    let named = Upstream::healthy("named");
+    let any = Upstream::healthy("any");
+    let proxy = tether()
+        .listener(free_port())
+        .load_balancer("shop.example.com", lb(["named"]))
+        .load_balancer("off.example.com", lb(["named"]).enabled(false))
+        .load_balancer("*", lb(["any"]))
+        .pool("named", pool([&named]))
+        .pool("any", pool([&any]))
+        .start();
     let client = client();
     assert_eq!(get(&client, &proxy.url("/"), "shop.example.com").2, "named");
     assert_eq!(get(&client, &proxy.url("/"), "whatever.test").2, "any");
@@ -90,17 +86,21 @@ fn catch_all_serves_hosts_no_other_entry_names_and_disabled_answers_503() {
 
 #[test]
 fn weights_share_traffic_and_weight_zero_gets_none() {
-    let heavy = Upstream::start("heavy");
-    let light = Upstream::start("light");
-    let zero = Upstream::start("zero");
-    let port = free_port();
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n      - {{name: heavy, address: \"{}\", weight: 1.0}}\n      - {{name: light, address: \"{}\", weight: 0.5}}\n      - {{name: zero, address: \"{}\", weight: 0}}\n",
-        listener(port),
-        heavy.addr(),
-        light.addr(),
-        zero.addr()
-    ));
+    let heavy = Upstream::healthy("heavy");
+    let light = Upstream::healthy("light");
+    let zero = Upstream::healthy("zero");
+    let proxy = tether()
+        .listener(free_port())
+        .load_balancer("*", lb(["p"]))
+        .pool(
+            "p",
+            pool([
+                endpoint(&heavy).weight(1.0),
+                endpoint(&light).weight(0.5),
+                endpoint(&zero).weight(0.0),
+            ]),
+        )
+        .start();
     let seen = spread(&proxy, "x", 300);
     assert_eq!(
         seen.get("zero"),
@@ -116,14 +116,12 @@ fn weights_share_traffic_and_weight_zero_gets_none() {
 
 #[test]
 fn hash_origin_steering_pins_each_client_ip() {
-    let ups: Vec<Upstream> = (1..=3).map(|i| Upstream::start(&format!("h{i}"))).collect();
-    let refs: Vec<&Upstream> = ups.iter().collect();
-    let port = free_port();
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    origin_steering: {{policy: hash}}\n    endpoints:\n{}",
-        listener(port),
-        endpoints_yaml(&refs, 6)
-    ));
+    let ups = ["h1", "h2", "h3"].map(Upstream::healthy);
+    let proxy = tether()
+        .listener(free_port())
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool(&ups).origin_steering(OriginSteering::Hash))
+        .start();
     let mut chosen = HashMap::new();
     for last in 1..=24u8 {
         let ip: IpAddr = format!("127.0.0.{last}").parse().unwrap();
@@ -170,8 +168,8 @@ fn park_one_request_on_slow(proxy: &TetherProc) -> thread::JoinHandle<(u16, Stri
 
 /// While `slow` holds a request and `fast` holds none, every new request must
 /// go to `fast`; random steering would send half of them to `slow`.
-fn busy_endpoint_is_avoided(section: &str, slow: &Upstream) {
-    let proxy = TetherProc::start(section);
+fn busy_endpoint_is_avoided(config: &Tether, slow: &Upstream) {
+    let proxy = config.start();
     slow.set_delay(Duration::from_secs(2));
     let holder = park_one_request_on_slow(&proxy);
     let seen = spread(&proxy, "x", 20);
@@ -179,53 +177,56 @@ fn busy_endpoint_is_avoided(section: &str, slow: &Upstream) {
     assert_eq!(holder.join().unwrap(), (200, "slow".to_string()));
 }
 
-fn one_pool(policy: &str, slow: &Upstream, fast: &Upstream) -> String {
-    format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    origin_steering: {{policy: {policy}}}\n    endpoints:\n{}",
-        listener(free_port()),
-        endpoints_yaml(&[slow, fast], 6)
-    )
+fn one_pool(policy: OriginSteering, slow: &Upstream, fast: &Upstream) -> Tether {
+    tether()
+        .listener(free_port())
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([slow, fast]).origin_steering(policy))
 }
 
 #[test]
 fn least_outstanding_requests_avoids_the_busy_endpoint() {
-    let (slow, fast) = (Upstream::start("slow"), Upstream::start("fast"));
-    busy_endpoint_is_avoided(&one_pool("least_outstanding_requests", &slow, &fast), &slow);
+    let (slow, fast) = (Upstream::healthy("slow"), Upstream::healthy("fast"));
+    let config = one_pool(OriginSteering::LeastOutstandingRequests, &slow, &fast);
+    busy_endpoint_is_avoided(&config, &slow);
 }
 
 #[test]
 fn least_connections_avoids_the_busy_endpoint() {
-    let (slow, fast) = (Upstream::start("slow"), Upstream::start("fast"));
-    busy_endpoint_is_avoided(&one_pool("least_connections", &slow, &fast), &slow);
+    let (slow, fast) = (Upstream::healthy("slow"), Upstream::healthy("fast"));
+    let config = one_pool(OriginSteering::LeastConnections, &slow, &fast);
+    busy_endpoint_is_avoided(&config, &slow);
 }
 
-fn two_pool_lb(port: u16, steering: &str, a: &Upstream, b: &Upstream, extra: &str) -> String {
-    format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [first, second]\n    steering_policy: {steering}\n{extra}pools:\n  first:\n    endpoints:\n{}  second:\n    endpoints:\n{}",
-        listener(port),
-        endpoints_yaml(&[a], 6),
-        endpoints_yaml(&[b], 6)
-    )
+/// `"*"` over pools `first` (of `a`) and `second` (of `b`), steered by `balancer`.
+fn two_pools(balancer: LoadBalancer, a: &Upstream, b: &Upstream) -> Tether {
+    tether()
+        .listener(free_port())
+        .load_balancer("*", balancer)
+        .pool("first", pool([a]))
+        .pool("second", pool([b]))
 }
 
 #[test]
 fn off_steering_keeps_the_listed_order() {
-    let a = Upstream::start("a");
-    let b = Upstream::start("b");
-    for steering in ["off", "\"\""] {
-        let proxy = TetherProc::start(&two_pool_lb(free_port(), steering, &a, &b, ""));
+    let a = Upstream::healthy("a");
+    let b = Upstream::healthy("b");
+    for steering in [Steering::Off, Steering::Unset] {
+        let balancer = lb(["first", "second"]).steering(steering);
+        let proxy = two_pools(balancer, &a, &b).start();
         let seen = spread(&proxy, "x", 30);
-        assert_eq!(seen.get("a"), Some(&30), "steering {steering}: {seen:?}");
+        assert_eq!(seen.get("a"), Some(&30), "steering {steering:?}: {seen:?}");
     }
 }
 
 #[test]
 fn random_steering_follows_pool_weights() {
-    let a = Upstream::start("a");
-    let b = Upstream::start("b");
-    let extra =
-        "    random_steering: {default_weight: 1.0, pool_weights: {first: 0.2, second: 0.8}}\n";
-    let proxy = TetherProc::start(&two_pool_lb(free_port(), "random", &a, &b, extra));
+    let a = Upstream::healthy("a");
+    let b = Upstream::healthy("b");
+    let balancer = lb(["first", "second"])
+        .steering(Steering::Random)
+        .random_steering(1.0, &[("first", 0.2), ("second", 0.8)]);
+    let proxy = two_pools(balancer, &a, &b).start();
     let seen = spread(&proxy, "x", 300);
     let second = *seen.get("b").unwrap_or(&0) as f64 / 300.0;
     assert!(
@@ -236,24 +237,29 @@ fn random_steering_follows_pool_weights() {
 
 #[test]
 fn least_outstanding_requests_steering_prefers_the_idle_pool() {
-    let (slow, fast) = (Upstream::start("slow"), Upstream::start("fast"));
-    let section = two_pool_lb(free_port(), "least_outstanding_requests", &slow, &fast, "");
-    busy_endpoint_is_avoided(&section, &slow);
+    let (slow, fast) = (Upstream::healthy("slow"), Upstream::healthy("fast"));
+    let balancer = lb(["first", "second"]).steering(Steering::LeastOutstandingRequests);
+    busy_endpoint_is_avoided(&two_pools(balancer, &slow, &fast), &slow);
 }
 
 #[test]
 fn dynamic_latency_steering_prefers_the_faster_pool() {
-    let slow = Upstream::start("slow");
-    let fast = Upstream::start("fast");
-    // The monitor probes "/", which the upstream delays like any request.
-    slow.set_delay(Duration::from_millis(150));
-    let port = free_port();
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [first, second]\n    steering_policy: dynamic_latency\npools:\n  first:\n    monitor: rtt\n    endpoints:\n{}  second:\n    monitor: rtt\n    endpoints:\n{}monitors:\n  rtt: {{path: /, interval: 0.5, timeout: 0.5, retries: 0}}\n",
-        listener(port),
-        endpoints_yaml(&[&slow], 6),
-        endpoints_yaml(&[&fast], 6)
-    ));
+    // The monitor probes "/", which the slow upstream delays like any request.
+    let slow = Upstream::slow("slow", Duration::from_millis(150));
+    let fast = Upstream::healthy("fast");
+    let proxy = tether()
+        .listener(free_port())
+        .load_balancer(
+            "*",
+            lb(["first", "second"]).steering(Steering::DynamicLatency),
+        )
+        .pool("first", pool([&slow]).monitor("rtt"))
+        .pool("second", pool([&fast]).monitor("rtt"))
+        .monitor(
+            "rtt",
+            Monitor::http("/").interval(0.5).timeout(0.5).retries(0),
+        )
+        .start();
     // Both pools have been probed once the slow one has seen two probes.
     assert!(
         wait_until(Duration::from_secs(5), || slow.requests() >= 2
@@ -269,15 +275,18 @@ fn dynamic_latency_steering_prefers_the_faster_pool() {
 
 #[test]
 fn forwarding_headers_and_host_override() {
-    let plain = Upstream::start("plain");
-    let rewritten = Upstream::start("rewritten");
-    let port = free_port();
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  plain.example.com:\n    default_pools: [plain]\n  rewrite.example.com:\n    default_pools: [rewritten]\npools:\n  plain:\n    endpoints:\n{}  rewritten:\n    endpoints:\n      - {{name: rewritten, address: \"{}\", header: {{Host: [\"app.internal\"]}}}}\n",
-        listener(port),
-        endpoints_yaml(&[&plain], 6),
-        rewritten.addr()
-    ));
+    let plain = Upstream::healthy("plain");
+    let rewritten = Upstream::healthy("rewritten");
+    let proxy = tether()
+        .listener(free_port())
+        .load_balancer("plain.example.com", lb(["plain"]))
+        .load_balancer("rewrite.example.com", lb(["rewritten"]))
+        .pool("plain", pool([&plain]))
+        .pool(
+            "rewritten",
+            pool([endpoint(&rewritten).host("app.internal")]),
+        )
+        .start();
     let client = client();
     let echo = |host: &str, extra: &[(&str, &str)]| -> serde_json::Value {
         let mut headers = vec![("host", host)];
@@ -309,13 +318,12 @@ fn forwarding_headers_and_host_override() {
 
 #[test]
 fn access_log_names_the_decision() {
-    let up = Upstream::start("logged");
-    let port = free_port();
-    let proxy = TetherProc::start(&format!(
-        "{}load_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n{}",
-        listener(port),
-        endpoints_yaml(&[&up], 6)
-    ));
+    let up = Upstream::healthy("logged");
+    let proxy = tether()
+        .listener(free_port())
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&up]))
+        .start();
     let (status, _, _) = get(&client(), &proxy.url("/cart?x=1"), "shop.test");
     assert_eq!(status, 200);
     assert!(

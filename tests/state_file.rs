@@ -12,16 +12,15 @@ use serde_json::{json, Value};
 use support::api::{get, ok, patch, refused};
 use support::*;
 
-/// One load balancer `*` over pool `p` (endpoints a and b), an admin
-/// listener, the state file at `state_file`, and `lb_extra` in the load
-/// balancer.
-fn cfg(a: &Upstream, b: &Upstream, state_file: &Path, lb_extra: &str) -> Cfg {
-    Cfg::new()
+/// `balancer` as the load balancer `*` over pool `p` (endpoints a and b), an
+/// admin listener, the state file at `state_file`.
+fn cfg(a: &Upstream, b: &Upstream, state_file: &Path, balancer: LoadBalancer) -> Tether {
+    tether()
         .listener(free_port())
         .admin(free_port())
-        .top(&format!("state_file: \"{}\"", state_file.display()))
-        .lb_with("*", &["p"], lb_extra)
-        .pool("p", &[a, b])
+        .state_file(state_file)
+        .load_balancer("*", balancer)
+        .pool("p", pool([a, b]))
 }
 
 fn on_disk(state_file: &Path) -> Value {
@@ -31,10 +30,10 @@ fn on_disk(state_file: &Path) -> Value {
 
 #[test]
 fn the_state_file_records_only_changed_fields_with_the_file_value() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
     let dir = tempfile::TempDir::new().unwrap();
     let state_file = dir.path().join("state.json");
-    let proxy = cfg(&a, &b, &state_file, "session_affinity: cookie").start();
+    let proxy = cfg(&a, &b, &state_file, lb(["p"]).affinity(Affinity::Cookie)).start();
     ok(patch(
         &proxy,
         "/v1/load_balancers/*",
@@ -62,10 +61,10 @@ fn the_state_file_records_only_changed_fields_with_the_file_value() {
 
 #[test]
 fn a_yaml_edit_after_a_patch_wins_for_that_field_and_keeps_the_other_overrides() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
     let dir = tempfile::TempDir::new().unwrap();
     let state_file = dir.path().join("state.json");
-    let mut proxy = cfg(&a, &b, &state_file, "session_affinity: cookie").start();
+    let mut proxy = cfg(&a, &b, &state_file, lb(["p"]).affinity(Affinity::Cookie)).start();
     ok(patch(
         &proxy,
         "/v1/load_balancers/*",
@@ -79,8 +78,8 @@ fn a_yaml_edit_after_a_patch_wins_for_that_field_and_keeps_the_other_overrides()
     proxy.terminate();
 
     // The operator now sets the drain duration in the file.
-    let lb_extra = "session_affinity: cookie\nsession_affinity_attributes: {drain_duration: 5}";
-    let proxy = cfg(&a, &b, &state_file, lb_extra).start();
+    let edited = lb(["p"]).affinity(Affinity::Cookie).drain(5);
+    let proxy = cfg(&a, &b, &state_file, edited).start();
     let lb = ok(get(&proxy, "/v1/load_balancers/*"));
     let attrs = &lb["session_affinity_attributes"];
     assert_eq!(attrs["drain_duration"], 5, "the file's edit wins: {lb:#}");
@@ -103,10 +102,10 @@ fn a_yaml_edit_after_a_patch_wins_for_that_field_and_keeps_the_other_overrides()
 
 #[test]
 fn a_change_that_cannot_be_written_is_refused_with_500_and_changes_nothing() {
-    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
     let dir = tempfile::TempDir::new().unwrap();
     let state_file = dir.path().join("state.json");
-    let proxy = cfg(&a, &b, &state_file, "").start();
+    let proxy = cfg(&a, &b, &state_file, lb(["p"])).start();
     // The file cannot be replaced any more: a directory stands in its place.
     std::fs::create_dir_all(state_file.join("blocker")).unwrap();
 
@@ -132,14 +131,12 @@ fn a_change_that_cannot_be_written_is_refused_with_500_and_changes_nothing() {
 
 #[test]
 fn tether_t_refuses_a_state_file_it_could_not_write() {
-    let (code, out, err) = check_section(
-        r#"
-        listeners: [{address: "127.0.0.1:1"}]
-        state_file: /proc/tether-state.json
-        load_balancers: {"*": {default_pools: [p]}}
-        pools: {p: {endpoints: [{name: a, address: "127.0.0.1:2"}]}}
-        "#,
-    );
+    let (code, out, err) = tether()
+        .listener(1)
+        .state_file(Path::new("/proc/tether-state.json"))
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([Endpoint::at("a", "127.0.0.1:2")]))
+        .check();
     assert_ne!(code, 0, "{out}{err}");
     assert!(
         err.contains(r#"tether.state_file: directory "/proc" is not writable"#),

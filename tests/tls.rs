@@ -7,59 +7,38 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use support::api::{endpoint_view, wait_for_health};
 use support::*;
-
-/// A self-signed certificate for `localhost` / 127.0.0.1, written as PEM into `dir`.
-fn self_signed(dir: &Path) -> (String, String) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("generate a certificate");
-    let cert_path = dir.join("cert.pem");
-    let key_path = dir.join("key.pem");
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-    (
-        cert_path.display().to_string(),
-        key_path.display().to_string(),
-    )
-}
 
 #[test]
 fn tls_listener_serves_https_and_https_monitors_verify_certificates() {
-    let backend = Upstream::start("backend");
+    let backend = Upstream::healthy("backend");
     let dir = tempfile::TempDir::new().unwrap();
-    let (cert, key) = self_signed(dir.path());
-    let (plain, tls) = (free_port(), free_port());
-    let section = format!(
-        r#"listeners:
-  - address: "127.0.0.1:{plain}"
-  - address: "127.0.0.1:{tls}"
-    tls: {{cert_path: "{cert}", key_path: "{key}"}}
-load_balancers:
-  backend.test:
-    default_pools: [backend]
-  insecure.test:
-    default_pools: [insecure]
-  strict.test:
-    default_pools: [strict]
-pools:
-  backend:
-    endpoints:
-{backend_endpoint}  insecure:
-    monitor: https-insecure
-    endpoints:
-      - {{name: self-insecure, address: "127.0.0.1:{tls}", header: {{Host: [backend.test]}}}}
-  strict:
-    monitor: https-strict
-    endpoints:
-      - {{name: self-strict, address: "127.0.0.1:{tls}", header: {{Host: [backend.test]}}}}
-monitors:
-  https-insecure: {{type: https, path: /health, interval: 0.2, timeout: 0.2, retries: 0, allow_insecure: true}}
-  https-strict: {{type: https, path: /health, interval: 0.2, timeout: 0.2, retries: 0}}
-"#,
-        backend_endpoint = endpoints_yaml(&[&backend], 6)
-    );
-    let proxy = TetherProc::builder(&section)
-        .listen(&format!("127.0.0.1:{plain}"))
+    let tls = free_port();
+    // Tether's own TLS listener, asking for backend.test.
+    let itself = |name: &str| Endpoint::at(name, &format!("127.0.0.1:{tls}")).host("backend.test");
+    let https = Monitor::https("/health")
+        .interval(0.2)
+        .timeout(0.2)
+        .retries(0);
+    let proxy = tether()
+        .listener(free_port())
+        .admin(free_port())
+        .tls_listener(tls, &Tls::self_signed(dir.path()))
+        .load_balancer("backend.test", lb(["backend"]))
+        .load_balancer("insecure.test", lb(["insecure"]))
+        .load_balancer("strict.test", lb(["strict"]))
+        .pool("backend", pool([&backend]))
+        .pool(
+            "insecure",
+            pool([itself("self-insecure")]).monitor("https-insecure"),
+        )
+        .pool(
+            "strict",
+            pool([itself("self-strict")]).monitor("https-strict"),
+        )
+        .monitor("https-insecure", https.clone().allow_insecure())
+        .monitor("https-strict", https)
         .start();
     assert!(wait_for_port(
         format!("127.0.0.1:{tls}").parse().unwrap(),
@@ -85,14 +64,22 @@ monitors:
     assert_eq!(echo["headers"]["x-forwarded-proto"][0], "https");
 
     // The strict monitor rejects the self-signed certificate; the insecure one passes.
-    assert!(
-        proxy.wait_for_log("endpoint self-strict", Duration::from_secs(5)),
-        "{}",
-        proxy.logs()
+    wait_for_health(
+        &proxy,
+        "strict",
+        "self-strict",
+        false,
+        Duration::from_secs(5),
     );
     assert!(
         wait_until(Duration::from_secs(5), || backend.health_checks() >= 3),
         "https probes with allow_insecure did not reach the backend through TLS"
+    );
+    let insecure = endpoint_view(&proxy, "insecure", "self-insecure");
+    assert_eq!(
+        (&insecure["healthy"], &insecure["last_check"]["ok"]),
+        (&serde_json::json!(true), &serde_json::json!(true)),
+        "{insecure}"
     );
     assert!(
         !proxy.logs().contains("endpoint self-insecure"),
@@ -106,28 +93,16 @@ monitors:
 
 /// Plain HTTP and HTTPS listeners over one upstream; `secure.test` has `always_use_https`.
 fn https_setup(dir: &Path, up: &Upstream) -> (TetherProc, u16) {
-    let (cert, key) = self_signed(dir);
-    let (plain, tls) = (free_port(), free_port());
-    let section = format!(
-        r#"listeners:
-  - address: "127.0.0.1:{plain}"
-  - address: "127.0.0.1:{tls}"
-    tls: {{cert_path: "{cert}", key_path: "{key}"}}
-load_balancers:
-  secure.test:
-    default_pools: [p]
-    always_use_https: true
-    session_affinity: cookie
-  "*":
-    default_pools: [p]
-pools:
-  p:
-    endpoints:
-{}"#,
-        endpoints_yaml(&[up], 6)
-    );
-    let proxy = TetherProc::builder(&section)
-        .listen(&format!("127.0.0.1:{plain}"))
+    let tls = free_port();
+    let proxy = tether()
+        .listener(free_port())
+        .tls_listener(tls, &Tls::self_signed(dir))
+        .load_balancer(
+            "secure.test",
+            lb(["p"]).always_use_https(true).affinity(Affinity::Cookie),
+        )
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([up]))
         .start();
     assert!(wait_for_port(
         format!("127.0.0.1:{tls}").parse().unwrap(),
@@ -138,7 +113,7 @@ pools:
 
 #[test]
 fn always_use_https_redirects_plain_http_with_301() {
-    let up = Upstream::start("u");
+    let up = Upstream::healthy("u");
     let dir = tempfile::TempDir::new().unwrap();
     let (proxy, tls) = https_setup(dir.path(), &up);
     let (status, headers, _) = get(&client(), &proxy.url("/cart?id=7"), "Secure.Test");
@@ -171,7 +146,7 @@ fn always_use_https_redirects_plain_http_with_301() {
 
 #[test]
 fn http2_over_tls_routes_by_authority_and_reads_split_cookies() {
-    let up = Upstream::start("u");
+    let up = Upstream::healthy("u");
     let dir = tempfile::TempDir::new().unwrap();
     let (_proxy, tls) = https_setup(dir.path(), &up);
     let h2 = reqwest::blocking::Client::builder()
@@ -213,11 +188,18 @@ fn http2_over_tls_routes_by_authority_and_reads_split_cookies() {
 
 /// `tether -t` on a config whose TLS listener uses `cert` and `key` must fail
 /// with a message, never answer "configuration OK".
-fn assert_tls_files_rejected(cert: &str, key: &str) {
-    let (code, out, err) = check_section(&format!(
-        "listeners:\n  - address: \"127.0.0.1:{}\"\n    tls: {{cert_path: \"{cert}\", key_path: \"{key}\"}}\nload_balancers:\n  \"*\":\n    default_pools: [p]\npools:\n  p:\n    endpoints:\n      - {{name: a, address: \"127.0.0.1:1\"}}\n",
-        free_port()
-    ));
+fn assert_tls_files_rejected(cert_path: String, key_path: String) {
+    let (code, out, err) = tether()
+        .tls_listener(
+            free_port(),
+            &Tls {
+                cert_path,
+                key_path,
+            },
+        )
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([Endpoint::at("a", "127.0.0.1:1")]))
+        .check();
     assert_eq!(code, 1, "{out}{err}");
     assert!(!out.contains("configuration OK"));
     assert!(err.contains("cannot load TLS certificate"), "{err}");
@@ -226,17 +208,17 @@ fn assert_tls_files_rejected(cert: &str, key: &str) {
 #[test]
 fn a_certificate_that_does_not_parse_fails_the_check_before_anything_starts() {
     let dir = tempfile::TempDir::new().unwrap();
-    let (_, key) = self_signed(dir.path());
+    let key = Tls::self_signed(dir.path()).key_path;
     let bad = dir.path().join("not-a-cert.pem");
     std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
-    assert_tls_files_rejected(&bad.display().to_string(), &key);
+    assert_tls_files_rejected(bad.display().to_string(), key);
 }
 
 #[test]
 fn a_key_that_does_not_fit_the_certificate_fails_the_check() {
     let one = tempfile::TempDir::new().unwrap();
     let two = tempfile::TempDir::new().unwrap();
-    let (cert, _) = self_signed(one.path());
-    let (_, other_key) = self_signed(two.path());
-    assert_tls_files_rejected(&cert, &other_key);
+    let cert = Tls::self_signed(one.path()).cert_path;
+    let other_key = Tls::self_signed(two.path()).key_path;
+    assert_tls_files_rejected(cert, other_key);
 }

@@ -84,9 +84,9 @@ impl Deployment {
         self.dir.path().join(name)
     }
 
-    /// Writes the config file: the Pingora keys and `tether:` holding `section`.
-    fn write(&self, section: &str) {
-        let text = format!("{}\ntether:\n{}", self.pingora, reindent(section, 2));
+    /// Writes the config file: the Pingora keys and `tether:` holding `config`.
+    fn write(&self, config: &Tether) {
+        let text = format!("{}\ntether:\n{}", self.pingora, reindent(&config.yaml(), 2));
         fs::write(&self.conf, text).expect("write the config file");
     }
 
@@ -250,21 +250,12 @@ fn read(path: &Path) -> String {
         .unwrap_or_else(|e| format!("<cannot read {}: {e}>\n", path.display()))
 }
 
-/// `"*"` over pool `p` with these endpoints (`- {name, address, ...}` lines, unindented).
-fn section(listen: &str, top: &str, lb: &str, endpoints: &str) -> String {
-    format!(
-        "listeners:\n  - address: \"{listen}\"\n{top}load_balancers:\n  \"*\":\n    default_pools: [p]\n{}pools:\n  p:\n    endpoints:\n{}",
-        reindent(lb, 4),
-        reindent(endpoints, 6)
-    )
-}
-
-fn endpoint(up: &Upstream, extra: &str) -> String {
-    format!(
-        "- {{name: {}, address: \"{}\"{extra}}}\n",
-        up.name(),
-        up.addr()
-    )
+/// `balancer` as `"*"` over pool `p` (`p`), listening on `listen`.
+fn served(listen: &str, balancer: LoadBalancer, p: Pool) -> Tether {
+    tether()
+        .listener_at(listen)
+        .load_balancer("*", balancer)
+        .pool("p", p)
 }
 
 /// What the load threads saw.
@@ -400,18 +391,13 @@ fn load_thread(
 #[test]
 fn upgrade_under_load_drops_nothing() {
     let (a, b, c) = (
-        Upstream::start("a"),
-        Upstream::start("b"),
-        Upstream::start("c"),
+        Upstream::healthy("a"),
+        Upstream::healthy("b"),
+        Upstream::healthy("c"),
     );
     let listen = format!("127.0.0.1:{}", free_port());
     let mut dep = Deployment::new(&listen, 2, 2, 2);
-    dep.write(&section(
-        &listen,
-        "",
-        "",
-        &(endpoint(&a, "") + &endpoint(&b, "")),
-    ));
+    dep.write(&served(&listen, lb(["p"]), pool([&a, &b])));
     let old = dep.start();
 
     let load = Load::start(&dep.url("/"), 3);
@@ -422,11 +408,10 @@ fn upgrade_under_load_drops_nothing() {
     );
 
     // The new configuration: a third endpoint, and b's weight halved.
-    dep.write(&section(
+    dep.write(&served(
         &listen,
-        "",
-        "",
-        &(endpoint(&a, "") + &endpoint(&b, ", weight: 0.5") + &endpoint(&c, "")),
+        lb(["p"]),
+        pool([endpoint(&a), endpoint(&b).weight(0.5), endpoint(&c)]),
     ));
     let before = load.ok();
     let run = dep.upgrade();
@@ -487,18 +472,17 @@ fn upgrade_under_load_drops_nothing() {
 
 #[test]
 fn invalid_config_leaves_the_old_process_serving() {
-    let a = Upstream::start("a");
+    let a = Upstream::healthy("a");
     let listen = format!("127.0.0.1:{}", free_port());
     let mut dep = Deployment::new(&listen, 2, 1, 1);
-    let good = section(&listen, "", "", &endpoint(&a, ""));
+    let good = served(&listen, lb(["p"]), pool([&a]));
     dep.write(&good);
     let old = dep.start();
     let client = client();
     assert_eq!(get(&client, &dep.url("/"), "x").0, 200);
 
     // A pool that does not exist, and a weight out of range.
-    let bad = section(&listen, "", "", &endpoint(&a, ", weight: 3"))
-        .replace("default_pools: [p]", "default_pools: [p, nope]");
+    let bad = served(&listen, lb(["p", "nope"]), pool([endpoint(&a).weight(3.0)]));
     dep.write(&bad);
     let run = dep.upgrade();
     assert_ne!(run.code, 0, "{}", run.output());
@@ -533,10 +517,10 @@ fn invalid_config_leaves_the_old_process_serving() {
 
 #[test]
 fn failed_starts_leave_the_old_process_serving() {
-    let a = Upstream::start("a");
+    let a = Upstream::healthy("a");
     let listen = format!("127.0.0.1:{}", free_port());
     let mut dep = Deployment::new(&listen, 2, 1, 1);
-    dep.write(&section(&listen, "", "", &endpoint(&a, "")));
+    dep.write(&served(&listen, lb(["p"]), pool([&a])));
     let old = dep.start();
 
     // A binary that validates the file but dies when started with -u: the script stops
@@ -603,15 +587,18 @@ fn super_fresh() -> Client {
 #[test]
 fn cookie_sessions_keep_their_endpoint_across_an_upgrade() {
     const KEY: &[u8] = b"upgrade-test-key-0123456789abcdef";
-    let ups: Vec<Upstream> = ["a", "b", "c"].iter().map(|n| Upstream::start(n)).collect();
-    let d = Upstream::start("d");
+    let ups = ["a", "b", "c"].map(Upstream::healthy);
+    let d = Upstream::healthy("d");
     let keys_dir = TempDir::new().unwrap();
     let keys = keys_file(keys_dir.path(), "cookie.keys", &[KEY]);
     let listen = format!("127.0.0.1:{}", free_port());
-    let top = format!("decision_header: true\ncookie_keys_file: \"{keys}\"\n");
-    let endpoints: String = ups.iter().map(|u| endpoint(u, "")).collect();
-    let v1 = section(&listen, &top, "session_affinity: cookie\n", &endpoints);
-    let mut old = TetherProc::builder(&v1).grace(1, 1).start();
+    let sticky = |p: Pool| {
+        served(&listen, lb(["p"]).affinity(Affinity::Cookie), p)
+            .decision_header()
+            .cookie_keys_file(&keys)
+    };
+    let v1 = sticky(pool(&ups));
+    let mut old = v1.builder().grace(1, 1).start();
 
     // Sessions on every endpoint, before the upgrade.
     let client = client();
@@ -635,12 +622,7 @@ fn cookie_sessions_keep_their_endpoint_across_an_upgrade() {
 
     // The upgrade adds endpoint d and moves weight: new sessions may go elsewhere,
     // existing ones stay where they are.
-    let v2 = section(
-        &listen,
-        &top,
-        "session_affinity: cookie\n",
-        &(endpoints.replace("\"}", "\", weight: 0.3}") + &endpoint(&d, "")),
-    );
+    let v2 = sticky(pool(ups.iter().map(|u| endpoint(u).weight(0.3))).and(&d));
     let new = old.upgrade(Some(&v2));
     assert!(!old.is_running());
     for (cookie, endpoint) in &sessions {

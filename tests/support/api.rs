@@ -58,3 +58,39 @@ pub fn refused(answer: (u16, Value), status: u16) -> Vec<String> {
         .map(|e| e["message"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// The entry of endpoint `endpoint` in `GET /v1/pools/{pool}` (its `healthy`,
+/// `last_check`, `draining`, ...).
+pub fn endpoint_view(proxy: &TetherProc, pool: &str, endpoint: &str) -> Value {
+    let view = ok(get(proxy, &format!("/v1/pools/{pool}")));
+    view["endpoints"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no endpoints in {view}"))
+        .iter()
+        .find(|e| e["name"] == endpoint)
+        .cloned()
+        .unwrap_or_else(|| panic!("pool {pool} has no endpoint {endpoint}: {view}"))
+}
+
+/// Polls `GET /v1/pools/{pool}` (bounded by `timeout`) until the monitor's verdict on
+/// `endpoint` is `healthy`; panics with the last view and the logs otherwise. Returns
+/// the endpoint's last view (with its `last_check`).
+pub fn wait_for_health(
+    proxy: &TetherProc,
+    pool: &str,
+    endpoint: &str,
+    healthy: bool,
+    timeout: std::time::Duration,
+) -> Value {
+    let mut last = Value::Null;
+    let reached = super::wait_until(timeout, || {
+        last = endpoint_view(proxy, pool, endpoint);
+        last["healthy"] == healthy && !last["last_check"].is_null()
+    });
+    assert!(
+        reached,
+        "pool {pool} endpoint {endpoint} not healthy={healthy} within {timeout:?}: {last}\n{}",
+        proxy.logs()
+    );
+    last
+}

@@ -1,31 +1,32 @@
-//! The integration-test harness: upstreams ([`Upstream`]), the proxy process
-//! ([`TetherProc`]), `tether -t` ([`check_config`]), HTTP clients and a config builder
-//! ([`Cfg`]). Use it from a test file with `mod support;` then `use support::*;`.
+//! The integration-test harness: upstreams ([`Upstream`]: healthy, refusing, black
+//! hole, slow), the typed configuration builder ([`tether()`], `config.rs`), the proxy
+//! process ([`TetherProc`]), `tether -t` ([`check_config`]), HTTP clients, and admin
+//! API calls (`api.rs`). Use it from a test file with `mod support;` then
+//! `use support::*;`.
 //!
 //! Rules kept here: real sockets on 127.0.0.1 only; every wait is a bounded poll; every
 //! thread and process started is stopped on Drop.
 //!
 //! HTTP helpers use reqwest's blocking client: call them from plain `#[test]`s (or from
 //! `tokio::task::spawn_blocking`); inside `#[tokio::test]` use [`async_client`].
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code)]
 // Waits and timings measure real time on purpose (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
 pub mod api;
 pub mod cflb;
+pub mod config;
 pub mod tether;
 pub mod upstream;
 
 use std::time::Duration;
 
 use reqwest::blocking::Client;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, HOST};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::redirect::Policy;
 
-pub use tether::{
-    accepts, check_config, check_section, connect_addr, reindent, run_tether, wait_for_port,
-    wait_until, wrap_config, TetherBuilder, TetherProc,
-};
+pub use config::*;
+pub use tether::*;
 pub use upstream::{free_port, Upstream};
 
 /// Per-request timeout of the clients built here.
@@ -135,224 +136,6 @@ pub fn set_cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     let line = set_cookie_line(headers, name)?;
     let pair = line.trim_start().split(';').next()?;
     Some(pair[name.len() + 1..].to_string())
-}
-
-/// `- {name: <name>, address: "<addr>"}` for each upstream, one per line, each line
-/// indented by `indent` spaces (for a pool's `endpoints:` list).
-pub fn endpoints_yaml(ups: &[&Upstream], indent: usize) -> String {
-    let pad = " ".repeat(indent);
-    ups.iter()
-        .map(|up| {
-            format!(
-                "{pad}- {{name: {}, address: \"{}\"}}\n",
-                up.name(),
-                up.addr()
-            )
-        })
-        .collect()
-}
-
-/// The monitor [`Cfg::monitor_fast`] defines: HTTP `GET /health`, every second.
-pub const FAST_MONITOR: &str = "\
-type: http
-method: GET
-path: /health
-expected_codes: \"2xx\"
-interval: 1
-timeout: 1
-retries: 0
-consecutive_up: 1
-consecutive_down: 1
-";
-
-/// A builder for the `tether:` section, read like prose:
-///
-/// ```ignore
-/// let cfg = Cfg::new()
-///     .listener(free_port())
-///     .lb("*", &["primary"])
-///     .pool("primary", &[&web1, &web2])
-///     .monitor_fast("primary");
-/// let proxy = cfg.start();
-/// ```
-///
-/// Anything the builder has no method for goes in as unindented YAML through the
-/// `*_with` methods and [`Cfg::top`].
-#[derive(Debug, Clone, Default)]
-pub struct Cfg {
-    listeners: Vec<String>,
-    top: String,
-    lbs: Vec<Section>,
-    pools: Vec<Section>,
-    monitors: Vec<Section>,
-}
-
-#[derive(Debug, Clone)]
-struct Section {
-    name: String,
-    /// Unindented YAML lines of the entry's body.
-    body: String,
-}
-
-impl Cfg {
-    pub fn new() -> Cfg {
-        Cfg::default()
-    }
-
-    /// A plain-HTTP listener on `127.0.0.1:<port>`.
-    pub fn listener(self, port: u16) -> Cfg {
-        self.listener_addr(&format!("127.0.0.1:{port}"))
-    }
-
-    /// A listener on `addr` as written.
-    pub fn listener_addr(mut self, addr: &str) -> Cfg {
-        self.listeners.push(addr.to_string());
-        self
-    }
-
-    /// The admin listener on `127.0.0.1:<port>`, no token.
-    pub fn admin(self, port: u16) -> Cfg {
-        self.top(&format!("admin: {{address: \"127.0.0.1:{port}\"}}"))
-    }
-
-    /// `decision_header: true`.
-    pub fn decision_header(self) -> Cfg {
-        self.top("decision_header: true")
-    }
-
-    /// Any other keys of the tether section (unindented YAML).
-    pub fn top(mut self, yaml: &str) -> Cfg {
-        self.top.push_str(&reindent(yaml, 0));
-        self
-    }
-
-    /// A load balancer for `host` (`"*"`: every host) with these `default_pools`.
-    pub fn lb(self, host: &str, default_pools: &[&str]) -> Cfg {
-        self.lb_with(host, default_pools, "")
-    }
-
-    /// As [`Cfg::lb`], plus more keys of the entry (unindented YAML), e.g.
-    /// `"session_affinity: cookie\nfallback_pool: spare"`.
-    pub fn lb_with(mut self, host: &str, default_pools: &[&str], extra: &str) -> Cfg {
-        let body = format!(
-            "default_pools: [{}]\n{}",
-            default_pools.join(", "),
-            reindent(extra, 0)
-        );
-        self.lbs.push(Section {
-            name: host.to_string(),
-            body,
-        });
-        self
-    }
-
-    /// A pool of these upstreams (endpoint name = upstream name).
-    pub fn pool(self, name: &str, ups: &[&Upstream]) -> Cfg {
-        self.pool_with(name, ups, "")
-    }
-
-    /// As [`Cfg::pool`], plus more keys of the pool (unindented YAML), e.g.
-    /// `"minimum_origins: 2\norigin_steering: {policy: hash}"`.
-    pub fn pool_with(mut self, name: &str, ups: &[&Upstream], extra: &str) -> Cfg {
-        let body = format!(
-            "{}endpoints:\n{}",
-            reindent(extra, 0),
-            endpoints_yaml(ups, 2)
-        );
-        self.pools.push(Section {
-            name: name.to_string(),
-            body,
-        });
-        self
-    }
-
-    /// A pool whose `endpoints:` list is given as YAML (weights, `enabled`, `header`...).
-    pub fn pool_yaml(mut self, name: &str, yaml: &str) -> Cfg {
-        self.pools.push(Section {
-            name: name.to_string(),
-            body: reindent(yaml, 0),
-        });
-        self
-    }
-
-    /// Monitors `pool` with [`FAST_MONITOR`] (defined once, under the name `fast`).
-    /// Panics if the pool is not defined yet or already has a monitor.
-    pub fn monitor_fast(self, pool: &str) -> Cfg {
-        let cfg = if self.monitors.iter().any(|m| m.name == "fast") {
-            self
-        } else {
-            self.monitor("fast", FAST_MONITOR)
-        };
-        cfg.use_monitor(pool, "fast")
-    }
-
-    /// Defines monitor `name` with this body (unindented YAML).
-    pub fn monitor(mut self, name: &str, yaml: &str) -> Cfg {
-        self.monitors.push(Section {
-            name: name.to_string(),
-            body: reindent(yaml, 0),
-        });
-        self
-    }
-
-    /// Sets `monitor: <monitor>` on an already defined `pool`.
-    pub fn use_monitor(mut self, pool: &str, monitor: &str) -> Cfg {
-        let section = self
-            .pools
-            .iter_mut()
-            .find(|p| p.name == pool)
-            .unwrap_or_else(|| panic!("Cfg: pool {pool:?} is not defined (yet)"));
-        assert!(
-            !section.body.lines().any(|l| l.starts_with("monitor:")),
-            "Cfg: pool {pool:?} already has a monitor"
-        );
-        section.body = format!("monitor: {monitor}\n{}", section.body);
-        self
-    }
-
-    /// The first listener address (panics if none).
-    pub fn listen(&self) -> &str {
-        self.listeners
-            .first()
-            .map(String::as_str)
-            .expect("Cfg: no listener")
-    }
-
-    /// The tether section, unindented, ready for [`TetherProc::start`] or
-    /// [`check_section`].
-    pub fn yaml(&self) -> String {
-        let mut out = String::from("listeners:\n");
-        for addr in &self.listeners {
-            out.push_str(&format!("  - address: \"{addr}\"\n"));
-        }
-        out.push_str(&self.top);
-        for (key, entries) in [
-            ("load_balancers", &self.lbs),
-            ("pools", &self.pools),
-            ("monitors", &self.monitors),
-        ] {
-            if entries.is_empty() {
-                continue;
-            }
-            out.push_str(key);
-            out.push_str(":\n");
-            for entry in entries {
-                out.push_str(&format!("  {:?}:\n", entry.name));
-                out.push_str(&reindent(&entry.body, 4));
-            }
-        }
-        out
-    }
-
-    /// Starts tether on this config (see [`TetherProc::start`]).
-    pub fn start(&self) -> TetherProc {
-        TetherProc::start_with(&self.yaml(), self.listen())
-    }
-
-    /// A [`TetherBuilder`] on this config, for more Pingora keys, env or arguments.
-    pub fn builder(&self) -> TetherBuilder {
-        TetherProc::builder(&self.yaml()).listen(self.listen())
-    }
 }
 
 /// A blocking client whose connections leave from `ip` (any 127.0.0.0/8 address),

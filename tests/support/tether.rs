@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use super::config::Tether;
+
 /// The binary Cargo built for this test run.
 pub const TETHER_BIN: &str = env!("CARGO_BIN_EXE_tether");
 
@@ -486,16 +488,16 @@ impl TetherProc {
     }
 
     /// Hot upgrade, first half: starts a new tether with `-u` sharing this process's
-    /// directory, pid file and upgrade socket, on `new_section` (`None`: the same
+    /// directory, pid file and upgrade socket, on `new_config` (`None`: the same
     /// section), and waits (bounded, 15 s) until it listens on the upgrade socket.
     /// The old process still serves; send it `signal("QUIT")` to hand the sockets over.
-    pub fn spawn_upgrade(&mut self, new_section: Option<&str>) -> TetherProc {
+    pub fn spawn_upgrade(&mut self, new_config: Option<&Tether>) -> TetherProc {
         let sock = self.upgrade_sock();
         // A socket file left by an earlier upgrade would look like the new one.
         let _ = fs::remove_file(&sock);
         let mut builder = self.builder.clone();
-        if let Some(section) = new_section {
-            builder.section = section.to_string();
+        if let Some(config) = new_config {
+            builder.section = config.yaml();
         }
         let mut new = builder.spawn_in(self.dir.clone(), &["-u"]);
         if self.listen.is_some() {
@@ -518,8 +520,8 @@ impl TetherProc {
     /// new process still runs and accepts on the listener. Returns the new process.
     /// Takes at least 5 s: Pingora's old process waits that long after handing the
     /// sockets over, before its grace period.
-    pub fn upgrade(&mut self, new_section: Option<&str>) -> TetherProc {
-        let mut new = self.spawn_upgrade(new_section);
+    pub fn upgrade(&mut self, new_config: Option<&Tether>) -> TetherProc {
+        let mut new = self.spawn_upgrade(new_config);
         self.signal("QUIT");
         let limit =
             Duration::from_secs(self.builder.grace_period + self.builder.shutdown_timeout + 15);

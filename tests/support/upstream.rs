@@ -17,6 +17,10 @@
 //!   that upstream cookies pass through the proxy).
 //! - anything else: `200`, body `<name>`.
 //!
+//! The fakes a test names its endpoints by: [`Upstream::healthy`], [`Upstream::refusing`]
+//! (nothing listens on its port), [`Upstream::black_hole`] (accepts, never answers) and
+//! [`Upstream::slow`] (answers after a delay).
+//!
 //! Every non-health response carries `x-upstream: <name>`, is delayed by
 //! [`Upstream::set_delay`], and is counted by [`Upstream::requests`] when it arrives
 //! (before the delay, so a request the proxy gave up on still counts).
@@ -58,6 +62,8 @@ pub struct Upstream {
 
 #[derive(Default)]
 struct State {
+    /// Accept connections and hold them, never reading or answering.
+    black_hole: AtomicBool,
     unhealthy: AtomicBool,
     delay_ms: AtomicU64,
     requests: AtomicU64,
@@ -75,6 +81,38 @@ impl Upstream {
     /// Starts an upstream on `127.0.0.1:0` (a free port). Panics if it cannot.
     pub fn start(name: &str) -> Upstream {
         Self::start_on(name, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    // The named fakes the tests build their endpoints from.
+
+    /// A healthy endpoint: answers every request at once with its name.
+    pub fn healthy(name: &str) -> Upstream {
+        Self::start(name)
+    }
+
+    /// An endpoint whose port refuses connections: nothing listens there (a port that
+    /// was bound a moment ago). [`Upstream::restart`] brings it to life on that port.
+    pub fn refusing(name: &str) -> Upstream {
+        let up = Self::start(name);
+        up.stop();
+        up
+    }
+
+    /// An endpoint that accepts connections and never answers: it holds every
+    /// connection without reading from it until stopped ([`Upstream::connections`]
+    /// counts them).
+    pub fn black_hole(name: &str) -> Upstream {
+        let up = Self::start(name);
+        up.state.black_hole.store(true, Ordering::SeqCst);
+        up
+    }
+
+    /// A slow endpoint: answers every non-health request after `delay`
+    /// (see [`Upstream::set_delay`]).
+    pub fn slow(name: &str, delay: Duration) -> Upstream {
+        let up = Self::start(name);
+        up.set_delay(delay);
+        up
     }
 
     /// Starts an upstream on `addr`. Panics if it cannot bind.
@@ -252,7 +290,15 @@ async fn serve(
                 Ok((stream, _peer)) => {
                     state.connections.fetch_add(1, Ordering::SeqCst);
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(serve_connection(stream, name.clone(), state.clone()));
+                    if state.black_hole.load(Ordering::SeqCst) {
+                        // Held, unread, until the server stops (which aborts the task).
+                        connections.spawn(async move {
+                            let _held = stream;
+                            std::future::pending::<()>().await
+                        });
+                    } else {
+                        connections.spawn(serve_connection(stream, name.clone(), state.clone()));
+                    }
                 }
                 Err(e) => {
                     // Out of descriptors and the like: report, back off, keep serving.

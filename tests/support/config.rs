@@ -1,0 +1,706 @@
+//! A typed builder for the `tether:` section of a test configuration: plain values
+//! serialised with serde, never YAML text glued together. Struct fields are named
+//! exactly as the YAML keys (docs/configuration.md); `None` fields are left out, so a
+//! test states only what it means.
+//!
+//! ```ignore
+//! let proxy = tether()
+//!     .listener(free_port())
+//!     .admin(free_port())
+//!     .load_balancer("*", lb(["primary"]).affinity(Affinity::Cookie).drain(30))
+//!     .pool("primary", pool([&web1, &web2]).monitor("fast"))
+//!     .monitor("fast", Monitor::http("/health").interval(1.0))
+//!     .start();
+//! ```
+//!
+//! Invalid files (unknown keys, wrong types) are not expressible here on purpose: the
+//! tests whose subject they are write that YAML out literally and hand it to
+//! [`check_section`] or [`TetherProc::start`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::tether::{check_section, TetherBuilder, TetherProc};
+use super::upstream::Upstream;
+
+// ---------------------------------------------------------------- the section
+
+/// The `tether:` section. Build it with [`tether()`] and the chained methods.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tether {
+    pub listeners: Vec<Listener>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<Admin>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie_keys_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_sessions: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_header: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_timeouts: Option<UpstreamTimeouts>,
+    pub load_balancers: BTreeMap<String, LoadBalancer>,
+    pub pools: BTreeMap<String, Pool>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub monitors: BTreeMap<String, Monitor>,
+}
+
+/// An empty `tether:` section, to be filled by the chained methods.
+pub fn tether() -> Tether {
+    Tether::default()
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Listener {
+    pub address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+}
+
+/// `tls: {cert_path, key_path}` of a listener; see [`Tls::self_signed`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Tls {
+    pub cert_path: String,
+    pub key_path: String,
+}
+
+impl Tls {
+    /// A self-signed certificate for `localhost` and 127.0.0.1, written as
+    /// `cert.pem` and `key.pem` into `dir`.
+    pub fn self_signed(dir: &Path) -> Tls {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("generate a certificate");
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).expect("write cert.pem");
+        std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key.pem");
+        Tls {
+            cert_path: cert_path.display().to_string(),
+            key_path: key_path.display().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Admin {
+    pub address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+}
+
+/// `upstream_timeouts`, in seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UpstreamTimeouts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<f64>,
+}
+
+fn loopback(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+impl Tether {
+    /// A plain-HTTP listener on `127.0.0.1:<port>`.
+    pub fn listener(self, port: u16) -> Tether {
+        self.listener_at(&loopback(port))
+    }
+
+    /// A plain-HTTP listener on `address` as written.
+    pub fn listener_at(mut self, address: &str) -> Tether {
+        self.listeners.push(Listener {
+            address: address.to_string(),
+            tls: None,
+        });
+        self
+    }
+
+    /// An HTTPS listener on `127.0.0.1:<port>` with these certificate files.
+    pub fn tls_listener(mut self, port: u16, tls: &Tls) -> Tether {
+        self.listeners.push(Listener {
+            address: loopback(port),
+            tls: Some(tls.clone()),
+        });
+        self
+    }
+
+    /// The admin listener on `127.0.0.1:<port>`, no token.
+    pub fn admin(mut self, port: u16) -> Tether {
+        self.admin = Some(Admin {
+            address: loopback(port),
+            token_file: None,
+        });
+        self
+    }
+
+    /// The admin listener on `127.0.0.1:<port>`, every call needing the token in
+    /// `token_file`.
+    pub fn admin_with_token(mut self, port: u16, token_file: &Path) -> Tether {
+        self.admin = Some(Admin {
+            address: loopback(port),
+            token_file: Some(token_file.display().to_string()),
+        });
+        self
+    }
+
+    pub fn cookie_keys_file(mut self, path: &str) -> Tether {
+        self.cookie_keys_file = Some(path.to_string());
+        self
+    }
+
+    pub fn state_file(mut self, path: &Path) -> Tether {
+        self.state_file = Some(path.display().to_string());
+        self
+    }
+
+    pub fn max_sessions(mut self, n: u64) -> Tether {
+        self.max_sessions = Some(n);
+        self
+    }
+
+    /// `decision_header: true`: responses carry `X-Tether-Decision`.
+    pub fn decision_header(mut self) -> Tether {
+        self.decision_header = Some(true);
+        self
+    }
+
+    /// `upstream_timeouts: {read: <seconds>}`.
+    pub fn upstream_read_timeout(mut self, seconds: f64) -> Tether {
+        self.upstream_timeouts = Some(UpstreamTimeouts {
+            read: Some(seconds),
+            ..UpstreamTimeouts::default()
+        });
+        self
+    }
+
+    /// The load balancer serving `host` (`"*"`: every host no other entry names).
+    pub fn load_balancer(mut self, host: &str, lb: LoadBalancer) -> Tether {
+        self.load_balancers.insert(host.to_string(), lb);
+        self
+    }
+
+    pub fn pool(mut self, name: &str, pool: Pool) -> Tether {
+        self.pools.insert(name.to_string(), pool);
+        self
+    }
+
+    pub fn monitor(mut self, name: &str, monitor: Monitor) -> Tether {
+        self.monitors.insert(name.to_string(), monitor);
+        self
+    }
+
+    /// The first listener's address (panics if there is none).
+    pub fn listen(&self) -> &str {
+        &self
+            .listeners
+            .first()
+            .expect("the configuration has no listener")
+            .address
+    }
+
+    /// The section as YAML, unindented, ready for [`TetherProc::start`] or
+    /// [`check_section`].
+    pub fn yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("a test configuration serialises")
+    }
+
+    /// Starts tether on this section and waits for its listener (and admin listener).
+    pub fn start(&self) -> TetherProc {
+        self.builder().start()
+    }
+
+    /// A [`TetherBuilder`] on this section: threads, grace period, environment, `spawn`.
+    pub fn builder(&self) -> TetherBuilder {
+        TetherProc::builder(&self.yaml()).listen(self.listen())
+    }
+
+    /// `tether -t` on this section (wrapped in the default Pingora keys): exit code,
+    /// stdout, stderr.
+    pub fn check(&self) -> (i32, String, String) {
+        check_section(&self.yaml())
+    }
+}
+
+// ---------------------------------------------------------------- load balancers
+
+/// `session_affinity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Affinity {
+    None,
+    Cookie,
+    IpCookie,
+    Header,
+    SourceIp,
+}
+
+/// `steering_policy`; `Unset` is the empty string, which means `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Steering {
+    #[serde(rename = "")]
+    Unset,
+    Off,
+    Random,
+    LeastOutstandingRequests,
+    DynamicLatency,
+}
+
+/// `session_affinity_attributes.zero_downtime_failover`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failover {
+    None,
+    Temporary,
+    Sticky,
+}
+
+impl Failover {
+    pub const ALL: [Failover; 3] = [Failover::None, Failover::Temporary, Failover::Sticky];
+
+    /// As the file spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Failover::None => "none",
+            Failover::Temporary => "temporary",
+            Failover::Sticky => "sticky",
+        }
+    }
+}
+
+impl std::fmt::Display for Failover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `session_affinity_attributes.samesite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SameSite {
+    Auto,
+    Lax,
+    Strict,
+    None,
+}
+
+/// `session_affinity_attributes.secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Secure {
+    Auto,
+    Always,
+    Never,
+}
+
+/// One entry of `tether.load_balancers`; start with [`lb`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadBalancer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    pub default_pools: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_pool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steering_policy: Option<Steering>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub random_steering: Option<RandomSteering>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity: Option<Affinity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity_ttl: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity_attributes: Option<Attributes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adaptive_routing: Option<AdaptiveRouting>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub always_use_https: Option<bool>,
+}
+
+/// `session_affinity_attributes`; every field optional.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Attributes {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samesite: Option<SameSite>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secure: Option<Secure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_duration: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zero_downtime_failover: Option<Failover>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_all_headers: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RandomSteering {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_weight: Option<f64>,
+    pub pool_weights: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AdaptiveRouting {
+    pub failover_across_pools: bool,
+}
+
+/// A load balancer over these `default_pools`, in failover order.
+pub fn lb<const N: usize>(default_pools: [&str; N]) -> LoadBalancer {
+    LoadBalancer {
+        default_pools: default_pools.iter().map(|p| p.to_string()).collect(),
+        ..LoadBalancer::default()
+    }
+}
+
+impl LoadBalancer {
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = Some(enabled);
+        self
+    }
+
+    pub fn fallback(mut self, pool: &str) -> Self {
+        self.fallback_pool = Some(pool.to_string());
+        self
+    }
+
+    pub fn steering(mut self, policy: Steering) -> Self {
+        self.steering_policy = Some(policy);
+        self
+    }
+
+    /// `random_steering: {default_weight, pool_weights}`.
+    pub fn random_steering(mut self, default_weight: f64, pool_weights: &[(&str, f64)]) -> Self {
+        self.random_steering = Some(RandomSteering {
+            default_weight: Some(default_weight),
+            pool_weights: pool_weights
+                .iter()
+                .map(|(p, w)| (p.to_string(), *w))
+                .collect(),
+        });
+        self
+    }
+
+    pub fn affinity(mut self, affinity: Affinity) -> Self {
+        self.session_affinity = Some(affinity);
+        self
+    }
+
+    /// `session_affinity_ttl`, seconds.
+    pub fn ttl(mut self, seconds: u64) -> Self {
+        self.session_affinity_ttl = Some(seconds);
+        self
+    }
+
+    /// Replaces `session_affinity_attributes` as a whole (`Attributes::default()`
+    /// writes `{}`).
+    pub fn attributes(mut self, attributes: Attributes) -> Self {
+        self.session_affinity_attributes = Some(attributes);
+        self
+    }
+
+    fn attrs(&mut self) -> &mut Attributes {
+        self.session_affinity_attributes
+            .get_or_insert_with(Attributes::default)
+    }
+
+    pub fn samesite(mut self, samesite: SameSite) -> Self {
+        self.attrs().samesite = Some(samesite);
+        self
+    }
+
+    pub fn secure(mut self, secure: Secure) -> Self {
+        self.attrs().secure = Some(secure);
+        self
+    }
+
+    /// `drain_duration`, seconds.
+    pub fn drain(mut self, seconds: u64) -> Self {
+        self.attrs().drain_duration = Some(seconds);
+        self
+    }
+
+    pub fn zero_downtime_failover(mut self, mode: Failover) -> Self {
+        self.attrs().zero_downtime_failover = Some(mode);
+        self
+    }
+
+    /// The `headers` of `session_affinity: header` (names, `cookie:<a>,<b>` or `cookie`).
+    pub fn headers<const N: usize>(mut self, headers: [&str; N]) -> Self {
+        self.attrs().headers = Some(headers.iter().map(|h| h.to_string()).collect());
+        self
+    }
+
+    pub fn require_all_headers(mut self, all: bool) -> Self {
+        self.attrs().require_all_headers = Some(all);
+        self
+    }
+
+    pub fn failover_across_pools(mut self, across: bool) -> Self {
+        self.adaptive_routing = Some(AdaptiveRouting {
+            failover_across_pools: across,
+        });
+        self
+    }
+
+    pub fn always_use_https(mut self, always: bool) -> Self {
+        self.always_use_https = Some(always);
+        self
+    }
+}
+
+// ---------------------------------------------------------------- pools
+
+/// `origin_steering.policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginSteering {
+    Random,
+    Hash,
+    LeastOutstandingRequests,
+    LeastConnections,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OriginSteeringPolicy {
+    pub policy: OriginSteering,
+}
+
+/// One entry of `tether.pools`; start with [`pool`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Pool {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum_origins: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_steering: Option<OriginSteeringPolicy>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A pool of these endpoints: upstreams (`&Upstream`, named as the upstream) or
+/// [`Endpoint`]s built with [`endpoint`].
+pub fn pool<E: Into<Endpoint>>(endpoints: impl IntoIterator<Item = E>) -> Pool {
+    Pool {
+        endpoints: endpoints.into_iter().map(Into::into).collect(),
+        ..Pool::default()
+    }
+}
+
+impl Pool {
+    /// One more endpoint, after the others.
+    pub fn and(mut self, endpoint: impl Into<Endpoint>) -> Self {
+        self.endpoints.push(endpoint.into());
+        self
+    }
+
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = Some(enabled);
+        self
+    }
+
+    pub fn minimum_origins(mut self, n: u64) -> Self {
+        self.minimum_origins = Some(n);
+        self
+    }
+
+    /// Probed by the monitor of this name (define it with [`Tether::monitor`]).
+    pub fn monitor(mut self, name: &str) -> Self {
+        self.monitor = Some(name.to_string());
+        self
+    }
+
+    pub fn origin_steering(mut self, policy: OriginSteering) -> Self {
+        self.origin_steering = Some(OriginSteeringPolicy { policy });
+        self
+    }
+}
+
+/// One endpoint of a pool; start with [`endpoint`] or [`Endpoint::at`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// The endpoint of an upstream, named as it.
+pub fn endpoint(up: &Upstream) -> Endpoint {
+    Endpoint::at(up.name(), &up.addr().to_string())
+}
+
+impl From<&Upstream> for Endpoint {
+    fn from(up: &Upstream) -> Endpoint {
+        endpoint(up)
+    }
+}
+
+impl Endpoint {
+    /// An endpoint `name` at `address` (`IP:port` or `host:port`) as written.
+    pub fn at(name: &str, address: &str) -> Endpoint {
+        Endpoint {
+            name: name.to_string(),
+            address: address.to_string(),
+            weight: None,
+            enabled: None,
+            header: None,
+        }
+    }
+
+    pub fn weight(mut self, weight: f64) -> Self {
+        self.weight = Some(weight);
+        self
+    }
+
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = Some(enabled);
+        self
+    }
+
+    /// `header: {Host: [<host>]}`: the Host sent upstream.
+    pub fn host(mut self, host: &str) -> Self {
+        self.header = Some(BTreeMap::from([(
+            "Host".to_string(),
+            vec![host.to_string()],
+        )]));
+        self
+    }
+}
+
+// ---------------------------------------------------------------- monitors
+
+/// `type` of a monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    Http,
+    Https,
+    Tcp,
+}
+
+/// One entry of `tether.monitors`; start with [`Monitor::http`], [`Monitor::https`]
+/// or [`Monitor::tcp`]. Seconds are `f64` (`interval: 0.2`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Monitor {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Probe>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_codes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_up: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_down: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_insecure: Option<bool>,
+}
+
+impl Monitor {
+    /// `type: http`, `GET <path>`.
+    pub fn http(path: &str) -> Monitor {
+        Monitor {
+            kind: Some(Probe::Http),
+            path: Some(path.to_string()),
+            ..Monitor::default()
+        }
+    }
+
+    /// `type: https`, `GET <path>`.
+    pub fn https(path: &str) -> Monitor {
+        Monitor {
+            kind: Some(Probe::Https),
+            ..Monitor::http(path)
+        }
+    }
+
+    /// `type: tcp`: a connect, no request.
+    pub fn tcp() -> Monitor {
+        Monitor {
+            kind: Some(Probe::Tcp),
+            ..Monitor::default()
+        }
+    }
+
+    /// A quick HTTP monitor: `GET /health` every `seconds`, timeout `seconds`, no
+    /// retries; one failed probe marks an endpoint down.
+    pub fn every(seconds: f64) -> Monitor {
+        Monitor::http("/health")
+            .interval(seconds)
+            .timeout(seconds)
+            .retries(0)
+    }
+
+    pub fn method(mut self, method: &str) -> Self {
+        self.method = Some(method.to_string());
+        self
+    }
+
+    pub fn interval(mut self, seconds: f64) -> Self {
+        self.interval = Some(seconds);
+        self
+    }
+
+    pub fn timeout(mut self, seconds: f64) -> Self {
+        self.timeout = Some(seconds);
+        self
+    }
+
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = Some(n);
+        self
+    }
+
+    pub fn consecutive_up(mut self, n: u32) -> Self {
+        self.consecutive_up = Some(n);
+        self
+    }
+
+    pub fn consecutive_down(mut self, n: u32) -> Self {
+        self.consecutive_down = Some(n);
+        self
+    }
+
+    pub fn expected_codes(mut self, codes: &str) -> Self {
+        self.expected_codes = Some(codes.to_string());
+        self
+    }
+
+    pub fn expected_body(mut self, body: &str) -> Self {
+        self.expected_body = Some(body.to_string());
+        self
+    }
+
+    pub fn allow_insecure(mut self) -> Self {
+        self.allow_insecure = Some(true);
+        self
+    }
+}
