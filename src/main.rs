@@ -24,8 +24,10 @@ use tether::affinity::cookie::CookieKeys;
 use tether::changes::Changes;
 use tether::config::{self, SessionAffinity};
 use tether::front_door::FrontDoor;
-use tether::health::Monitors;
+use tether::health::LiveMonitors;
+use tether::live::Live;
 use tether::proxy::Proxy;
+use tether::reload::{Fixed, Reloader};
 use tether::state::State;
 use tether::sweeper::Sweeper;
 
@@ -51,6 +53,10 @@ fn main() {
             exit(1);
         }
     };
+    let fixed = Fixed::of(&loaded);
+    // Absolute: a daemonized tether runs in `/`, and SIGHUP reads the file again.
+    let conf_path =
+        std::fs::canonicalize(&path).unwrap_or_else(|_| std::path::PathBuf::from(&path));
     let tether = loaded.tether;
     let keys = match &tether.cookie_keys_file {
         Some(file) => match CookieKeys::from_file(file) {
@@ -109,10 +115,10 @@ fn main() {
     if tether.cookie_keys_file.is_none() && uses_cookies(&tether) {
         warn!("tether.cookie_keys_file is not set: __cflb cookies are signed with a random key made at start, so they will not survive a restart or be shared between instances");
     }
-    let state = Arc::new(State::new(&tether, keys));
-    let changes = Arc::new(Changes::new(Arc::clone(&state), tether.clone()));
+    let live = Live::new(State::new(&tether, keys));
+    let changes = Arc::new(Changes::new(Arc::clone(&live), tether.clone()));
     if let Some(path) = &tether.state_file {
-        changes.restore(state.clock.now());
+        changes.restore(live.load().clock.now());
         info!("run-time changes are kept in {}", path.display());
     }
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
@@ -125,7 +131,7 @@ fn main() {
             http_proxy(
                 &server.configuration,
                 Proxy::new(
-                    Arc::clone(&state),
+                    Arc::clone(&live),
                     https_port(&tether),
                     Arc::clone(&client_limits),
                 ),
@@ -155,11 +161,20 @@ fn main() {
     }
     server.add_service(background_service(
         "tether monitors",
-        Monitors::new(Arc::clone(&state), &tether),
+        LiveMonitors::new(Arc::clone(&live)),
     ));
     server.add_service(background_service(
         "tether session sweeper",
-        Sweeper::new(Arc::clone(&state)),
+        Sweeper::new(Arc::clone(&live)),
+    ));
+    server.add_service(background_service(
+        "tether reload (SIGHUP)",
+        Reloader::new(
+            conf_path,
+            Arc::clone(&changes),
+            Arc::clone(&client_limits),
+            fixed,
+        ),
     ));
     server.run_forever();
 }

@@ -4,7 +4,8 @@
 //! weight, in-flight, connections, drain time left, session-table size).
 //!
 //! - **Exact counters, kept here.** Counts are plain atomics keyed by the
-//!   load balancer's name and the request's [`Pick`] (indexes, not names) and
+//!   load balancer's name and the request's endpoint id (the stable hash of its
+//!   pool and endpoint names, so a reload that reorders pools keeps labels right) and
 //!   status; the decision counts are a fixed array per load balancer. Not the
 //!   `prometheus` crate's `IntCounterVec`: it keys its series by an FNV hash
 //!   of the label values concatenated without a separator, so pool `web`
@@ -17,8 +18,8 @@
 //!   never written twice.
 //! - **Cheap request path.** [`record_request`] takes two read locks and does
 //!   two hash-map lookups keyed by the load balancer's name and by
-//!   `(Pick, status)`, then atomic adds; it allocates only the first time a
-//!   load balancer or a `(pick, status)` pair is seen, and never panics.
+//!   `(endpoint id, status)`, then atomic adds; it allocates only the first time a
+//!   load balancer or an `(endpoint, status)` pair is seen, and never panics.
 //! - **Every request that reaches `logging` is counted once in each counter
 //!   family**, so `sum(tether_affinity_decisions_total) ==
 //!   sum(tether_requests_total)`: decision `none` is counted too (affinity
@@ -39,7 +40,7 @@ use prometheus::TextEncoder;
 
 use crate::affinity::drain::{drain_state, DrainState};
 use crate::config::SessionAffinity;
-use crate::state::{Pick, State};
+use crate::state::State;
 use crate::sticky::Decision;
 
 /// Every decision, in the order of the per-load-balancer counters.
@@ -76,12 +77,12 @@ const NONE_LABEL: &str = "-";
 #[derive(Default)]
 struct LbCounters {
     decisions: [AtomicU64; DECISIONS.len()],
-    /// `(pick, status)` → requests.
-    requests: RwLock<HashMap<(Option<Pick>, u16), AtomicU64>>,
+    /// `(endpoint id, status)` → requests.
+    requests: RwLock<HashMap<(Option<u64>, u16), AtomicU64>>,
 }
 
 impl LbCounters {
-    fn record(&self, pick: Option<Pick>, status: u16, decision: Decision) {
+    fn record(&self, pick: Option<u64>, status: u16, decision: Decision) {
         self.decisions[decision_index(decision)].fetch_add(1, Relaxed);
         let key = (pick, status);
         if let Some(n) = self.requests.read().get(&key) {
@@ -107,10 +108,10 @@ pub struct Metrics {
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
 
 /// Counts one finished request: `lb` is the load balancer's name (`-` when
-/// none served it), `pick` the endpoint it went to last (after a failover,
+/// none served it), `pick` the id of the endpoint it went to last (after a failover,
 /// the failover target), `status` the status written (0: none), `decision`
 /// the final affinity decision.
-pub fn record_request(lb: &str, pick: Option<Pick>, status: u16, decision: Decision) {
+pub fn record_request(lb: &str, pick: Option<u64>, status: u16, decision: Decision) {
     METRICS.record_request(lb, pick, status, decision);
 }
 
@@ -122,7 +123,7 @@ pub fn render(state: &State) -> String {
 
 impl Metrics {
     /// See [`record_request`].
-    pub fn record_request(&self, lb: &str, pick: Option<Pick>, status: u16, decision: Decision) {
+    pub fn record_request(&self, lb: &str, pick: Option<u64>, status: u16, decision: Decision) {
         if let Some(counters) = self.lbs.read().get(lb) {
             counters.record(pick, status, decision);
             return;
@@ -194,13 +195,16 @@ impl Metrics {
     }
 }
 
-/// The pool and endpoint names of `pick`, `-` for none (or, defensively, for
-/// indexes this state does not have).
-fn names(state: &State, pick: Option<Pick>) -> (String, String) {
-    pick.and_then(|p| {
-        let pool = state.pools.get(p.pool())?;
-        let endpoint = pool.endpoints.get(p.endpoint())?;
-        Some((pool.name().to_string(), endpoint.name().to_string()))
+/// The pool and endpoint names of endpoint id `pick`, `-` for none (or for
+/// an endpoint a reload removed).
+fn names(state: &State, pick: Option<u64>) -> (String, String) {
+    pick.and_then(|id| {
+        let at = state.endpoint_by_id(id)?;
+        let pool = state.pools.get(at.pool())?;
+        Some((
+            pool.name().to_string(),
+            state.endpoint(at).name().to_string(),
+        ))
     })
     .unwrap_or_else(|| (NONE_LABEL.to_string(), NONE_LABEL.to_string()))
 }
@@ -375,8 +379,12 @@ mod tests {
         State::new(&cfg, CookieKeys::random())
     }
 
-    fn at(pool: usize, endpoint: usize) -> Option<Pick> {
-        Some(Pick::unchecked(pool, endpoint))
+    fn at(pool: usize, endpoint: usize) -> Option<u64> {
+        at_in(&state(), pool, endpoint)
+    }
+
+    fn at_in(state: &State, pool: usize, endpoint: usize) -> Option<u64> {
+        Some(state.endpoint(state.pick(pool, endpoint)?).id)
     }
 
     /// The value of the series `line_start` (name and labels as rendered).
@@ -463,9 +471,9 @@ mod tests {
             state.pool_index("web").unwrap(),
             state.pool_index("web2").unwrap(),
         );
-        m.record_request("*", at(web, 0), 200, Decision::None);
-        m.record_request("*", at(web2, 0), 200, Decision::None);
-        m.record_request("*", at(web2, 0), 200, Decision::None);
+        m.record_request("*", at_in(&state, web, 0), 200, Decision::None);
+        m.record_request("*", at_in(&state, web2, 0), 200, Decision::None);
+        m.record_request("*", at_in(&state, web2, 0), 200, Decision::None);
         let text = m.render(&state);
         assert_eq!(
             value(&text, "tether_requests_total{load_balancer=\"*\",pool=\"web\",endpoint=\"2a\",status=\"200\"}"),
@@ -485,7 +493,10 @@ mod tests {
         set_health(&state, "p", &[true, false]);
         let q0 = state.find_endpoint("q", "q-0").unwrap();
         state.set_endpoint_weight(q0, 0.25);
-        let held = state.begin_request(Pick::unchecked(state.pool_index("p").unwrap(), 0));
+        let held = state.begin_request(crate::state::Pick::unchecked(
+            state.pool_index("p").unwrap(),
+            0,
+        ));
         state.sessions.put(
             1,
             TablePin {

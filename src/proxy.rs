@@ -20,12 +20,13 @@ use crate::affinity::cookie_header::{cflb_values, without_cflb};
 use crate::clock;
 use crate::config::ClientLimits;
 use crate::front_door;
+use crate::live::Live;
 use crate::request::{forwarded_for, http1_authority, normalize_host, Authority, BadRequest};
 use crate::state::{InFlight, LbState, Pick, State};
 use crate::sticky::{Decision, Routed};
 
 pub struct Proxy {
-    state: Arc<State>,
+    live: Arc<Live>,
     /// Where `always_use_https` sends plain HTTP (`None`: 443).
     https_port: Option<u16>,
     limits: Arc<ArcSwap<ClientLimits>>,
@@ -33,29 +34,34 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(
-        state: Arc<State>,
+        live: Arc<Live>,
         https_port: Option<u16>,
         limits: Arc<ArcSwap<ClientLimits>>,
     ) -> Self {
         Proxy {
-            state,
+            live,
             https_port,
             limits,
         }
     }
 
     /// Routes a request (sync: nothing here may live across an await).
-    fn route(&self, lb: &LbState, req: &RequestHeader, client: Option<IpAddr>) -> Option<Routed> {
+    fn route(
+        state: &State,
+        lb: &LbState,
+        req: &RequestHeader,
+        client: Option<IpAddr>,
+    ) -> Option<Routed> {
         let header_key = lb
             .header_key
             .as_ref()
             .and_then(|spec| spec.session_key(lb.id, &req.headers));
-        self.state.route(
+        state.route(
             lb,
             cflb_values(&req.headers),
             header_key,
             client,
-            self.state.clock.now(),
+            state.clock.now(),
             &mut random_unit,
         )
     }
@@ -63,6 +69,9 @@ impl Proxy {
 
 /// Per-request context: what was decided and what it cost.
 pub struct RequestCtx {
+    /// The state this request is routed by, start to end (a reload may
+    /// replace the live one meanwhile).
+    state: Arc<State>,
     started: Instant,
     host: String,
     client: Option<IpAddr>,
@@ -159,6 +168,7 @@ impl ProxyHttp for Proxy {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
+            state: self.live.load(),
             started: clock::stopwatch(),
             host: String::new(),
             client: None,
@@ -208,7 +218,7 @@ impl ProxyHttp for Proxy {
         }
         ctx.host = normalize_host(authority.host()).into_owned();
 
-        let table = self.state.load_balancers();
+        let table = ctx.state.load_balancers();
         let Some(lb) = table.get(&ctx.host).cloned() else {
             respond_text(session, 404, "no load balancer serves this host").await?;
             return Ok(true);
@@ -227,7 +237,7 @@ impl ProxyHttp for Proxy {
             respond_text(session, 503, &text).await?;
             return Ok(true);
         }
-        ctx.routed = self.route(&lb, session.req_header(), ctx.client);
+        ctx.routed = Self::route(&ctx.state, &lb, session.req_header(), ctx.client);
         if ctx.routed.is_none() {
             let text = format!("no usable endpoint for load balancer {}", lb.conf.name);
             ctx.lb = Some(lb);
@@ -247,10 +257,10 @@ impl ProxyHttp for Proxy {
             return Error::e_explain(ErrorType::HTTPStatus(503), "no endpoint chosen");
         };
         ctx.in_flight = None;
-        ctx.in_flight = Some(self.state.begin_request(pick));
+        ctx.in_flight = Some(ctx.state.begin_request(pick));
         ctx.upstream_started = Some(clock::stopwatch());
-        let endpoint = self.state.endpoint(pick);
-        let timeouts = &self.state.upstream_timeouts;
+        let endpoint = ctx.state.endpoint(pick);
+        let timeouts = &ctx.state.upstream_timeouts;
         let mut peer = HttpPeer::new(endpoint.conf.socket_addr, false, String::new());
         peer.options.connection_timeout = Some(timeouts.connect);
         peer.options.read_timeout = Some(timeouts.read);
@@ -269,10 +279,10 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(old) = ctx.connected.take() {
-            self.state.endpoint(old).remove_connection();
+            ctx.state.endpoint(old).remove_connection();
         }
         if let Some(pick) = ctx.pick() {
-            self.state.endpoint(pick).add_connection();
+            ctx.state.endpoint(pick).add_connection();
             ctx.connected = Some(pick);
         }
         Ok(())
@@ -288,7 +298,8 @@ impl ProxyHttp for Proxy {
         let (Some(lb), Some(routed)) = (ctx.lb.clone(), ctx.routed) else {
             return e;
         };
-        let (pool, endpoint) = ctx.names(&self.state);
+        let state = Arc::clone(&ctx.state);
+        let (pool, endpoint) = ctx.names(&state);
         let why = e.etype().as_str();
         let lb_name = &lb.conf.name;
         if ctx.retried {
@@ -296,13 +307,10 @@ impl ProxyHttp for Proxy {
             return e;
         }
         ctx.retried = true;
-        match self
-            .state
-            .connect_failed(&lb, &routed, ctx.client, &mut random_unit)
-        {
+        match state.connect_failed(&lb, &routed, ctx.client, &mut random_unit) {
             Some((next, decision)) => {
-                let target = self.state.endpoint(next).name();
-                let next_pool = self.state.pools[next.pool()].name();
+                let target = state.endpoint(next).name();
+                let next_pool = state.pools[next.pool()].name();
                 warn!("load balancer {lb_name} pool {pool} endpoint {endpoint}: connect failed ({why}), retrying on pool {next_pool} endpoint {target} ({})", decision.as_str());
                 ctx.routed = Some(Routed {
                     pick: next,
@@ -321,7 +329,7 @@ impl ProxyHttp for Proxy {
     /// Pingora's own error lines (e.g. an upstream timeout) end with this:
     /// name the load balancer, pool and endpoint involved.
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
-        let (pool, endpoint) = ctx.names(&self.state);
+        let (pool, endpoint) = ctx.names(&ctx.state);
         let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
         format!(
             "{}, load balancer {lb} pool {pool} endpoint {endpoint}",
@@ -361,7 +369,7 @@ impl ProxyHttp for Proxy {
         }
         if let Some(host) = ctx
             .pick()
-            .and_then(|p| self.state.endpoint(p).conf.host.as_deref())
+            .and_then(|p| ctx.state.endpoint(p).conf.host.as_deref())
         {
             upstream_request.insert_header(http::header::HOST, host)?;
         } else if let Some(authority) = ctx.target_authority.as_deref() {
@@ -391,12 +399,12 @@ impl ProxyHttp for Proxy {
         let (Some(lb), Some(routed)) = (ctx.lb.as_ref(), ctx.routed.as_ref()) else {
             return Ok(());
         };
-        if let Some(cookie) = self.state.commit(lb, routed, self.state.clock.now()) {
+        if let Some(cookie) = ctx.state.commit(lb, routed, ctx.state.clock.now()) {
             // Appended: the upstream's own Set-Cookie headers stay.
             response.append_header(http::header::SET_COOKIE, cookie)?;
         }
-        if self.state.decision_header {
-            let (pool, endpoint) = ctx.names(&self.state);
+        if ctx.state.decision_header {
+            let (pool, endpoint) = ctx.names(&ctx.state);
             let value = format!(
                 "{}/{pool}/{endpoint}/{}",
                 lb.conf.name,
@@ -436,14 +444,15 @@ impl ProxyHttp for Proxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         if let Some(connected) = ctx.connected.take() {
-            self.state.endpoint(connected).remove_connection();
+            ctx.state.endpoint(connected).remove_connection();
         }
         ctx.in_flight = None;
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();
-        let (pool, endpoint) = ctx.names(&self.state);
+        let (pool, endpoint) = ctx.names(&ctx.state);
         let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
-        crate::metrics::record_request(lb, ctx.pick(), status, ctx.decision());
+        let endpoint_id = ctx.pick().map(|p| ctx.state.endpoint(p).id);
+        crate::metrics::record_request(lb, endpoint_id, status, ctx.decision());
         if !log::log_enabled!(target: "access", log::Level::Info) {
             return;
         }

@@ -6,7 +6,7 @@
 //! [`crate::changes::Changes`]. Reads on the request path are atomic loads,
 //! never locks. Nothing here knows of the state file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -378,8 +378,11 @@ pub struct State {
     pub decision_header: bool,
     pub clock: Clock,
     pub keys: CookieKeys,
-    /// `header` and `source_ip` sessions of every load balancer.
-    pub sessions: SessionTable,
+    /// `header` and `source_ip` sessions of every load balancer; shared with
+    /// the state a reload replaces this one with.
+    pub sessions: Arc<SessionTable>,
+    /// The monitors pools name, by name.
+    pub monitors: BTreeMap<String, config::Monitor>,
 }
 
 impl std::fmt::Debug for State {
@@ -393,6 +396,17 @@ impl std::fmt::Debug for State {
 
 impl State {
     pub fn new(config: &Config, keys: CookieKeys) -> Self {
+        let sessions = Arc::new(SessionTable::new(config.max_sessions));
+        Self::with(config, keys, Clock::new(), sessions)
+    }
+
+    /// A state on an existing clock and session table (a reload's successor).
+    pub fn with(
+        config: &Config,
+        keys: CookieKeys,
+        clock: Clock,
+        sessions: Arc<SessionTable>,
+    ) -> Self {
         let pools: Vec<PoolState> = config.pools.values().map(PoolState::new).collect();
         let pool_index = pools
             .iter()
@@ -419,9 +433,10 @@ impl State {
             lbs: ArcSwap::from_pointee(LbTable::default()),
             upstream_timeouts: config.upstream_timeouts,
             decision_header: config.decision_header,
-            clock: Clock::new(),
+            clock,
             keys,
-            sessions: SessionTable::new(config.max_sessions),
+            sessions,
+            monitors: config.monitors.clone(),
         };
         let table = state.lb_table(config.load_balancers.values());
         state.lbs.store(Arc::new(table));

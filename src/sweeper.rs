@@ -11,6 +11,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::config::SessionAffinity;
+use crate::live::Live;
 use crate::state::State;
 
 const EVERY: Duration = Duration::from_secs(1);
@@ -18,29 +19,29 @@ const EVERY: Duration = Duration::from_secs(1);
 const BUDGET: usize = 100_000;
 
 pub struct Sweeper {
-    state: Arc<State>,
+    live: Arc<Live>,
 }
 
 impl Sweeper {
-    pub fn new(state: Arc<State>) -> Self {
-        Sweeper { state }
+    pub fn new(live: Arc<Live>) -> Self {
+        Sweeper { live }
     }
+}
 
-    /// The longest idle TTL of the load balancers that use the table: an
-    /// entry idle for longer is expired for every one of them.
-    fn longest_ttl_ms(&self) -> Option<u64> {
-        self.state
-            .load_balancers()
-            .all()
-            .filter(|lb| {
-                matches!(
-                    lb.conf.session_affinity,
-                    SessionAffinity::Header | SessionAffinity::SourceIp
-                )
-            })
-            .map(|lb| lb.ttl_ms)
-            .max()
-    }
+/// The longest idle TTL of the load balancers that use the table: an entry
+/// idle for longer is expired for every one of them.
+fn longest_ttl_ms(state: &State) -> Option<u64> {
+    state
+        .load_balancers()
+        .all()
+        .filter(|lb| {
+            matches!(
+                lb.conf.session_affinity,
+                SessionAffinity::Header | SessionAffinity::SourceIp
+            )
+        })
+        .map(|lb| lb.ttl_ms)
+        .max()
 }
 
 #[async_trait]
@@ -51,9 +52,10 @@ impl BackgroundService for Sweeper {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = ticker.tick() => {
-                    if let Some(ttl) = self.longest_ttl_ms() {
-                        let now = self.state.clock.now_ms();
-                        self.state.sessions.sweep(ttl, now, BUDGET);
+                    let state = self.live.load();
+                    if let Some(ttl) = longest_ttl_ms(&state) {
+                        let now = state.clock.now_ms();
+                        state.sessions.sweep(ttl, now, BUDGET);
                     }
                 }
             }

@@ -13,7 +13,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use support::config::{lb, pool, tether, ClientLimits, Tether};
 use support::*;
 
 /// One load balancer `*` over upstream `a`, and a disabled `other.test`.
@@ -29,7 +28,8 @@ fn front(a: &Upstream, limits: ClientLimits) -> Tether {
 
 fn connect(proxy: &TetherProc) -> TcpStream {
     let s = TcpStream::connect(proxy.addr()).expect("connect to tether");
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     s
 }
 
@@ -43,7 +43,11 @@ fn read_for(s: &mut TcpStream, within: Duration) -> (String, bool) {
         match s.read(&mut buf) {
             Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
             Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => return (String::from_utf8_lossy(&out).into_owned(), true),
         }
     }
@@ -200,10 +204,18 @@ fn max_connections_closes_new_connections_while_existing_ones_are_served() {
     let mut extra = connect(&proxy);
     let _ = extra.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     let (got, closed) = read_for(&mut extra, Duration::from_secs(2));
-    assert!(closed && got.is_empty(), "the fifth connection was served: {got:?}");
+    assert!(
+        closed && got.is_empty(),
+        "the fifth connection was served: {got:?}"
+    );
     for s in &mut held {
-        s.write_all(b"GET /again HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
-        assert_eq!(status_of(&read_response(s)), Some(200), "existing clients are served");
+        s.write_all(b"GET /again HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            status_of(&read_response(s)),
+            Some(200),
+            "existing clients are served"
+        );
     }
     drop(held);
     // Room again once they are gone.
@@ -213,7 +225,10 @@ fn max_connections_closes_new_connections_while_existing_ones_are_served() {
         }),
         "new connections are accepted again"
     );
-    assert!(proxy.wait_for_log("client_limits.max_connections (4) reached", Duration::from_secs(2)));
+    assert!(proxy.wait_for_log(
+        "client_limits.max_connections (4) reached",
+        Duration::from_secs(2)
+    ));
 }
 
 #[test]
@@ -221,7 +236,11 @@ fn absolute_form_targets_route_by_their_authority() {
     let a = Upstream::healthy("a");
     let proxy = front(&a, ClientLimits::default()).start();
     let answer = exchange(&proxy, b"GET http://other.test/x HTTP/1.1\r\n\r\n");
-    assert_eq!(status_of(&answer), Some(503), "other.test is disabled: {answer:?}");
+    assert_eq!(
+        status_of(&answer),
+        Some(503),
+        "other.test is disabled: {answer:?}"
+    );
     let answer = exchange(
         &proxy,
         b"GET http://ROUTED.test:80/echo HTTP/1.1\r\nConnection: close\r\n\r\n",
@@ -301,7 +320,10 @@ fn pipelined_requests_are_answered_in_order() {
     let (all, _) = read_for(&mut s, Duration::from_secs(5));
     let order: Vec<usize> = ["n=1", "n=2", "n=3"]
         .iter()
-        .map(|n| all.find(n).unwrap_or_else(|| panic!("no answer to {n}: {all}")))
+        .map(|n| {
+            all.find(n)
+                .unwrap_or_else(|| panic!("no answer to {n}: {all}"))
+        })
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "out of order: {all}");
     assert_eq!(all.matches("HTTP/1.1 200").count(), 3, "{all}");

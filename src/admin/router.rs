@@ -33,11 +33,13 @@ pub struct Call<'a> {
     pub body: &'a [u8],
     pub now: Now,
     changes: &'a Changes,
+    /// The state when the call arrived (a reload may replace it meanwhile).
+    state: Arc<State>,
 }
 
 impl Call<'_> {
     pub fn state(&self) -> &State {
-        self.changes.state()
+        &self.state
     }
 
     /// Hands a batch to the owner of changes.
@@ -95,6 +97,7 @@ impl Router {
             body: req.body,
             now: req.now,
             changes: &self.changes,
+            state: self.changes.state(),
         };
         let answer = if segments.is_none() {
             Err(ApiError::new(404, format!("no route for {}", req.path)))

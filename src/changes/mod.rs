@@ -12,18 +12,20 @@
 pub mod records;
 pub mod state_file;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
+use crate::affinity::cookie::CookieKeys;
 use crate::clock::Now;
 use crate::config::{
     self, load_balancer_from_value, runtime_fields, Config, SessionAffinity, Settable, Spelled,
     ATTRIBUTES, LOAD_BALANCER_KEYS,
 };
+use crate::live::{successor, Live};
 use crate::state::{NotFound, Pick, State};
 use records::{changed_fields, field, lb_json, Records};
 use state_file::{Read, StateFile};
@@ -127,36 +129,39 @@ struct Plan {
 /// (the baseline every record is kept against), the optional state file,
 /// and the one lock that orders changes.
 pub struct Changes {
-    state: Arc<State>,
-    baseline: Config,
+    live: Arc<Live>,
     file: Option<StateFile>,
-    records: parking_lot::Mutex<Records>,
+    inner: parking_lot::Mutex<Inner>,
+}
+
+/// What the lock guards.
+struct Inner {
+    baseline: Config,
+    records: Records,
 }
 
 impl Changes {
-    /// `baseline` is the configuration file as loaded; `state` was built from it.
-    pub fn new(state: Arc<State>, baseline: Config) -> Self {
+    /// `baseline` is the configuration file as loaded; the live state was built from it.
+    pub fn new(live: Arc<Live>, baseline: Config) -> Self {
         let file = baseline.state_file.as_deref().map(StateFile::new);
         Changes {
-            state,
-            baseline,
+            live,
             file,
-            records: parking_lot::Mutex::new(Records::default()),
+            inner: parking_lot::Mutex::new(Inner {
+                baseline,
+                records: Records::default(),
+            }),
         }
     }
 
-    pub fn state(&self) -> &Arc<State> {
-        &self.state
-    }
-
-    /// The file's pools (run-time changes name them).
-    pub fn pools(&self) -> &BTreeMap<String, config::Pool> {
-        &self.baseline.pools
+    /// The state the request path reads now.
+    pub fn state(&self) -> Arc<State> {
+        self.live.load()
     }
 
     /// The records in force (what the state file holds).
     pub fn records(&self) -> Records {
-        self.records.lock().clone()
+        self.inner.lock().records.clone()
     }
 
     /// Applies `batch` in order, all or nothing: validated, written to the
@@ -168,17 +173,22 @@ impl Changes {
         batch: &[Change],
         now: Now,
     ) -> Result<Vec<String>, ChangeError> {
-        let mut records = self.records.lock();
+        let mut inner = self.inner.lock();
+        let state = self.live.load();
+        let planner = Planner {
+            state: &state,
+            baseline: &inner.baseline,
+        };
         let mut plan = Plan {
             effects: Vec::new(),
-            records: records.clone(),
+            records: inner.records.clone(),
             lbs: HashMap::new(),
             described: Vec::new(),
         };
         for change in batch {
-            self.plan(change, &mut plan, now)?;
+            planner.plan(change, &mut plan, now)?;
         }
-        if plan.records != *records {
+        if plan.records != inner.records {
             if let Some(file) = &self.file {
                 if let Err(e) = file.write(&plan.records) {
                     warn!("{source}: change refused, it cannot be made durable: {e}");
@@ -189,13 +199,13 @@ impl Changes {
         for effect in plan.effects {
             match effect {
                 Effect::Enabled { at, enabled } => {
-                    self.state.endpoint(at).set_enabled(enabled, now.ms);
+                    state.endpoint(at).set_enabled(enabled, now.ms);
                 }
-                Effect::Weight { at, weight } => self.state.set_endpoint_weight(at, weight),
-                Effect::LoadBalancer(lb) => self.state.replace_load_balancer(lb)?,
+                Effect::Weight { at, weight } => state.set_endpoint_weight(at, weight),
+                Effect::LoadBalancer(lb) => state.replace_load_balancer(lb)?,
             }
         }
-        *records = plan.records;
+        inner.records = plan.records;
         if plan.described.is_empty() {
             info!("{source}: no change");
         }
@@ -204,7 +214,141 @@ impl Changes {
         }
         Ok(plan.described)
     }
+    /// At start: reads the state file, keeps the records the configuration
+    /// file has not overtaken since (logging each dropped one), applies
+    /// them, and rewrites the file when that changed what it holds. A
+    /// broken file is reported and the configuration file is used as is.
+    pub fn restore(&self, now: Now) {
+        let Some(file) = &self.file else { return };
+        let mut inner = self.inner.lock();
+        let shown = file.path().display();
+        let (read, old_format) = match file.read(&inner.baseline) {
+            Ok(Read::Missing) => (Records::default(), false),
+            Ok(Read::Records {
+                records,
+                old_format,
+            }) => (records, old_format),
+            Err(e) => {
+                warn!("state file {shown}: {e}; starting from the configuration file");
+                return;
+            }
+        };
+        let (kept, dropped) = read.rebase(&inner.baseline);
+        for line in &dropped {
+            info!("state file {shown}: {line}");
+        }
+        let kept = lay_over(&self.live.load(), &inner.baseline, kept, now);
+        if old_format || kept != read {
+            if let Err(e) = file.write(&kept) {
+                warn!("{e}");
+            }
+        }
+        inner.records = kept;
+    }
 
+    /// A reload (SIGHUP): `config` becomes the baseline. The successor state
+    /// keeps what was learnt about the endpoints that stay; every run-time
+    /// change whose field the file has not changed since stays in force
+    /// (the file's edit wins otherwise, one log line each); then the new
+    /// state is swapped in. Returns what the log should say.
+    pub fn reload(&self, config: Config, keys: CookieKeys, now: Now) -> Vec<String> {
+        let mut inner = self.inner.lock();
+        let old = self.live.load();
+        let next = successor(&old, &config, keys, now.ms);
+        let (kept, mut said) = inner.records.rebase(&config);
+        let kept = lay_over(&next, &config, kept, now);
+        if kept != inner.records {
+            if let Some(file) = &self.file {
+                if let Err(e) = file.write(&kept) {
+                    said.push(format!(
+                        "{e}; the dropped records stay in the file until the next change"
+                    ));
+                }
+            }
+        }
+        self.live.replace(next);
+        inner.records = kept;
+        inner.baseline = config;
+        said
+    }
+}
+
+/// Lays `records` over `state` (built from `baseline`): endpoint changes,
+/// drains with their start, load balancer fields. Records of a load
+/// balancer whose settings no longer validate are dropped with a warning;
+/// an endpoint the file disables gets its drain's start recorded. Returns
+/// the records in force.
+fn lay_over(state: &State, baseline: &Config, mut kept: Records, now: Now) -> Records {
+    let now_unix_ms = now.unix_secs.saturating_mul(1000);
+    for (pool, endpoints) in &kept.endpoints {
+        for (name, record) in endpoints {
+            let Ok(at) = state.find_endpoint(pool, name) else {
+                continue;
+            };
+            if let Some(weight) = &record.weight {
+                state.set_endpoint_weight(at, weight.value);
+                info!(
+                    "state file: pool {pool} endpoint {name}: weight {}",
+                    weight.value
+                );
+            }
+            if record.enabled.as_ref().is_some_and(|e| e.value) {
+                state.endpoint(at).set_enabled(true, now.ms);
+                info!("state file: pool {pool} endpoint {name}: enabled");
+            } else if let Some(t) = record.disabled_at_unix_ms {
+                let ago = now_unix_ms.saturating_sub(t);
+                state
+                    .endpoint(at)
+                    .restore_disabled(now.ms.saturating_sub(ago));
+                info!(
+                    "state file: pool {pool} endpoint {name}: disabled {} s ago",
+                    ago / 1000
+                );
+            }
+        }
+    }
+    // An endpoint the file disables drains from the first start that
+    // saw it disabled; that start is kept for later starts.
+    for (pool, p) in &baseline.pools {
+        for e in p.endpoints.iter().filter(|e| !e.enabled) {
+            let known = kept
+                .endpoint(pool, &e.name)
+                .is_some_and(|r| r.disabled_at_unix_ms.is_some() || r.enabled.is_some());
+            if !known {
+                kept.set_endpoint_enabled(pool, &e.name, false, false, Some(now_unix_ms));
+            }
+        }
+    }
+    let names: Vec<String> = kept.load_balancers.keys().cloned().collect();
+    for name in names {
+        let Some(file_lb) = baseline.load_balancers.get(&name) else {
+            continue;
+        };
+        let value = kept.overlay_lb(&name, &lb_json(file_lb));
+        let restored = serde_yaml::to_value(&value)
+            .map_err(|e| e.to_string())
+            .and_then(|v| {
+                load_balancer_from_value(&name, &v, &baseline.pools, "").map_err(|e| e.to_string())
+            })
+            .and_then(|lb| state.replace_load_balancer(lb).map_err(|e| e.to_string()));
+        match restored {
+            Ok(()) => info!("state file: load balancer {name}: run-time settings restored"),
+            Err(e) => {
+                warn!("load balancer {name}: its run-time settings no longer validate ({e}); the configuration file's are used");
+                kept.drop_lb(&name);
+            }
+        }
+    }
+    kept
+}
+
+/// Decides what a change does, against one state and its baseline.
+struct Planner<'a> {
+    state: &'a State,
+    baseline: &'a Config,
+}
+
+impl Planner<'_> {
     fn plan(&self, change: &Change, plan: &mut Plan, now: Now) -> Result<(), ChangeError> {
         match change {
             Change::SetEndpointEnabled {
@@ -418,101 +562,6 @@ impl Changes {
         }
         plan.lbs.insert(new.name.clone(), new.clone());
         plan.effects.push(Effect::LoadBalancer(new));
-    }
-
-    /// At start: reads the state file, keeps the records the configuration
-    /// file has not overtaken since (logging each dropped one), applies
-    /// them, and rewrites the file when that changed what it holds. A
-    /// broken file is reported and the configuration file is used as is.
-    pub fn restore(&self, now: Now) {
-        let Some(file) = &self.file else { return };
-        let shown = file.path().display();
-        let (read, old_format) = match file.read(&self.baseline) {
-            Ok(Read::Missing) => (Records::default(), false),
-            Ok(Read::Records {
-                records,
-                old_format,
-            }) => (records, old_format),
-            Err(e) => {
-                warn!("state file {shown}: {e}; starting from the configuration file");
-                return;
-            }
-        };
-        let (mut kept, dropped) = read.rebase(&self.baseline);
-        for line in &dropped {
-            info!("state file {shown}: {line}");
-        }
-        let now_unix_ms = now.unix_secs.saturating_mul(1000);
-        for (pool, endpoints) in &kept.endpoints {
-            for (name, record) in endpoints {
-                let Ok(at) = self.state.find_endpoint(pool, name) else {
-                    continue;
-                };
-                if let Some(weight) = &record.weight {
-                    self.state.set_endpoint_weight(at, weight.value);
-                    info!(
-                        "state file: pool {pool} endpoint {name}: weight {}",
-                        weight.value
-                    );
-                }
-                if record.enabled.as_ref().is_some_and(|e| e.value) {
-                    self.state.endpoint(at).set_enabled(true, now.ms);
-                    info!("state file: pool {pool} endpoint {name}: enabled");
-                } else if let Some(t) = record.disabled_at_unix_ms {
-                    let ago = now_unix_ms.saturating_sub(t);
-                    self.state
-                        .endpoint(at)
-                        .restore_disabled(now.ms.saturating_sub(ago));
-                    info!(
-                        "state file: pool {pool} endpoint {name}: disabled {} s ago",
-                        ago / 1000
-                    );
-                }
-            }
-        }
-        // An endpoint the file disables drains from the first start that
-        // saw it disabled; that start is kept for later starts.
-        for (pool, p) in &self.baseline.pools {
-            for e in p.endpoints.iter().filter(|e| !e.enabled) {
-                let known = kept
-                    .endpoint(pool, &e.name)
-                    .is_some_and(|r| r.disabled_at_unix_ms.is_some() || r.enabled.is_some());
-                if !known {
-                    kept.set_endpoint_enabled(pool, &e.name, false, false, Some(now_unix_ms));
-                }
-            }
-        }
-        let names: Vec<String> = kept.load_balancers.keys().cloned().collect();
-        for name in names {
-            let Some(file_lb) = self.baseline.load_balancers.get(&name) else {
-                continue;
-            };
-            let value = kept.overlay_lb(&name, &lb_json(file_lb));
-            let restored = serde_yaml::to_value(&value)
-                .map_err(|e| e.to_string())
-                .and_then(|v| {
-                    load_balancer_from_value(&name, &v, &self.baseline.pools, "")
-                        .map_err(|e| e.to_string())
-                })
-                .and_then(|lb| {
-                    self.state
-                        .replace_load_balancer(lb)
-                        .map_err(|e| e.to_string())
-                });
-            match restored {
-                Ok(()) => info!("state file: load balancer {name}: run-time settings restored"),
-                Err(e) => {
-                    warn!("state file {shown}: load balancer {name}: its run-time settings no longer validate ({e}); the configuration file's are used");
-                    kept.drop_lb(&name);
-                }
-            }
-        }
-        if old_format || kept != read {
-            if let Err(e) = file.write(&kept) {
-                warn!("{e}");
-            }
-        }
-        *self.records.lock() = kept;
     }
 }
 

@@ -19,8 +19,7 @@ fn cfg(state_file: Option<&std::path::Path>) -> Config {
 }
 
 fn owner(c: &Config) -> Changes {
-    let state = Arc::new(State::new(c, CookieKeys::random()));
-    Changes::new(state, c.clone())
+    Changes::new(Live::new(State::new(c, CookieKeys::random())), c.clone())
 }
 
 fn disable(endpoint: &str) -> Change {

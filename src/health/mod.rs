@@ -30,7 +30,7 @@ pub mod check;
 pub mod probe;
 pub mod service;
 
-pub use service::Monitors;
+pub use service::{LiveMonitors, Monitors};
 
 /// The log target of flips and of the service, as before the move to
 /// Pingora's framework (`RUST_LOG=tether::monitor=...` keeps working).

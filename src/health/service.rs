@@ -17,18 +17,19 @@ use tokio::task::JoinSet;
 use super::check::{identity, MonitorCheck, Probe, Target};
 use super::probe::NetProbe;
 use super::LOG_TARGET;
-use crate::config::{Config, Monitor};
+use crate::config::Monitor;
+use crate::live::Live;
 use crate::state::State;
 
 /// Every endpoint of every pool that names a monitor, with that monitor.
-pub fn targets(state: &State, config: &Config) -> Vec<(Arc<Monitor>, Target)> {
+pub fn targets(state: &State) -> Vec<(Arc<Monitor>, Target)> {
     let mut out = Vec::new();
     for (pool_index, pool) in state.pools.iter().enumerate() {
         let Some(monitor) = pool
             .conf
             .monitor
             .as_ref()
-            .and_then(|m| config.monitors.get(m))
+            .and_then(|m| state.monitors.get(m))
         else {
             continue;
         };
@@ -72,9 +73,9 @@ pub struct Monitors {
 }
 
 impl Monitors {
-    pub fn new(state: Arc<State>, config: &Config) -> Self {
+    pub fn new(state: Arc<State>) -> Self {
         let connector = Arc::new(Connector::new(None));
-        Self::with_probe(state, config, |monitor| {
+        Self::with_probe(state, |monitor| {
             NetProbe::new(Arc::clone(monitor), Arc::clone(&connector))
         })
     }
@@ -83,10 +84,9 @@ impl Monitors {
     /// probe.
     pub fn with_probe<P: Probe + 'static>(
         state: Arc<State>,
-        config: &Config,
         probe_for: impl Fn(&Arc<Monitor>) -> P,
     ) -> Self {
-        let watches = targets(&state, config)
+        let watches = targets(&state)
             .into_iter()
             .map(|(monitor, target)| {
                 let registry = Arc::new(HealthRegistry::with_equivalence(identity));
@@ -129,19 +129,62 @@ async fn watch(view: Arc<Backends>, interval: Duration) {
     }
 }
 
+impl Monitors {
+    /// Starts every endpoint's checks.
+    fn spawn(&self) -> JoinSet<()> {
+        let mut tasks = JoinSet::new();
+        for w in &self.watches {
+            tasks.spawn(watch(Arc::clone(&w.view), w.interval));
+        }
+        tasks
+    }
+}
+
 #[async_trait]
 impl BackgroundService for Monitors {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         if self.watches.is_empty() {
             return;
         }
-        let mut tasks = JoinSet::new();
-        for w in &self.watches {
-            tasks.spawn(watch(Arc::clone(&w.view), w.interval));
-        }
+        let mut tasks = self.spawn();
         info!(target: LOG_TARGET, "monitors started for {} endpoint(s)", self.watches.len());
         let _ = shutdown.changed().await;
         tasks.abort_all();
+    }
+}
+
+/// The monitors of the live state, as the Pingora background service:
+/// rebuilt for the new state each time a reload replaces it (what was
+/// learnt about the endpoints that stay is carried over by the reload).
+pub struct LiveMonitors {
+    live: Arc<Live>,
+}
+
+impl LiveMonitors {
+    pub fn new(live: Arc<Live>) -> Self {
+        LiveMonitors { live }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for LiveMonitors {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut generation = self.live.generation();
+        loop {
+            let monitors = Monitors::new(self.live.load());
+            let mut tasks = monitors.spawn();
+            if monitors.endpoints() > 0 {
+                info!(target: LOG_TARGET, "monitors started for {} endpoint(s)", monitors.endpoints());
+            }
+            let reloaded = tokio::select! {
+                _ = shutdown.changed() => false,
+                changed = generation.changed() => changed.is_ok(),
+            };
+            tasks.abort_all();
+            if !reloaded {
+                return;
+            }
+        }
     }
 }
 
@@ -223,7 +266,7 @@ mod tests {
 
     /// Pools `(name, endpoints)` all under monitor `m`, endpoints on
     /// 127.0.0.1:9000, 9001, ...
-    fn setup(pools: &[(&str, u16)], m: Monitor) -> (Arc<State>, Config) {
+    fn setup(pools: &[(&str, u16)], m: Monitor) -> (Arc<State>, crate::config::Config) {
         let pools: Vec<Pool> = pools
             .iter()
             .map(|(name, n)| Pool {
@@ -253,9 +296,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn probed_at_once_then_every_interval() {
-        let (state, config) = setup(&[("p", 2)], monitor(1000, 2, 1, 1));
+        let (state, _) = setup(&[("p", 2)], monitor(1000, 2, 1, 1));
         let script = Script::default();
-        let monitors = Monitors::with_probe(Arc::clone(&state), &config, |_| script.clone());
+        let monitors = Monitors::with_probe(Arc::clone(&state), |_| script.clone());
         assert_eq!(monitors.endpoints(), 2);
         let start = crate::clock::tokio_now();
         let _stop = run(monitors);
@@ -274,15 +317,13 @@ mod tests {
     /// registry: up after 2 passes in a row, down after 3 failures in a row.
     #[tokio::test(start_paused = true)]
     async fn flips_after_consecutive_down_and_up() {
-        let (state, config) = setup(&[("p", 1)], monitor(100, 0, 2, 3));
+        let (state, _) = setup(&[("p", 1)], monitor(100, 0, 2, 3));
         let script = Script::default();
         let answers = [Fail, Fail, Fail, Pass, Fail, Pass, Pass, Pass];
         let health = [true, true, false, false, false, false, true, true];
         script.answer("p/p-0", &answers);
         let start = crate::clock::tokio_now();
-        let _stop = run(Monitors::with_probe(Arc::clone(&state), &config, |_| {
-            script.clone()
-        }));
+        let _stop = run(Monitors::with_probe(Arc::clone(&state), |_| script.clone()));
         for (k, expected) in health.iter().enumerate() {
             sleep_until(start + Duration::from_millis(100 * k as u64 + 1)).await;
             assert_eq!(healthy(&state, "p", "p-0"), *expected, "after probe {k}");
@@ -292,13 +333,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retries_are_immediate_and_one_pass_among_them_is_a_pass() {
-        let (state, config) = setup(&[("p", 1)], monitor(100, 2, 1, 1));
+        let (state, _) = setup(&[("p", 1)], monitor(100, 2, 1, 1));
         let script = Script::default();
         script.answer("p/p-0", &[Fail, Fail, Pass, Fail, Fail, Fail]);
         let start = crate::clock::tokio_now();
-        let _stop = run(Monitors::with_probe(Arc::clone(&state), &config, |_| {
-            script.clone()
-        }));
+        let _stop = run(Monitors::with_probe(Arc::clone(&state), |_| script.clone()));
         sleep(Duration::from_millis(1)).await;
         assert_eq!(script.calls("p/p-0", start), vec![0, 0, 0]);
         assert!(healthy(&state, "p", "p-0"));
@@ -316,13 +355,11 @@ mod tests {
     /// `(addr, weight)`, two Tether endpoints, probed and tracked apart.
     #[tokio::test(start_paused = true)]
     async fn one_address_in_two_pools_is_two_endpoints() {
-        let (state, config) = setup(&[("a", 1), ("b", 1)], monitor(100, 0, 1, 1));
+        let (state, _) = setup(&[("a", 1), ("b", 1)], monitor(100, 0, 1, 1));
         let script = Script::default();
         script.answer("a/a-0", &[Fail, Fail]);
         let start = crate::clock::tokio_now();
-        let _stop = run(Monitors::with_probe(Arc::clone(&state), &config, |_| {
-            script.clone()
-        }));
+        let _stop = run(Monitors::with_probe(Arc::clone(&state), |_| script.clone()));
         sleep(Duration::from_millis(1)).await;
         assert!(!healthy(&state, "a", "a-0"));
         assert!(healthy(&state, "b", "b-0"));
@@ -336,13 +373,11 @@ mod tests {
     /// (no burst of missed ticks), never another endpoint's.
     #[tokio::test(start_paused = true)]
     async fn a_slow_endpoint_delays_only_itself() {
-        let (state, config) = setup(&[("p", 2)], monitor(100, 0, 1, 1));
+        let (state, _) = setup(&[("p", 2)], monitor(100, 0, 1, 1));
         let script = Script::default();
         script.answer("p/p-0", &[Slow(Duration::from_millis(250))]);
         let start = crate::clock::tokio_now();
-        let _stop = run(Monitors::with_probe(Arc::clone(&state), &config, |_| {
-            script.clone()
-        }));
+        let _stop = run(Monitors::with_probe(Arc::clone(&state), |_| script.clone()));
         sleep_until(start + Duration::from_millis(401)).await;
         assert_eq!(script.calls("p/p-0", start), vec![0, 250, 350]);
         assert_eq!(script.calls("p/p-1", start), vec![0, 100, 200, 300, 400]);
@@ -350,12 +385,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn shutdown_stops_probing() {
-        let (state, config) = setup(&[("p", 1)], monitor(100, 0, 1, 1));
+        let (state, _) = setup(&[("p", 1)], monitor(100, 0, 1, 1));
         let script = Script::default();
         let start = crate::clock::tokio_now();
-        let stop = run(Monitors::with_probe(Arc::clone(&state), &config, |_| {
-            script.clone()
-        }));
+        let stop = run(Monitors::with_probe(Arc::clone(&state), |_| script.clone()));
         sleep(Duration::from_millis(150)).await;
         stop.send(true).unwrap();
         sleep(Duration::from_millis(1000)).await;
@@ -369,7 +402,7 @@ mod tests {
         config.pools.get_mut("b").unwrap().monitor = None;
         config.monitors.get_mut("m").unwrap().port = 8443;
         let state = State::new(&config, CookieKeys::random());
-        let got: Vec<(String, String, String, u64)> = targets(&state, &config)
+        let got: Vec<(String, String, String, u64)> = targets(&state)
             .into_iter()
             .map(|(_, t)| (t.endpoint, t.addr.to_string(), t.host, t.id))
             .collect();

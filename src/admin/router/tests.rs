@@ -31,8 +31,9 @@ fn setup(token: Option<&str>) -> (Router, Arc<State>) {
     www.name = "www.example.com".into();
     www.default_pools = vec!["p".into(), "q".into()];
     cfg.load_balancers.insert(www.name.clone(), www);
-    let state = Arc::new(State::new(&cfg, CookieKeys::random()));
-    let changes = Arc::new(Changes::new(Arc::clone(&state), cfg));
+    let live = crate::live::Live::new(State::new(&cfg, CookieKeys::random()));
+    let changes = Arc::new(Changes::new(live, cfg));
+    let state = changes.state();
     (Router::new(token, changes), state)
 }
 

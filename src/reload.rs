@@ -1,0 +1,199 @@
+//! SIGHUP reloads the `tether:` section in place: the file is read and
+//! validated exactly as at start; an invalid file changes nothing (its
+//! errors are logged); a valid one becomes the running configuration
+//! through the owner of changes ([`Changes::reload`]), the client limits are
+//! swapped, and no connection, request or WebSocket is dropped. What needs
+//! new sockets or a new process (listeners, the admin listener, the state
+//! file's path, the session table's size, Pingora's own keys) is named in
+//! the log as needing a hot upgrade and stays as it is.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use log::{error, info, warn};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::affinity::cookie::CookieKeys;
+use crate::changes::Changes;
+use crate::config::{self, ClientLimits, Config, Loaded};
+
+/// What a reload cannot change in a running process, as it was at start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fixed {
+    listeners: Vec<config::Listener>,
+    admin: Option<config::Admin>,
+    state_file: Option<PathBuf>,
+    max_sessions: usize,
+    /// Pingora's keys, as Pingora read them.
+    pingora: String,
+}
+
+impl Fixed {
+    pub fn of(loaded: &Loaded) -> Fixed {
+        Fixed {
+            listeners: loaded.tether.listeners.clone(),
+            admin: loaded.tether.admin.clone(),
+            state_file: loaded.tether.state_file.clone(),
+            max_sessions: loaded.tether.max_sessions,
+            pingora: format!("{:?}", loaded.server),
+        }
+    }
+
+    /// The keys whose new values need a hot upgrade (or a restart).
+    pub fn differences(&self, new: &Fixed) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.listeners != new.listeners {
+            keys.push("tether.listeners");
+        }
+        if self.admin != new.admin {
+            keys.push("tether.admin");
+        }
+        if self.state_file != new.state_file {
+            keys.push("tether.state_file");
+        }
+        if self.max_sessions != new.max_sessions {
+            keys.push("tether.max_sessions");
+        }
+        if self.pingora != new.pingora {
+            keys.push("Pingora's keys (threads, work_stealing, ...)");
+        }
+        keys
+    }
+}
+
+/// The reload, as a Pingora background service listening for SIGHUP.
+pub struct Reloader {
+    path: PathBuf,
+    changes: Arc<Changes>,
+    limits: Arc<ArcSwap<ClientLimits>>,
+    fixed: Fixed,
+}
+
+impl Reloader {
+    pub fn new(
+        path: PathBuf,
+        changes: Arc<Changes>,
+        limits: Arc<ArcSwap<ClientLimits>>,
+        fixed: Fixed,
+    ) -> Self {
+        Reloader {
+            path,
+            changes,
+            limits,
+            fixed,
+        }
+    }
+
+    /// Reads the file and, when it is valid, makes it the running
+    /// configuration. Returns whether it did.
+    pub fn reload(&self) -> bool {
+        let shown = self.path.display();
+        let loaded = match config::load_file(&self.path) {
+            Ok(loaded) => loaded,
+            Err(errors) => {
+                error!(
+                    "reload refused: {shown} has {} configuration error(s); the running configuration stays",
+                    errors.0.len()
+                );
+                for e in &errors.0 {
+                    error!("reload refused: {e}");
+                }
+                return false;
+            }
+        };
+        let keys = match self.keys(&loaded.tether) {
+            Ok(keys) => keys,
+            Err(e) => {
+                error!(
+                    "reload refused: tether.cookie_keys_file: {e}; the running configuration stays"
+                );
+                return false;
+            }
+        };
+        for key in self.fixed.differences(&Fixed::of(&loaded)) {
+            warn!("reload: {key} changed in {shown}; that needs a hot upgrade (scripts/upgrade.sh) and stays as it is until then");
+        }
+        let limits = loaded.tether.client_limits;
+        let state = self.changes.state();
+        let said = self.changes.reload(loaded.tether, keys, state.clock.now());
+        self.limits.store(Arc::new(limits));
+        for line in said {
+            info!("reload: {line}");
+        }
+        info!("reload: {shown} is the running configuration");
+        true
+    }
+
+    /// The cookie keys: the file's when it names one (re-read, so keys can
+    /// be rotated by a reload), else the running ones (a random key made at
+    /// start stays, so cookies keep working).
+    fn keys(&self, tether: &Config) -> Result<CookieKeys, String> {
+        match &tether.cookie_keys_file {
+            Some(file) => CookieKeys::from_file(file).map_err(|e| e.to_string()),
+            None => Ok(self.changes.state().keys.clone()),
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                error!("cannot listen for SIGHUP, reload by signal is off: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                got = hangups.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    info!("SIGHUP: reloading {}", self.path.display());
+                    self.reload();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(extra: &str) -> Loaded {
+        config::load_str(&format!(
+            "tether:\n  listeners: [{{address: \"127.0.0.1:8080\"}}]\n{extra}  load_balancers: {{\"*\": {{default_pools: [p]}}}}\n  pools: {{p: {{endpoints: [{{name: a, address: \"127.0.0.1:9001\"}}]}}}}\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn what_needs_a_hot_upgrade_is_named() {
+        let base = Fixed::of(&loaded(""));
+        assert!(base.differences(&Fixed::of(&loaded(""))).is_empty());
+        let changed = Fixed::of(&loaded(
+            "  max_sessions: 5\n  admin: {address: \"127.0.0.1:9180\"}\n",
+        ));
+        assert_eq!(
+            base.differences(&changed),
+            ["tether.admin", "tether.max_sessions"]
+        );
+        let threads = config::load_str(
+            &("threads: 3\n".to_string()
+                + "tether:\n  listeners: [{address: \"127.0.0.1:8080\"}]\n  load_balancers: {\"*\": {default_pools: [p]}}\n  pools: {p: {endpoints: [{name: a, address: \"127.0.0.1:9001\"}]}}\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            base.differences(&Fixed::of(&threads)),
+            ["Pingora's keys (threads, work_stealing, ...)"]
+        );
+    }
+}
