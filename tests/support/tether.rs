@@ -447,6 +447,15 @@ impl TetherProc {
 
     /// Sends a signal with the `kill` command: `"TERM"`, `"QUIT"`, `"INT"`, `"KILL"`, ...
     /// Panics if `kill` fails while the process is still running.
+    /// Rewrites this process's configuration file with `tether_section` (same
+    /// Pingora keys), e.g. before a SIGHUP reload.
+    pub fn rewrite_config(&self, tether_section: &str) {
+        let mut builder = self.builder.clone();
+        builder.section = tether_section.to_string();
+        fs::write(&self.config_path, builder.config_text(self.dir()))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", self.config_path.display()));
+    }
+
     pub fn signal(&mut self, signal: &str) {
         let pid = self.pid().to_string();
         let status = Command::new("kill")
