@@ -177,3 +177,49 @@ fn run_time_changes_survive_a_reload_unless_the_file_changed_that_field() {
     );
     assert_eq!(served_by(&proxy, 10), ["a".to_string()].into());
 }
+
+/// `scripts/reload.sh` (systemd's ExecReload=) on a running tether.
+fn reload_sh(proxy: &TetherProc) -> std::process::Output {
+    std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/reload.sh"))
+        .args(["-c", &proxy.config_path().display().to_string()])
+        .args(["--pid", &proxy.pid().to_string()])
+        .args(["--bin", TETHER_BIN])
+        .output()
+        .expect("run scripts/reload.sh")
+}
+
+#[test]
+fn reload_sh_validates_then_reloads_in_place() {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let (admin, listen) = (free_port(), free_port());
+    let proxy = section(&a, &b, admin, listen, false).start();
+    let pid = proxy.pid();
+
+    let mut broken = section(&a, &b, admin, listen, true).yaml();
+    broken.push_str("max_sessions: -5\n");
+    proxy.rewrite_config(&broken);
+    let out = reload_sh(&proxy);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a broken file fails the reload");
+    assert!(
+        stderr.contains("tether.max_sessions: must be between"),
+        "{stderr}"
+    );
+    assert!(
+        proxy.log_lines("SIGHUP: reloading").is_empty(),
+        "nothing was sent"
+    );
+
+    proxy.rewrite_config(&section(&a, &b, admin, listen, true).yaml());
+    let out = reload_sh(&proxy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(proxy.wait_for_log("is the running configuration", Duration::from_secs(10)));
+    assert!(wait_until(Duration::from_secs(5), || served_by(&proxy, 20)
+        .contains("b")));
+    assert_eq!(proxy.pid(), pid);
+}
