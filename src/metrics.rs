@@ -136,6 +136,7 @@ impl Metrics {
     pub fn render(&self, state: &State) -> String {
         let mut families = self.counter_families(state);
         families.extend(gauge_families(state));
+        families.extend(front_door_families());
         families.retain(|f| !f.get_metric().is_empty());
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = String::new();
@@ -299,6 +300,38 @@ fn gauge_families(state: &State) -> Vec<MetricFamily> {
         ),
         gauge("tether_sessions", "Entries in the header / source_ip session table (all load balancers).", &[], BTreeMap::from([([], state.sessions.len() as f64)])),
         gauge("tether_sessions_max", "Bound of the session table (tether.max_sessions).", &[], BTreeMap::from([([], state.sessions.max_sessions() as f64)])),
+    ]
+}
+
+/// The front door's connection gauge and refusal counters (process-wide).
+fn front_door_families() -> Vec<MetricFamily> {
+    use crate::front_door::{COUNTERS, REFUSALS};
+    let refusals: BTreeMap<[String; 1], f64> = REFUSALS
+        .iter()
+        .zip(&COUNTERS.refusals)
+        .map(|(r, n)| ([r.reason().to_string()], n.load(Relaxed) as f64))
+        .collect();
+    vec![
+        gauge(
+            "tether_client_connections",
+            "Client connections open now (client_limits.max_connections bounds them).",
+            &[],
+            BTreeMap::from([([], COUNTERS.open.load(Relaxed) as f64)]),
+        ),
+        family(
+            "tether_client_connections_refused_total",
+            "Client connections closed at once because client_limits.max_connections were open.",
+            MetricType::COUNTER,
+            &[],
+            [([], COUNTERS.refused_connections.load(Relaxed) as f64)].into_iter(),
+        ),
+        family(
+            "tether_client_refusals_total",
+            "Requests refused before routing by the front door or Pingora's parser, by reason (header_timeout: 408, header_too_large: 431, invalid_request: Pingora's 400).",
+            MetricType::COUNTER,
+            &["reason"],
+            refusals.into_iter(),
+        ),
     ]
 }
 

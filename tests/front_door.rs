@@ -172,6 +172,7 @@ fn a_header_over_max_request_header_bytes_is_answered_431() {
             ..ClientLimits::default()
         },
     )
+    .admin(free_port())
     .start();
     let mut request = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
     request.extend(std::iter::repeat_n(b'x', 4000));
@@ -182,6 +183,12 @@ fn a_header_over_max_request_header_bytes_is_answered_431() {
     let answer = exchange(&proxy, b"GET / HTTP/1.1\r\nHost: a\r\nX-Small: 1\r\n\r\n");
     assert_eq!(status_of(&answer), Some(200), "{answer:?}");
     assert!(proxy.wait_for_log("reason=header_too_large", Duration::from_secs(2)));
+    let (_, _, metrics) = support::get(&client(), &proxy.admin_url("/metrics"), "admin");
+    assert!(
+        metrics.contains("tether_client_refusals_total{reason=\"header_too_large\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tether_client_connections "), "{metrics}");
 }
 
 #[test]
