@@ -655,7 +655,10 @@ mod tests {
         });
         assert_eq!(v1.len(), 55);
         let hit = route(&s, &[&v1], T0);
-        assert_eq!((hit.decision, name(&s, &hit)), (Decision::Hit, "p-1".into()));
+        assert_eq!(
+            (hit.decision, name(&s, &hit)),
+            (Decision::Hit, "p-1".into())
+        );
         let expired = route(&s, &[&v1], at(61_000 + T0.ms));
         assert_eq!(expired.decision, Decision::Expired);
         let line = s.commit(&lb(&s), &expired, T0).unwrap();

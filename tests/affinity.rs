@@ -53,7 +53,11 @@ fn cookie_triad_no_cookie_invalid_cookie_valid_cookie() {
     let (status, first, d, cookie) = visit(&proxy, None);
     assert_eq!((status, d.as_str()), (200, "new"));
     let cookie = cookie.expect("a new session gets a cookie");
-    assert_eq!(cookie.len(), 66, "a version 2 cookie, with its nonce: {cookie}");
+    assert_eq!(
+        cookie.len(),
+        66,
+        "a version 2 cookie, with its nonce: {cookie}"
+    );
 
     // Valid cookie: the same endpoint, no Set-Cookie, every time.
     for _ in 0..10 {
