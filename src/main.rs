@@ -102,12 +102,17 @@ fn main() {
             }
         })
         .collect();
+    let unshared_keys = tether.cookie_keys_file.is_none() && uses_cookies(&tether);
+    const UNSHARED_KEYS: &str = "tether.cookie_keys_file is not set: __cflb cookies are signed with a random key made at start, so they will not survive a restart or be shared between instances (replicas)";
     if opt.test {
+        if unshared_keys {
+            eprintln!("tether: {path}: warning: {UNSHARED_KEYS}");
+        }
         println!("configuration OK");
         exit(0);
     }
-    if tether.cookie_keys_file.is_none() && uses_cookies(&tether) {
-        warn!("tether.cookie_keys_file is not set: __cflb cookies are signed with a random key made at start, so they will not survive a restart or be shared between instances");
+    if unshared_keys {
+        warn!("{UNSHARED_KEYS}");
     }
     let state = Arc::new(State::new(&tether, keys));
     let changes = Arc::new(Changes::new(Arc::clone(&state), tether.clone()));
