@@ -22,6 +22,7 @@ use pingora::services::listening::Service;
 use tether::admin;
 use tether::affinity::cookie::CookieKeys;
 use tether::changes::Changes;
+use tether::cluster::{self, link::Link};
 use tether::config::{self, SessionAffinity};
 use tether::health::Monitors;
 use tether::linger::Lingering;
@@ -120,15 +121,47 @@ fn main() {
         changes.restore(state.clock.now());
         info!("run-time changes are kept in {}", path.display());
     }
+    // With a cluster: local changes are published through the link, pins
+    // that deviate from the ring are queued for it (docs/replicas.md).
+    let cluster = tether.cluster.as_ref().map(|c| {
+        let status = Arc::new(cluster::Status::new(
+            &c.name,
+            tether.admin.as_ref().map(|a| a.address.clone()),
+        ));
+        let (outbox, inbox) = cluster::queues(Arc::clone(&status));
+        let publisher = outbox.clone();
+        changes.set_publisher(Box::new(move |batch| publisher.changes(batch)));
+        let link = match Link::new(
+            &c.redis_url,
+            Arc::clone(&changes),
+            Arc::clone(&status),
+            inbox,
+        ) {
+            Ok(link) => link,
+            Err(e) => {
+                error!("{e}");
+                exit(1);
+            }
+        };
+        info!(
+            "cluster {}: replica {} shares run-time changes and session pins through Redis",
+            c.name, status.replica
+        );
+        (status, outbox, link)
+    });
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
 
+    let mut proxy_app = Proxy::new(Arc::clone(&state), https_port(&tether));
+    let mut cluster_status = None;
+    if let Some((status, outbox, link)) = cluster {
+        proxy_app = proxy_app.with_cluster(outbox);
+        cluster_status = Some(status);
+        server.add_service(background_service("tether cluster link", link));
+    }
     let mut proxy = Service::new(
         "tether proxy".to_string(),
-        Lingering::new(http_proxy(
-            &server.configuration,
-            Proxy::new(Arc::clone(&state), https_port(&tether)),
-        )),
+        Lingering::new(http_proxy(&server.configuration, proxy_app)),
     );
     for (listener, tls) in tether.listeners.iter().zip(tls_settings) {
         match tls {
@@ -139,7 +172,7 @@ fn main() {
     }
     server.add_service(proxy);
     if let Some(admin) = &tether.admin {
-        match admin::service(Arc::clone(&changes), admin) {
+        match admin::service(Arc::clone(&changes), admin, cluster_status) {
             Ok(service) => {
                 server.add_service(service);
             }

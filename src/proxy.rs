@@ -25,11 +25,23 @@ pub struct Proxy {
     state: Arc<State>,
     /// Where `always_use_https` sends plain HTTP (`None`: 443).
     https_port: Option<u16>,
+    /// With `tether.cluster`: where pins the other replicas need are left.
+    cluster: Option<crate::cluster::Outbox>,
 }
 
 impl Proxy {
     pub fn new(state: Arc<State>, https_port: Option<u16>) -> Self {
-        Proxy { state, https_port }
+        Proxy {
+            state,
+            https_port,
+            cluster: None,
+        }
+    }
+
+    /// Shares the session pins other replicas cannot compute (never waits).
+    pub fn with_cluster(mut self, outbox: crate::cluster::Outbox) -> Self {
+        self.cluster = Some(outbox);
+        self
     }
 
     /// Routes a request (sync: nothing here may live across an await).
@@ -353,6 +365,11 @@ impl ProxyHttp for Proxy {
         if let Some(cookie) = self.state.commit(lb, routed, self.state.clock.now()) {
             // Appended: the upstream's own Set-Cookie headers stay.
             response.append_header(http::header::SET_COOKIE, cookie)?;
+        }
+        if let Some(outbox) = &self.cluster {
+            if let Some(pin) = crate::cluster::pins::to_share(&self.state, lb, routed) {
+                outbox.pin(pin);
+            }
         }
         if self.state.decision_header {
             let (pool, endpoint) = ctx.names(&self.state);

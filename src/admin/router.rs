@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::auth::Auth;
 use super::response::{allow, too_large_response, AdminResponse, Answer, ApiError, MAX_BODY, TEXT};
-use super::{load_balancers, metrics, pools, session_persistence};
+use super::{cluster, load_balancers, metrics, pools, session_persistence};
 use crate::changes::{Change, ChangeError, Changes};
 use crate::clock::Now;
 use crate::state::State;
@@ -33,6 +33,8 @@ pub struct Call<'a> {
     pub body: &'a [u8],
     pub now: Now,
     changes: &'a Changes,
+    /// This replica's link to the cluster, when `tether.cluster` is set.
+    pub cluster: Option<&'a crate::cluster::Status>,
 }
 
 impl Call<'_> {
@@ -50,6 +52,7 @@ impl Call<'_> {
 pub struct Router {
     auth: Auth,
     changes: Arc<Changes>,
+    cluster: Option<Arc<crate::cluster::Status>>,
 }
 
 impl Router {
@@ -58,7 +61,14 @@ impl Router {
         Router {
             auth: Auth::new(token),
             changes,
+            cluster: None,
         }
+    }
+
+    /// Shows this replica's link to the cluster (`GET /v1/cluster`, metrics).
+    pub fn with_cluster(mut self, status: Arc<crate::cluster::Status>) -> Self {
+        self.cluster = Some(status);
+        self
     }
 
     pub fn changes(&self) -> &Arc<Changes> {
@@ -95,6 +105,7 @@ impl Router {
             body: req.body,
             now: req.now,
             changes: &self.changes,
+            cluster: self.cluster.as_deref(),
         };
         let answer = if segments.is_none() {
             Err(ApiError::new(404, format!("no route for {}", req.path)))
@@ -117,6 +128,7 @@ impl Router {
 fn route(call: &Call<'_>, segs: &[&str], path: &str) -> Answer {
     match segs {
         ["metrics"] => metrics::handle(call),
+        ["v1", "cluster"] => cluster::handle(call),
         ["v1", "load_balancers"] => load_balancers::list(call),
         ["v1", "load_balancers", name] => load_balancers::one(call, name),
         ["v1", "load_balancers", name, "session_persistence"] => {
