@@ -16,6 +16,7 @@
 pub mod api;
 pub mod cflb;
 pub mod config;
+pub mod redis;
 pub mod tether;
 pub mod upstream;
 
