@@ -52,6 +52,7 @@ pub fn config(pools: Vec<Pool>, default_pools: &[&str], fallback: Option<&str>) 
         max_sessions: 10,
         decision_header: false,
         upstream_timeouts: UpstreamTimeouts::default(),
+        client_limits: ClientLimits::default(),
         load_balancers: BTreeMap::from([("*".to_string(), lb)]),
         pools: pools.into_iter().map(|p| (p.name.clone(), p)).collect(),
         monitors: BTreeMap::new(),

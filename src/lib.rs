@@ -12,8 +12,9 @@ pub mod cluster;
 pub mod config;
 #[cfg(test)]
 mod fixtures;
+pub mod front_door;
 pub mod health;
-pub mod linger;
+pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod request;

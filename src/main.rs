@@ -24,14 +24,14 @@ use tether::affinity::cookie::CookieKeys;
 use tether::changes::Changes;
 use tether::cluster::{self, link::Link};
 use tether::config::{self, SessionAffinity};
+use tether::front_door::FrontDoor;
 use tether::health::Monitors;
-use tether::linger::Lingering;
 use tether::proxy::Proxy;
 use tether::state::State;
 use tether::sweeper::Sweeper;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    tether::logging::init();
     let mut opt = Opt::parse_args();
 
     let Some(path) = opt.conf.take() else {
@@ -152,7 +152,12 @@ fn main() {
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
 
-    let mut proxy_app = Proxy::new(Arc::clone(&state), https_port(&tether));
+    let client_limits = Arc::new(arc_swap::ArcSwap::from_pointee(tether.client_limits));
+    let mut proxy_app = Proxy::new(
+        Arc::clone(&state),
+        https_port(&tether),
+        Arc::clone(&client_limits),
+    );
     let mut cluster_status = None;
     if let Some((status, outbox, link)) = cluster {
         proxy_app = proxy_app.with_cluster(outbox);
@@ -161,7 +166,10 @@ fn main() {
     }
     let mut proxy = Service::new(
         "tether proxy".to_string(),
-        Lingering::new(http_proxy(&server.configuration, proxy_app)),
+        FrontDoor::new(
+            http_proxy(&server.configuration, proxy_app),
+            Arc::clone(&client_limits),
+        ),
     );
     for (listener, tls) in tether.listeners.iter().zip(tls_settings) {
         match tls {

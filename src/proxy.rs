@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use log::{info, warn};
@@ -17,7 +18,9 @@ use pingora::ErrorSource;
 
 use crate::affinity::cookie_header::{cflb_values, without_cflb};
 use crate::clock;
-use crate::request::{forwarded_for, normalize_host};
+use crate::config::ClientLimits;
+use crate::front_door;
+use crate::request::{forwarded_for, http1_authority, normalize_host, Authority, BadRequest};
 use crate::state::{InFlight, LbState, Pick, State};
 use crate::sticky::{Decision, Routed};
 
@@ -25,15 +28,21 @@ pub struct Proxy {
     state: Arc<State>,
     /// Where `always_use_https` sends plain HTTP (`None`: 443).
     https_port: Option<u16>,
+    limits: Arc<ArcSwap<ClientLimits>>,
     /// With `tether.cluster`: where pins the other replicas need are left.
     cluster: Option<crate::cluster::Outbox>,
 }
 
 impl Proxy {
-    pub fn new(state: Arc<State>, https_port: Option<u16>) -> Self {
+    pub fn new(
+        state: Arc<State>,
+        https_port: Option<u16>,
+        limits: Arc<ArcSwap<ClientLimits>>,
+    ) -> Self {
         Proxy {
             state,
             https_port,
+            limits,
             cluster: None,
         }
     }
@@ -75,6 +84,10 @@ pub struct RequestCtx {
     retried: bool,
     upstream_started: Option<Instant>,
     upstream_time: Option<Duration>,
+    /// The authority of an absolute-form target: the upstream's `Host` agrees.
+    target_authority: Option<String>,
+    /// Why the request was refused before routing, for the access log.
+    refused: Option<&'static str>,
 }
 
 fn random_unit() -> f64 {
@@ -165,22 +178,44 @@ impl ProxyHttp for Proxy {
             retried: false,
             upstream_started: None,
             upstream_time: None,
+            target_authority: None,
+            refused: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let req = session.req_header();
-        let raw_host = req
-            .uri
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
-            .unwrap_or("");
-        ctx.host = normalize_host(raw_host).into_owned();
+        front_door::reached_proxy(session.as_downstream().stream());
         ctx.client = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        keep_alive(session, &self.limits.load());
+        let req = session.req_header();
+        let authority = if req.version == http::Version::HTTP_2 {
+            Ok(req
+                .uri
+                .authority()
+                .map(|a| a.as_str())
+                .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
+                .map_or(Authority::None, Authority::Host))
+        } else {
+            http1_authority(
+                req.raw_path(),
+                req.version == http::Version::HTTP_11,
+                req.headers
+                    .get_all(http::header::HOST)
+                    .iter()
+                    .map(|v| v.as_bytes()),
+            )
+        };
+        let authority = match authority {
+            Ok(a) => a,
+            Err(bad) => return refuse(session, ctx, bad).await,
+        };
+        if let Authority::Target(target) = authority {
+            ctx.target_authority = Some(target.to_string());
+        }
+        ctx.host = normalize_host(authority.host()).into_owned();
 
         let table = self.state.load_balancers();
         let Some(lb) = table.get(&ctx.host).cloned() else {
@@ -338,7 +373,10 @@ impl ProxyHttp for Proxy {
             .and_then(|p| self.state.endpoint(p).conf.host.as_deref())
         {
             upstream_request.insert_header(http::header::HOST, host)?;
+        } else if let Some(authority) = ctx.target_authority.as_deref() {
+            upstream_request.insert_header(http::header::HOST, authority)?;
         }
+        one_content_length(upstream_request)?;
         strip_own_cookie(upstream_request)?;
         Ok(())
     }
@@ -432,9 +470,12 @@ impl ProxyHttp for Proxy {
         let error = e.map_or_else(String::new, |e| {
             format!(" error=\"{}\"", e.etype().as_str())
         });
+        let reason = ctx
+            .refused
+            .map_or_else(String::new, |r| format!(" reason={r}"));
         info!(
             target: "access",
-            "client={client} host={} method={} path={} status={status} lb={lb} pool={pool} endpoint={endpoint} affinity={} upstream_time={upstream_time} total_time={:.6}{error}",
+            "client={client} host={} method={} path={} status={status} lb={lb} pool={pool} endpoint={endpoint} affinity={} upstream_time={upstream_time} total_time={:.6}{error}{reason}",
             if ctx.host.is_empty() { "-" } else { &ctx.host },
             req.method,
             req.uri.path_and_query().map_or("/", |p| p.as_str()),
@@ -442,6 +483,49 @@ impl ProxyHttp for Proxy {
             ctx.started.elapsed().as_secs_f64(),
         );
     }
+}
+
+/// `400` for a request that names no usable authority; the connection is
+/// not reused.
+async fn refuse(session: &mut Session, ctx: &mut RequestCtx, bad: BadRequest) -> Result<bool> {
+    ctx.refused = Some(bad.reason());
+    session.set_keepalive(None);
+    respond_text(session, 400, bad.message()).await?;
+    Ok(true)
+}
+
+/// Kept-alive client connections: pipelined requests are answered in order,
+/// and Pingora's own wait between requests is no shorter than the front
+/// door's `idle_timeout` and `header_timeout`, which then decide.
+fn keep_alive(session: &mut Session, limits: &ClientLimits) {
+    let downstream = session.as_downstream_mut();
+    downstream.set_pipelining_enabled(true);
+    if downstream.get_keepalive().is_some() {
+        let wait = limits.idle_timeout.max(limits.header_timeout);
+        downstream.set_keepalive(Some(wait.as_secs().max(1) + 1));
+    }
+}
+
+/// A list-form or repeated `Content-Length` (`5, 5`), which Pingora has
+/// already checked agrees, goes upstream as one value.
+fn one_content_length(req: &mut RequestHeader) -> Result<()> {
+    let mut values = req.headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let (Some(first), second) = (values.next(), values.next()) else {
+        return Ok(());
+    };
+    if second.is_none() && !first.as_bytes().contains(&b',') {
+        return Ok(());
+    }
+    let Some(one) = first
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string())
+    else {
+        return Ok(());
+    };
+    req.insert_header(http::header::CONTENT_LENGTH, one)?;
+    Ok(())
 }
 
 /// SPEC 3.4: Tether's own `__cflb` never reaches the endpoint; every other

@@ -29,6 +29,116 @@ pub fn normalize_host(raw: &str) -> Cow<'_, str> {
     }
 }
 
+/// Where a request is addressed (RFC 9112 3.2 and 3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority<'a> {
+    /// The authority of an absolute-form target (`GET http://host/x`): it
+    /// wins over `Host`, and is what the upstream is told.
+    Target(&'a str),
+    /// The `Host` header (possibly empty).
+    Host(&'a str),
+    /// None at all: an HTTP/1.0 request without `Host`; the catch-all serves it.
+    None,
+}
+
+impl<'a> Authority<'a> {
+    /// The host text to route by (`""` for none).
+    pub fn host(self) -> &'a str {
+        match self {
+            Authority::Target(a) | Authority::Host(a) => a,
+            Authority::None => "",
+        }
+    }
+}
+
+/// Why a request is answered `400` before it is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    /// HTTP/1.1 with neither `Host` nor an absolute-form target.
+    MissingHost,
+    /// More than one `Host` header.
+    DuplicateHost,
+    /// A `Host` that is not text.
+    InvalidHost,
+    /// A request target that is none of origin-form (`/x`), absolute-form
+    /// (`http://host/x`) or asterisk-form (`*`).
+    InvalidTarget,
+}
+
+impl BadRequest {
+    /// The `reason` of the access log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            BadRequest::MissingHost => "missing_host",
+            BadRequest::DuplicateHost => "duplicate_host",
+            BadRequest::InvalidHost => "invalid_host",
+            BadRequest::InvalidTarget => "invalid_target",
+        }
+    }
+
+    /// The short body of the `400`.
+    pub fn message(self) -> &'static str {
+        match self {
+            BadRequest::MissingHost => "bad request: HTTP/1.1 needs a Host header",
+            BadRequest::DuplicateHost => "bad request: more than one Host header",
+            BadRequest::InvalidHost => "bad request: the Host header is not valid",
+            BadRequest::InvalidTarget => "bad request: the request target is not valid",
+        }
+    }
+}
+
+/// The authority of an HTTP/1 request from its raw target (as received) and
+/// its `Host` headers. `http11`: HTTP/1.1 (which must name one).
+pub fn http1_authority<'a>(
+    raw_target: &'a [u8],
+    http11: bool,
+    mut hosts: impl Iterator<Item = &'a [u8]>,
+) -> Result<Authority<'a>, BadRequest> {
+    let host = match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => return Err(BadRequest::DuplicateHost),
+        (Some(h), None) => Some(
+            std::str::from_utf8(h)
+                .ok()
+                .filter(|h| !h.contains(['/', ' ', '@']))
+                .ok_or(BadRequest::InvalidHost)?,
+        ),
+        (None, None) => None,
+    };
+    if let Some(authority) = absolute_form(raw_target)? {
+        return Ok(Authority::Target(authority));
+    }
+    match host {
+        Some(h) => Ok(Authority::Host(h)),
+        None if http11 => Err(BadRequest::MissingHost),
+        None => Ok(Authority::None),
+    }
+}
+
+/// `Some(authority)` for an absolute-form target, `None` for origin-form or
+/// asterisk-form, an error for anything else.
+fn absolute_form(target: &[u8]) -> Result<Option<&str>, BadRequest> {
+    match target.first() {
+        Some(b'/') => return Ok(None),
+        Some(b'*') if target.len() == 1 => return Ok(None),
+        _ => {}
+    }
+    let text = std::str::from_utf8(target).map_err(|_| BadRequest::InvalidTarget)?;
+    let rest = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| {
+            text.get(..scheme.len())
+                .filter(|s| s.eq_ignore_ascii_case(scheme))
+                .map(|_| &text[scheme.len()..])
+        })
+        .ok_or(BadRequest::InvalidTarget)?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.is_empty() || authority.contains(['@', ' ']) {
+        return Err(BadRequest::InvalidTarget);
+    }
+    Ok(Some(authority))
+}
+
 /// `X-Forwarded-For` sent upstream: the client's address appended to what
 /// the client sent, as NGINX's `$proxy_add_x_forwarded_for` does.
 pub fn forwarded_for(existing: Option<&str>, client: Option<IpAddr>) -> Option<String> {
@@ -54,6 +164,70 @@ pub fn client_key(ip: Option<IpAddr>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn authority(
+        target: &str,
+        http11: bool,
+        hosts: &[&str],
+    ) -> Result<Authority<'static>, BadRequest> {
+        let target: &'static str = Box::leak(target.to_string().into_boxed_str());
+        let hosts: Vec<&'static [u8]> = hosts
+            .iter()
+            .map(|h| &*Box::leak(h.as_bytes().to_vec().into_boxed_slice()))
+            .collect();
+        http1_authority(target.as_bytes(), http11, hosts.into_iter())
+    }
+
+    #[test]
+    fn the_authority_comes_from_an_absolute_target_then_host() {
+        assert_eq!(
+            authority("/x", true, &["a.test"]),
+            Ok(Authority::Host("a.test"))
+        );
+        assert_eq!(
+            authority("http://other.test/x", true, &[]),
+            Ok(Authority::Target("other.test"))
+        );
+        assert_eq!(
+            authority("HTTPS://Other.test:8443?q", true, &["a.test"]),
+            Ok(Authority::Target("Other.test:8443")),
+            "the target wins over Host"
+        );
+        assert_eq!(
+            authority("*", true, &["a.test"]),
+            Ok(Authority::Host("a.test"))
+        );
+        assert_eq!(authority("/x", false, &[]), Ok(Authority::None));
+        assert_eq!(authority("/x", true, &[""]), Ok(Authority::Host("")));
+    }
+
+    #[test]
+    fn requests_without_a_usable_authority_are_refused() {
+        assert_eq!(authority("/x", true, &[]), Err(BadRequest::MissingHost));
+        assert_eq!(
+            authority("/x", true, &["a", "b"]),
+            Err(BadRequest::DuplicateHost)
+        );
+        assert_eq!(
+            authority("/x", true, &["a b"]),
+            Err(BadRequest::InvalidHost)
+        );
+        for bad in [
+            " /x",
+            "x/y",
+            "",
+            "ftp://a/x",
+            "http:///x",
+            "http://u@a/x",
+            "**",
+        ] {
+            assert_eq!(
+                authority(bad, true, &["a"]),
+                Err(BadRequest::InvalidTarget),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn host_is_lowercased_and_port_stripped() {

@@ -162,6 +162,7 @@ const TETHER_KEYS: &[&str] = &[
     "max_sessions",
     "decision_header",
     "upstream_timeouts",
+    "client_limits",
     "load_balancers",
     "pools",
     "monitors",
@@ -211,6 +212,10 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         None => Some(UpstreamTimeouts::default()),
         Some(n) => read_timeouts(n, errs),
     };
+    let client_limits = match o.opt("client_limits") {
+        None => Some(ClientLimits::default()),
+        Some(n) => read_client_limits(n, errs),
+    };
 
     let monitor_names = key_names(o.opt("monitors"), false);
     let pool_names = key_names(o.opt("pools"), true);
@@ -240,6 +245,7 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         max_sessions: max_sessions? as usize,
         decision_header: decision_header?,
         upstream_timeouts: upstream_timeouts?,
+        client_limits: client_limits?,
         load_balancers: load_balancers?,
         pools: pools?,
         monitors: monitors?,
@@ -387,6 +393,45 @@ fn read_admin(
     Some(Admin {
         address: address?,
         token_file: token_file?,
+    })
+}
+
+fn read_client_limits(node: &Node<'_>, errs: &mut Errors) -> Option<ClientLimits> {
+    let d = ClientLimits::default();
+    let o = node.object(
+        errs,
+        &[
+            "max_connections",
+            "header_timeout",
+            "idle_timeout",
+            "max_request_header_bytes",
+        ],
+    )?;
+    let max_connections = o.int_or(
+        errs,
+        "max_connections",
+        1,
+        10_000_000,
+        d.max_connections as i64,
+    );
+    let mut secs = |key: &str, default: Duration| {
+        o.number_or(errs, key, 0.001, 3600.0, default.as_secs_f64())
+            .map(Duration::from_secs_f64)
+    };
+    let header_timeout = secs("header_timeout", d.header_timeout);
+    let idle_timeout = secs("idle_timeout", d.idle_timeout);
+    let max_request_header_bytes = o.int_or(
+        errs,
+        "max_request_header_bytes",
+        1024,
+        1_048_575,
+        d.max_request_header_bytes as i64,
+    );
+    Some(ClientLimits {
+        max_connections: max_connections? as usize,
+        header_timeout: header_timeout?,
+        idle_timeout: idle_timeout?,
+        max_request_header_bytes: max_request_header_bytes? as usize,
     })
 }
 

@@ -22,6 +22,8 @@ pub struct Config {
     pub decision_header: bool,
     /// Tether's own upstream timeouts (the spec is silent; see docs/configuration.md).
     pub upstream_timeouts: UpstreamTimeouts,
+    /// What one client may hold and send (docs/configuration.md, "Client limits").
+    pub client_limits: ClientLimits,
     /// Keyed by host name, lower-cased; `"*"` is the catch-all.
     pub load_balancers: BTreeMap<String, LoadBalancer>,
     pub pools: BTreeMap<String, Pool>,
@@ -56,6 +58,34 @@ pub struct Tls {
 pub struct Admin {
     pub address: String,
     pub token_file: Option<PathBuf>,
+}
+
+/// Limits on client connections, the front door's defences.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClientLimits {
+    /// Open client connections per process; past it new ones are closed at
+    /// once. Default 10,000.
+    pub max_connections: usize,
+    /// From a connection's accept (or a request's first byte on a kept-alive
+    /// connection) to its complete request header; exceeded → 408. Default 10 s.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request; then
+    /// it is closed. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Largest request header (request line and fields); larger → 431.
+    /// Default 65,536.
+    pub max_request_header_bytes: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_request_header_bytes: 65_536,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -43,6 +43,8 @@ pub struct Tether {
     pub decision_header: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_timeouts: Option<UpstreamTimeouts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_limits: Option<ClientLimits>,
     pub load_balancers: BTreeMap<String, LoadBalancer>,
     pub pools: BTreeMap<String, Pool>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -112,6 +114,19 @@ pub struct UpstreamTimeouts {
     pub write: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle: Option<f64>,
+}
+
+/// `client_limits`; timeouts in seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClientLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_timeout: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_header_bytes: Option<u64>,
 }
 
 fn loopback(port: u16) -> String {
@@ -188,6 +203,12 @@ impl Tether {
             read: Some(seconds),
             ..UpstreamTimeouts::default()
         });
+        self
+    }
+
+    /// `client_limits` as given.
+    pub fn client_limits(mut self, limits: ClientLimits) -> Tether {
+        self.client_limits = Some(limits);
         self
     }
 

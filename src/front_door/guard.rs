@@ -1,0 +1,375 @@
+//! The client connection as Pingora sees it, wrapped: [`Guarded`] passes
+//! every byte through unchanged and enforces the client limits Pingora has
+//! no setting for — a deadline for a whole request header (not per read),
+//! an idle deadline between kept-alive requests, and a header size bound.
+//! It also notices when a response is written for a request that never
+//! reached Tether's proxy (Pingora's own parser refusals) so that those
+//! get an access-log line too.
+//!
+//! HTTP/1 only: a connection that negotiated HTTP/2 is passed through
+//! untouched (h2 has its own flow control and Pingora its idle handling).
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
+    UniqueIDType, ALPN,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+use super::scan::{response_status, HeaderScan, Scanned};
+use super::{log_refusal, Refusal};
+use crate::config::ClientLimits;
+
+/// Shared between the connection and the proxy: whether the current request
+/// reached Tether's proxy callbacks.
+#[derive(Debug, Default)]
+pub struct RequestMark {
+    reached_proxy: AtomicBool,
+}
+
+impl RequestMark {
+    pub fn reached_proxy(&self) {
+        self.reached_proxy.store(true, Ordering::Relaxed);
+    }
+    fn reset(&self) {
+        self.reached_proxy.store(false, Ordering::Relaxed);
+    }
+    fn seen(&self) -> bool {
+        self.reached_proxy.load(Ordering::Relaxed)
+    }
+}
+
+/// Where the connection is in its request/response cycle.
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the first byte of a request.
+    Waiting,
+    /// Inside a request header.
+    Header(HeaderScan),
+    /// Header complete: body, upstream, response. No deadline of Tether's.
+    Body { responded: bool },
+    /// After `101 Switching Protocols`: bytes pass, no deadline.
+    Tunnel,
+}
+
+/// A client connection under the front door's limits.
+pub struct Guarded {
+    inner: Stream,
+    limits: ClientLimits,
+    phase: Phase,
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// The last request's line, kept for the log of a refusal written later.
+    last_line: Option<super::scan::RequestLine>,
+    mark: Arc<RequestMark>,
+    client: Option<SocketAddr>,
+    /// HTTP/2: no limits of Tether's.
+    passthrough: bool,
+    /// Waiting for a kept-alive connection's next request (not the first).
+    next_request: bool,
+    started: std::time::Instant,
+}
+
+impl fmt::Debug for Guarded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guarded")
+            .field("inner", &self.inner)
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guarded {
+    /// Wraps a freshly accepted connection: its first request header must be
+    /// complete within `header_timeout` from now.
+    pub fn new(inner: Stream, limits: ClientLimits) -> Guarded {
+        let passthrough = matches!(inner.selected_alpn_proto(), Some(ALPN::H2));
+        let client = inner
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().cloned())
+            .and_then(|a| a.as_inet().copied());
+        let mut guarded = Guarded {
+            inner,
+            limits,
+            phase: Phase::Waiting,
+            deadline: None,
+            last_line: None,
+            mark: Arc::new(RequestMark::default()),
+            client,
+            passthrough,
+            next_request: false,
+            started: crate::clock::stopwatch(),
+        };
+        if !passthrough {
+            guarded.arm(limits.header_timeout);
+        }
+        guarded
+    }
+
+    /// The mark the proxy sets when a request reaches it.
+    pub fn mark(&self) -> &Arc<RequestMark> {
+        &self.mark
+    }
+
+    fn arm(&mut self, after: Duration) {
+        match &mut self.deadline {
+            Some(sleep) => sleep.as_mut().reset(crate::clock::tokio_now() + after),
+            None => self.deadline = Some(Box::pin(tokio::time::sleep(after))),
+        }
+    }
+
+    fn elapsed(&self) -> bool {
+        self.deadline.as_ref().is_some_and(|d| d.is_elapsed())
+    }
+
+    /// Bytes of a read arrived: move through the phases.
+    fn on_read(&mut self, data: &[u8]) -> Result<(), Refusal> {
+        if matches!(self.phase, Phase::Waiting) {
+            self.mark.reset();
+            self.phase = Phase::Header(HeaderScan::default());
+        }
+        let Phase::Header(scan) = &mut self.phase else {
+            return Ok(());
+        };
+        match scan.feed(data) {
+            Scanned::Complete { bytes, .. } if bytes > self.limits.max_request_header_bytes => {
+                Err(Refusal::HeaderTooLarge)
+            }
+            Scanned::Complete { .. } => {
+                self.last_line = Some(scan.request_line());
+                self.phase = Phase::Body { responded: false };
+                self.deadline = None;
+                Ok(())
+            }
+            Scanned::Partial { bytes } if bytes > self.limits.max_request_header_bytes => {
+                Err(Refusal::HeaderTooLarge)
+            }
+            Scanned::Partial { .. } if self.elapsed() => Err(Refusal::HeaderTimeout),
+            Scanned::Partial { .. } => Ok(()),
+        }
+    }
+
+    /// Refuses the request in progress: a best-effort canned response, an
+    /// access-log line, and the error Pingora then sees.
+    fn refuse(&mut self, cx: &mut Context<'_>, refusal: Refusal) -> io::Error {
+        let line = match &self.phase {
+            Phase::Header(scan) => Some(scan.request_line()),
+            _ => None,
+        };
+        let response = refusal.response();
+        // One attempt: a small reply to a socket that is reading; if it would
+        // block, the client gets the close alone.
+        if let Poll::Ready(Ok(n)) = Pin::new(&mut self.inner).poll_write(cx, response) {
+            if n == response.len() {
+                let _ = Pin::new(&mut self.inner).poll_flush(cx);
+            }
+        }
+        log_refusal(self.client, line.as_ref(), refusal, self.started.elapsed());
+        self.phase = Phase::Tunnel;
+        self.deadline = None;
+        io::Error::new(refusal.io_kind(), refusal.reason())
+    }
+
+    /// A response is being written: note it, and log it when it refuses a
+    /// request that never reached the proxy (Pingora's own 400s).
+    fn on_write(&mut self, data: &[u8]) {
+        let status = match self.phase {
+            Phase::Header(_) | Phase::Body { responded: false } => response_status(data),
+            _ => None,
+        };
+        if let Some(status) = status {
+            if status >= 400 && !self.mark.seen() {
+                let line = match &self.phase {
+                    Phase::Header(scan) => Some(scan.request_line()),
+                    _ => self.last_line.clone(),
+                };
+                log_refusal(
+                    self.client,
+                    line.as_ref(),
+                    Refusal::Parser(status),
+                    self.started.elapsed(),
+                );
+            }
+            self.phase = if status == 101 {
+                Phase::Tunnel
+            } else {
+                Phase::Body { responded: true }
+            };
+            self.deadline = None;
+        }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.passthrough {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        if matches!(this.phase, Phase::Body { responded: true }) {
+            // The response went out: the connection now waits for the next request.
+            this.phase = Phase::Waiting;
+            this.next_request = true;
+            this.started = crate::clock::stopwatch();
+            let idle = this.limits.idle_timeout;
+            this.arm(idle);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() == before {
+                    return Poll::Ready(Ok(()));
+                }
+                if this.next_request && matches!(this.phase, Phase::Waiting) {
+                    // A kept-alive connection's next request: its header has
+                    // `header_timeout` from its first byte.
+                    this.next_request = false;
+                    let header = this.limits.header_timeout;
+                    this.arm(header);
+                    this.started = crate::clock::stopwatch();
+                }
+                match this.on_read(&buf.filled()[before..]) {
+                    Ok(()) => Poll::Ready(Ok(())),
+                    Err(refusal) => {
+                        buf.set_filled(before);
+                        Poll::Ready(Err(this.refuse(cx, refusal)))
+                    }
+                }
+            }
+            Poll::Pending => {
+                let expired = this
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                if !expired {
+                    return Poll::Pending;
+                }
+                match this.phase {
+                    // Nothing of a request yet: close quietly, as NGINX does.
+                    Phase::Waiting => {
+                        this.deadline = None;
+                        log::debug!(
+                            "client {}: closed after waiting {:?} for a request",
+                            this.client.map_or("-".into(), |c| c.to_string()),
+                            this.started.elapsed()
+                        );
+                        Poll::Ready(Ok(()))
+                    }
+                    Phase::Header(_) => Poll::Ready(Err(this.refuse(cx, Refusal::HeaderTimeout))),
+                    _ => Poll::Pending,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if !this.passthrough {
+            this.on_write(buf);
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if !this.passthrough {
+            if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+                this.on_write(first);
+            }
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[async_trait]
+impl Shutdown for Guarded {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for Guarded {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for Guarded {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for Guarded {
+    fn get_timing_digest(&self) -> Vec<Option<pingora::protocols::TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for Guarded {
+    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+}
+
+impl GetSocketDigest for Guarded {
+    fn get_socket_digest(&self) -> Option<Arc<pingora::protocols::SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+}
+
+#[async_trait]
+impl Peek for Guarded {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}

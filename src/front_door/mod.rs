@@ -1,0 +1,252 @@
+//! The front door: what happens to a client connection before and around
+//! Pingora's HTTP handling. [`FrontDoor`] wraps the proxy's Pingora app:
+//!
+//! - it counts open client connections and closes new ones at once past
+//!   `client_limits.max_connections`;
+//! - it hands Pingora each connection wrapped in a [`guard::Guarded`] stream
+//!   that enforces `header_timeout` (the whole header, not per read: a
+//!   client trickling one byte at a time is answered `408`), `idle_timeout`
+//!   between kept-alive requests, and `max_request_header_bytes` (`431`);
+//! - every refusal, its own or Pingora's parser's, gets an access-log line
+//!   and a count in `tether_client_refusals_total`;
+//! - its shutdown clean-up is deferred by [`LINGER`]: when the accept loop
+//!   ends (after SIGQUIT, once the sockets went to the new process; after
+//!   SIGTERM at once), Pingora drops every connection waiting for a request,
+//!   including one accepted a moment earlier whose request had not arrived
+//!   yet. Deferring the clean-up lets those through (measured by
+//!   `tests/upgrade.rs`: 1-2 lost requests per upgrade without it).
+//!
+//! The limits can change at run time (a reload): they are read per connection.
+
+pub mod guard;
+pub mod scan;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use log::{info, warn};
+use pingora::apps::ServerApp;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+
+use crate::config::ClientLimits;
+use guard::Guarded;
+use scan::RequestLine;
+
+/// How long client connections are still served after the accept loop ended. It runs
+/// inside Pingora's `grace_period_seconds` (and `graceful_shutdown_timeout_seconds`).
+pub const LINGER: Duration = Duration::from_secs(1);
+
+/// At most one "too many connections" log line per this long.
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Why a client's request was refused before it reached the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The header did not complete within `header_timeout`: 408.
+    HeaderTimeout,
+    /// The header grew past `max_request_header_bytes`: 431.
+    HeaderTooLarge,
+    /// Pingora's HTTP parser refused it with this status.
+    Parser(u16),
+}
+
+impl Refusal {
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::HeaderTimeout => 408,
+            Refusal::HeaderTooLarge => 431,
+            Refusal::Parser(status) => status,
+        }
+    }
+
+    /// The `reason` label and log field.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::HeaderTimeout => "header_timeout",
+            Refusal::HeaderTooLarge => "header_too_large",
+            Refusal::Parser(_) => "invalid_request",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Refusal::HeaderTimeout => 0,
+            Refusal::HeaderTooLarge => 1,
+            Refusal::Parser(_) => 2,
+        }
+    }
+
+    /// The reply the front door writes itself (never for `Parser`: Pingora did).
+    fn response(self) -> &'static [u8] {
+        match self {
+            Refusal::HeaderTimeout => b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 33\r\nConnection: close\r\n\r\nthe request header took too long\n",
+            Refusal::HeaderTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 32\r\nConnection: close\r\n\r\nthe request header is too large\n",
+            Refusal::Parser(_) => b"",
+        }
+    }
+
+    fn io_kind(self) -> std::io::ErrorKind {
+        match self {
+            Refusal::HeaderTimeout => std::io::ErrorKind::TimedOut,
+            _ => std::io::ErrorKind::InvalidData,
+        }
+    }
+}
+
+/// Every refusal reason, in the order of [`Counters::refusals`].
+pub const REFUSALS: [Refusal; 3] = [
+    Refusal::HeaderTimeout,
+    Refusal::HeaderTooLarge,
+    Refusal::Parser(400),
+];
+
+/// The front door's counts, read by `GET /metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Client connections open now.
+    pub open: AtomicUsize,
+    /// Connections closed at once because `max_connections` were open.
+    pub refused_connections: AtomicU64,
+    /// Requests refused before the proxy, by [`REFUSALS`] order.
+    pub refusals: [AtomicU64; 3],
+}
+
+/// The process's front-door counters.
+pub static COUNTERS: Counters = Counters {
+    open: AtomicUsize::new(0),
+    refused_connections: AtomicU64::new(0),
+    refusals: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+};
+
+/// One access-log line (and a count) for a request refused at the front door.
+fn log_refusal(
+    client: Option<SocketAddr>,
+    line: Option<&RequestLine>,
+    refusal: Refusal,
+    elapsed: Duration,
+) {
+    COUNTERS.refusals[refusal.index()].fetch_add(1, Relaxed);
+    if !log::log_enabled!(target: "access", log::Level::Info) {
+        return;
+    }
+    let client = client.map_or_else(|| "-".to_string(), |c| c.ip().to_string());
+    let (method, target) = line.map_or(("-", "-"), |l| (l.method.as_str(), l.target.as_str()));
+    info!(
+        target: "access",
+        "client={client} host=- method={method} path={target} status={} lb=- pool=- endpoint=- affinity=none upstream_time=- total_time={:.6} reason={}",
+        refusal.status(),
+        elapsed.as_secs_f64(),
+        refusal.reason(),
+    );
+}
+
+/// The proxy's Pingora app behind the front door.
+pub struct FrontDoor<A> {
+    inner: Arc<A>,
+    limits: Arc<ArcSwap<ClientLimits>>,
+    /// When the last "too many connections" line was logged (ms since start).
+    last_refusal_log: AtomicU64,
+    started: std::time::Instant,
+}
+
+impl<A> FrontDoor<A> {
+    pub fn new(inner: A, limits: Arc<ArcSwap<ClientLimits>>) -> FrontDoor<A> {
+        FrontDoor {
+            inner: Arc::new(inner),
+            limits,
+            last_refusal_log: AtomicU64::new(0),
+            started: crate::clock::stopwatch(),
+        }
+    }
+
+    fn log_refused_connection(&self, open: usize, max: usize) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let last = self.last_refusal_log.load(Relaxed);
+        let every = REFUSED_LOG_EVERY.as_millis() as u64;
+        if (last == 0 || now.saturating_sub(last) >= every)
+            && self
+                .last_refusal_log
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            let refused = COUNTERS.refused_connections.load(Relaxed);
+            warn!("client_limits.max_connections ({max}) reached with {open} open: new connections are closed at once ({refused} so far)");
+        }
+    }
+}
+
+/// An open client connection, counted until dropped.
+struct Open;
+
+impl Open {
+    fn new() -> (Open, usize) {
+        (Open, COUNTERS.open.fetch_add(1, Relaxed) + 1)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        COUNTERS.open.fetch_sub(1, Relaxed);
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for FrontDoor<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let limits = **self.limits.load();
+        let (_open, open) = Open::new();
+        if open > limits.max_connections {
+            COUNTERS.refused_connections.fetch_add(1, Relaxed);
+            self.log_refused_connection(open - 1, limits.max_connections);
+            return None;
+        }
+        let guarded: Stream = Box::new(Guarded::new(stream, limits));
+        self.inner.process_new(guarded, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        tokio::time::sleep(LINGER).await;
+        self.inner.cleanup().await;
+    }
+}
+
+/// Tells the connection's front door that its current request reached the
+/// proxy (so a refusal written later is not taken for the parser's).
+pub fn reached_proxy(stream: Option<&Stream>) {
+    if let Some(g) = stream.and_then(|s| s.as_any().downcast_ref::<Guarded>()) {
+        g.mark().reached_proxy();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canned_replies_have_the_length_they_say() {
+        for refusal in [Refusal::HeaderTimeout, Refusal::HeaderTooLarge] {
+            let text = std::str::from_utf8(refusal.response()).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let declared: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(declared, body.len(), "{text}");
+            assert_eq!(
+                scan::response_status(refusal.response()),
+                Some(refusal.status())
+            );
+        }
+    }
+}

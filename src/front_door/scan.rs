@@ -1,0 +1,217 @@
+//! What the front door needs to know of the HTTP/1 bytes a client sends and
+//! Tether answers, without parsing HTTP (Pingora does that): where a request
+//! header ends, how big it got, its request line for the log, and the status
+//! of a response. Pure: bytes in, facts out.
+
+/// The start of a request header seen so far: the bytes counted and the end
+/// marker (`CRLF CRLF`, or `LF LF` as httparse also accepts) looked for
+/// across reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderScan {
+    /// Bytes of the header received so far.
+    pub bytes: usize,
+    /// The last bytes of the previous read, so a marker split between two
+    /// reads is found.
+    tail: Vec<u8>,
+    /// The request line as received (at most [`REQUEST_LINE_MAX`] bytes), for the log.
+    request_line: Vec<u8>,
+    line_done: bool,
+}
+
+/// How much of the request line is kept for the access log.
+pub const REQUEST_LINE_MAX: usize = 256;
+
+/// What one read told about the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scanned {
+    /// Not complete yet: `bytes` so far.
+    Partial { bytes: usize },
+    /// Complete: the header is `bytes` long and ended `consumed` bytes into
+    /// this read (the rest is body, or the next pipelined request).
+    Complete { bytes: usize, consumed: usize },
+}
+
+impl HeaderScan {
+    /// Feeds the bytes of one read.
+    pub fn feed(&mut self, data: &[u8]) -> Scanned {
+        if !self.line_done {
+            let end = data.iter().position(|&b| b == b'\n');
+            let take = end.unwrap_or(data.len());
+            let room = REQUEST_LINE_MAX.saturating_sub(self.request_line.len());
+            self.request_line.extend_from_slice(&data[..take.min(room)]);
+            self.line_done = end.is_some();
+        }
+        // Look for the marker in the tail of the last read followed by this one.
+        let carried = self.tail.len();
+        let mut window = std::mem::take(&mut self.tail);
+        window.extend_from_slice(&data[..data.len().min(3)]);
+        let found_in_window = find_end(&window).filter(|&end| end > carried);
+        let found = found_in_window
+            .map(|end| end - carried)
+            .or_else(|| find_end(data));
+        match found {
+            Some(consumed) => {
+                self.bytes += consumed;
+                Scanned::Complete {
+                    bytes: self.bytes,
+                    consumed,
+                }
+            }
+            None => {
+                self.bytes += data.len();
+                let keep = data.len().min(3);
+                let mut tail = window[..carried].to_vec();
+                tail.extend_from_slice(&data[data.len() - keep..]);
+                let drop = tail.len().saturating_sub(3);
+                self.tail = tail.split_off(drop);
+                Scanned::Partial { bytes: self.bytes }
+            }
+        }
+    }
+
+    /// The request line so far, for the log (`-` fields when it is not one).
+    pub fn request_line(&self) -> RequestLine {
+        RequestLine::parse(&self.request_line)
+    }
+}
+
+/// The index just past the first end-of-header marker in `data`.
+fn find_end(data: &[u8]) -> Option<usize> {
+    let crlf = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    let lf = data.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A request line's method and target as text safe for one log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestLine {
+    pub method: String,
+    pub target: String,
+}
+
+impl RequestLine {
+    fn parse(line: &[u8]) -> RequestLine {
+        let text: String = String::from_utf8_lossy(line)
+            .chars()
+            .map(|c| if c.is_control() || c == '"' { '?' } else { c })
+            .collect();
+        let mut parts = text.split(' ').filter(|p| !p.is_empty());
+        let mut field = || parts.next().map_or_else(|| "-".to_string(), str::to_string);
+        RequestLine {
+            method: field(),
+            target: field(),
+        }
+    }
+}
+
+/// The status code at the start of an HTTP/1 response (`HTTP/1.1 400 ...`).
+pub fn response_status(data: &[u8]) -> Option<u16> {
+    let rest = data.strip_prefix(b"HTTP/1.")?;
+    let code = rest.get(2..5)?;
+    if rest.get(1) != Some(&b' ') || !code.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(code).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_in_one_read() {
+        let mut s = HeaderScan::default();
+        let req = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\nbody";
+        assert_eq!(
+            s.feed(req),
+            Scanned::Complete {
+                bytes: req.len() - 4,
+                consumed: req.len() - 4
+            }
+        );
+        assert_eq!(
+            s.request_line(),
+            RequestLine {
+                method: "GET".into(),
+                target: "/x".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_marker_split_across_reads_is_found() {
+        let req = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+        for cut in 1..req.len() {
+            let mut s = HeaderScan::default();
+            let first = s.feed(&req[..cut]);
+            let second = s.feed(&req[cut..]);
+            assert!(
+                matches!(first, Scanned::Partial { .. }) || cut == req.len(),
+                "cut {cut}: {first:?}"
+            );
+            assert_eq!(
+                second,
+                Scanned::Complete {
+                    bytes: req.len(),
+                    consumed: req.len() - cut
+                },
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_byte_at_a_time() {
+        let req = b"GET / HTTP/1.1\nHost: a\n\nrest";
+        let mut s = HeaderScan::default();
+        let mut done = None;
+        for (i, b) in req.iter().enumerate() {
+            if let Scanned::Complete { bytes, .. } = s.feed(std::slice::from_ref(b)) {
+                done = Some((i, bytes));
+                break;
+            }
+        }
+        assert_eq!(done, Some((23, 24)));
+    }
+
+    #[test]
+    fn partial_headers_count_their_bytes() {
+        let mut s = HeaderScan::default();
+        assert_eq!(
+            s.feed(b"GET / HTTP/1.1\r\n"),
+            Scanned::Partial { bytes: 16 }
+        );
+        assert_eq!(s.feed(b"X-A: 1\r\n"), Scanned::Partial { bytes: 24 });
+    }
+
+    #[test]
+    fn request_lines_are_made_safe_for_the_log() {
+        let mut s = HeaderScan::default();
+        s.feed(b"GET  /a\"b\x01 HTTP/1.1\r\n");
+        assert_eq!(
+            s.request_line(),
+            RequestLine {
+                method: "GET".into(),
+                target: "/a?b?".into()
+            }
+        );
+        let mut s = HeaderScan::default();
+        s.feed(&[b'A'; 1000]);
+        assert_eq!(s.request_line().method.len(), REQUEST_LINE_MAX);
+        assert_eq!(HeaderScan::default().request_line().method, "-");
+    }
+
+    #[test]
+    fn response_statuses() {
+        assert_eq!(response_status(b"HTTP/1.1 400 Bad Request\r\n"), Some(400));
+        assert_eq!(response_status(b"HTTP/1.0 101 x"), Some(101));
+        assert_eq!(response_status(b"HTTP/1.1 4"), None);
+        assert_eq!(response_status(b"hello"), None);
+    }
+}

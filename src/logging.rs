@@ -1,0 +1,90 @@
+//! The process's logger: env_logger (`RUST_LOG`, default `info`), with one
+//! policy of Tether's on top. A client that goes away or is too slow is the
+//! client's business, not an operator's: Pingora logs such failures at ERROR
+//! ("Fail to proxy: Downstream ConnectionClosed ... while reading request
+//! headers"); they are logged at DEBUG here instead. The request itself,
+//! when there was one, still gets its access-log line.
+
+use log::{Level, Log, Metadata, Record};
+
+/// Installs the logger. Call once, first thing in `main`.
+pub fn init() {
+    let inner =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+    let max = inner.filter();
+    if log::set_boxed_logger(Box::new(Policy { inner })).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+struct Policy {
+    inner: env_logger::Logger,
+}
+
+impl Log for Policy {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if record.level() <= Level::Warn && record.target().starts_with("pingora") {
+            let text = record.args().to_string();
+            if is_client_gone(&text) {
+                let demoted = Metadata::builder()
+                    .level(Level::Debug)
+                    .target(record.target())
+                    .build();
+                if self.inner.enabled(&demoted) {
+                    self.inner.log(
+                        &Record::builder()
+                            .metadata(demoted)
+                            .args(format_args!("{text}"))
+                            .module_path(record.module_path())
+                            .file(record.file())
+                            .line(record.line())
+                            .build(),
+                    );
+                }
+                return;
+            }
+        }
+        self.inner.log(record);
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
+    }
+}
+
+/// A Pingora error line about the client's side of a connection failing:
+/// it closed, reset, or was cut off by the front door's limits.
+fn is_client_gone(text: &str) -> bool {
+    text.starts_with("Fail to proxy: Downstream")
+        && [
+            "ConnectionClosed",
+            "ReadError",
+            "WriteError",
+            "ReadTimedout",
+            "WriteTimedout",
+            "ConnectionReset",
+        ]
+        .iter()
+        .any(|kind| text.contains(kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_side_failures_are_recognised() {
+        assert!(is_client_gone("Fail to proxy: Downstream ConnectionClosed context: while reading request headers, bytes already read: 12, downstream session type: h1"));
+        assert!(is_client_gone("Fail to proxy: Downstream ReadError context: while reading request headers cause: header_timeout, downstream session type: h1"));
+        assert!(!is_client_gone(
+            "Fail to proxy: Upstream ConnectRefused context: x"
+        ));
+        assert!(!is_client_gone(
+            "failed to send error response to downstream: x"
+        ));
+    }
+}

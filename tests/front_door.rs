@@ -1,0 +1,331 @@
+//! The front door through the real binary, spoken to byte by byte over raw
+//! sockets (issue 10): client limits (idle and slow-header connections closed
+//! on time, header size, `max_connections` while existing clients are
+//! served), routing by an absolute-form target's authority, the `400`s for
+//! requests NGINX and HAProxy refuse, `Content-Length` normalised, pipelined
+//! requests answered in order, and an access-log line for every refusal.
+// Measures real time on purpose (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::config::{lb, pool, tether, ClientLimits, Tether};
+use support::*;
+
+/// One load balancer `*` over upstream `a`, and a disabled `other.test`.
+fn front(a: &Upstream, limits: ClientLimits) -> Tether {
+    tether()
+        .listener(free_port())
+        .client_limits(limits)
+        .load_balancer("*", lb(["p"]))
+        .load_balancer("routed.test", lb(["p"]))
+        .load_balancer("other.test", lb(["p"]).enabled(false))
+        .pool("p", pool([a]))
+}
+
+fn connect(proxy: &TetherProc) -> TcpStream {
+    let s = TcpStream::connect(proxy.addr()).expect("connect to tether");
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s
+}
+
+/// Reads until the peer closes or `within` passes; returns what came and
+/// whether the peer closed.
+fn read_for(s: &mut TcpStream, within: Duration) -> (String, bool) {
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), true),
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), false)
+}
+
+/// Sends `request` on a new connection; the response text (read until the
+/// connection closes or 3 s pass).
+fn exchange(proxy: &TetherProc, request: &[u8]) -> String {
+    let mut s = connect(proxy);
+    s.write_all(request).expect("send");
+    read_for(&mut s, Duration::from_secs(3)).0
+}
+
+fn status_of(response: &str) -> Option<u16> {
+    response.get(9..12)?.parse().ok()
+}
+
+/// Reads one complete response (with `Content-Length`) off a kept-alive connection.
+fn read_response(s: &mut TcpStream) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline {
+        let text = String::from_utf8_lossy(&out).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                return text;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed_after_idle_timeout() {
+    let a = Upstream::healthy("a");
+    let proxy = front(
+        &a,
+        ClientLimits {
+            idle_timeout: Some(1.0),
+            header_timeout: Some(5.0),
+            ..ClientLimits::default()
+        },
+    )
+    .start();
+    let mut s = connect(&proxy);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(status_of(&read_response(&mut s)), Some(200));
+    let idle_from = Instant::now();
+    let (_, closed) = read_for(&mut s, Duration::from_secs(8));
+    let waited = idle_from.elapsed();
+    assert!(closed, "the idle connection was still open after 8 s");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "closed after {waited:?}, idle_timeout is 1 s"
+    );
+}
+
+#[test]
+fn a_header_sent_slowly_is_answered_408_at_header_timeout() {
+    let a = Upstream::healthy("a");
+    let proxy = front(
+        &a,
+        ClientLimits {
+            header_timeout: Some(1.0),
+            ..ClientLimits::default()
+        },
+    )
+    .start();
+    let mut s = connect(&proxy);
+    let started = Instant::now();
+    let mut answer = String::new();
+    // One byte every 150 ms: each read is quick, the header never completes.
+    for b in b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Trickle: 0123456789012345678901234567890\r\n" {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        let (got, closed) = read_for(&mut s, Duration::from_millis(150));
+        answer.push_str(&got);
+        if closed || !got.is_empty() || started.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    assert_eq!(status_of(&answer), Some(408), "{answer:?}");
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    assert_eq!(a.requests(), 0, "nothing reached the upstream");
+    assert!(
+        proxy.wait_for_log("status=408", Duration::from_secs(2)),
+        "the refusal has an access-log line:\n{}",
+        proxy.logs()
+    );
+    assert!(proxy.log_lines("reason=header_timeout").len() == 1);
+    assert!(
+        proxy.log_lines("Fail to proxy").is_empty(),
+        "a slow client is not an ERROR:\n{}",
+        proxy.logs()
+    );
+}
+
+#[test]
+fn a_header_over_max_request_header_bytes_is_answered_431() {
+    let a = Upstream::healthy("a");
+    let proxy = front(
+        &a,
+        ClientLimits {
+            max_request_header_bytes: Some(2048),
+            ..ClientLimits::default()
+        },
+    )
+    .start();
+    let mut request = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
+    request.extend(std::iter::repeat_n(b'x', 4000));
+    request.extend_from_slice(b"\r\n\r\n");
+    let answer = exchange(&proxy, &request);
+    assert_eq!(status_of(&answer), Some(431), "{answer:?}");
+    // Under the bound still passes.
+    let answer = exchange(&proxy, b"GET / HTTP/1.1\r\nHost: a\r\nX-Small: 1\r\n\r\n");
+    assert_eq!(status_of(&answer), Some(200), "{answer:?}");
+    assert!(proxy.wait_for_log("reason=header_too_large", Duration::from_secs(2)));
+}
+
+#[test]
+fn max_connections_closes_new_connections_while_existing_ones_are_served() {
+    let a = Upstream::healthy("a");
+    let proxy = front(
+        &a,
+        ClientLimits {
+            max_connections: Some(4),
+            header_timeout: Some(20.0),
+            ..ClientLimits::default()
+        },
+    )
+    .start();
+    let mut held: Vec<TcpStream> = (0..4).map(|_| connect(&proxy)).collect();
+    for s in &mut held {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        assert_eq!(status_of(&read_response(s)), Some(200));
+    }
+    let mut extra = connect(&proxy);
+    let _ = extra.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (got, closed) = read_for(&mut extra, Duration::from_secs(2));
+    assert!(
+        closed && got.is_empty(),
+        "the fifth connection was served: {got:?}"
+    );
+    for s in &mut held {
+        s.write_all(b"GET /again HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            status_of(&read_response(s)),
+            Some(200),
+            "existing clients are served"
+        );
+    }
+    drop(held);
+    // Room again once they are gone.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            status_of(&exchange(&proxy, b"GET / HTTP/1.0\r\n\r\n")) == Some(200)
+        }),
+        "new connections are accepted again"
+    );
+    assert!(proxy.wait_for_log(
+        "client_limits.max_connections (4) reached",
+        Duration::from_secs(2)
+    ));
+}
+
+#[test]
+fn absolute_form_targets_route_by_their_authority() {
+    let a = Upstream::healthy("a");
+    let proxy = front(&a, ClientLimits::default()).start();
+    let answer = exchange(&proxy, b"GET http://other.test/x HTTP/1.1\r\n\r\n");
+    assert_eq!(
+        status_of(&answer),
+        Some(503),
+        "other.test is disabled: {answer:?}"
+    );
+    let answer = exchange(
+        &proxy,
+        b"GET http://ROUTED.test:80/echo HTTP/1.1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status_of(&answer), Some(200), "{answer:?}");
+    assert!(
+        answer.contains(r#""host":["ROUTED.test:80"]"#),
+        "the upstream is told the authority that routed it: {answer}"
+    );
+    // A Host that contradicts the target is refused (by Pingora's parser), and logged.
+    let answer = exchange(
+        &proxy,
+        b"GET http://routed.test/echo HTTP/1.1\r\nHost: other.test\r\n\r\n",
+    );
+    assert_eq!(status_of(&answer), Some(400), "{answer:?}");
+}
+
+#[test]
+fn requests_nginx_and_haproxy_refuse_get_400_and_are_not_forwarded() {
+    let a = Upstream::healthy("a");
+    let proxy = front(&a, ClientLimits::default()).start();
+    for (request, reason) in [
+        (&b"GET /x HTTP/1.1\r\n\r\n"[..], "missing_host"),
+        // Pingora's parser refuses this one itself; it is still logged.
+        (b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "invalid_request"),
+        (b"GET  /x HTTP/1.1\r\nHost: a\r\n\r\n", "invalid_target"),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            "invalid_request",
+        ),
+    ] {
+        let answer = exchange(&proxy, request);
+        assert_eq!(
+            status_of(&answer),
+            Some(400),
+            "{}: {answer:?}",
+            String::from_utf8_lossy(request)
+        );
+        assert!(
+            proxy.wait_for_log(&format!("reason={reason}"), Duration::from_secs(2)),
+            "an access-log line for {reason}:\n{}",
+            proxy.logs()
+        );
+    }
+    assert_eq!(a.requests(), 0, "none of them reached the upstream");
+    // HTTP/1.0 may omit Host: the catch-all serves it.
+    let answer = exchange(&proxy, b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(status_of(&answer), Some(200), "{answer:?}");
+}
+
+#[test]
+fn agreeing_content_lengths_go_upstream_as_one_value() {
+    let a = Upstream::healthy("a");
+    let proxy = front(&a, ClientLimits::default()).start();
+    for request in [
+        &b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nConnection: close\r\n\r\nhello"[..],
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    ] {
+        let answer = exchange(&proxy, request);
+        assert_eq!(status_of(&answer), Some(200), "{answer:?}");
+        assert!(
+            answer.contains(r#""content-length":["5"]"#) && answer.contains(r#""body":"hello""#),
+            "{answer}"
+        );
+    }
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let a = Upstream::healthy("a");
+    let proxy = front(&a, ClientLimits::default()).start();
+    let mut s = connect(&proxy);
+    s.write_all(
+        b"GET /echo?n=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo?n=2 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo?n=3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let (all, _) = read_for(&mut s, Duration::from_secs(5));
+    let order: Vec<usize> = ["n=1", "n=2", "n=3"]
+        .iter()
+        .map(|n| {
+            all.find(n)
+                .unwrap_or_else(|| panic!("no answer to {n}: {all}"))
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "out of order: {all}");
+    assert_eq!(all.matches("HTTP/1.1 200").count(), 3, "{all}");
+}
