@@ -46,6 +46,7 @@ fn cookie_hit(c: &mut Criterion) {
         lb_id: lb.id,
         endpoint_id: endpoint_id("p", "e3"),
         expires: now.unix_secs + 3600,
+        nonce: Some(42),
     });
     let ip: Option<IpAddr> = Some("192.0.2.7".parse().unwrap());
     let mut rand = dice();

@@ -75,6 +75,18 @@ impl Clock {
             .saturating_add(MONOTONIC_BASE)
     }
 
+    /// The monotonic ms of a wall-clock instant (unix ms), e.g. a drain's
+    /// start told by a cluster peer: both clocks read now, the difference
+    /// carried over (saturating at 1, never before this clock's scale).
+    pub fn monotonic_at_unix_ms(&self, unix_ms: u64) -> u64 {
+        monotonic_at(self.now_ms(), self::unix_ms(), unix_ms)
+    }
+
+    /// The wall-clock instant (unix ms) of a monotonic reading of this clock.
+    pub fn unix_ms_at_monotonic(&self, ms: u64) -> u64 {
+        monotonic_at(self::unix_ms(), self.now_ms(), ms)
+    }
+
     /// Seconds since the unix epoch (0 if the system clock is before it).
     pub fn unix_secs(&self) -> u64 {
         SystemTime::now()
@@ -83,9 +95,38 @@ impl Clock {
     }
 }
 
+/// `then` on clock B, given that clock A reads `now_a` while clock B reads
+/// `now_b`: the same instant on clock A (at least 1).
+fn monotonic_at(now_a: u64, now_b: u64, then: u64) -> u64 {
+    if then <= now_b {
+        now_a.saturating_sub(now_b - then).max(1)
+    } else {
+        now_a.saturating_add(then - now_b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_carry_over_between_the_clocks() {
+        assert_eq!(
+            monotonic_at(5_000, 1_700_000_000_000, 1_699_999_999_000),
+            4_000
+        );
+        assert_eq!(
+            monotonic_at(5_000, 1_700_000_000_000, 1_700_000_000_250),
+            5_250
+        );
+        assert_eq!(monotonic_at(5_000, 1_700_000_000_000, 0), 1);
+        let clock = Clock::new();
+        let unix = unix_ms() - 30_000;
+        let mono = clock.monotonic_at_unix_ms(unix);
+        let back = clock.unix_ms_at_monotonic(mono);
+        assert!(back.abs_diff(unix) <= 2, "{unix} -> {mono} -> {back}");
+        assert!(clock.now_ms() - mono >= 29_990);
+    }
 
     #[test]
     fn monotonic_time_starts_at_the_base_and_moves_forward() {

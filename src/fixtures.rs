@@ -56,6 +56,7 @@ pub fn config(pools: Vec<Pool>, default_pools: &[&str], fallback: Option<&str>) 
         load_balancers: BTreeMap::from([("*".to_string(), lb)]),
         pools: pools.into_iter().map(|p| (p.name.clone(), p)).collect(),
         monitors: BTreeMap::new(),
+        cluster: None,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod affinity;
 pub mod balance;
 pub mod changes;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 #[cfg(test)]
 mod fixtures;

@@ -22,6 +22,7 @@ use pingora::services::listening::Service;
 use tether::admin;
 use tether::affinity::cookie::CookieKeys;
 use tether::changes::Changes;
+use tether::cluster::{self, link::Link};
 use tether::config::{self, SessionAffinity};
 use tether::front_door::FrontDoor;
 use tether::health::LiveMonitors;
@@ -108,12 +109,17 @@ fn main() {
             }
         })
         .collect();
+    let unshared_keys = tether.cookie_keys_file.is_none() && uses_cookies(&tether);
+    const UNSHARED_KEYS: &str = "tether.cookie_keys_file is not set: __cflb cookies are signed with a random key made at start, so they will not survive a restart or be shared between instances (replicas)";
     if opt.test {
+        if unshared_keys {
+            eprintln!("tether: {path}: warning: {UNSHARED_KEYS}");
+        }
         println!("configuration OK");
         exit(0);
     }
-    if tether.cookie_keys_file.is_none() && uses_cookies(&tether) {
-        warn!("tether.cookie_keys_file is not set: __cflb cookies are signed with a random key made at start, so they will not survive a restart or be shared between instances");
+    if unshared_keys {
+        warn!("{UNSHARED_KEYS}");
     }
     let live = Live::new(State::new(&tether, keys));
     let changes = Arc::new(Changes::new(Arc::clone(&live), tether.clone()));
@@ -121,21 +127,53 @@ fn main() {
         changes.restore(live.load().clock.now());
         info!("run-time changes are kept in {}", path.display());
     }
+    // With a cluster: local changes are published through the link, pins
+    // that deviate from the ring are queued for it (docs/replicas.md).
+    let cluster = tether.cluster.as_ref().map(|c| {
+        let status = Arc::new(cluster::Status::new(
+            &c.name,
+            tether.admin.as_ref().map(|a| a.address.clone()),
+        ));
+        let (outbox, inbox) = cluster::queues(Arc::clone(&status));
+        let publisher = outbox.clone();
+        changes.set_publisher(Box::new(move |batch| publisher.changes(batch)));
+        let link = match Link::new(
+            &c.redis_url,
+            Arc::clone(&changes),
+            Arc::clone(&status),
+            inbox,
+        ) {
+            Ok(link) => link,
+            Err(e) => {
+                error!("{e}");
+                exit(1);
+            }
+        };
+        info!(
+            "cluster {}: replica {} shares run-time changes and session pins through Redis",
+            c.name, status.replica
+        );
+        (status, outbox, link)
+    });
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
 
     let client_limits = Arc::new(arc_swap::ArcSwap::from_pointee(tether.client_limits));
+    let mut proxy_app = Proxy::new(
+        Arc::clone(&live),
+        https_port(&tether),
+        Arc::clone(&client_limits),
+    );
+    let mut cluster_status = None;
+    if let Some((status, outbox, link)) = cluster {
+        proxy_app = proxy_app.with_cluster(outbox);
+        cluster_status = Some(status);
+        server.add_service(background_service("tether cluster link", link));
+    }
     let mut proxy = Service::new(
         "tether proxy".to_string(),
         FrontDoor::new(
-            http_proxy(
-                &server.configuration,
-                Proxy::new(
-                    Arc::clone(&live),
-                    https_port(&tether),
-                    Arc::clone(&client_limits),
-                ),
-            ),
+            http_proxy(&server.configuration, proxy_app),
             Arc::clone(&client_limits),
         ),
     );
@@ -148,7 +186,7 @@ fn main() {
     }
     server.add_service(proxy);
     if let Some(admin) = &tether.admin {
-        match admin::service(Arc::clone(&changes), admin) {
+        match admin::service(Arc::clone(&changes), admin, cluster_status) {
             Ok(service) => {
                 server.add_service(service);
             }

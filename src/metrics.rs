@@ -344,6 +344,63 @@ fn gauge<const N: usize>(
     family(name, help, MetricType::GAUGE, labels, series)
 }
 
+/// This replica's link to the cluster (`tether.cluster`), appended to
+/// [`render`]'s text: connected or not, the last full resync, and what it
+/// wrote, received and dropped.
+pub fn render_cluster(cluster: &crate::cluster::Status) -> String {
+    let one = |v: f64| [([cluster.name.clone()], v)];
+    let count = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed) as f64;
+    let families = vec![
+        family(
+            "tether_cluster_connected",
+            "1 while this replica's link to Redis is up and resynced, 0 while it serves from its own state.",
+            MetricType::GAUGE,
+            &["cluster"],
+            one(flag(cluster.connected())),
+        ),
+        family(
+            "tether_cluster_last_sync_timestamp_seconds",
+            "Unix time of this replica's last full resync from Redis (0: never).",
+            MetricType::GAUGE,
+            &["cluster"],
+            one(cluster.last_sync_unix_ms() as f64 / 1000.0),
+        ),
+        family(
+            "tether_cluster_pins_written_total",
+            "Session pins that deviate from the hash ring written to Redis by this replica.",
+            MetricType::COUNTER,
+            &["cluster"],
+            one(count(&cluster.pins_written)),
+        ),
+        family(
+            "tether_cluster_pins_received_total",
+            "Session pins of other replicas taken into this replica's session table.",
+            MetricType::COUNTER,
+            &["cluster"],
+            one(count(&cluster.pins_received)),
+        ),
+        family(
+            "tether_cluster_pins_dropped_total",
+            "Session pins not shared because the queue to Redis was full (Redis away or slow).",
+            MetricType::COUNTER,
+            &["cluster"],
+            one(count(&cluster.pins_dropped)),
+        ),
+        family(
+            "tether_cluster_changes_received_total",
+            "Batches of run-time changes made on other replicas and applied here.",
+            MetricType::COUNTER,
+            &["cluster"],
+            one(count(&cluster.changes_received)),
+        ),
+    ];
+    let mut out = String::new();
+    if let Err(e) = TextEncoder::new().encode_utf8(&families, &mut out) {
+        log::error!("metrics: cannot encode: {e}");
+    }
+    out
+}
+
 /// A metric family of `kind` whose series are `(label values, value)`, the
 /// values in the order of `labels`.
 fn family<const N: usize>(

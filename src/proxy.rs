@@ -30,6 +30,8 @@ pub struct Proxy {
     /// Where `always_use_https` sends plain HTTP (`None`: 443).
     https_port: Option<u16>,
     limits: Arc<ArcSwap<ClientLimits>>,
+    /// With `tether.cluster`: where pins the other replicas need are left.
+    cluster: Option<crate::cluster::Outbox>,
 }
 
 impl Proxy {
@@ -42,7 +44,14 @@ impl Proxy {
             live,
             https_port,
             limits,
+            cluster: None,
         }
+    }
+
+    /// Shares the session pins other replicas cannot compute (never waits).
+    pub fn with_cluster(mut self, outbox: crate::cluster::Outbox) -> Self {
+        self.cluster = Some(outbox);
+        self
     }
 
     /// Routes a request (sync: nothing here may live across an await).
@@ -402,6 +411,11 @@ impl ProxyHttp for Proxy {
         if let Some(cookie) = ctx.state.commit(lb, routed, ctx.state.clock.now()) {
             // Appended: the upstream's own Set-Cookie headers stay.
             response.append_header(http::header::SET_COOKIE, cookie)?;
+        }
+        if let Some(outbox) = &self.cluster {
+            if let Some(pin) = crate::cluster::pins::to_share(&ctx.state, lb, routed) {
+                outbox.pin(pin);
+            }
         }
         if ctx.state.decision_header {
             let (pool, endpoint) = ctx.names(&ctx.state);

@@ -8,11 +8,10 @@
 
 use std::net::IpAddr;
 
-use crate::affinity::cookie::{Decoded, Pin};
+use crate::affinity::cookie::{nonce_session_key, Decoded, Pin};
 use crate::affinity::cookie_header::set_cookie_line;
 use crate::affinity::drain::drain_state;
 use crate::affinity::table::{Lookup, TablePin};
-use crate::balance::hash::stable_hash;
 use crate::clock::Now;
 use crate::config::{SessionAffinity, ZeroDowntimeFailover};
 use crate::request::client_key;
@@ -80,9 +79,11 @@ pub enum Session {
     /// No affinity for this request.
     None,
     /// `cookie` / `ip_cookie`. `key` is the session's stable hash, used to
-    /// choose a failover target: the hash of the cookie value when one was
-    /// honoured, else of the client IP.
-    Cookie { key: u64 },
+    /// choose a failover or re-pin target: the hash of its cookie's nonce
+    /// (for a version 1 cookie, of its value). `nonce` is what the next
+    /// cookie of the session carries: the session's own, or a fresh random
+    /// one for a new session (or one whose v1 cookie had none).
+    Cookie { key: u64, nonce: u64 },
     /// `header` / `source_ip`: the session-table key.
     Table { key: u64 },
 }
@@ -91,7 +92,7 @@ impl Session {
     fn key(self) -> Option<u64> {
         match self {
             Session::None => None,
-            Session::Cookie { key } | Session::Table { key } => Some(key),
+            Session::Cookie { key, .. } | Session::Table { key } => Some(key),
         }
     }
 }
@@ -152,9 +153,20 @@ impl State {
             SessionAffinity::Cookie | SessionAffinity::IpCookie => {
                 match self.read_cookies(lb, cflb, now) {
                     Ok(hit) => return Some(hit),
-                    Err(decision) => {
+                    // An existing session: chosen by its own stable hash, so
+                    // its sessions spread by weight and every instance agrees.
+                    Err((decision, Some(existing))) => (decision, existing, existing.key()),
+                    Err((decision, None)) => {
                         let by_ip = lb.conf.session_affinity == SessionAffinity::IpCookie;
-                        let session = Session::Cookie { key: client_hash };
+                        let nonce = rand::random::<u64>();
+                        // `ip_cookie`: the client IP picks, and re-picks on a
+                        // refused first connection, alike on every instance.
+                        let key = if by_ip {
+                            client_hash
+                        } else {
+                            nonce_session_key(nonce)
+                        };
+                        let session = Session::Cookie { key, nonce };
                         (decision, session, by_ip.then_some(client_hash))
                     }
                 }
@@ -189,39 +201,43 @@ impl State {
     }
 
     /// A usable pin among the cookies → `Ok`; else the most telling reason
-    /// to pin anew.
+    /// to pin anew, with the session of that cookie when it is authentic and
+    /// of this load balancer (an existing session keeps its identity).
     fn read_cookies<'v>(
         &self,
         lb: &LbState,
         cflb: impl Iterator<Item = &'v str>,
         now: Now,
-    ) -> Result<Routed, Decision> {
-        let mut why = Decision::New;
+    ) -> Result<Routed, (Decision, Option<Session>)> {
+        let mut why = (Decision::New, None);
         for value in cflb {
-            let reason = match self.keys.decode(value, now.unix_secs) {
+            let (reason, pin) = match self.keys.decode(value, now.unix_secs) {
                 Decoded::Valid(pin) if pin.lb_id == lb.id => {
-                    match self.endpoint_by_id(pin.endpoint_id) {
+                    let reason = match self.endpoint_by_id(pin.endpoint_id) {
                         None => Decision::Invalid,
                         Some(pick) => match self.pin_status(lb, pick, now.ms) {
                             PinStatus::Usable => {
                                 return Ok(Routed {
                                     pick,
                                     decision: Decision::Hit,
-                                    session: Session::Cookie {
-                                        key: stable_hash(value.as_bytes()),
-                                    },
+                                    session: cookie_session(&pin, value),
                                 })
                             }
                             PinStatus::Unhealthy => Decision::RepinUnhealthy,
                             PinStatus::Drained => Decision::RepinDrained,
                             PinStatus::Foreign => Decision::Invalid,
                         },
-                    }
+                    };
+                    (reason, Some(pin))
                 }
-                Decoded::Expired(pin) if pin.lb_id == lb.id => Decision::Expired,
-                Decoded::Valid(_) | Decoded::Expired(_) | Decoded::Invalid => Decision::Invalid,
+                Decoded::Expired(pin) if pin.lb_id == lb.id => (Decision::Expired, Some(pin)),
+                Decoded::Valid(_) | Decoded::Expired(_) | Decoded::Invalid => {
+                    (Decision::Invalid, None)
+                }
             };
-            why = why.max(reason);
+            if reason > why.0 || (reason == why.0 && why.1.is_none()) {
+                why = (reason, pin.map(|pin| cookie_session(&pin, value)));
+            }
         }
         Err(why)
     }
@@ -285,13 +301,14 @@ impl State {
         }
         match routed.session {
             Session::None => None,
-            Session::Cookie { .. } => {
+            Session::Cookie { nonce, .. } => {
                 let pin = Pin {
                     lb_id: lb.id,
                     endpoint_id: self.endpoint(routed.pick).id,
                     expires: now
                         .unix_secs
                         .saturating_add(lb.conf.session_affinity_ttl.as_secs()),
+                    nonce: Some(nonce),
                 };
                 Some(set_cookie_line(&self.keys.encode(&pin), &lb.cookie))
             }
@@ -304,6 +321,15 @@ impl State {
                 None
             }
         }
+    }
+}
+
+/// The session of an authentic cookie: its stable hash, and the nonce its
+/// next cookie carries (a version 1 cookie gets a fresh one).
+fn cookie_session(pin: &Pin, value: &str) -> Session {
+    Session::Cookie {
+        key: pin.session_key(value),
+        nonce: pin.nonce.unwrap_or_else(rand::random),
     }
 }
 
@@ -378,6 +404,7 @@ mod tests {
             lb_id: lb(state).id,
             endpoint_id: id,
             expires,
+            nonce: Some(rand::random()),
         })
     }
 
@@ -420,12 +447,14 @@ mod tests {
             lb_id: crate::state::lb_id("other.example"),
             endpoint_id: crate::state::endpoint_id("p", "p-1"),
             expires: T0.unix_secs + 60,
+            nonce: Some(1),
         });
         assert_eq!(route(&s, &[&foreign], T0).decision, Decision::Invalid);
         let unknown = keys().encode(&Pin {
             lb_id: lb(&s).id,
             endpoint_id: crate::state::endpoint_id("p", "gone"),
             expires: T0.unix_secs + 60,
+            nonce: Some(2),
         });
         assert_eq!(route(&s, &[&unknown], T0).decision, Decision::Invalid);
         // Several __cflb cookies: a usable one wins; else the most telling reason.
@@ -582,5 +611,98 @@ mod tests {
             seen.insert(a.pick);
         }
         assert_eq!(seen.len(), 3, "40 clients spread over the 3 endpoints");
+    }
+
+    /// The nonce of the `__cflb` a `Set-Cookie` line carries.
+    fn nonce_of(state: &State, line: &str) -> Option<u64> {
+        let value = line.strip_prefix("__cflb=")?.split(';').next()?;
+        match state.keys.decode(value, T0.unix_secs) {
+            Decoded::Valid(pin) => pin.nonce,
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn new_cookies_carry_a_fresh_nonce_and_repins_keep_it() {
+        let s = state(SessionAffinity::Cookie, Default::default());
+        let lb = lb(&s);
+        let a = s.commit(&lb, &route(&s, &[], T0), T0).unwrap();
+        let b = s.commit(&lb, &route(&s, &[], T0), T0).unwrap();
+        let (na, nb) = (nonce_of(&s, &a).unwrap(), nonce_of(&s, &b).unwrap());
+        assert_ne!(na, nb, "every new session has its own nonce");
+        // Its endpoint goes down: re-pinned, same nonce.
+        let value = a["__cflb=".len()..].split(';').next().unwrap().to_string();
+        let pinned = route(&s, &[&value], T0);
+        let dead = s.endpoint(pinned.pick).name().to_string();
+        let mut health = [true; 3];
+        health[pinned.pick.endpoint()] = false;
+        set_health(&s, "p", &health);
+        let moved = route(&s, &[&value], T0);
+        assert_eq!(moved.decision, Decision::RepinUnhealthy);
+        assert_ne!(name(&s, &moved), dead);
+        let line = s.commit(&lb, &moved, T0).unwrap();
+        assert_eq!(nonce_of(&s, &line), Some(na));
+    }
+
+    #[test]
+    fn version_1_cookies_are_honoured_until_they_expire() {
+        let s = state(SessionAffinity::Cookie, Default::default());
+        let v1 = keys().encode(&Pin {
+            lb_id: lb(&s).id,
+            endpoint_id: crate::state::endpoint_id("p", "p-1"),
+            expires: T0.unix_secs + 60,
+            nonce: None,
+        });
+        assert_eq!(v1.len(), 55);
+        let hit = route(&s, &[&v1], T0);
+        assert_eq!(
+            (hit.decision, name(&s, &hit)),
+            (Decision::Hit, "p-1".into())
+        );
+        let expired = route(&s, &[&v1], at(61_000 + T0.ms));
+        assert_eq!(expired.decision, Decision::Expired);
+        let line = s.commit(&lb(&s), &expired, T0).unwrap();
+        assert!(nonce_of(&s, &line).is_some(), "the new cookie is version 2");
+    }
+
+    #[test]
+    fn a_dead_endpoints_sessions_spread_by_weight_and_instances_agree() {
+        let one = state(SessionAffinity::Cookie, Default::default());
+        let two = state(SessionAffinity::Cookie, Default::default());
+        // p-0 (weight 1) dies; p-1 has weight 1, p-2 weight 0.5.
+        for s in [&one, &two] {
+            set_health(s, "p", &[false, true, true]);
+            let at = s.find_endpoint("p", "p-2").unwrap();
+            s.set_endpoint_weight(at, 0.5);
+        }
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..3000 {
+            let stale = pin_to(&one, "p", "p-0", T0.unix_secs + 3600);
+            let a = route(&one, &[&stale], T0);
+            let b = route(&two, &[&stale], T0);
+            assert_eq!(a.decision, Decision::RepinUnhealthy);
+            assert_eq!(a.pick, b.pick, "every instance re-pins alike");
+            *counts.entry(name(&one, &a)).or_insert(0u32) += 1;
+        }
+        let (p1, p2) = (counts["p-1"] as f64, counts["p-2"] as f64);
+        // Shares 2/3 and 1/3: within 10% of each.
+        assert!((p1 / 3000.0 - 2.0 / 3.0).abs() < 0.067, "{counts:?}");
+        assert!((p2 / 3000.0 - 1.0 / 3.0).abs() < 0.034, "{counts:?}");
+        // Failover targets of pinned sessions spread too (not one survivor).
+        let attrs = SessionAffinityAttributes {
+            zero_downtime_failover: ZeroDowntimeFailover::Temporary,
+            ..Default::default()
+        };
+        let one = state(SessionAffinity::Cookie, attrs);
+        let mut targets = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let c = pin_to(&one, "p", "p-0", T0.unix_secs + 3600);
+            let hit = route(&one, &[&c], T0);
+            let (pick, _) = one
+                .connect_failed(&lb(&one), &hit, None, &mut || 0.5)
+                .unwrap();
+            targets.insert(pick);
+        }
+        assert_eq!(targets.len(), 2, "failovers of p-0 go to p-1 and p-2");
     }
 }

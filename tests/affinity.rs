@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use support::api::wait_for_health;
-use support::cflb::{keys_file, mint, unix_now};
+use support::cflb::{keys_file, mint, mint_v1, unix_now};
 use support::*;
 
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -53,7 +53,11 @@ fn cookie_triad_no_cookie_invalid_cookie_valid_cookie() {
     let (status, first, d, cookie) = visit(&proxy, None);
     assert_eq!((status, d.as_str()), (200, "new"));
     let cookie = cookie.expect("a new session gets a cookie");
-    assert_eq!(cookie.len(), 55, "{cookie}");
+    assert_eq!(
+        cookie.len(),
+        66,
+        "a version 2 cookie, with its nonce: {cookie}"
+    );
 
     // Valid cookie: the same endpoint, no Set-Cookie, every time.
     for _ in 0..10 {
@@ -119,7 +123,13 @@ fn expired_foreign_and_unknown_cookies_are_repinned() {
     let client = client();
     let later = unix_now() + 3600;
 
-    // A cookie minted to the documented format is honoured...
+    // A cookie minted to the documented format is honoured, and so is a
+    // version 1 cookie made before the nonce...
+    let v1 = mint_v1(KEY, "*", "p", "b", later);
+    assert_eq!(
+        visit(&proxy, Some(&v1)),
+        (200, "b".into(), "hit".into(), None)
+    );
     let to_b = mint(KEY, "*", "p", "b", later);
     assert_eq!(
         visit(&proxy, Some(&to_b)),

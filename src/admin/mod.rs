@@ -7,9 +7,10 @@
 //! - [`router`]: the routing table; [`auth`]: the token; [`response`]: the
 //!   envelope and errors.
 //! - One file per resource: [`load_balancers`], [`pools`] (and endpoints),
-//!   [`session_persistence`], [`metrics`].
+//!   [`session_persistence`], [`metrics`], [`cluster`] (this replica's link).
 
 mod auth;
+mod cluster;
 mod load_balancers;
 mod metrics;
 mod pools;
@@ -46,6 +47,7 @@ pub struct AdminApp {
 pub fn service(
     changes: Arc<Changes>,
     admin: &config::Admin,
+    cluster: Option<Arc<crate::cluster::Status>>,
 ) -> Result<Service<HttpServer<AdminApp>>, String> {
     let token = match &admin.token_file {
         None => None,
@@ -62,9 +64,11 @@ pub fn service(
             Some(token)
         }
     };
-    let app = AdminApp {
-        router: Router::new(token.as_deref(), changes),
-    };
+    let mut router = Router::new(token.as_deref(), changes);
+    if let Some(status) = cluster {
+        router = router.with_cluster(status);
+    }
+    let app = AdminApp { router };
     let mut service = Service::new("tether admin".to_string(), HttpServer::new_app(app));
     service.add_tcp(&admin.address);
     Ok(service)

@@ -110,6 +110,7 @@ fn endpoint_patch(body: &[u8], pool: &str, endpoint: &str) -> Result<Vec<Change>
                 pool: pool.clone(),
                 endpoint: endpoint.clone(),
                 enabled: *enabled,
+                drain_started_unix_ms: None,
             }),
             ("enabled", other) => problems.push(format!(
                 "enabled: expected a boolean, got {}",

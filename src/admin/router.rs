@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::auth::Auth;
 use super::response::{allow, too_large_response, AdminResponse, Answer, ApiError, MAX_BODY, TEXT};
-use super::{load_balancers, metrics, pools, session_persistence};
+use super::{cluster, load_balancers, metrics, pools, session_persistence};
 use crate::changes::{Change, ChangeError, Changes};
 use crate::clock::Now;
 use crate::state::State;
@@ -35,6 +35,8 @@ pub struct Call<'a> {
     changes: &'a Changes,
     /// The state when the call arrived (a reload may replace it meanwhile).
     state: Arc<State>,
+    /// This replica's link to the cluster, when `tether.cluster` is set.
+    pub cluster: Option<&'a crate::cluster::Status>,
 }
 
 impl Call<'_> {
@@ -52,6 +54,7 @@ impl Call<'_> {
 pub struct Router {
     auth: Auth,
     changes: Arc<Changes>,
+    cluster: Option<Arc<crate::cluster::Status>>,
 }
 
 impl Router {
@@ -60,7 +63,14 @@ impl Router {
         Router {
             auth: Auth::new(token),
             changes,
+            cluster: None,
         }
+    }
+
+    /// Shows this replica's link to the cluster (`GET /v1/cluster`, metrics).
+    pub fn with_cluster(mut self, status: Arc<crate::cluster::Status>) -> Self {
+        self.cluster = Some(status);
+        self
     }
 
     pub fn changes(&self) -> &Arc<Changes> {
@@ -98,6 +108,7 @@ impl Router {
             now: req.now,
             changes: &self.changes,
             state: self.changes.state(),
+            cluster: self.cluster.as_deref(),
         };
         let answer = if segments.is_none() {
             Err(ApiError::new(404, format!("no route for {}", req.path)))
@@ -120,6 +131,7 @@ impl Router {
 fn route(call: &Call<'_>, segs: &[&str], path: &str) -> Answer {
     match segs {
         ["metrics"] => metrics::handle(call),
+        ["v1", "cluster"] => cluster::handle(call),
         ["v1", "load_balancers"] => load_balancers::list(call),
         ["v1", "load_balancers", name] => load_balancers::one(call, name),
         ["v1", "load_balancers", name, "session_persistence"] => {

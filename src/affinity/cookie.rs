@@ -1,14 +1,20 @@
 //! The `__cflb` cookie value (SPEC 4.2): opaque, fixed size, tamper-evident.
 //!
-//! Layout of the 41 raw bytes, sent as 55 characters of unpadded base64url:
+//! Version 2, made by this version: 49 raw bytes, sent as 66 characters of
+//! unpadded base64url:
 //!
 //! | bytes  | field                                                      |
 //! |--------|------------------------------------------------------------|
-//! | 0      | version, `1`                                               |
+//! | 0      | version, `2`                                               |
 //! | 1..9   | `expires`, unix seconds, big-endian                        |
 //! | 9..17  | `lb_id`, big-endian                                        |
 //! | 17..25 | `endpoint_id`, big-endian                                  |
-//! | 25..41 | tag: HMAC-SHA256(key, `"tether-cflb-v1"` ‖ bytes 0..25)[..16] |
+//! | 25..33 | `nonce`: random per session, big-endian                    |
+//! | 33..49 | tag: HMAC-SHA256(key, `"tether-cflb-v1"` ‖ bytes 0..33)[..16] |
+//!
+//! Version 1 (41 bytes, 55 characters: the same without the nonce) is still
+//! decoded, so cookies issued before the nonce existed stay valid until they
+//! expire; [`Pin::nonce`] is then `None`.
 //!
 //! The ids are computed by the caller from names (never addresses); the codec
 //! treats them as opaque numbers. The first key signs, every key verifies, so
@@ -31,12 +37,17 @@ type HmacSha256 = Hmac<Sha256>;
 /// Domain separation: the MAC input starts with this, so a key shared with
 /// anything else can never produce a valid cookie by accident.
 const DOMAIN: &[u8] = b"tether-cflb-v1";
-const VERSION: u8 = 1;
-const PAYLOAD_LEN: usize = 1 + 8 + 8 + 8;
+const VERSION: u8 = 2;
+const V1: u8 = 1;
+const PAYLOAD_LEN: usize = 1 + 8 + 8 + 8 + 8;
+const V1_PAYLOAD_LEN: usize = 1 + 8 + 8 + 8;
 const TAG_LEN: usize = 16;
 const RAW_LEN: usize = PAYLOAD_LEN + TAG_LEN;
-/// `ceil(41 * 8 / 6)`: the only length an unpadded encoding of 41 bytes has.
+const V1_RAW_LEN: usize = V1_PAYLOAD_LEN + TAG_LEN;
+/// `ceil(49 * 8 / 6)`: the only length an unpadded encoding of 49 bytes has.
 const VALUE_LEN: usize = (RAW_LEN * 8).div_ceil(6);
+/// `ceil(41 * 8 / 6)`: version 1's length.
+const V1_VALUE_LEN: usize = (V1_RAW_LEN * 8).div_ceil(6);
 /// Shortest key accepted from the keys file.
 const MIN_KEY_LEN: usize = 16;
 
@@ -50,13 +61,35 @@ const KEY_FILE_URL_SAFE: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// What a cookie says: which load balancer, which endpoint, until when.
+/// What a cookie says: which load balancer, which endpoint, until when, and
+/// which session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pin {
     pub lb_id: u64,
     pub endpoint_id: u64,
     /// Unix seconds; the pin is expired from this second on.
     pub expires: u64,
+    /// The session's identity, random when the session began and kept by
+    /// every re-pin. `None`: a version 1 cookie (and [`CookieKeys::encode`]
+    /// then writes version 1, for tests of the old format).
+    pub nonce: Option<u64>,
+}
+
+impl Pin {
+    /// The session's stable hash: the nonce's, or for a version 1 cookie the
+    /// hash of the whole value (every v1 session on one endpoint shares it).
+    pub fn session_key(&self, value: &str) -> u64 {
+        match self.nonce {
+            Some(nonce) => nonce_session_key(nonce),
+            None => crate::balance::hash::stable_hash(value.as_bytes()),
+        }
+    }
+}
+
+/// The stable hash of a session whose cookie carries `nonce`:
+/// `H("session", nonce as 8 bytes big-endian)`.
+pub fn nonce_session_key(nonce: u64) -> u64 {
+    crate::balance::hash::stable_hash_parts(&[b"session", &nonce.to_be_bytes()])
 }
 
 /// The outcome of [`CookieKeys::decode`].
@@ -152,38 +185,51 @@ impl CookieKeys {
         self.macs.len()
     }
 
-    /// The cookie value for `pin`, signed with the first key: 55 characters of
-    /// unpadded base64url.
+    /// The cookie value for `pin`, signed with the first key: 66 characters of
+    /// unpadded base64url (version 2), or 55 (version 1) when `pin.nonce` is
+    /// `None`.
     pub fn encode(&self, pin: &Pin) -> String {
         let mut raw = [0u8; RAW_LEN];
-        raw[0] = VERSION;
+        let payload_len = match pin.nonce {
+            Some(nonce) => {
+                raw[0] = VERSION;
+                raw[25..33].copy_from_slice(&nonce.to_be_bytes());
+                PAYLOAD_LEN
+            }
+            None => {
+                raw[0] = V1;
+                V1_PAYLOAD_LEN
+            }
+        };
         raw[1..9].copy_from_slice(&pin.expires.to_be_bytes());
         raw[9..17].copy_from_slice(&pin.lb_id.to_be_bytes());
         raw[17..25].copy_from_slice(&pin.endpoint_id.to_be_bytes());
         let tag = self.macs[0]
             .clone()
-            .chain_update(&raw[..PAYLOAD_LEN])
+            .chain_update(&raw[..payload_len])
             .finalize()
             .into_bytes();
-        raw[PAYLOAD_LEN..].copy_from_slice(&tag[..TAG_LEN]);
-        URL_SAFE_NO_PAD.encode(raw)
+        raw[payload_len..payload_len + TAG_LEN].copy_from_slice(&tag[..TAG_LEN]);
+        URL_SAFE_NO_PAD.encode(&raw[..payload_len + TAG_LEN])
     }
 
     /// Decodes and verifies a cookie value. Never allocates, never panics.
     /// The MAC is checked before the expiry: an unauthenticated value is
     /// `Invalid` whatever it claims.
     pub fn decode(&self, value: &str, now_unix: u64) -> Decoded {
-        if value.len() != VALUE_LEN {
-            return Decoded::Invalid;
-        }
+        let (version, raw_len, payload_len) = match value.len() {
+            VALUE_LEN => (VERSION, RAW_LEN, PAYLOAD_LEN),
+            V1_VALUE_LEN => (V1, V1_RAW_LEN, V1_PAYLOAD_LEN),
+            _ => return Decoded::Invalid,
+        };
         let mut buf = [0u8; 64];
         match URL_SAFE_NO_PAD.decode_slice(value.as_bytes(), &mut buf) {
-            Ok(RAW_LEN) => {}
+            Ok(n) if n == raw_len => {}
             _ => return Decoded::Invalid,
         }
-        let (payload, rest) = buf.split_at(PAYLOAD_LEN);
+        let (payload, rest) = buf.split_at(payload_len);
         let tag = &rest[..TAG_LEN];
-        if payload[0] != VERSION {
+        if payload[0] != version {
             return Decoded::Invalid;
         }
         let authentic = self.macs.iter().any(|mac| {
@@ -199,6 +245,7 @@ impl CookieKeys {
             expires: be_u64(&payload[1..9]),
             lb_id: be_u64(&payload[9..17]),
             endpoint_id: be_u64(&payload[17..25]),
+            nonce: (version == VERSION).then(|| be_u64(&payload[25..33])),
         };
         if now_unix >= pin.expires {
             Decoded::Expired(pin)
@@ -230,6 +277,7 @@ mod tests {
             lb_id: 0x0123_4567_89ab_cdef,
             endpoint_id: 0xfedc_ba98_7654_3210,
             expires: NOW + 82_800,
+            nonce: Some(0x1122_3344_5566_7788),
         }
     }
 
@@ -241,14 +289,15 @@ mod tests {
     fn round_trip() {
         let keys = CookieKeys::from_keys(vec![key(1)]);
         let v = keys.encode(&pin());
-        assert_eq!((RAW_LEN, VALUE_LEN, v.len()), (41, 55, 55));
+        assert_eq!((RAW_LEN, VALUE_LEN, v.len()), (49, 66, 66));
         assert!(v
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         assert_eq!(keys.decode(&v, NOW), Decoded::Valid(pin()));
         let raw = raw_of(&v);
         assert_eq!(raw.len(), RAW_LEN);
-        assert_eq!(raw[0], 1);
+        assert_eq!(raw[0], 2);
+        assert_eq!(raw[25..33], 0x1122_3344_5566_7788u64.to_be_bytes());
         // Deterministic: the same pin and key give the same value.
         assert_eq!(keys.encode(&pin()), v);
         // Extreme values survive.
@@ -257,17 +306,85 @@ mod tests {
                 lb_id: 0,
                 endpoint_id: 0,
                 expires: u64::MAX,
+                nonce: Some(0),
             },
             Pin {
                 lb_id: u64::MAX,
                 endpoint_id: u64::MAX,
                 expires: 1,
+                nonce: Some(u64::MAX),
             },
         ] {
             let v = keys.encode(&p);
             assert_eq!(v.len(), VALUE_LEN);
             assert_eq!(keys.decode(&v, 0), Decoded::Valid(p));
         }
+    }
+
+    #[test]
+    fn version_1_cookies_still_decode_and_differ_from_version_2() {
+        let keys = CookieKeys::from_keys(vec![key(1)]);
+        let old = Pin {
+            nonce: None,
+            ..pin()
+        };
+        let v1 = keys.encode(&old);
+        assert_eq!((V1_RAW_LEN, V1_VALUE_LEN, v1.len()), (41, 55, 55));
+        assert_eq!(raw_of(&v1)[0], 1);
+        assert_eq!(keys.decode(&v1, NOW), Decoded::Valid(old));
+        assert_eq!(keys.decode(&v1, old.expires), Decoded::Expired(old));
+        // The documented v1 layout, byte for byte (what earlier versions made).
+        let mut raw = vec![1u8];
+        raw.extend_from_slice(&old.expires.to_be_bytes());
+        raw.extend_from_slice(&old.lb_id.to_be_bytes());
+        raw.extend_from_slice(&old.endpoint_id.to_be_bytes());
+        let tag = <HmacSha256 as Mac>::new_from_slice(&key(1))
+            .unwrap()
+            .chain_update(DOMAIN)
+            .chain_update(&raw)
+            .finalize()
+            .into_bytes();
+        raw.extend_from_slice(&tag[..16]);
+        assert_eq!(URL_SAFE_NO_PAD.encode(&raw), v1);
+        // A v1 payload relabelled as v2 (or the reverse) fails.
+        let mut m = raw_of(&v1);
+        m[0] = 2;
+        assert_eq!(
+            keys.decode(&URL_SAFE_NO_PAD.encode(&m), NOW),
+            Decoded::Invalid
+        );
+        let mut m = raw_of(&keys.encode(&pin()));
+        m[0] = 1;
+        assert_eq!(
+            keys.decode(&URL_SAFE_NO_PAD.encode(&m), NOW),
+            Decoded::Invalid
+        );
+    }
+
+    #[test]
+    fn session_keys_follow_the_nonce_not_the_endpoint() {
+        let keys = CookieKeys::from_keys(vec![key(1)]);
+        let a = pin();
+        let b = Pin {
+            nonce: Some(7),
+            ..pin()
+        };
+        let (va, vb) = (keys.encode(&a), keys.encode(&b));
+        assert_ne!(a.session_key(&va), b.session_key(&vb));
+        // Re-pinned elsewhere, later: the same session.
+        let moved = Pin {
+            endpoint_id: 99,
+            expires: a.expires + 60,
+            ..a
+        };
+        assert_eq!(a.session_key(&va), moved.session_key(&keys.encode(&moved)));
+        // Version 1: the hash of the value.
+        let old = Pin { nonce: None, ..a };
+        let v1 = keys.encode(&old);
+        assert_eq!(
+            old.session_key(&v1),
+            crate::balance::hash::stable_hash(v1.as_bytes())
+        );
     }
 
     #[test]
@@ -353,7 +470,7 @@ mod tests {
         }
         // A wrong version is rejected even with a matching tag.
         let mut m = raw.clone();
-        m[0] = 2;
+        m[0] = 3;
         let tag = keys.macs[0]
             .clone()
             .chain_update(&m[..PAYLOAD_LEN])
@@ -432,6 +549,7 @@ mod tests {
             lb_id: u64::MAX,
             endpoint_id: u64::MAX,
             expires: u64::MAX,
+            nonce: Some(u64::MAX),
         };
         let v = keys.encode(&p);
         assert_eq!(keys.decode(&v, NOW), Decoded::Valid(p));
@@ -547,11 +665,11 @@ mod tests {
 
         #[test]
         fn only_produced_values_decode(
-            lb_id: u64, endpoint_id: u64, expires: u64, now: u64,
+            lb_id: u64, endpoint_id: u64, expires: u64, now: u64, nonce: u64,
             pos in 0usize..VALUE_LEN, s in ".{0,3}",
         ) {
             let keys = CookieKeys::from_keys(vec![key(1)]);
-            let p = Pin { lb_id, endpoint_id, expires };
+            let p = Pin { lb_id, endpoint_id, expires, nonce: Some(nonce) };
             let v = keys.encode(&p);
             let expect = if now >= expires { Decoded::Expired(p) } else { Decoded::Valid(p) };
             prop_assert_eq!(keys.decode(&v, now), expect);

@@ -39,6 +39,11 @@ pub enum Change {
         pool: String,
         endpoint: String,
         enabled: bool,
+        /// When the drain started (unix ms), for a disable that happened
+        /// elsewhere (a cluster peer): the drain then ends at the same instant
+        /// on every replica. `None`: it starts now (or keeps its start).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drain_started_unix_ms: Option<u64>,
     },
     /// 0.0 ..= 1.0; new sessions only.
     SetEndpointWeight {
@@ -110,8 +115,16 @@ impl std::fmt::Display for ChangeError {
 /// written.
 #[derive(Debug)]
 enum Effect {
-    Enabled { at: Pick, enabled: bool },
-    Weight { at: Pick, weight: f64 },
+    /// `since`: the drain's start (monotonic ms) when the change gave one.
+    Enabled {
+        at: Pick,
+        enabled: bool,
+        since: Option<u64>,
+    },
+    Weight {
+        at: Pick,
+        weight: f64,
+    },
     LoadBalancer(config::LoadBalancer),
 }
 
@@ -125,6 +138,15 @@ struct Plan {
     described: Vec<String>,
 }
 
+/// Told of every batch applied on this replica's behalf (never of one that
+/// came from the cluster), with what the batch left in force, normalised:
+/// see [`Changes::set_publisher`]. Called under the lock that orders
+/// changes, so it must not block.
+pub type Publisher = Box<dyn Fn(&[Change]) + Send + Sync>;
+
+/// The source name of changes that came from a cluster peer.
+pub const CLUSTER: &str = "cluster";
+
 /// The owner of run-time changes: the live state, the file's configuration
 /// (the baseline every record is kept against), the optional state file,
 /// and the one lock that orders changes.
@@ -132,6 +154,7 @@ pub struct Changes {
     live: Arc<Live>,
     file: Option<StateFile>,
     inner: parking_lot::Mutex<Inner>,
+    publisher: std::sync::OnceLock<Publisher>,
 }
 
 /// What the lock guards.
@@ -151,7 +174,28 @@ impl Changes {
                 baseline,
                 records: Records::default(),
             }),
+            publisher: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets the one publisher (the cluster link); later calls are ignored.
+    pub fn set_publisher(&self, publisher: Publisher) {
+        if self.publisher.set(publisher).is_err() {
+            warn!("a publisher of run-time changes was already set");
+        }
+    }
+
+    /// Everything in force that differs from the configuration file,
+    /// normalised as for the publisher: what a replica offers the cluster
+    /// when it (re)connects, for the targets the cluster has no value of.
+    pub fn snapshot(&self) -> Vec<Change> {
+        let inner = self.inner.lock();
+        let state = self.live.load();
+        Planner {
+            state: &state,
+            baseline: &inner.baseline,
+        }
+        .in_force()
     }
 
     /// The state the request path reads now.
@@ -165,13 +209,34 @@ impl Changes {
     }
 
     /// Applies `batch` in order, all or nothing: validated, written to the
-    /// state file, then applied to the state. `source` names who asked, for
-    /// the log. Returns what changed (empty: nothing did).
+    /// state file, then applied to the state, then handed (normalised) to
+    /// the publisher. `source` names who asked, for the log. Returns what
+    /// changed (empty: nothing did).
     pub fn apply(
         &self,
         source: &str,
         batch: &[Change],
         now: Now,
+    ) -> Result<Vec<String>, ChangeError> {
+        self.apply_batch(source, batch, now, true)
+    }
+
+    /// As [`apply`](Self::apply) for a batch that came from a cluster peer
+    /// (source [`CLUSTER`]): never published again, so changes do not loop.
+    pub fn apply_from_cluster(
+        &self,
+        batch: &[Change],
+        now: Now,
+    ) -> Result<Vec<String>, ChangeError> {
+        self.apply_batch(CLUSTER, batch, now, false)
+    }
+
+    fn apply_batch(
+        &self,
+        source: &str,
+        batch: &[Change],
+        now: Now,
+        publish: bool,
     ) -> Result<Vec<String>, ChangeError> {
         let mut inner = self.inner.lock();
         let state = self.live.load();
@@ -196,17 +261,38 @@ impl Changes {
                 }
             }
         }
+        let mut touched = Touched::default();
         for effect in plan.effects {
             match effect {
-                Effect::Enabled { at, enabled } => {
-                    state.endpoint(at).set_enabled(enabled, now.ms);
+                Effect::Enabled {
+                    at,
+                    enabled: false,
+                    since: Some(since),
+                } => {
+                    state.endpoint(at).restore_disabled(since);
+                    touched.enabled(at);
                 }
-                Effect::Weight { at, weight } => state.set_endpoint_weight(at, weight),
-                Effect::LoadBalancer(lb) => state.replace_load_balancer(lb)?,
+                Effect::Enabled { at, enabled, .. } => {
+                    state.endpoint(at).set_enabled(enabled, now.ms);
+                    touched.enabled(at);
+                }
+                Effect::Weight { at, weight } => {
+                    state.set_endpoint_weight(at, weight);
+                    touched.weight(at);
+                }
+                Effect::LoadBalancer(lb) => {
+                    touched.lb(&lb.name);
+                    state.replace_load_balancer(lb)?;
+                }
+            }
+        }
+        if publish {
+            if let Some(publisher) = self.publisher.get() {
+                publisher(&planner.normalised(&touched));
             }
         }
         inner.records = plan.records;
-        if plan.described.is_empty() {
+        if plan.described.is_empty() && source != CLUSTER {
             info!("{source}: no change");
         }
         for line in &plan.described {
@@ -266,11 +352,54 @@ impl Changes {
                 }
             }
         }
+        // With a cluster, the fields whose run-time record gave way to the
+        // file are published as the file now has them, so that the other
+        // replicas (and Redis) follow the edit instead of restoring the old
+        // run-time value at the next resync.
+        if let Some(publisher) = self.publisher.get() {
+            let touched = given_way(&inner.records, &kept, &next);
+            if !touched.is_empty() {
+                let planner = Planner {
+                    state: &next,
+                    baseline: &config,
+                };
+                publisher(&planner.normalised(&touched));
+            }
+        }
         self.live.replace(next);
         inner.records = kept;
         inner.baseline = config;
         said
     }
+}
+
+/// The targets that had a record in `before` and lost it in `after`.
+fn given_way(before: &Records, after: &Records, state: &State) -> Touched {
+    let mut touched = Touched::default();
+    for (pool, endpoints) in &before.endpoints {
+        for (name, record) in endpoints {
+            let Ok(at) = state.find_endpoint(pool, name) else {
+                continue;
+            };
+            let now = after.endpoint(pool, name);
+            if record.enabled.is_some() && now.is_none_or(|r| r.enabled.is_none()) {
+                touched.enabled(at);
+            }
+            if record.weight.is_some() && now.is_none_or(|r| r.weight.is_none()) {
+                touched.weight(at);
+            }
+        }
+    }
+    for (lb, fields) in &before.load_balancers {
+        let kept = after.load_balancers.get(lb);
+        if fields
+            .keys()
+            .any(|f| kept.is_none_or(|k| !k.contains_key(f)))
+        {
+            touched.lb(lb);
+        }
+    }
+    touched
 }
 
 /// Lays `records` over `state` (built from `baseline`): endpoint changes,
@@ -355,6 +484,7 @@ impl Planner<'_> {
                 pool,
                 endpoint,
                 enabled,
+                drain_started_unix_ms,
             } => {
                 let at = self.state.find_endpoint(pool, endpoint)?;
                 let e = self.state.endpoint(at);
@@ -363,13 +493,15 @@ impl Planner<'_> {
                     .iter()
                     .rev()
                     .find_map(|fx| match fx {
-                        Effect::Enabled { at: a, enabled } if *a == at => Some(*enabled),
+                        Effect::Enabled { at: a, enabled, .. } if *a == at => Some(*enabled),
                         _ => None,
                     })
                     .unwrap_or_else(|| e.enabled());
                 let now_unix_ms = now.unix_secs.saturating_mul(1000);
+                let given = drain_started_unix_ms.filter(|_| !enabled);
                 let disabled_at = match (was, enabled) {
                     (_, true) => None,
+                    _ if given.is_some() => given,
                     (true, false) => Some(now_unix_ms),
                     // Already disabled: its drain keeps its start.
                     (false, false) => plan
@@ -392,6 +524,7 @@ impl Planner<'_> {
                 plan.effects.push(Effect::Enabled {
                     at,
                     enabled: *enabled,
+                    since: given.map(|t| self.state.clock.monotonic_at_unix_ms(t)),
                 });
             }
             Change::SetEndpointWeight {
@@ -457,6 +590,72 @@ impl Planner<'_> {
             }
         }
         Ok(())
+    }
+
+    /// What `touched` now holds, as changes any replica can apply to reach
+    /// the same state: an endpoint's enabled flag with its drain's start
+    /// (unix ms), its weight, a load balancer's every run-time key.
+    fn normalised(&self, touched: &Touched) -> Vec<Change> {
+        let mut out = Vec::new();
+        for &at in &touched.enabled {
+            out.push(self.enabled_change(at));
+        }
+        for &at in &touched.weight {
+            out.push(self.weight_change(at));
+        }
+        let lbs = self.state.load_balancers();
+        for name in &touched.lbs {
+            if let Some(lb) = lbs.named(name) {
+                out.push(lb_change(&lb.conf));
+            }
+        }
+        out
+    }
+
+    fn enabled_change(&self, at: Pick) -> Change {
+        let e = self.state.endpoint(at);
+        Change::SetEndpointEnabled {
+            pool: self.state.pools[at.pool()].name().to_string(),
+            endpoint: e.name().to_string(),
+            enabled: e.enabled(),
+            drain_started_unix_ms: e
+                .disabled_since()
+                .map(|since| self.state.clock.unix_ms_at_monotonic(since)),
+        }
+    }
+
+    fn weight_change(&self, at: Pick) -> Change {
+        let e = self.state.endpoint(at);
+        Change::SetEndpointWeight {
+            pool: self.state.pools[at.pool()].name().to_string(),
+            endpoint: e.name().to_string(),
+            weight: e.weight(),
+        }
+    }
+
+    /// Everything in force that differs from the configuration file,
+    /// normalised as for the publisher.
+    fn in_force(&self) -> Vec<Change> {
+        let mut out = Vec::new();
+        for (p, pool) in self.state.pools.iter().enumerate() {
+            for (i, e) in pool.endpoints.iter().enumerate() {
+                let Some(at) = self.state.pick(p, i) else {
+                    continue;
+                };
+                if e.enabled() != e.conf.enabled || e.disabled_since().is_some() {
+                    out.push(self.enabled_change(at));
+                }
+                if e.weight() != e.conf.weight {
+                    out.push(self.weight_change(at));
+                }
+            }
+        }
+        for lb in self.state.load_balancers().all() {
+            if self.baseline.load_balancers.get(&lb.conf.name) != Some(&lb.conf) {
+                out.push(lb_change(&lb.conf));
+            }
+        }
+        out
     }
 
     fn file_endpoint(&self, pool: &str, endpoint: &str) -> Option<&config::Endpoint> {
@@ -562,6 +761,51 @@ impl Planner<'_> {
         }
         plan.lbs.insert(new.name.clone(), new.clone());
         plan.effects.push(Effect::LoadBalancer(new));
+    }
+}
+
+/// The targets a batch changed, in order, each once.
+#[derive(Default)]
+struct Touched {
+    enabled: Vec<Pick>,
+    weight: Vec<Pick>,
+    lbs: Vec<String>,
+}
+
+impl Touched {
+    fn is_empty(&self) -> bool {
+        self.enabled.is_empty() && self.weight.is_empty() && self.lbs.is_empty()
+    }
+    fn enabled(&mut self, at: Pick) {
+        if !self.enabled.contains(&at) {
+            self.enabled.push(at);
+        }
+    }
+    fn weight(&mut self, at: Pick) {
+        if !self.weight.contains(&at) {
+            self.weight.push(at);
+        }
+    }
+    fn lb(&mut self, name: &str) {
+        if !self.lbs.iter().any(|n| n == name) {
+            self.lbs.push(name.to_string());
+        }
+    }
+}
+
+/// A load balancer's every run-time key as one patch (absent keys as
+/// `null`), so that applying it anywhere gives these settings whatever the
+/// order patches arrive in.
+fn lb_change(lb: &config::LoadBalancer) -> Change {
+    let json = lb_json(lb);
+    let fields = LOAD_BALANCER_KEYS
+        .iter()
+        .filter(|(_, settable)| *settable == Settable::RunTime)
+        .map(|(key, _)| (key.to_string(), field(&json, key)))
+        .collect();
+    Change::PatchLoadBalancer {
+        load_balancer: lb.name.clone(),
+        fields,
     }
 }
 

@@ -27,6 +27,7 @@ fn disable(endpoint: &str) -> Change {
         pool: "p".into(),
         endpoint: endpoint.into(),
         enabled: false,
+        drain_started_unix_ms: None,
     }
 }
 
@@ -360,5 +361,135 @@ fn a_drain_the_file_started_keeps_its_start_across_restarts() {
         later.ms - p0.disabled_since().unwrap(),
         20_000,
         "the drain began at the first start, 20 s ago"
+    );
+}
+
+/// Collects what the publisher is handed.
+fn published(c: &Changes) -> Arc<parking_lot::Mutex<Vec<Vec<Change>>>> {
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    c.set_publisher(Box::new(move |batch: &[Change]| {
+        sink.lock().push(batch.to_vec())
+    }));
+    seen
+}
+
+#[test]
+fn local_changes_are_published_normalised_and_cluster_changes_are_not() {
+    let c = owner(&cfg(None));
+    let seen = published(&c);
+    c.apply(
+        "admin",
+        &[
+            disable("p-0"),
+            weight("p-1", 0.5),
+            patch(json!({"session_affinity": "cookie"})),
+        ],
+        NOW,
+    )
+    .unwrap();
+    let batches = seen.lock().clone();
+    assert_eq!(batches.len(), 1);
+    let batch = &batches[0];
+    assert!(matches!(
+        &batch[0],
+        Change::SetEndpointEnabled { endpoint, enabled: false, drain_started_unix_ms: Some(_), .. }
+            if endpoint == "p-0"
+    ));
+    assert_eq!(batch[1], weight("p-1", 0.5));
+    let Change::PatchLoadBalancer { fields, .. } = &batch[2] else {
+        panic!("{:?}", batch[2])
+    };
+    // Every run-time key, so order of arrival does not matter.
+    assert_eq!(fields["session_affinity"], json!("cookie"));
+    assert_eq!(fields["session_affinity_ttl"], json!(82800));
+    assert!(fields.contains_key("fallback_pool"));
+
+    // A peer applies them: the same settings, and nothing is published again.
+    let peer = owner(&cfg(None));
+    let peer_seen = published(&peer);
+    peer.apply_from_cluster(batch, NOW).unwrap();
+    assert!(peer_seen.lock().is_empty(), "no loop");
+    assert_eq!(lb(&peer), lb(&c));
+    let at = peer.state().find_endpoint("p", "p-1").unwrap();
+    assert_eq!(peer.state().endpoint(at).weight(), 0.5);
+    assert_eq!(peer.snapshot().len(), 3, "{:?}", peer.snapshot());
+    // Applying the same again changes nothing.
+    assert_eq!(
+        peer.apply_from_cluster(batch, NOW).unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_peers_drain_keeps_its_start() {
+    let c = owner(&cfg(None));
+    let clock = c.state().clock;
+    let started = crate::clock::unix_ms() - 20_000;
+    let change = Change::SetEndpointEnabled {
+        pool: "p".into(),
+        endpoint: "p-2".into(),
+        enabled: false,
+        drain_started_unix_ms: Some(started),
+    };
+    c.apply_from_cluster(std::slice::from_ref(&change), clock.now())
+        .unwrap();
+    let at = c.state().find_endpoint("p", "p-2").unwrap();
+    let since = c.state().endpoint(at).disabled_since().unwrap();
+    let ago = clock.now_ms() - since;
+    assert!(
+        (19_990..=20_100).contains(&ago),
+        "drain started {ago} ms ago"
+    );
+    let record = c.records();
+    assert_eq!(
+        record.endpoint("p", "p-2").unwrap().disabled_at_unix_ms,
+        Some(started)
+    );
+    // Published back by the owner of a local change, the start is the same.
+    let Some(Change::SetEndpointEnabled {
+        drain_started_unix_ms: Some(again),
+        ..
+    }) = c.snapshot().into_iter().find(
+        |change| matches!(change, Change::SetEndpointEnabled { endpoint, .. } if endpoint == "p-2"),
+    )
+    else {
+        panic!("p-2's disable is in force")
+    };
+    assert!(again.abs_diff(started) <= 2, "{again} vs {started}");
+}
+
+#[test]
+fn a_reload_publishes_the_fields_whose_record_gave_way_to_the_file() {
+    let c = owner(&cfg(None));
+    let published: Arc<parking_lot::Mutex<Vec<Vec<Change>>>> = Arc::default();
+    let sink = Arc::clone(&published);
+    c.set_publisher(Box::new(move |batch| sink.lock().push(batch.to_vec())));
+    c.apply("test", &[weight("p-0", 0.5), weight("p-1", 0.25)], NOW)
+        .unwrap();
+    published.lock().clear();
+
+    // The file now sets p-0's weight itself; p-1's run-time weight stays.
+    let mut edited = cfg(None);
+    edited.pools.get_mut("p").unwrap().endpoints[0].weight = 0.75;
+    let said = c.reload(edited, CookieKeys::random(), NOW);
+    assert_eq!(said.len(), 1, "{said:?}");
+    let s = c.state();
+    assert_eq!(
+        s.endpoint(s.find_endpoint("p", "p-0").unwrap()).weight(),
+        0.75
+    );
+    assert_eq!(
+        s.endpoint(s.find_endpoint("p", "p-1").unwrap()).weight(),
+        0.25
+    );
+    assert_eq!(
+        *published.lock(),
+        vec![vec![Change::SetEndpointWeight {
+            pool: "p".into(),
+            endpoint: "p-0".into(),
+            weight: 0.75
+        }]],
+        "the cluster follows the file's edit"
     );
 }

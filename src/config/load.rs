@@ -7,6 +7,7 @@
 //! `tether:` keys; the sections have their own files
 //! ([`super::load_balancer`], [`super::pool`], [`super::monitor`]).
 
+use super::cluster::{check_cookie_keys, read_cluster};
 use super::load_balancer::read_load_balancers;
 use super::model::*;
 use super::monitor::read_monitors;
@@ -165,6 +166,7 @@ const TETHER_KEYS: &[&str] = &[
     "load_balancers",
     "pools",
     "monitors",
+    "cluster",
 ];
 
 /// The string keys of a mapping node, whatever their values (so that a
@@ -227,6 +229,13 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
     let load_balancers = o
         .req(errs, "load_balancers")
         .and_then(|n| read_load_balancers(n, pool_names.as_ref(), errs));
+    let cluster = match o.opt("cluster") {
+        None => Some(None),
+        Some(n) => read_cluster(n, errs).map(Some),
+    };
+    if let (Some(Some(_)), Some(lbs), Some(None)) = (&cluster, &load_balancers, &cookie_keys_file) {
+        check_cookie_keys(o.opt("load_balancers"), lbs, errs);
+    }
 
     Some(Config {
         listeners: listeners?,
@@ -240,6 +249,7 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         load_balancers: load_balancers?,
         pools: pools?,
         monitors: monitors?,
+        cluster: cluster?,
     })
 }
 

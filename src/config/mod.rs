@@ -7,6 +7,7 @@
 //!    `checks`: files read and host names resolved after the walk.
 
 mod checks;
+mod cluster;
 pub mod load;
 mod load_balancer;
 pub mod model;

@@ -28,6 +28,17 @@ pub struct Config {
     pub load_balancers: BTreeMap<String, LoadBalancer>,
     pub pools: BTreeMap<String, Pool>,
     pub monitors: BTreeMap<String, Monitor>,
+    /// `tether.cluster`: `None` is the single process (docs/replicas.md).
+    pub cluster: Option<Cluster>,
+}
+
+/// `tether.cluster`: replicas with the same `name` are one load balancer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// `redis://host:port/db`, `rediss://...`, `redis+unix:///path`.
+    pub redis_url: String,
+    /// The Redis key prefix `tether:{name}:`.
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

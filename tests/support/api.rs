@@ -94,3 +94,32 @@ pub fn wait_for_health(
     );
     last
 }
+
+/// `GET /v1/cluster`'s result: this replica's link (`connected`,
+/// `last_sync_unix_ms`, counters) and the replicas it sees.
+pub fn cluster_view(proxy: &TetherProc) -> Value {
+    ok(get(proxy, "/v1/cluster"))
+}
+
+/// Polls `GET /v1/cluster` (bounded by `timeout`) until `connected` is
+/// `connected` and, when connected, the last full resync is after
+/// `synced_after_ms` (unix ms); panics with the last view and the logs.
+pub fn wait_for_link(
+    proxy: &TetherProc,
+    connected: bool,
+    synced_after_ms: u64,
+    timeout: std::time::Duration,
+) -> Value {
+    let mut last = Value::Null;
+    let reached = super::wait_until(timeout, || {
+        last = cluster_view(proxy);
+        last["connected"] == connected
+            && (!connected || last["last_sync_unix_ms"].as_u64().unwrap_or(0) > synced_after_ms)
+    });
+    assert!(
+        reached,
+        "cluster link not connected={connected} within {timeout:?}: {last}\n{}",
+        proxy.logs()
+    );
+    last
+}

@@ -49,6 +49,16 @@ pub struct Tether {
     pub pools: BTreeMap<String, Pool>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub monitors: BTreeMap<String, Monitor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Cluster>,
+}
+
+/// `tether.cluster`: replicas with the same `name` share changes and pins
+/// through the Redis at `redis_url`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cluster {
+    pub redis_url: String,
+    pub name: String,
 }
 
 /// An empty `tether:` section, to be filled by the chained methods.
@@ -215,6 +225,15 @@ impl Tether {
 
     pub fn monitor(mut self, name: &str, monitor: Monitor) -> Tether {
         self.monitors.insert(name.to_string(), monitor);
+        self
+    }
+
+    /// `cluster: {redis_url, name}`.
+    pub fn cluster(mut self, redis_url: &str, name: &str) -> Tether {
+        self.cluster = Some(Cluster {
+            redis_url: redis_url.to_string(),
+            name: name.to_string(),
+        });
         self
     }
 

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod cflb;
 pub mod config;
+pub mod redis;
 pub mod tether;
 pub mod upstream;
 
@@ -25,6 +26,8 @@ use reqwest::blocking::Client;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::redirect::Policy;
 
+// A test file may name the builder's items through `support::config` instead.
+#[allow(unused_imports)]
 pub use config::*;
 pub use tether::*;
 pub use upstream::{free_port, Upstream};

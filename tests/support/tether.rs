@@ -620,7 +620,7 @@ pub fn admin_address(section: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let mut status = None;
     wait_until(timeout, || {
         status = child

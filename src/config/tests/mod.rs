@@ -1,5 +1,6 @@
 //! The configuration's tests, one file per section, and their fixtures.
 
+mod cluster;
 mod load;
 mod load_balancer;
 mod monitor;

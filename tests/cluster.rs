@@ -1,0 +1,466 @@
+//! Several replicas, one load balancer (`tether.cluster`, docs/replicas.md):
+//! a real `redis-server` on a free loopback port and three Tether processes.
+//! Each scenario returns its figures so that the `#[ignore]`d
+//! `measure_replicas` (run by scripts/replicas.sh) prints them with and
+//! without `cluster`; the tests assert the promises with it.
+// Propagation delays are measured in real time on purpose (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::api::{cluster_view, endpoint_view, ok, patch, wait_for_health, wait_for_link};
+use support::cflb::{keys_file, mint, mint_v1, unix_now};
+use support::redis::Redis;
+use support::*;
+
+const KEY: &[u8] = b"cluster test key, 32 bytes long.";
+const VERDICT: Duration = Duration::from_secs(10);
+const LINK: Duration = Duration::from_secs(10);
+
+/// Three replicas of one configuration (each its own listener and admin
+/// port), in a cluster on `redis` when given.
+struct Replicas {
+    procs: Vec<TetherProc>,
+    confs: Vec<Tether>,
+    _dir: tempfile::TempDir,
+}
+
+fn replicas(balancer: LoadBalancer, ups: &[&Upstream], redis: Option<&Redis>) -> Replicas {
+    let dir = tempfile::TempDir::new().unwrap();
+    let keys = keys_file(dir.path(), "keys", &[KEY]);
+    // Each scenario its own cluster: one Redis may serve several.
+    static CLUSTERS: AtomicU64 = AtomicU64::new(0);
+    let name = format!("test{}", CLUSTERS.fetch_add(1, Ordering::Relaxed));
+    let confs: Vec<Tether> = (0..3)
+        .map(|_| {
+            let conf = tether()
+                .listener(free_port())
+                .admin(free_port())
+                .decision_header()
+                .cookie_keys_file(&keys)
+                .load_balancer("*", balancer.clone())
+                .pool("p", pool(ups.iter().copied()).monitor("fast"))
+                .monitor("fast", Monitor::every(0.2));
+            match redis {
+                Some(r) => conf.cluster(&r.url(), &name),
+                None => conf,
+            }
+        })
+        .collect();
+    let procs: Vec<TetherProc> = confs.iter().map(Tether::start).collect();
+    if redis.is_some() {
+        for p in &procs {
+            wait_for_link(p, true, 0, LINK);
+        }
+    }
+    Replicas {
+        procs,
+        confs,
+        _dir: dir,
+    }
+}
+
+/// GET / on `proxy` as user `user` (header affinity on `x-user`), with an
+/// optional `__cflb`: (status, endpoint, decision).
+fn visit(
+    client: &reqwest::blocking::Client,
+    proxy: &TetherProc,
+    user: &str,
+    cookie: Option<&str>,
+) -> (u16, String, String) {
+    let cookie = cookie.map(|c| format!("__cflb={c}"));
+    let mut headers = vec![("host", "x"), ("x-user", user)];
+    if let Some(c) = cookie.as_deref() {
+        headers.push(("cookie", c));
+    }
+    let (status, h, body) = get_h(client, &proxy.url("/"), &headers);
+    if status != 200 {
+        return (status, body, String::new());
+    }
+    let (decision, endpoint) = decision_of(&h);
+    (status, endpoint, decision)
+}
+
+fn four() -> Vec<Upstream> {
+    ["a", "b", "c", "d"]
+        .into_iter()
+        .map(Upstream::healthy)
+        .collect()
+}
+
+fn header_lb() -> LoadBalancer {
+    lb(["p"])
+        .affinity(Affinity::Header)
+        .headers(["x-user"])
+        .zero_downtime_failover(Failover::Sticky)
+}
+
+/// Figures of the header-session scenario.
+#[derive(Debug)]
+struct HeaderFigures {
+    sessions: usize,
+    /// Sessions of `a`, re-pinned during its outage.
+    repinned: usize,
+    /// Sessions served by different endpoints depending on the replica,
+    /// after the failure and recovery.
+    split: usize,
+    /// Re-pinned sessions a restarted replica still sends where the others do.
+    kept_after_restart: usize,
+}
+
+/// 300 header sessions over three replicas; endpoint `a` refuses
+/// connections while each session makes one request (to one replica), then
+/// comes back; every session then asks every replica. Then replica 2 is
+/// restarted and asked again.
+fn header_sessions(redis: Option<&Redis>) -> HeaderFigures {
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let mut r = replicas(header_lb(), &refs, redis);
+    let client = client();
+    let users: Vec<String> = (0..300).map(|i| format!("user-{i}")).collect();
+    let mut repinned = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let (status, endpoint, _) = visit(&client, &r.procs[i % 3], u, None);
+        assert_eq!(status, 200);
+        if endpoint == "a" {
+            repinned.push(i);
+        }
+    }
+    // `a` refuses connections: its sessions fail over (sticky) or, once the
+    // monitor says so, are re-pinned; each session asks one other replica.
+    ups[0].stop();
+    for (i, u) in users.iter().enumerate() {
+        let (status, endpoint, _) = visit(&client, &r.procs[(i + 1) % 3], u, None);
+        assert_eq!(status, 200, "{u}: {endpoint}");
+        assert_ne!(endpoint, "a");
+    }
+    ups[0].restart();
+    for p in &r.procs {
+        wait_for_health(p, "p", "a", true, VERDICT);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let ask_all = |r: &Replicas, i: usize| -> Vec<String> {
+        r.procs
+            .iter()
+            .map(|p| visit(&client, p, &users[i], None).1)
+            .collect()
+    };
+    let mut split = 0;
+    let mut where_now = HashMap::new();
+    for i in 0..users.len() {
+        let seen = ask_all(&r, i);
+        if seen.iter().any(|e| *e != seen[0]) {
+            split += 1;
+        }
+        where_now.insert(i, seen[0].clone());
+    }
+    // Restart replica 2 (a new process, an empty session table).
+    r.procs[2].kill();
+    let restarted_at = unix_now() * 1000;
+    r.procs[2] = r.confs[2].start();
+    if redis.is_some() {
+        wait_for_link(&r.procs[2], true, restarted_at.saturating_sub(1000), LINK);
+    }
+    let kept = repinned
+        .iter()
+        .filter(|&&i| visit(&client, &r.procs[2], &users[i], None).1 == where_now[&i])
+        .count();
+    HeaderFigures {
+        sessions: users.len(),
+        repinned: repinned.len(),
+        split,
+        kept_after_restart: kept,
+    }
+}
+
+/// A drain sent to replica 0: how long until every replica has it (`None`:
+/// not within 3 s), and the spread of the drains' time left.
+fn drain_propagation(redis: Option<&Redis>) -> (Option<Duration>, u64) {
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let r = replicas(lb(["p"]).affinity(Affinity::Cookie).drain(60), &refs, redis);
+    let sent = Instant::now();
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/b",
+        r#"{"enabled": false}"#,
+    ));
+    let everywhere = wait_until(Duration::from_secs(3), || {
+        r.procs
+            .iter()
+            .all(|p| endpoint_view(p, "p", "b")["enabled"] == false)
+    });
+    let took = everywhere.then(|| sent.elapsed());
+    let left: Vec<u64> = r
+        .procs
+        .iter()
+        .filter_map(|p| endpoint_view(p, "p", "b")["draining"][0]["seconds_left"].as_u64())
+        .collect();
+    let spread = left.iter().max().unwrap_or(&0) - left.iter().min().unwrap_or(&0);
+    (took, spread)
+}
+
+/// Figures of the dead endpoint's cookie sessions.
+#[derive(Debug)]
+struct SpreadFigures {
+    sessions: usize,
+    /// New endpoint → sessions (as replica 0 chose).
+    counts: HashMap<String, usize>,
+    /// Sessions for which all three replicas chose the same new endpoint.
+    agreed: usize,
+}
+
+impl SpreadFigures {
+    /// The busiest survivor's load over its share (3 survivors, equal weights).
+    fn worst_over_share(&self) -> f64 {
+        let share = self.sessions as f64 / 3.0;
+        self.counts.values().copied().max().unwrap_or(0) as f64 / share
+    }
+}
+
+/// 240 cookie sessions pinned to `a`; `a` dies; each stale cookie is sent to
+/// every replica. `v1`: cookies without a nonce, minted in one second (what
+/// every session of an endpoint carried before the nonce).
+fn cookie_spread(redis: Option<&Redis>, v1: bool) -> SpreadFigures {
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let r = replicas(lb(["p"]).affinity(Affinity::Cookie), &refs, redis);
+    let expires = unix_now() + 3600;
+    let cookies: Vec<String> = (0..240)
+        .map(|_| {
+            if v1 {
+                mint_v1(KEY, "*", "p", "a", expires)
+            } else {
+                mint(KEY, "*", "p", "a", expires)
+            }
+        })
+        .collect();
+    ups[0].stop();
+    for p in &r.procs {
+        wait_for_health(p, "p", "a", false, VERDICT);
+    }
+    let client = client();
+    let mut counts = HashMap::new();
+    let mut agreed = 0;
+    for c in &cookies {
+        let seen: Vec<(u16, String, String)> = r
+            .procs
+            .iter()
+            .map(|p| visit(&client, p, "-", Some(c)))
+            .collect();
+        for (status, endpoint, decision) in &seen {
+            assert_eq!(
+                (*status, decision.as_str()),
+                (200, "repin_unhealthy"),
+                "{endpoint}"
+            );
+        }
+        if seen.iter().all(|s| s.1 == seen[0].1) {
+            agreed += 1;
+        }
+        *counts.entry(seen[0].1.clone()).or_insert(0) += 1;
+    }
+    SpreadFigures {
+        sessions: cookies.len(),
+        counts,
+        agreed,
+    }
+}
+
+/// Requests under load while Redis is killed, a change is made, and Redis
+/// comes back: (requests, failed, seconds until the change made during the
+/// outage was in force on replica 1 after Redis returned).
+fn redis_outage(redis: &mut Redis) -> (u64, u64, f64) {
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let r = replicas(header_lb(), &refs, Some(redis));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let urls: Vec<String> = r.procs.iter().map(|p| p.url("/")).collect();
+    let load: Vec<_> = (0..2)
+        .map(|t| {
+            let (stop, sent, failed, urls) = (
+                Arc::clone(&stop),
+                Arc::clone(&sent),
+                Arc::clone(&failed),
+                urls.clone(),
+            );
+            std::thread::spawn(move || {
+                let client = client();
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let user = format!("user-{}", i % 500);
+                    let (status, _, _) =
+                        get_h(&client, &urls[i % 3], &[("host", "x"), ("x-user", &user)]);
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    if status != 200 {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 2;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    redis.kill();
+    for p in &r.procs {
+        wait_for_link(p, false, 0, LINK);
+        let (_, metrics) = support::api::get(p, "/metrics");
+        let text = metrics.as_str().unwrap_or_default().to_string();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("tether_cluster_connected{") && l.ends_with("} 0")),
+            "{text}"
+        );
+    }
+    // A change while Redis is away: in force locally at once.
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/d",
+        r#"{"weight": 0.5}"#,
+    ));
+    std::thread::sleep(Duration::from_millis(1000));
+    let back = unix_now() * 1000;
+    redis.restart();
+    let returned = Instant::now();
+    for p in &r.procs {
+        wait_for_link(p, true, back.saturating_sub(1000), LINK);
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || endpoint_view(
+            &r.procs[1],
+            "p",
+            "d"
+        )["weight"]
+            == 0.5),
+        "the change made while Redis was away reached replica 1 after it returned"
+    );
+    let propagated = returned.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().unwrap();
+    }
+    (
+        sent.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        propagated,
+    )
+}
+
+#[test]
+fn a_drain_through_one_replica_is_in_force_on_all_within_a_second() {
+    let redis = Redis::start();
+    let (took, spread) = drain_propagation(Some(&redis));
+    let took = took.expect("the drain reached every replica");
+    assert!(took <= Duration::from_secs(1), "took {took:?}");
+    assert!(
+        spread <= 1,
+        "the drains end together: time left differs by {spread} s"
+    );
+}
+
+#[test]
+fn header_sessions_do_not_split_after_failover_and_recovery_nor_on_restart() {
+    let redis = Redis::start();
+    let f = header_sessions(Some(&redis));
+    println!("{f:?}");
+    assert!(
+        f.repinned >= 30,
+        "a quarter of the sessions were on a: {f:?}"
+    );
+    assert_eq!(f.split, 0, "{f:?}");
+    assert!(
+        f.kept_after_restart * 100 >= f.repinned * 99,
+        "the restarted replica kept the re-pinned sessions: {f:?}"
+    );
+}
+
+#[test]
+fn redis_killed_under_load_fails_no_request_and_resyncs() {
+    let mut redis = Redis::start();
+    let (sent, failed, propagated) = redis_outage(&mut redis);
+    println!("{sent} requests, {failed} failed, change propagated {propagated:.2} s after Redis returned");
+    assert!(sent > 100, "{sent}");
+    assert_eq!(failed, 0);
+}
+
+#[test]
+fn a_dead_endpoints_cookie_sessions_spread_and_every_replica_agrees() {
+    let redis = Redis::start();
+    let f = cookie_spread(Some(&redis), false);
+    println!("{f:?}");
+    assert_eq!(f.agreed, f.sessions, "{f:?}");
+    assert_eq!(f.counts.len(), 3, "spread over the three survivors: {f:?}");
+    assert!(f.worst_over_share() <= 1.5, "{f:?}");
+}
+
+#[test]
+fn the_cluster_view_lists_every_replica() {
+    let redis = Redis::start();
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let r = replicas(header_lb(), &refs, Some(&redis));
+    assert!(wait_until(Duration::from_secs(5), || {
+        cluster_view(&r.procs[0])["replicas"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 3
+    }));
+    let view = cluster_view(&r.procs[1]);
+    assert_eq!(view["connected"], true, "{view}");
+    assert!(view["last_sync_unix_ms"].as_u64().unwrap() > 0, "{view}");
+    // Without a cluster there is none to show.
+    let alone = tether()
+        .listener(free_port())
+        .admin(free_port())
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool(refs.iter().copied()))
+        .start();
+    let (status, _) = support::api::get(&alone, "/v1/cluster");
+    assert_eq!(status, 404);
+}
+
+/// `scripts/replicas.sh`: the figures of issue 9, with and without `cluster`.
+#[test]
+#[ignore]
+fn measure_replicas() {
+    let redis = Redis::start();
+    for (label, r) in [("without cluster", None), ("with cluster", Some(&redis))] {
+        let h = header_sessions(r);
+        println!(
+            "{label}: header sessions split after a failure and recovery: {} of {} ({:.1}%); re-pinned {}; a restarted replica kept {} of them ({:.1}%)",
+            h.split,
+            h.sessions,
+            100.0 * h.split as f64 / h.sessions as f64,
+            h.repinned,
+            h.kept_after_restart,
+            100.0 * h.kept_after_restart as f64 / h.repinned.max(1) as f64
+        );
+        let (took, spread) = drain_propagation(r);
+        match took {
+            Some(t) => println!("{label}: a drain sent to one replica in force on all three after {:.0} ms (time left differs by {spread} s)", t.as_secs_f64() * 1000.0),
+            None => println!("{label}: a drain sent to one replica was not in force on the others within 3 s"),
+        }
+        let s = cookie_spread(r, false);
+        println!(
+            "{label}: a dead endpoint's 240 cookie sessions went to {:?}: busiest survivor {:.2}x its share; all three replicas chose alike for {} of {}",
+            s.counts, s.worst_over_share(), s.agreed, s.sessions
+        );
+    }
+    let s = cookie_spread(None, true);
+    println!(
+        "version 1 cookies (no nonce, minted in one second): {:?}, busiest survivor {:.2}x its share",
+        s.counts,
+        s.worst_over_share()
+    );
+    drop(redis);
+    let mut redis = Redis::start();
+    let (sent, failed, propagated) = redis_outage(&mut redis);
+    println!("with cluster: Redis killed under load: {sent} requests, {failed} failed; a change made while it was away was in force everywhere {propagated:.2} s after it returned");
+}
