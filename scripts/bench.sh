@@ -5,6 +5,10 @@
 #   scripts/bench.sh --quick         3 s per measurement
 #   scripts/bench.sh --wait-quiet    first wait (at most 15 min) for load average < 0.5 and no
 #                                    rustc/cargo running; runs anyway after that, and says so
+#   scripts/bench.sh --conn-memory   memory per open client connection instead: each proxy
+#                                    (1 thread) holds BENCH_CONNS (default 2000) connections that
+#                                    sent half a request header; RSS before, with them, per
+#                                    connection, and 15 s after they closed
 #
 # Environment: BENCH_SECONDS (measurement length, default 10), BENCH_THREADS (default "1 2"),
 # BENCH_PROXIES (default "tether haproxy nginx pingora"), BENCH_PIN (auto | on | off; auto pins
@@ -28,9 +32,11 @@ usage() {
 
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 WAIT_QUIET=0
+CONN_MEMORY=0
 for arg in "$@"; do
     case "$arg" in
         --quick) SECONDS_PER_RUN=3 ;;
+        --conn-memory) CONN_MEMORY=1 ;;
         --wait-quiet) WAIT_QUIET=1 ;;
         -h | --help)
             usage
@@ -566,11 +572,95 @@ $(cat "$raw")"
         "${R["$threads|$proxy|$kind|util"]}" "${R["$threads|$proxy|$kind|rss"]}" "${R["$threads|$proxy|$kind|npids"]}"
 }
 
+# ---------------------------------------------------------------- memory per connection
+
+# Current RSS (VmRSS) in KiB summed over the pids given.
+rss_kib() {
+    local pid total=0 v
+    for pid in "$@"; do
+        v=$(awk '/^VmRSS:/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# Proxy $1 (1 thread): RSS idle, with BENCH_CONNS half-header connections open, and after
+# they closed. Prints one table row.
+conn_memory() {
+    local proxy=$1 port conf pids n="${BENCH_CONNS:-2000}" base held after ready="$TMP/conns.ready" stop="$TMP/conns.stop" i
+    port=$(free_port)
+    conf=$(write_config "$proxy" 1 "$port")
+    start_proxy "$proxy" 1 "$port" "$conf"
+    check_200 "$proxy" "$port" ""
+    pids=$(tree_pids "$PROXY_PID")
+    # shellcheck disable=SC2086
+    base=$(rss_kib $pids)
+    rm -f "$ready" "$stop"
+    python3 - "$port" "$n" "$ready" "$stop" <<'PY' &
+import os, socket, sys, time
+port, n, ready, stop = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+held = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nX-Partial: ")
+    held.append(s)
+open(ready, "w").close()
+deadline = time.time() + 60
+while not os.path.exists(stop) and time.time() < deadline:
+    time.sleep(0.05)
+for s in held:
+    s.close()
+PY
+    local holder=$!
+    for ((i = 0; i < 600; i++)); do
+        [[ -e $ready ]] && break
+        kill -0 "$holder" 2>/dev/null || die "the connection holder for $proxy died"
+        sleep 0.05
+    done
+    [[ -e $ready ]] || die "$n connections to $proxy were not open after 30 s"
+    sleep 1
+    # shellcheck disable=SC2086
+    held=$(rss_kib $pids)
+    touch "$stop"
+    wait "$holder" || true
+    sleep 15
+    # shellcheck disable=SC2086
+    after=$(rss_kib $pids)
+    stop_pid "$PROXY_PID" "$PROXY_STOP_SIG"
+    PROXY_PID=""
+    printf '| %s | %d | %.1f | %.1f | %.1f | %.1f |\n' "${NAME[$proxy]}" "$n" \
+        "$(awk -v k="$base" 'BEGIN{print k/1024}')" "$(awk -v k="$held" 'BEGIN{print k/1024}')" \
+        "$(awk -v a="$held" -v b="$base" -v n="$n" 'BEGIN{print (a-b)/n}')" \
+        "$(awk -v k="$after" 'BEGIN{print k/1024}')"
+}
+
 # ---------------------------------------------------------------- the run
 
 declare -A NAME=([tether]="Tether" [haproxy]="HAProxy" [nginx]="NGINX" [pingora]="bare Pingora")
 declare -A KIND=([cookie]="with cookie" [none]="no cookie")
 declare -A PINNING=()
+
+if ((CONN_MEMORY)); then
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    set_pinning 1
+    start_upstream
+    {
+        echo "# Memory per open client connection"
+        echo
+        echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), tether $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+        echo "- each proxy with 1 thread; clients that sent half a request header (\`GET / HTTP/1.1\`, \`Host\`, half a field) and hold the connection; RSS 1 s after all were open, and 15 s after they closed"
+        echo
+        echo "| proxy | connections | RSS idle MiB | RSS with them MiB | KiB per connection | RSS 15 s after close MiB |"
+        echo "|---|---:|---:|---:|---:|---:|"
+        for proxy in $PROXIES; do
+            [[ $proxy == pingora ]] && continue
+            conn_memory "$proxy"
+        done
+    } | tee "$OUT_DIR/conn-memory.md"
+    stop_pid "$UPSTREAM_PID" TERM
+    UPSTREAM_PID=""
+    exit 0
+fi
 
 for threads in $THREAD_COUNTS; do
     set_pinning "$threads"
