@@ -6,6 +6,11 @@
 //! reached Tether's proxy (Pingora's own parser refusals) so that those
 //! get an access-log line too.
 //!
+//! A new connection's first request header is read by [`Guarded::read_first_header`]
+//! before Pingora is given the connection: until a client has sent a whole
+//! header it costs a small buffer, not Pingora's session (measured: about 40
+//! KiB a connection otherwise). The bytes read ahead are then served first.
+//!
 //! HTTP/1 only: a connection that negotiated HTTP/2 is passed through
 //! untouched (h2 has its own flow control and Pingora its idle handling).
 
@@ -77,6 +82,8 @@ pub struct Guarded {
     passthrough: bool,
     /// Waiting for a kept-alive connection's next request (not the first).
     next_request: bool,
+    /// Bytes read ahead by [`Guarded::read_first_header`], served first.
+    prefix: bytes::BytesMut,
     started: std::time::Instant,
 }
 
@@ -108,12 +115,89 @@ impl Guarded {
             client,
             passthrough,
             next_request: false,
+            prefix: bytes::BytesMut::new(),
             started: crate::clock::stopwatch(),
         };
         if !passthrough {
             guarded.arm(limits.header_timeout);
         }
         guarded
+    }
+
+    /// Whether Pingora should get this connection without a header read ahead
+    /// (HTTP/2, negotiated by ALPN).
+    pub fn passthrough(&self) -> bool {
+        self.passthrough
+    }
+
+    /// Reads the first request's header into a buffer of the guard's own,
+    /// within the limits. `Ok` when it is complete (Pingora then reads it
+    /// from the buffer); `Err` when the connection is done: the client closed
+    /// or never sent a byte in time (nothing to say), or the header was
+    /// refused (the reply is written and logged here).
+    pub async fn read_first_header(&mut self) -> Result<(), ()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const STEP: usize = 1024;
+        loop {
+            if self.prefix.capacity() - self.prefix.len() < STEP / 2 {
+                self.prefix.reserve(STEP);
+            }
+            let read = {
+                let Guarded {
+                    inner,
+                    prefix,
+                    deadline,
+                    ..
+                } = self;
+                let Some(deadline) = deadline.as_mut() else {
+                    return Err(());
+                };
+                tokio::select! {
+                    biased;
+                    r = inner.read_buf(prefix) => Some(r),
+                    () = deadline.as_mut() => None,
+                }
+            };
+            let refusal = match read {
+                Some(Ok(0)) | Some(Err(_)) => {
+                    log::debug!(
+                        "client {}: closed before sending a whole request header",
+                        self.client_text()
+                    );
+                    return Err(());
+                }
+                Some(Ok(n)) => {
+                    let start = self.prefix.len() - n;
+                    let data = self.prefix[start..].to_vec();
+                    match self.on_read(&data) {
+                        Ok(()) if matches!(self.phase, Phase::Header(_)) => continue,
+                        Ok(()) => return Ok(()),
+                        Err(refusal) => refusal,
+                    }
+                }
+                None if matches!(self.phase, Phase::Waiting) => {
+                    log::debug!(
+                        "client {}: closed after waiting {:?} for a request",
+                        self.client_text(),
+                        self.started.elapsed()
+                    );
+                    return Err(());
+                }
+                None => Refusal::HeaderTimeout,
+            };
+            let line = match &self.phase {
+                Phase::Header(scan) => Some(scan.request_line()),
+                _ => None,
+            };
+            let _ = self.inner.write_all(refusal.response()).await;
+            let _ = self.inner.flush().await;
+            log_refusal(self.client, line.as_ref(), refusal, self.started.elapsed());
+            return Err(());
+        }
+    }
+
+    fn client_text(&self) -> String {
+        self.client.map_or("-".into(), |c| c.to_string())
     }
 
     /// The mark the proxy sets when a request reaches it.
@@ -217,6 +301,15 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            // The header read ahead: already scanned.
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            if this.prefix.is_empty() {
+                this.prefix = bytes::BytesMut::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
         if this.passthrough {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
@@ -264,7 +357,7 @@ impl AsyncRead for Guarded {
                         this.deadline = None;
                         log::debug!(
                             "client {}: closed after waiting {:?} for a request",
-                            this.client.map_or("-".into(), |c| c.to_string()),
+                            this.client_text(),
                             this.started.elapsed()
                         );
                         Poll::Ready(Ok(()))

@@ -3,10 +3,14 @@
 //!
 //! - it counts open client connections and closes new ones at once past
 //!   `client_limits.max_connections`;
-//! - it hands Pingora each connection wrapped in a [`guard::Guarded`] stream
-//!   that enforces `header_timeout` (the whole header, not per read: a
-//!   client trickling one byte at a time is answered `408`), `idle_timeout`
-//!   between kept-alive requests, and `max_request_header_bytes` (`431`);
+//! - it reads each new connection's first request header itself, into a
+//!   small buffer, and hands Pingora the connection only once the header is
+//!   complete: a client that holds a connection with half a header costs a
+//!   few KiB, not Pingora's session;
+//! - it wraps each connection in a [`guard::Guarded`] stream that enforces
+//!   `header_timeout` (the whole header, not per read: a client trickling
+//!   one byte at a time is answered `408`), `idle_timeout` between
+//!   kept-alive requests, and `max_request_header_bytes` (`431`);
 //! - every refusal, its own or Pingora's parser's, gets an access-log line
 //!   and a count in `tether_client_refusals_total`;
 //! - its shutdown clean-up is deferred by [`LINGER`]: when the accept loop
@@ -209,8 +213,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FrontDoor<A> {
             self.log_refused_connection(open - 1, limits.max_connections);
             return None;
         }
-        let guarded: Stream = Box::new(Guarded::new(stream, limits));
-        self.inner.process_new(guarded, shutdown).await
+        let mut guarded = Guarded::new(stream, limits);
+        if !guarded.passthrough() && guarded.read_first_header().await.is_err() {
+            return None;
+        }
+        self.inner.process_new(Box::new(guarded), shutdown).await
     }
 
     async fn cleanup(&self) {
