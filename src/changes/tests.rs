@@ -3,7 +3,7 @@
 use super::*;
 use crate::affinity::cookie::CookieKeys;
 use crate::clock::MONOTONIC_BASE;
-use crate::config::OriginSteering;
+use crate::config::{self, OriginSteering, SessionAffinity};
 use crate::fixtures::{config, pool};
 use serde_json::json;
 
