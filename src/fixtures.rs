@@ -43,6 +43,7 @@ pub fn config(pools: Vec<Pool>, default_pools: &[&str], fallback: Option<&str>) 
         session_affinity_attributes: SessionAffinityAttributes::default(),
         adaptive_routing: AdaptiveRouting::default(),
         always_use_https: false,
+        rules: vec![],
     };
     Config {
         listeners: vec![],

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod request;
+pub mod rules;
 pub mod select;
 pub mod state;
 pub mod sticky;

@@ -115,6 +115,54 @@ pub fn record_request(lb: &str, pick: Option<u64>, status: u16, decision: Decisi
     METRICS.record_request(lb, pick, status, decision);
 }
 
+/// Requests each load balancing rule applied to (the last that matched),
+/// by `(load balancer, rule)`.
+/// Load balancer → rule → requests.
+type RuleCounts = HashMap<Box<str>, HashMap<Arc<str>, AtomicU64>>;
+
+static RULES: LazyLock<RwLock<RuleCounts>> = LazyLock::new(Default::default);
+
+/// Counts one request a rule applied to (`tether_rule_requests_total`);
+/// allocates only the first time a rule is seen.
+pub fn record_rule(lb: &str, rule: &Arc<str>) {
+    if let Some(n) = RULES.read().get(lb).and_then(|rules| rules.get(&**rule)) {
+        n.fetch_add(1, Relaxed);
+        return;
+    }
+    RULES
+        .write()
+        .entry(lb.into())
+        .or_default()
+        .entry(Arc::clone(rule))
+        .or_default()
+        .fetch_add(1, Relaxed);
+}
+
+/// `tether_rule_requests_total`: every configured rule (0 until seen) and
+/// every rule seen since start.
+fn rule_families(state: &State) -> Vec<MetricFamily> {
+    let mut counts: BTreeMap<[String; 2], u64> = BTreeMap::new();
+    for lb in state.load_balancers().all() {
+        for rule in &lb.conf.rules {
+            counts.insert([lb.conf.name.clone(), rule.name.clone()], 0);
+        }
+    }
+    for (lb, rules) in RULES.read().iter() {
+        for (rule, n) in rules {
+            *counts
+                .entry([lb.to_string(), rule.to_string()])
+                .or_default() += n.load(Relaxed);
+        }
+    }
+    vec![family(
+        "tether_rule_requests_total",
+        "Requests by load balancer and the load balancing rule that applied to them (the last that matched).",
+        MetricType::COUNTER,
+        &["load_balancer", "rule"],
+        counts.into_iter().map(|(l, n)| (l, n as f64)),
+    )]
+}
+
 /// The Prometheus text exposition of the process's metrics (`GET /metrics`,
 /// content type [`prometheus::TEXT_FORMAT`]).
 pub fn render(state: &State) -> String {
@@ -137,6 +185,7 @@ impl Metrics {
         let mut families = self.counter_families(state);
         families.extend(gauge_families(state));
         families.extend(front_door_families());
+        families.extend(rule_families(state));
         families.retain(|f| !f.get_metric().is_empty());
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = String::new();

@@ -18,10 +18,11 @@ use pingora::ErrorSource;
 
 use crate::affinity::cookie_header::{cflb_values, without_cflb};
 use crate::clock;
-use crate::config::ClientLimits;
+use crate::config::{ClientLimits, FixedResponse};
 use crate::front_door;
 use crate::live::Live;
 use crate::request::{forwarded_for, http1_authority, normalize_host, Authority, BadRequest};
+use crate::rules;
 use crate::state::{InFlight, LbState, Pick, State};
 use crate::sticky::{Decision, Routed};
 
@@ -76,6 +77,73 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// Runs `lb`'s rules: the load balancer the request routes by, or
+    /// `None` when a rule's fixed response answered it.
+    async fn apply_rules(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        lb: Arc<LbState>,
+        tls: bool,
+    ) -> Result<Option<Arc<LbState>>> {
+        if lb.rules.is_empty() {
+            return Ok(Some(lb));
+        }
+        let req = session.req_header();
+        let view = rules::Request {
+            host: &ctx.host,
+            uri: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            method: req.method.as_str(),
+            headers: &req.headers,
+            client: ctx.client,
+            tls,
+        };
+        let fixed = match lb.rules.evaluate(&view) {
+            rules::Outcome::None => return Ok(Some(lb)),
+            rules::Outcome::Routed { overrides, last } => {
+                ctx.rule = Some(Arc::clone(&last.name));
+                return Ok(Some(ctx.state.ruled(&lb, overrides)));
+            }
+            rules::Outcome::Fixed(rule, fixed) => {
+                ctx.rule = Some(Arc::clone(&rule.name));
+                fixed.clone()
+            }
+        };
+        let decision = ctx.state.decision_header.then(|| {
+            format!(
+                "{}/-/-/{}/{}",
+                lb.conf.name,
+                Decision::None.as_str(),
+                ctx.rule.as_deref().unwrap_or("-")
+            )
+        });
+        ctx.lb = Some(lb);
+        respond_fixed(session, &fixed, decision).await?;
+        Ok(None)
+    }
+}
+
+/// A rule's `fixed_response`.
+async fn respond_fixed(
+    session: &mut Session,
+    fixed: &FixedResponse,
+    decision: Option<String>,
+) -> Result<()> {
+    let body = Bytes::from(fixed.message_body.clone());
+    let mut resp = ResponseHeader::build(fixed.status_code, Some(4))?;
+    resp.insert_header("Content-Type", fixed.content_type.as_str())?;
+    resp.insert_header("Content-Length", body.len().to_string())?;
+    if let Some(location) = &fixed.location {
+        resp.insert_header(http::header::LOCATION, location.as_str())?;
+    }
+    if let Some(decision) = decision {
+        resp.insert_header("X-Tether-Decision", decision)?;
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await
+}
+
 /// Per-request context: what was decided and what it cost.
 pub struct RequestCtx {
     /// The state this request is routed by, start to end (a reload may
@@ -97,6 +165,8 @@ pub struct RequestCtx {
     target_authority: Option<String>,
     /// Why the request was refused before routing, for the access log.
     refused: Option<&'static str>,
+    /// The load balancing rule that applied (the last that matched).
+    rule: Option<Arc<str>>,
 }
 
 fn random_unit() -> f64 {
@@ -190,6 +260,7 @@ impl ProxyHttp for Proxy {
             upstream_time: None,
             target_authority: None,
             refused: None,
+            rule: None,
         }
     }
 
@@ -246,6 +317,10 @@ impl ProxyHttp for Proxy {
             respond_text(session, 503, &text).await?;
             return Ok(true);
         }
+        let lb = match self.apply_rules(session, ctx, lb, tls).await? {
+            Some(lb) => lb,
+            None => return Ok(true),
+        };
         ctx.routed = Self::route(&ctx.state, &lb, session.req_header(), ctx.client);
         if ctx.routed.is_none() {
             let text = format!("no usable endpoint for load balancer {}", lb.conf.name);
@@ -419,11 +494,15 @@ impl ProxyHttp for Proxy {
         }
         if ctx.state.decision_header {
             let (pool, endpoint) = ctx.names(&ctx.state);
-            let value = format!(
+            let mut value = format!(
                 "{}/{pool}/{endpoint}/{}",
                 lb.conf.name,
                 routed.decision.as_str()
             );
+            if let Some(rule) = &ctx.rule {
+                value.push('/');
+                value.push_str(rule);
+            }
             response.insert_header("X-Tether-Decision", value)?;
         }
         Ok(())
@@ -467,6 +546,9 @@ impl ProxyHttp for Proxy {
         let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
         let endpoint_id = ctx.pick().map(|p| ctx.state.endpoint(p).id);
         crate::metrics::record_request(lb, endpoint_id, status, ctx.decision());
+        if let Some(rule) = &ctx.rule {
+            crate::metrics::record_rule(lb, rule);
+        }
         if !log::log_enabled!(target: "access", log::Level::Info) {
             return;
         }
@@ -482,9 +564,13 @@ impl ProxyHttp for Proxy {
         let reason = ctx
             .refused
             .map_or_else(String::new, |r| format!(" reason={r}"));
+        let rule = ctx
+            .rule
+            .as_ref()
+            .map_or_else(String::new, |r| format!(" rule={r}"));
         info!(
             target: "access",
-            "client={client} host={} method={} path={} status={status} lb={lb} pool={pool} endpoint={endpoint} affinity={} upstream_time={upstream_time} total_time={:.6}{error}{reason}",
+            "client={client} host={} method={} path={} status={status} lb={lb} pool={pool} endpoint={endpoint} affinity={} upstream_time={upstream_time} total_time={:.6}{error}{reason}{rule}",
             if ctx.host.is_empty() { "-" } else { &ctx.host },
             req.method,
             req.uri.path_and_query().map_or("/", |p| p.as_str()),

@@ -4,6 +4,7 @@
 
 use super::model::*;
 use super::read::{all, join_key, quote, ConfigErrors, Errors, Node};
+use super::rules::{check_overrides, read_rules, rules_to_value};
 use super::spelling::Spelled;
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,6 +94,9 @@ pub fn load_balancer_to_value(lb: &LoadBalancer) -> Value {
         ),
         ("always_use_https", Value::Bool(lb.always_use_https)),
     ]);
+    if !lb.rules.is_empty() {
+        entries.push(("rules", rules_to_value(&lb.rules)));
+    }
     map(entries)
 }
 
@@ -119,6 +123,8 @@ pub const LOAD_BALANCER_KEYS: &[(&str, Settable)] = &[
     ("session_affinity_attributes", Settable::RunTime),
     ("adaptive_routing", Settable::FileOnly),
     ("always_use_https", Settable::FileOnly),
+    // File-only: a rule set is compiled with the state (docs/rules.md).
+    ("rules", Settable::FileOnly),
 ];
 
 /// The keys of `session_affinity_attributes`.
@@ -239,7 +245,7 @@ fn pool_ref(
     Some(s.to_string())
 }
 
-fn read_load_balancer(
+pub(super) fn read_load_balancer(
     node: &Node<'_>,
     name: Option<String>,
     pools: Option<&BTreeSet<String>>,
@@ -329,8 +335,12 @@ fn read_load_balancer(
         None => Some(SessionAffinityAttributes::default()),
         Some(n) => read_attributes(n, session_affinity, always_use_https, errs),
     };
+    let rules = match o.opt("rules") {
+        None => Some(Vec::new()),
+        Some(n) => read_rules(n, errs),
+    };
 
-    Some(LoadBalancer {
+    let lb = LoadBalancer {
         name: name?,
         enabled: enabled?,
         default_pools: default_pools?,
@@ -342,6 +352,14 @@ fn read_load_balancer(
         session_affinity_attributes: session_affinity_attributes?,
         adaptive_routing: adaptive_routing?,
         always_use_https: always_use_https?,
+        rules: Vec::new(),
+    };
+    if let Some(n) = o.opt("rules") {
+        check_overrides(&lb, n, pools, errs);
+    }
+    Some(LoadBalancer {
+        rules: rules?,
+        ..lb
     })
 }
 

@@ -14,6 +14,7 @@ pub mod model;
 mod monitor;
 mod pool;
 pub mod read;
+mod rules;
 mod spelling;
 
 pub use load::{load_file, load_str, Loaded};
@@ -23,6 +24,7 @@ pub use load_balancer::{
 };
 pub use model::*;
 pub use read::{ConfigError, ConfigErrors};
+pub use rules::{apply_overrides, OVERRIDE_KEYS};
 pub use spelling::Spelled;
 
 #[cfg(test)]

@@ -128,6 +128,40 @@ pub struct LoadBalancer {
     pub session_affinity_attributes: SessionAffinityAttributes,
     pub adaptive_routing: AdaptiveRouting,
     pub always_use_https: bool,
+    /// Cloudflare's load balancing rules, in file order (docs/rules.md).
+    pub rules: Vec<Rule>,
+}
+
+/// One load balancing rule (Cloudflare's object, same field names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Unique within its load balancer; names the rule in the log, the
+    /// metrics and `X-Tether-Decision`.
+    pub name: String,
+    /// In Cloudflare's Rules language, as written; already parsed once by
+    /// the reader, so it compiles. Empty: every request.
+    pub condition: String,
+    /// Lower runs first; equal priorities keep file order. Default 0.
+    pub priority: u32,
+    pub disabled: bool,
+    /// A matching rule stops the evaluation (always so with `fixed_response`).
+    pub terminates: bool,
+    /// Load balancer keys (top level) that replace the load balancer's own
+    /// while the rule applies, as written; validated over the load balancer.
+    pub overrides: serde_yaml::Mapping,
+    pub fixed_response: Option<FixedResponse>,
+}
+
+/// `fixed_response`: the rule answers the request itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixedResponse {
+    /// Default 200.
+    pub status_code: u16,
+    /// `Location` header, when given.
+    pub location: Option<String>,
+    /// Default `text/plain`.
+    pub content_type: String,
+    pub message_body: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -21,6 +21,7 @@ use crate::balance::hash::stable_hash_parts;
 use crate::balance::ring::HashRing;
 use crate::clock::Clock;
 use crate::config::{self, Config, SessionAffinity};
+use crate::rules::Rules;
 
 mod endpoint;
 pub use endpoint::{EndpointState, LastCheck};
@@ -147,7 +148,17 @@ pub struct LbState {
     pub cookie: CookieAttributes,
     pub drain_ms: u64,
     pub ttl_ms: u64,
+    /// Its rules, compiled (docs/rules.md).
+    pub rules: Rules,
+    /// The load balancer as a set of matching rules' overrides make it (a
+    /// bit per rule, by file index): each rule alone built with the state,
+    /// combinations of non-terminating rules on first use (at most
+    /// [`MAX_VARIANTS`] kept).
+    variants: ArcSwap<HashMap<u64, Arc<LbState>>>,
 }
+
+/// Most combinations of rules' overrides one load balancer keeps built.
+pub const MAX_VARIANTS: usize = 256;
 
 impl LbState {
     pub fn is_default_pool(&self, pool: usize) -> bool {
@@ -295,10 +306,73 @@ impl State {
         table
     }
 
+    /// The load balancer a request routes by when rules with `overrides`
+    /// (a bit per rule, by file index) matched it; `lb` itself for none.
+    pub fn ruled(&self, lb: &Arc<LbState>, overrides: u64) -> Arc<LbState> {
+        if overrides == 0 {
+            return Arc::clone(lb);
+        }
+        if let Some(v) = lb.variants.load().get(&overrides) {
+            return Arc::clone(v);
+        }
+        let variant = Arc::new(self.variant(lb, overrides));
+        lb.variants.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            if m.len() < MAX_VARIANTS {
+                m.insert(overrides, Arc::clone(&variant));
+            }
+            m
+        });
+        variant
+    }
+
+    /// `lb` with the overrides of the rules in `overrides` laid over it, in
+    /// the order the rules run. Validated with the file, so it cannot fail;
+    /// if it did, the load balancer's own settings serve (logged).
+    fn variant(&self, lb: &LbState, overrides: u64) -> LbState {
+        let maps: Vec<&serde_yaml::Mapping> = lb
+            .rules
+            .list
+            .iter()
+            .filter(|r| r.index < 64 && overrides & (1u64 << r.index) != 0)
+            .filter_map(|r| lb.conf.rules.get(r.index).map(|c| &c.overrides))
+            .collect();
+        match config::apply_overrides(&lb.conf, &maps) {
+            Ok(conf) => self.resolve(&conf),
+            Err(e) => {
+                log::error!(
+                    "load balancer {}: rules' overrides do not apply ({e}); its own settings serve",
+                    lb.conf.name
+                );
+                let mut conf = lb.conf.clone();
+                conf.rules.clear();
+                self.resolve(&conf)
+            }
+        }
+    }
+
     /// Validation guarantees every pool name exists; an unknown one is skipped.
     fn resolve(&self, lb: &config::LoadBalancer) -> LbState {
+        let mut state = self.resolve_one(lb);
+        let singles: HashMap<u64, Arc<LbState>> = state
+            .rules
+            .list
+            .iter()
+            .filter(|r| r.overrides && r.index < 64)
+            .map(|r| {
+                let bit = 1u64 << r.index;
+                (bit, Arc::new(self.variant(&state, bit)))
+            })
+            .collect();
+        state.variants = ArcSwap::from_pointee(singles);
+        state
+    }
+
+    fn resolve_one(&self, lb: &config::LoadBalancer) -> LbState {
         let attrs = &lb.session_affinity_attributes;
         LbState {
+            rules: Rules::compile(&lb.name, &lb.rules),
+            variants: ArcSwap::from_pointee(HashMap::new()),
             id: lb_id(&lb.name),
             header_key: (lb.session_affinity == SessionAffinity::Header)
                 .then(|| HeaderKeySpec::new(&attrs.headers, attrs.require_all_headers)),

@@ -361,6 +361,101 @@ pub struct LoadBalancer {
     pub adaptive_routing: Option<AdaptiveRouting>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub always_use_https: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+}
+
+/// One load balancing rule (Cloudflare's object); start with [`rule`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Rule {
+    pub name: String,
+    pub condition: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminates: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<Overrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_response: Option<FixedResponse>,
+}
+
+/// A rule's `overrides`: the load balancer keys it replaces.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_pools: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_pool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steering_policy: Option<Steering>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub random_steering: Option<RandomSteering>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity: Option<Affinity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity_ttl: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_affinity_attributes: Option<Attributes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adaptive_routing: Option<AdaptiveRouting>,
+}
+
+/// A rule's `fixed_response`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FixedResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_body: Option<String>,
+}
+
+/// A rule named `name` with this condition (Cloudflare's Rules language).
+pub fn rule(name: &str, condition: &str) -> Rule {
+    Rule {
+        name: name.to_string(),
+        condition: condition.to_string(),
+        ..Rule::default()
+    }
+}
+
+impl Rule {
+    pub fn priority(mut self, priority: u32) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = Some(disabled);
+        self
+    }
+    pub fn terminates(mut self, terminates: bool) -> Self {
+        self.terminates = Some(terminates);
+        self
+    }
+    pub fn overrides(mut self, overrides: Overrides) -> Self {
+        self.overrides = Some(overrides);
+        self
+    }
+    pub fn fixed_response(mut self, fixed: FixedResponse) -> Self {
+        self.fixed_response = Some(fixed);
+        self
+    }
+}
+
+impl Overrides {
+    /// `overrides: { default_pools: [...] }`.
+    pub fn pools<const N: usize>(pools: [&str; N]) -> Overrides {
+        Overrides {
+            default_pools: Some(pools.iter().map(|p| p.to_string()).collect()),
+            ..Overrides::default()
+        }
+    }
 }
 
 /// `session_affinity_attributes`; every field optional.
@@ -492,6 +587,12 @@ impl LoadBalancer {
 
     pub fn always_use_https(mut self, always: bool) -> Self {
         self.always_use_https = Some(always);
+        self
+    }
+
+    /// Appends a load balancing rule.
+    pub fn rule(mut self, rule: Rule) -> Self {
+        self.rules.push(rule);
         self
     }
 }

@@ -153,11 +153,12 @@ pub fn client_from(ip: std::net::IpAddr) -> Client {
         .expect("build the blocking reqwest client")
 }
 
-/// `(decision, endpoint)` from `X-Tether-Decision: <lb>/<pool>/<endpoint>/<decision>`.
+/// `(decision, endpoint)` from `X-Tether-Decision: <lb>/<pool>/<endpoint>/<decision>`
+/// (a fifth part, `/<rule>`, when a load balancing rule applied).
 pub fn decision_of(headers: &HeaderMap) -> (String, String) {
     let value = header(headers, "x-tether-decision").expect("X-Tether-Decision");
     let parts: Vec<&str> = value.split('/').collect();
-    assert_eq!(parts.len(), 4, "{value}");
+    assert!(parts.len() == 4 || parts.len() == 5, "{value}");
     (parts[3].to_string(), parts[2].to_string())
 }
 

@@ -158,6 +158,7 @@ fn minimal_config_gets_the_defaults() {
             session_affinity_attributes: SessionAffinityAttributes::default(),
             adaptive_routing: AdaptiveRouting::default(),
             always_use_https: false,
+            rules: vec![],
         }
     );
     let pool = &t.pools["primary"];
@@ -379,7 +380,7 @@ tether:
                 "tether.max_sessions: must be between 1 and 100000000, got 0",
                 r#"tether.load_balancers["*"].default_pools[1]: no pool named "nope""#,
                 r#"tether.load_balancers["*"].session_affinity_ttl: must be between 1800 and 604800 for session_affinity cookie, got 10"#,
-                r#"tether.load_balancers["*"].colour: unknown key (expected one of: enabled, default_pools, fallback_pool, steering_policy, random_steering, session_affinity, session_affinity_ttl, session_affinity_attributes, adaptive_routing, always_use_https)"#,
+                r#"tether.load_balancers["*"].colour: unknown key (expected one of: enabled, default_pools, fallback_pool, steering_policy, random_steering, session_affinity, session_affinity_ttl, session_affinity_attributes, adaptive_routing, always_use_https, rules)"#,
                 "tether.pools.primary.minimum_origins: must be between 1 and 2 (the number of endpoints), got 5",
                 "tether.pools.primary.endpoints[0].weight: must be between 0 and 1, got 1.5",
                 "tether.pools.primary.endpoints[0].wieght: unknown key (expected one of: name, address, weight, enabled, header)",

@@ -167,3 +167,82 @@ fn one_load_balancer_validated_alone() {
     let lb = load_balancer_from_value("Www.Example.com", &value, &t.pools, "").unwrap();
     assert_eq!(lb.name, "www.example.com");
 }
+
+#[test]
+fn rules_read_with_cloudflare_defaults_and_round_trip() {
+    let yaml = with_lb(
+        r#"session_affinity: cookie
+rules:
+  - name: api
+    condition: 'starts_with(http.request.uri.path, "/api/")'
+    priority: 10
+    terminates: true
+    overrides: { default_pools: [primary], session_affinity: header, session_affinity_attributes: { headers: [Authorization] } }
+  - name: moved
+    condition: 'http.request.uri.path eq "/old"'
+    fixed_response: { status_code: 301, location: "https://www.example.com/new", message_body: moved }"#,
+    );
+    let t = ok(&yaml).tether;
+    let lb = &t.load_balancers["*"];
+    assert_eq!(lb.rules.len(), 2);
+    let api = &lb.rules[0];
+    assert_eq!(
+        (api.priority, api.terminates, api.disabled),
+        (10, true, false)
+    );
+    let moved = &lb.rules[1];
+    // A fixed response terminates; content_type defaults to text/plain.
+    assert!(moved.terminates);
+    let fixed = moved.fixed_response.as_ref().unwrap();
+    assert_eq!(
+        (fixed.status_code, fixed.content_type.as_str()),
+        (301, "text/plain")
+    );
+    // The overrides make a header-affinity load balancer whose TTL defaults
+    // for header (1800 s), not the cookie's.
+    let over = apply_overrides(lb, &[&api.overrides]).unwrap();
+    assert_eq!(over.session_affinity, SessionAffinity::Header);
+    assert_eq!(over.session_affinity_ttl.as_secs(), 1800);
+    assert!(over.rules.is_empty());
+    // The admin API's round trip keeps the rules.
+    let back = load_balancer_from_value(
+        "*",
+        &load_balancer_to_value(lb),
+        &ok(&yaml).tether.pools,
+        "",
+    )
+    .unwrap();
+    assert_eq!(&back, lb);
+}
+
+#[test]
+fn rule_errors_name_their_path_and_column() {
+    let yaml = with_lb(
+        r#"rules:
+  - name: a
+    condition: 'http.request.uri.path eq "/a" and'
+  - name: a
+    priority: 1
+    overrides: { default_pools: [nope], enabled: false }
+  - name: "bad name"
+    fixed_response: { status_code: 999 }
+    overrides: { steering_policy: random }
+  - name: c
+    priority: -1
+    overrides: { session_affinity: header }"#,
+    );
+    assert_eq!(
+        errors(&yaml),
+        vec![
+            r#"tether.load_balancers["*"].rules[0].condition: invalid condition: column 34: expected a field, a function, not, or ("#,
+            r#"tether.load_balancers["*"].rules[1]: duplicate rule name "a" (also rules[0])"#,
+            r#"tether.load_balancers["*"].rules[1].overrides.enabled: unknown key (expected one of: default_pools, fallback_pool, steering_policy, random_steering, session_affinity, session_affinity_ttl, session_affinity_attributes, adaptive_routing)"#,
+            r#"tether.load_balancers["*"].rules[1].overrides.default_pools[0]: no pool named "nope""#,
+            r#"tether.load_balancers["*"].rules[2].name: a rule name must use only letters, digits, "_", "." and "-", got "bad name""#,
+            r#"tether.load_balancers["*"].rules[2].fixed_response: a rule either answers (fixed_response) or routes (overrides), not both"#,
+            r#"tether.load_balancers["*"].rules[2].fixed_response.status_code: must be between 100 and 599, got 999"#,
+            r#"tether.load_balancers["*"].rules[3].priority: must be between 0 and 4294967295, got -1"#,
+            r#"tether.load_balancers["*"].rules[3].overrides.session_affinity_attributes.headers: must name at least one header when session_affinity is header"#,
+        ]
+    );
+}

@@ -1,0 +1,280 @@
+//! Load balancing rules (Cloudflare's, docs/rules.md) through the real
+//! binary and real upstreams: path-based routing, fixed responses, priority,
+//! terminates and disabled, session affinity under a rule, and the rule's
+//! name in `X-Tether-Decision`, the access log and the metrics.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use support::*;
+
+fn api_and_moved(lb: LoadBalancer) -> LoadBalancer {
+    lb.rule(
+        rule("api", r#"starts_with(http.request.uri.path, "/api/")"#)
+            .priority(10)
+            .terminates(true)
+            .overrides(Overrides::pools(["api"])),
+    )
+    .rule(
+        rule("moved", r#"http.request.uri.path eq "/old""#).fixed_response(FixedResponse {
+            status_code: Some(301),
+            location: Some("https://www.example.com/new".into()),
+            content_type: Some("text/plain".into()),
+            message_body: Some("moved".into()),
+        }),
+    )
+}
+
+#[test]
+fn path_rules_route_to_their_pool_and_fixed_responses_answer() {
+    let web = Upstream::healthy("web-1");
+    let api = Upstream::healthy("api-1");
+    let admin_port = free_port();
+    let proxy = tether()
+        .listener(free_port())
+        .admin(admin_port)
+        .decision_header()
+        .load_balancer("www.example.com", api_and_moved(lb(["web"])))
+        .pool("web", pool([&web]))
+        .pool("api", pool([&api]))
+        .start();
+    let client = client();
+
+    let (status, headers, body) = get(&client, &proxy.url("/api/users?id=1"), "www.example.com");
+    assert_eq!((status, body.as_str()), (200, "api-1"));
+    assert_eq!(
+        header(&headers, "x-tether-decision").as_deref(),
+        Some("www.example.com/api/api-1/none/api")
+    );
+    let (status, headers, body) = get(&client, &proxy.url("/apiary"), "www.example.com");
+    assert_eq!((status, body.as_str()), (200, "web-1"));
+    assert_eq!(
+        header(&headers, "x-tether-decision").as_deref(),
+        Some("www.example.com/web/web-1/none"),
+        "no rule applied"
+    );
+
+    let (status, headers, body) = get(&client, &proxy.url("/old"), "www.example.com");
+    assert_eq!((status, body.as_str()), (301, "moved"));
+    assert_eq!(
+        header(&headers, "location").as_deref(),
+        Some("https://www.example.com/new")
+    );
+    assert_eq!(
+        header(&headers, "content-type").as_deref(),
+        Some("text/plain")
+    );
+    assert_eq!(
+        header(&headers, "x-tether-decision").as_deref(),
+        Some("www.example.com/-/-/none/moved")
+    );
+    assert_eq!(
+        web.requests() + api.requests(),
+        2,
+        "the fixed response reached no upstream"
+    );
+
+    // The metrics count each rule's requests; the access log names the rule.
+    let (_, _, metrics) = get(&client, &proxy.admin_url("/metrics"), "admin");
+    for (rule, n) in [("api", 1), ("moved", 1)] {
+        let line = format!(
+            "tether_rule_requests_total{{load_balancer=\"www.example.com\",rule=\"{rule}\"}} {n}"
+        );
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || proxy
+            .stderr()
+            .contains("path=/old status=301")
+            && proxy.stderr().contains(" rule=moved")),
+        "access log:\n{}",
+        proxy.stderr()
+    );
+}
+
+#[test]
+fn priority_terminates_and_disabled_as_cloudflare_documents() {
+    let web = Upstream::healthy("web-1");
+    let beta = Upstream::healthy("beta-1");
+    let api = Upstream::healthy("api-1");
+    let proxy = tether()
+        .listener(free_port())
+        .decision_header()
+        .load_balancer(
+            "www.example.com",
+            lb(["web"])
+                // Runs second (priority 5): non-terminating, so a later rule
+                // may still change what it set.
+                .rule(
+                    rule("beta", r#"http.request.cookies["beta"][0] eq "1""#)
+                        .priority(5)
+                        .overrides(Overrides::pools(["beta"])),
+                )
+                // Runs last: its pools replace beta's for /api/.
+                .rule(
+                    rule("api", r#"starts_with(http.request.uri.path, "/api/")"#)
+                        .priority(9)
+                        .overrides(Overrides::pools(["api"])),
+                )
+                // Runs first, but disabled.
+                .rule(
+                    rule("off", "")
+                        .priority(0)
+                        .disabled(true)
+                        .fixed_response(FixedResponse::default()),
+                )
+                // Runs first and terminates for HEAD-less admin paths.
+                .rule(
+                    rule("pinned", r#"http.request.uri.path in {"/pinned"}"#)
+                        .priority(1)
+                        .terminates(true)
+                        .overrides(Overrides::pools(["web"])),
+                ),
+        )
+        .pool("web", pool([&web]))
+        .pool("beta", pool([&beta]))
+        .pool("api", pool([&api]))
+        .start();
+    let client = client();
+    let visit = |path: &str, beta_cookie: bool| {
+        let mut h = vec![("host", "www.example.com")];
+        if beta_cookie {
+            h.push(("cookie", "a=b; beta=1"));
+        }
+        let (status, headers, body) = get_h(&client, &proxy.url(path), &h);
+        assert_eq!(status, 200, "{path}: {body}");
+        let rule = header(&headers, "x-tether-decision")
+            .and_then(|d| d.split('/').nth(4).map(str::to_string))
+            .unwrap_or_default();
+        (body, rule)
+    };
+    assert_eq!(visit("/", false), ("web-1".into(), "".into()));
+    assert_eq!(visit("/", true), ("beta-1".into(), "beta".into()));
+    assert_eq!(visit("/api/x", false), ("api-1".into(), "api".into()));
+    // Both match: api runs later and its pools win; the header names it.
+    assert_eq!(visit("/api/x", true), ("api-1".into(), "api".into()));
+    // pinned terminates before beta is evaluated.
+    assert_eq!(visit("/pinned", true), ("web-1".into(), "pinned".into()));
+}
+
+#[test]
+fn a_rule_overrides_session_affinity_and_a_foreign_pin_is_repinned() {
+    let web = Upstream::healthy("web-1");
+    let apis: Vec<Upstream> = (1..=4)
+        .map(|i| Upstream::healthy(&format!("api-{i}")))
+        .collect();
+    let proxy = tether()
+        .listener(free_port())
+        .decision_header()
+        .load_balancer(
+            "www.example.com",
+            lb(["web"]).affinity(Affinity::Cookie).rule(
+                rule("api", r#"starts_with(http.request.uri.path, "/api/")"#)
+                    .terminates(true)
+                    .overrides(Overrides {
+                        default_pools: Some(vec!["api".into()]),
+                        session_affinity: Some(Affinity::Header),
+                        session_affinity_attributes: Some(Attributes {
+                            headers: Some(vec!["Authorization".into()]),
+                            ..Attributes::default()
+                        }),
+                        ..Overrides::default()
+                    }),
+            ),
+        )
+        .pool("web", pool([&web]))
+        .pool(
+            "api",
+            pool(apis.iter()).origin_steering(OriginSteering::Random),
+        )
+        .start();
+    let client = client();
+
+    // Each Authorization value stays on one endpoint; several values spread.
+    let mut seen = BTreeSet::new();
+    for user in 0..8 {
+        let token = format!("Bearer user-{user}");
+        let mut first = None;
+        for _ in 0..5 {
+            let (status, headers, body) = get_h(
+                &client,
+                &proxy.url("/api/x"),
+                &[("host", "www.example.com"), ("authorization", &token)],
+            );
+            assert_eq!(status, 200, "{body}");
+            assert!(
+                header(&headers, "set-cookie").is_none(),
+                "header affinity sets no cookie"
+            );
+            let (decision, endpoint) = decision_of(&headers);
+            match &first {
+                None => {
+                    assert_eq!(decision, "new");
+                    first = Some(endpoint);
+                }
+                Some(e) => {
+                    assert_eq!((decision.as_str(), &endpoint), ("hit", e), "{token}");
+                }
+            }
+        }
+        seen.extend(first);
+    }
+    assert!(
+        seen.len() >= 2,
+        "sessions spread over the api pool: {seen:?}"
+    );
+
+    // A session pinned under the load balancer's own settings (cookie, web)
+    // that matches the api rule is routed by the rule: its pin names a pool
+    // the rule does not use, so it is not honoured there.
+    let (_, headers, body) = get(&client, &proxy.url("/"), "www.example.com");
+    assert_eq!(body, "web-1");
+    let cookie = header(&headers, "set-cookie").expect("a __cflb for the web session");
+    let cookie = cookie.split(';').next().unwrap_or_default().to_string();
+    let (_, headers, body) = get_h(
+        &client,
+        &proxy.url("/api/x"),
+        &[
+            ("host", "www.example.com"),
+            ("cookie", &cookie),
+            ("authorization", "t"),
+        ],
+    );
+    assert!(body.starts_with("api-"), "{body}");
+    assert_eq!(decision_of(&headers).0, "new");
+    // Back on the load balancer's own paths the cookie still holds.
+    let (_, headers, body) = get_h(
+        &client,
+        &proxy.url("/"),
+        &[("host", "www.example.com"), ("cookie", &cookie)],
+    );
+    assert_eq!(
+        (body.as_str(), decision_of(&headers).0.as_str()),
+        ("web-1", "hit")
+    );
+}
+
+#[test]
+fn invalid_conditions_are_refused_with_their_path_and_column() {
+    let web = Upstream::healthy("web-1");
+    let (code, _, stderr) = tether()
+        .listener(free_port())
+        .load_balancer(
+            "www.example.com",
+            lb(["web"])
+                .rule(rule("ok", r#"http.host eq "a""#))
+                .rule(rule(
+                    "bad",
+                    r#"http.request.uri.path eq "/a" or ip.src contains "x""#,
+                )),
+        )
+        .pool("web", pool([&web]))
+        .check();
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains(r#"tether.load_balancers["www.example.com"].rules[1].condition: invalid condition: column 50: contains applies to strings, not an IP address"#),
+        "{stderr}"
+    );
+}
