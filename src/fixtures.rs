@@ -24,6 +24,7 @@ pub fn pool(name: &str, n: u16, steering: OriginSteering) -> Pool {
         minimum_origins: 1,
         monitor: None,
         origin_steering: steering,
+        load_shedding: Default::default(),
         endpoints: (0..n)
             .map(|i| endpoint(&format!("{name}-{i}"), 9000 + i))
             .collect(),

@@ -44,7 +44,7 @@ use crate::state::State;
 use crate::sticky::Decision;
 
 /// Every decision, in the order of the per-load-balancer counters.
-const DECISIONS: [Decision; 9] = [
+const DECISIONS: [Decision; 10] = [
     Decision::None,
     Decision::New,
     Decision::Hit,
@@ -54,6 +54,7 @@ const DECISIONS: [Decision; 9] = [
     Decision::RepinDrained,
     Decision::FailoverTemporary,
     Decision::FailoverSticky,
+    Decision::RepinShed,
 ];
 
 fn decision_index(d: Decision) -> usize {
@@ -67,6 +68,7 @@ fn decision_index(d: Decision) -> usize {
         Decision::RepinDrained => 6,
         Decision::FailoverTemporary => 7,
         Decision::FailoverSticky => 8,
+        Decision::RepinShed => 9,
     }
 }
 

@@ -11,8 +11,9 @@ use std::borrow::Cow;
 
 use crate::balance::hash::seeded_draws;
 use crate::balance::pick::{least_loaded, weighted_by_prefix, weighted_random};
+use crate::balance::shed::{hash_draw, sheds};
 use crate::balance::steering::{order_pools, pool_healthy, PoolView};
-use crate::config::{OriginSteering, SteeringPolicy};
+use crate::config::{OriginSteering, ShedPolicy, SteeringPolicy};
 use crate::state::{LbState, Pick, PoolState, State};
 
 /// What a choice needs to know about the request and the dice.
@@ -26,6 +27,9 @@ pub struct Facts<'a> {
     pub sticky_key: Option<u64>,
     /// Uniform draws in `[0, 1)`.
     pub rand: &'a mut dyn FnMut() -> f64,
+    /// A pool this request's session was shed from (`load_shedding.session_percent`):
+    /// served by it only when no other pool can.
+    pub avoid_pool: Option<usize>,
 }
 
 /// Weighted draws tried before a linear pass over the pool.
@@ -80,7 +84,27 @@ impl State {
     /// The endpoint for a new request of `lb`, or `None` when nothing is usable.
     pub fn choose(&self, lb: &LbState, facts: &mut Facts) -> Option<Pick> {
         let order = self.ordered(lb, facts);
-        self.choose_in_order(lb, &order, None, facts)
+        self.choose_in_order(lb, &order, None, true, facts)
+    }
+
+    /// Whether a new request is shed from healthy `pool` (its
+    /// `load_shedding.default_percent`), or its session was.
+    fn shed_from(&self, pool: usize, facts: &mut Facts) -> bool {
+        if facts.avoid_pool == Some(pool) {
+            return true;
+        }
+        let p = &self.pools[pool];
+        let ls = &p.conf.load_shedding;
+        if ls.default_percent <= 0.0 {
+            return false;
+        }
+        let draw = match ls.default_policy {
+            ShedPolicy::Random => (facts.rand)(),
+            ShedPolicy::Hash => {
+                hash_draw(p.shed_seed, facts.sticky_key.unwrap_or(facts.client_key))
+            }
+        };
+        sheds(ls.default_percent, draw)
     }
 
     fn ordered<'l>(&self, lb: &'l LbState, facts: &mut Facts) -> Cow<'l, [usize]> {
@@ -112,21 +136,35 @@ impl State {
             Some(at) => &order[at + 1..],
             None => &order[..],
         };
-        self.choose_in_order(lb, later, Some(failed), facts)
+        self.choose_in_order(lb, later, Some(failed), false, facts)
     }
 
+    /// `shed`: apply load shedding — a healthy pool that sheds this request
+    /// is passed over for the next healthy one, and serves it only when
+    /// none can.
     fn choose_in_order(
         &self,
         lb: &LbState,
         order: &[usize],
         exclude: Option<Pick>,
+        shed: bool,
         facts: &mut Facts,
     ) -> Option<Pick> {
+        let mut passed_over = None;
         for &pool in order {
             if self.pool_is_healthy(pool) {
+                if shed && self.shed_from(pool, facts) {
+                    passed_over.get_or_insert(pool);
+                    continue;
+                }
                 if let Some(pick) = self.pick_in_pool(pool, Eligible::Usable, exclude, facts) {
                     return Some(pick);
                 }
+            }
+        }
+        if let Some(pool) = passed_over {
+            if let Some(pick) = self.pick_in_pool(pool, Eligible::Usable, exclude, facts) {
+                return Some(pick);
             }
         }
         if let Some(fallback) = lb.fallback_pool {
@@ -224,6 +262,7 @@ mod tests {
             client_key: 42,
             sticky_key: None,
             rand: &mut rand,
+            avoid_pool: None,
         };
         state.choose(lb, &mut facts).map(|p| {
             (
@@ -334,6 +373,7 @@ mod tests {
             client_key: 1,
             sticky_key: None,
             rand: &mut r,
+            avoid_pool: None,
         };
         let failed = Pick::unchecked(state.pool_index("a").unwrap(), 0);
         assert_eq!(state.failover(lb, failed, &mut facts), None);
@@ -360,5 +400,94 @@ mod tests {
         assert_eq!(state.pools[0].in_flight(), 1);
         drop(guard);
         assert_eq!(state.endpoint(at).in_flight(), 0);
+    }
+
+    fn shedding_state(ls: LoadShedding) -> State {
+        let mut a = pool("a", 2, OriginSteering::Hash);
+        a.load_shedding = ls;
+        let cfg = config(
+            vec![a, pool("b", 2, OriginSteering::Hash)],
+            &["a", "b"],
+            None,
+        );
+        State::new(&cfg, CookieKeys::random())
+    }
+
+    /// Share of `n` requests (client keys 0..n) that pool `a` sheds to `b`.
+    fn shed_share(state: &State, n: u64, sticky: bool) -> f64 {
+        let table = state.load_balancers();
+        let lb = table.get("x").unwrap();
+        let mut draws = crate::balance::hash::seeded_draws(9);
+        let shed = (0..n)
+            .filter(|&i| {
+                let key = crate::balance::hash::stable_hash(&i.to_le_bytes());
+                let mut facts = Facts {
+                    client_key: key,
+                    sticky_key: sticky.then_some(key),
+                    rand: &mut draws,
+                    avoid_pool: None,
+                };
+                let pick = state.choose(lb, &mut facts).unwrap();
+                state.pools[pick.pool()].name() == "b"
+            })
+            .count();
+        shed as f64 / n as f64
+    }
+
+    #[test]
+    fn load_shedding_moves_its_share_to_the_next_pool() {
+        for policy in [ShedPolicy::Random, ShedPolicy::Hash] {
+            for percent in [10.0, 50.0, 90.0] {
+                let state = shedding_state(LoadShedding {
+                    default_percent: percent,
+                    default_policy: policy,
+                    ..LoadShedding::default()
+                });
+                for sticky in [false, true] {
+                    let got = shed_share(&state, 10_000, sticky) * 100.0;
+                    assert!(
+                        (got - percent).abs() <= 2.0,
+                        "{policy:?} {percent}%: {got:.2}% shed"
+                    );
+                }
+            }
+        }
+        // Hash: another instance (another state) sheds exactly the same keys.
+        let ls = LoadShedding {
+            default_percent: 30.0,
+            default_policy: ShedPolicy::Hash,
+            ..LoadShedding::default()
+        };
+        let pools_of = |state: &State| -> Vec<Option<usize>> {
+            let table = state.load_balancers();
+            let lb = table.get("x").unwrap();
+            (0..2000u64)
+                .map(|i| {
+                    let mut rand = || 0.5;
+                    let mut facts = Facts {
+                        client_key: i,
+                        sticky_key: None,
+                        rand: &mut rand,
+                        avoid_pool: None,
+                    };
+                    state.choose(lb, &mut facts).map(|p| p.pool())
+                })
+                .collect()
+        };
+        let one = pools_of(&shedding_state(ls));
+        assert_eq!(one, pools_of(&shedding_state(ls)));
+        let b = one.iter().filter(|p| **p == Some(1)).count();
+        assert!((500..700).contains(&b), "{b} of 2000 shed");
+    }
+
+    #[test]
+    fn shed_traffic_stays_when_the_next_pool_cannot_take_it() {
+        let state = shedding_state(LoadShedding {
+            default_percent: 100.0,
+            ..LoadShedding::default()
+        });
+        assert_eq!(shed_share(&state, 100, false), 1.0);
+        set_health(&state, "b", &[false, false]);
+        assert_eq!(shed_share(&state, 100, false), 0.0);
     }
 }

@@ -12,6 +12,7 @@ use crate::affinity::cookie::{nonce_session_key, Decoded, Pin};
 use crate::affinity::cookie_header::set_cookie_line;
 use crate::affinity::drain::drain_state;
 use crate::affinity::table::{Lookup, TablePin};
+use crate::balance::shed::{hash_draw, sheds};
 use crate::clock::Now;
 use crate::config::{SessionAffinity, ZeroDowntimeFailover};
 use crate::request::client_key;
@@ -36,6 +37,9 @@ pub enum Decision {
     RepinUnhealthy,
     /// The pinned endpoint was disabled and its drain is over.
     RepinDrained,
+    /// The session was shed from its pool (`load_shedding.session_percent`)
+    /// to the next pool in order.
+    RepinShed,
     /// The pin was honoured.
     Hit,
     /// The pinned endpoint refused the connection; served elsewhere, pin kept.
@@ -53,6 +57,7 @@ impl Decision {
             Decision::Expired => "expired",
             Decision::RepinUnhealthy => "repin_unhealthy",
             Decision::RepinDrained => "repin_drained",
+            Decision::RepinShed => "repin_shed",
             Decision::Hit => "hit",
             Decision::FailoverTemporary => "failover_temporary",
             Decision::FailoverSticky => "failover_sticky",
@@ -68,6 +73,7 @@ impl Decision {
                 | Decision::Expired
                 | Decision::RepinUnhealthy
                 | Decision::RepinDrained
+                | Decision::RepinShed
                 | Decision::FailoverSticky
         )
     }
@@ -148,11 +154,22 @@ impl State {
         rand: &mut dyn FnMut() -> f64,
     ) -> Option<Routed> {
         let client_hash = client_key(client);
+        let mut avoid_pool = None;
+        let mut shed = |hit: Routed| {
+            if !self.session_shed(lb, &hit) {
+                return Err(hit);
+            }
+            avoid_pool = Some(hit.pick.pool());
+            Ok((Decision::RepinShed, hit.session, hit.session.key()))
+        };
         let (decision, session, sticky_key) = match lb.conf.session_affinity {
             SessionAffinity::None => (Decision::None, Session::None, None),
             SessionAffinity::Cookie | SessionAffinity::IpCookie => {
                 match self.read_cookies(lb, cflb, now) {
-                    Ok(hit) => return Some(hit),
+                    Ok(hit) => match shed(hit) {
+                        Ok(repin) => repin,
+                        Err(hit) => return Some(hit),
+                    },
                     // An existing session: chosen by its own stable hash, so
                     // its sessions spread by weight and every instance agrees.
                     Err((decision, Some(existing))) => (decision, existing, existing.key()),
@@ -181,7 +198,10 @@ impl State {
                 match key {
                     None => (Decision::None, Session::None, None),
                     Some(key) => match self.read_table(lb, key, now.ms) {
-                        Ok(hit) => return Some(hit),
+                        Ok(hit) => match shed(hit) {
+                            Ok(repin) => repin,
+                            Err(hit) => return Some(hit),
+                        },
                         Err(decision) => (decision, Session::Table { key }, Some(key)),
                     },
                 }
@@ -191,6 +211,7 @@ impl State {
             client_key: client_hash,
             sticky_key,
             rand,
+            avoid_pool,
         };
         let pick = self.choose(lb, &mut facts)?;
         Some(Routed {
@@ -198,6 +219,24 @@ impl State {
             decision,
             session,
         })
+    }
+
+    /// Whether an honoured pin's session is shed from its pool
+    /// (`load_shedding.session_percent`, by the session's stable hash): only
+    /// while another of the load balancer's pools is healthy to take it.
+    fn session_shed(&self, lb: &LbState, hit: &Routed) -> bool {
+        let pool = hit.pick.pool();
+        let p = &self.pools[pool];
+        let percent = p.conf.load_shedding.session_percent;
+        let Some(key) = hit.session.key() else {
+            return false;
+        };
+        percent > 0.0
+            && sheds(percent, hash_draw(p.shed_seed, key))
+            && lb
+                .default_pools
+                .iter()
+                .any(|&other| other != pool && self.pool_is_healthy(other))
     }
 
     /// A usable pin among the cookies → `Ok`; else the most telling reason
@@ -288,6 +327,7 @@ impl State {
             client_key: client_key(client),
             sticky_key: routed.session.key(),
             rand,
+            avoid_pool: None,
         };
         let pick = self.failover(lb, routed.pick, &mut facts)?;
         Some((pick, decision))
@@ -704,5 +744,56 @@ mod tests {
             targets.insert(pick);
         }
         assert_eq!(targets.len(), 2, "failovers of p-0 go to p-1 and p-2");
+    }
+
+    #[test]
+    fn session_shedding_moves_a_hashed_share_of_pins_once() {
+        let mut p = pool("p", 2, OriginSteering::Random);
+        p.load_shedding.session_percent = 40.0;
+        let mut cfg = config(
+            vec![p, pool("q", 2, OriginSteering::Random)],
+            &["p", "q"],
+            None,
+        );
+        cfg.max_sessions = 10_000;
+        let conf = cfg.load_balancers.get_mut("*").unwrap();
+        conf.session_affinity = SessionAffinity::Header;
+        conf.session_affinity_ttl = std::time::Duration::from_secs(1800);
+        let state = State::new(&cfg, keys());
+        let lb = lb(&state);
+        let mut rand = || 0.5;
+        let mut visit = |key: u64| {
+            let routed = state
+                .route(&lb, std::iter::empty(), Some(key), None, T0, &mut rand)
+                .unwrap();
+            state.commit(&lb, &routed, T0);
+            (
+                state.pools[routed.pick.pool()].name().to_string(),
+                routed.decision,
+            )
+        };
+        let n = 2000u64;
+        let keys: Vec<u64> = (0..n)
+            .map(|i| crate::balance::hash::stable_hash(&i.to_le_bytes()))
+            .collect();
+        for &k in &keys {
+            assert_eq!(visit(k), ("p".to_string(), Decision::New));
+        }
+        let second: Vec<(String, Decision)> = keys.iter().map(|&k| visit(k)).collect();
+        let shed = second
+            .iter()
+            .filter(|(p, d)| p == "q" && *d == Decision::RepinShed)
+            .count();
+        let kept = second
+            .iter()
+            .filter(|(p, d)| p == "p" && *d == Decision::Hit)
+            .count();
+        assert_eq!(shed + kept, n as usize, "{:?}", &second[..3]);
+        let share = shed as f64 / n as f64 * 100.0;
+        assert!((share - 40.0).abs() <= 3.0, "{share:.1}% shed");
+        // Shed once: the re-pinned sessions now stay on q, the others on p.
+        for (&k, (pool, _)) in keys.iter().zip(&second) {
+            assert_eq!(visit(k), (pool.clone(), Decision::Hit));
+        }
     }
 }

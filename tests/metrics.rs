@@ -116,7 +116,7 @@ fn decision(headers: &reqwest::header::HeaderMap) -> [String; 4] {
     parts.try_into().expect("four parts")
 }
 
-const DECISIONS: [&str; 9] = [
+const DECISIONS: [&str; 10] = [
     "none",
     "new",
     "hit",
@@ -126,6 +126,7 @@ const DECISIONS: [&str; 9] = [
     "repin_drained",
     "failover_temporary",
     "failover_sticky",
+    "repin_shed",
 ];
 
 #[test]

@@ -5,8 +5,10 @@
 //! - [`ring`]: consistent, weighted hashing of a session key onto endpoints.
 //! - [`pick`]: weighted random and least-loaded choice among endpoints.
 //! - [`steering`]: ordering a load balancer's pools; pool health.
+//! - [`shed`]: load shedding's draws and shares.
 
 pub mod hash;
 pub mod pick;
 pub mod ring;
+pub mod shed;
 pub mod steering;

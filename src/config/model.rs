@@ -272,6 +272,31 @@ pub struct Pool {
     pub origin_steering: OriginSteering,
     /// In file order; names unique within the pool.
     pub endpoints: Vec<Endpoint>,
+    /// Cloudflare's `load_shedding`; all zero: nothing is shed.
+    pub load_shedding: LoadShedding,
+}
+
+/// `load_shedding`: shares of a pool's traffic sent to the next pool in the
+/// load balancer's order (docs/routing.md, "Load shedding").
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LoadShedding {
+    /// Percent (0..=100) of new sessions and of traffic without affinity.
+    pub default_percent: f64,
+    pub default_policy: ShedPolicy,
+    /// Percent (0..=100) of existing sessions pinned to the pool.
+    pub session_percent: f64,
+    /// Always `Hash` (Cloudflare's only value).
+    pub session_policy: ShedPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ShedPolicy {
+    /// A fresh draw per request.
+    #[default]
+    Random,
+    /// The session's stable hash, else the client IP's: every replica sheds
+    /// the same ones.
+    Hash,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -42,6 +42,7 @@ fn read_pool(
             "monitor",
             "origin_steering",
             "endpoints",
+            "load_shedding",
         ],
     )?;
     let enabled = o.bool_or(errs, "enabled", true);
@@ -99,13 +100,51 @@ fn read_pool(
             _ => Some(m as usize),
         }),
     };
+    let load_shedding = match o.opt("load_shedding") {
+        None => Some(LoadShedding::default()),
+        Some(n) => read_load_shedding(n, errs),
+    };
     Some(Pool {
+        load_shedding: load_shedding?,
         name: name.to_string(),
         enabled: enabled?,
         minimum_origins: minimum_origins?,
         monitor: monitor?,
         origin_steering: origin_steering?,
         endpoints: endpoints?,
+    })
+}
+
+/// Cloudflare's `load_shedding` object.
+fn read_load_shedding(node: &Node<'_>, errs: &mut Errors) -> Option<LoadShedding> {
+    let o = node.object(
+        errs,
+        &[
+            "default_percent",
+            "default_policy",
+            "session_percent",
+            "session_policy",
+        ],
+    )?;
+    let default_percent = o.number_or(errs, "default_percent", 0.0, 100.0, 0.0);
+    let default_policy = o.choice_or(
+        errs,
+        "default_policy",
+        ShedPolicy::SPELLINGS,
+        ShedPolicy::Random,
+    );
+    let session_percent = o.number_or(errs, "session_percent", 0.0, 100.0, 0.0);
+    let session_policy = o.choice_or(
+        errs,
+        "session_policy",
+        &[("hash", ShedPolicy::Hash)],
+        ShedPolicy::Hash,
+    );
+    Some(LoadShedding {
+        default_percent: default_percent?,
+        default_policy: default_policy?,
+        session_percent: session_percent?,
+        session_policy: session_policy?,
     })
 }
 

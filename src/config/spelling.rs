@@ -88,6 +88,11 @@ impl Spelled for MonitorType {
     ];
 }
 
+impl Spelled for ShedPolicy {
+    const SPELLINGS: &'static [(&'static str, Self)] =
+        &[("random", ShedPolicy::Random), ("hash", ShedPolicy::Hash)];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

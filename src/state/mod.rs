@@ -38,6 +38,8 @@ pub struct PoolState {
     /// Cumulative configured weights, for weighted random picks in O(log n).
     cumulative: ArcSwap<Vec<f64>>,
     in_flight: AtomicU64,
+    /// The seed of this pool's load-shedding hash draws.
+    pub shed_seed: u64,
 }
 
 impl PoolState {
@@ -57,6 +59,7 @@ impl PoolState {
             ring,
             cumulative,
             in_flight: AtomicU64::new(0),
+            shed_seed: crate::balance::shed::pool_seed(&conf.name),
             conf: conf.clone(),
         }
     }

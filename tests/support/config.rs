@@ -626,6 +626,23 @@ pub struct Pool {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin_steering: Option<OriginSteeringPolicy>,
     pub endpoints: Vec<Endpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_shedding: Option<LoadShedding>,
+}
+
+/// A pool's `load_shedding` (Cloudflare's object).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadShedding {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_percent: Option<f64>,
+    /// `random` or `hash`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_percent: Option<f64>,
+    /// `hash`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_policy: Option<String>,
 }
 
 /// A pool of these endpoints: upstreams (`&Upstream`, named as the upstream) or
@@ -638,6 +655,11 @@ pub fn pool<E: Into<Endpoint>>(endpoints: impl IntoIterator<Item = E>) -> Pool {
 }
 
 impl Pool {
+    pub fn load_shedding(mut self, shedding: LoadShedding) -> Self {
+        self.load_shedding = Some(shedding);
+        self
+    }
+
     /// One more endpoint, after the others.
     pub fn and(mut self, endpoint: impl Into<Endpoint>) -> Self {
         self.endpoints.push(endpoint.into());

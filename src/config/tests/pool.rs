@@ -1,6 +1,7 @@
 //! `tether.pools` and endpoints.
 
 use super::*;
+use crate::config::{LoadShedding, ShedPolicy};
 
 #[test]
 fn minimum_origins_bound() {
@@ -26,5 +27,55 @@ fn minimum_origins_bound() {
     assert_eq!(
         errors(&with("1.5")),
         vec!["tether.pools.primary.minimum_origins: expected an integer, got a number (1.5)"]
+    );
+}
+
+#[test]
+fn load_shedding_is_cloudflares_object() {
+    let with = |lines: &str| {
+        MINIMAL.replace(
+            "      endpoints:\n",
+            &format!("      load_shedding: {lines}\n      endpoints:\n"),
+        )
+    };
+    let t = ok(&with(
+        "{ default_percent: 12.5, default_policy: hash, session_percent: 3 }",
+    ))
+    .tether;
+    let ls = t.pools["primary"].load_shedding;
+    assert_eq!(
+        (
+            ls.default_percent,
+            ls.default_policy,
+            ls.session_percent,
+            ls.session_policy
+        ),
+        (12.5, ShedPolicy::Hash, 3.0, ShedPolicy::Hash)
+    );
+    assert_eq!(
+        ok(MINIMAL).tether.pools["primary"].load_shedding,
+        LoadShedding::default()
+    );
+    let errs = errors(&with(
+        "{ default_percent: 101, default_policy: sticky, session_policy: random, extra: 1 }",
+    ));
+    assert_eq!(errs.len(), 4, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            "tether.pools.primary.load_shedding.default_percent: must be between 0 and 100"
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("tether.pools.primary.load_shedding.default_policy:"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[2].starts_with("tether.pools.primary.load_shedding.session_policy:"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[3].starts_with("tether.pools.primary.load_shedding.extra: unknown key"),
+        "{errs:?}"
     );
 }
