@@ -25,6 +25,7 @@ pub fn pool(name: &str, n: u16, steering: OriginSteering) -> Pool {
         monitor: None,
         origin_steering: steering,
         load_shedding: Default::default(),
+        outlier_detection: None,
         endpoints: (0..n)
             .map(|i| endpoint(&format!("{name}-{i}"), 9000 + i))
             .collect(),

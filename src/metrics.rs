@@ -165,6 +165,38 @@ fn rule_families(state: &State) -> Vec<MetricFamily> {
     )]
 }
 
+/// Passive health, for the endpoints of pools with `outlier_detection`:
+/// `tether_endpoint_ejected` (1 while ejected) and
+/// `tether_endpoint_ejections_total`.
+fn outlier_families(state: &State) -> Vec<MetricFamily> {
+    let now_ms = state.clock.now_ms();
+    let mut ejected: BTreeMap<[String; 2], f64> = BTreeMap::new();
+    let mut total: BTreeMap<[String; 2], f64> = BTreeMap::new();
+    for pool in state.pools.iter().filter(|p| p.outlier.is_some()) {
+        for e in &pool.endpoints {
+            let key = [pool.name().to_string(), e.name().to_string()];
+            ejected.insert(key.clone(), if e.ejected(now_ms) { 1.0 } else { 0.0 });
+            total.insert(key, e.ejections_total() as f64);
+        }
+    }
+    vec![
+        family(
+            "tether_endpoint_ejected",
+            "1 while passive health (outlier_detection) has the endpoint ejected.",
+            MetricType::GAUGE,
+            &["pool", "endpoint"],
+            ejected.into_iter(),
+        ),
+        family(
+            "tether_endpoint_ejections_total",
+            "Ejections of the endpoint by passive health (outlier_detection) since start.",
+            MetricType::COUNTER,
+            &["pool", "endpoint"],
+            total.into_iter(),
+        ),
+    ]
+}
+
 /// The Prometheus text exposition of the process's metrics (`GET /metrics`,
 /// content type [`prometheus::TEXT_FORMAT`]).
 pub fn render(state: &State) -> String {
@@ -188,6 +220,7 @@ impl Metrics {
         families.extend(gauge_families(state));
         families.extend(front_door_families());
         families.extend(rule_families(state));
+        families.extend(outlier_families(state));
         families.retain(|f| !f.get_metric().is_empty());
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = String::new();

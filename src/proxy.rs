@@ -17,6 +17,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::ErrorSource;
 
 use crate::affinity::cookie_header::{cflb_values, without_cflb};
+use crate::balance::outlier::Outcome;
 use crate::clock;
 use crate::config::{ClientLimits, FixedResponse};
 use crate::front_door;
@@ -124,6 +125,21 @@ impl Proxy {
     }
 }
 
+/// Passive health: counts an endpoint's answer (or failure) and logs an
+/// ejection it starts.
+fn note_outcome(state: &State, pick: Pick, outcome: Outcome, why: &str) {
+    let now_ms = state.clock.now_ms();
+    let pool = &state.pools[pick.pool()];
+    if let Some(until) = pool.record_outcome(pick.endpoint(), outcome, now_ms) {
+        warn!(
+            "pool {} endpoint {}: ejected by outlier_detection for {} s (last: {why} {outcome:?})",
+            pool.name(),
+            state.endpoint(pick).name(),
+            until.saturating_sub(now_ms) / 1000
+        );
+    }
+}
+
 /// A rule's `fixed_response`.
 async fn respond_fixed(
     session: &mut Session,
@@ -167,6 +183,10 @@ pub struct RequestCtx {
     refused: Option<&'static str>,
     /// The load balancing rule that applied (the last that matched).
     rule: Option<Arc<str>>,
+    /// The status the endpoint answered with (passive health).
+    upstream_status: Option<u16>,
+    /// An endpoint whose failed connection passive health already counted.
+    connect_failure_noted: Option<Pick>,
 }
 
 fn random_unit() -> f64 {
@@ -261,6 +281,8 @@ impl ProxyHttp for Proxy {
             target_authority: None,
             refused: None,
             rule: None,
+            upstream_status: None,
+            connect_failure_noted: None,
         }
     }
 
@@ -386,6 +408,8 @@ impl ProxyHttp for Proxy {
         let (pool, endpoint) = ctx.names(&state);
         let why = e.etype().as_str();
         let lb_name = &lb.conf.name;
+        note_outcome(&state, routed.pick, Outcome::GatewayFailure, why);
+        ctx.connect_failure_noted = Some(routed.pick);
         if ctx.retried {
             warn!("load balancer {lb_name} pool {pool} endpoint {endpoint}: connect failed after failover ({why}), giving up");
             return e;
@@ -467,10 +491,11 @@ impl ProxyHttp for Proxy {
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
+        upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_time = ctx.upstream_started.map(|t| t.elapsed());
+        ctx.upstream_status = Some(upstream_response.status.as_u16());
         Ok(())
     }
 
@@ -540,6 +565,25 @@ impl ProxyHttp for Proxy {
             ctx.state.endpoint(connected).remove_connection();
         }
         ctx.in_flight = None;
+        if let Some(pick) = ctx.pick() {
+            match (ctx.upstream_status, e) {
+                (Some(status), _) => {
+                    note_outcome(&ctx.state, pick, Outcome::of_status(status), "status")
+                }
+                (None, Some(e))
+                    if e.esource() == &ErrorSource::Upstream
+                        && ctx.connect_failure_noted != Some(pick) =>
+                {
+                    note_outcome(
+                        &ctx.state,
+                        pick,
+                        Outcome::GatewayFailure,
+                        e.etype().as_str(),
+                    )
+                }
+                _ => {}
+            }
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();
         let (pool, endpoint) = ctx.names(&ctx.state);

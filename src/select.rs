@@ -30,6 +30,8 @@ pub struct Facts<'a> {
     /// A pool this request's session was shed from (`load_shedding.session_percent`):
     /// served by it only when no other pool can.
     pub avoid_pool: Option<usize>,
+    /// Monotonic now: endpoints ejected by passive health are not usable.
+    pub now_ms: u64,
 }
 
 /// Weighted draws tried before a linear pass over the pool.
@@ -197,7 +199,7 @@ impl State {
             let e = &p.endpoints[i];
             Some(i) != excluded
                 && match eligible {
-                    Eligible::Usable => e.usable(),
+                    Eligible::Usable => e.usable() && !e.ejected(facts.now_ms),
                     Eligible::Fallback => e.usable_as_fallback(),
                 }
         };
@@ -263,6 +265,7 @@ mod tests {
             sticky_key: None,
             rand: &mut rand,
             avoid_pool: None,
+            now_ms: 0,
         };
         state.choose(lb, &mut facts).map(|p| {
             (
@@ -374,6 +377,7 @@ mod tests {
             sticky_key: None,
             rand: &mut r,
             avoid_pool: None,
+            now_ms: 0,
         };
         let failed = Pick::unchecked(state.pool_index("a").unwrap(), 0);
         assert_eq!(state.failover(lb, failed, &mut facts), None);
@@ -426,6 +430,7 @@ mod tests {
                     sticky_key: sticky.then_some(key),
                     rand: &mut draws,
                     avoid_pool: None,
+                    now_ms: 0,
                 };
                 let pick = state.choose(lb, &mut facts).unwrap();
                 state.pools[pick.pool()].name() == "b"
@@ -469,6 +474,7 @@ mod tests {
                         sticky_key: None,
                         rand: &mut rand,
                         avoid_pool: None,
+                        now_ms: 0,
                     };
                     state.choose(lb, &mut facts).map(|p| p.pool())
                 })

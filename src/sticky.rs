@@ -130,7 +130,7 @@ impl State {
         if !drain_state(endpoint.disabled_since(), lb.drain_ms, now_ms).keeps_sessions() {
             return PinStatus::Drained;
         }
-        if !self.pools[pick.pool()].enabled() || !endpoint.healthy() {
+        if !self.pools[pick.pool()].enabled() || !endpoint.healthy() || endpoint.ejected(now_ms) {
             return PinStatus::Unhealthy;
         }
         if lb.is_fallback_only(pick.pool())
@@ -212,6 +212,7 @@ impl State {
             sticky_key,
             rand,
             avoid_pool,
+            now_ms: now.ms,
         };
         let pick = self.choose(lb, &mut facts)?;
         Some(Routed {
@@ -328,6 +329,7 @@ impl State {
             sticky_key: routed.session.key(),
             rand,
             avoid_pool: None,
+            now_ms: self.clock.now_ms(),
         };
         let pick = self.failover(lb, routed.pick, &mut facts)?;
         Some((pick, decision))

@@ -44,6 +44,11 @@ pub struct EndpointView {
     /// One entry per load balancer for which the endpoint is inside its drain.
     pub draining: Vec<DrainView>,
     pub last_check: Option<LastCheckView>,
+    /// Passive health (`outlier_detection`): whole seconds left of the
+    /// current ejection, rounded up; 0 when not ejected.
+    pub ejected_seconds_left: u64,
+    /// Ejections since start.
+    pub ejections: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -193,6 +198,10 @@ pub fn endpoint_view(state: &State, pool: usize, index: usize, now: Now) -> Endp
         in_flight: e.in_flight(),
         draining,
         last_check: e.last_check().map(|c| last_check(&c)),
+        ejected_seconds_left: e
+            .ejected_until_ms()
+            .map_or(0, |until| until.saturating_sub(now.ms).div_ceil(1000)),
+        ejections: e.ejections_total(),
     }
 }
 

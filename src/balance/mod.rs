@@ -6,8 +6,10 @@
 //! - [`pick`]: weighted random and least-loaded choice among endpoints.
 //! - [`steering`]: ordering a load balancer's pools; pool health.
 //! - [`shed`]: load shedding's draws and shares.
+//! - [`outlier`]: passive health, one endpoint's ejection state machine.
 
 pub mod hash;
+pub mod outlier;
 pub mod pick;
 pub mod ring;
 pub mod shed;

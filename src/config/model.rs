@@ -274,6 +274,22 @@ pub struct Pool {
     pub endpoints: Vec<Endpoint>,
     /// Cloudflare's `load_shedding`; all zero: nothing is shed.
     pub load_shedding: LoadShedding,
+    /// Passive health; `None`: live traffic never ejects an endpoint.
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// `outlier_detection`: live requests' failures eject an endpoint for a while
+/// (docs/health-checks.md, "Passive health").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutlierDetection {
+    /// 5xx answers in a row that eject; 0: off. Default 5.
+    pub consecutive_5xx: u32,
+    /// 502/503/504, connect errors and timeouts in a row that eject; 0: off. Default 3.
+    pub consecutive_gateway_failure: u32,
+    /// The first ejection's length; doubles on each repeat. Default 30 s.
+    pub base_ejection_time: Duration,
+    /// Most of the pool's endpoints ejected at once, percent. Default 50.
+    pub max_ejection_percent: f64,
 }
 
 /// `load_shedding`: shares of a pool's traffic sent to the next pool in the

@@ -43,6 +43,7 @@ fn read_pool(
             "origin_steering",
             "endpoints",
             "load_shedding",
+            "outlier_detection",
         ],
     )?;
     let enabled = o.bool_or(errs, "enabled", true);
@@ -104,14 +105,42 @@ fn read_pool(
         None => Some(LoadShedding::default()),
         Some(n) => read_load_shedding(n, errs),
     };
+    let outlier_detection = match o.opt("outlier_detection") {
+        None => Some(None),
+        Some(n) => read_outlier_detection(n, errs).map(Some),
+    };
     Some(Pool {
         load_shedding: load_shedding?,
+        outlier_detection: outlier_detection?,
         name: name.to_string(),
         enabled: enabled?,
         minimum_origins: minimum_origins?,
         monitor: monitor?,
         origin_steering: origin_steering?,
         endpoints: endpoints?,
+    })
+}
+
+/// `outlier_detection` (passive health).
+fn read_outlier_detection(node: &Node<'_>, errs: &mut Errors) -> Option<OutlierDetection> {
+    let o = node.object(
+        errs,
+        &[
+            "consecutive_5xx",
+            "consecutive_gateway_failure",
+            "base_ejection_time",
+            "max_ejection_percent",
+        ],
+    )?;
+    let c5xx = o.int_or(errs, "consecutive_5xx", 0, 1000, 5);
+    let cgw = o.int_or(errs, "consecutive_gateway_failure", 0, 1000, 3);
+    let base = o.int_or(errs, "base_ejection_time", 1, 3600, 30);
+    let max = o.number_or(errs, "max_ejection_percent", 0.0, 100.0, 50.0);
+    Some(OutlierDetection {
+        consecutive_5xx: u32::try_from(c5xx?).unwrap_or(5),
+        consecutive_gateway_failure: u32::try_from(cgw?).unwrap_or(3),
+        base_ejection_time: std::time::Duration::from_secs(u64::try_from(base?).unwrap_or(30)),
+        max_ejection_percent: max?,
     })
 }
 

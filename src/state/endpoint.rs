@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::endpoint_id;
+use crate::balance::outlier::{Outcome, Policy, Tracker};
 use crate::config;
 
 /// One endpoint of one pool, as the request path sees it.
@@ -32,6 +33,12 @@ pub struct EndpointState {
     rtt_micros: AtomicU64,
     /// The last monitor probe: when (unix ms) and, if it failed, why.
     last_check: parking_lot::Mutex<Option<LastCheck>>,
+    /// Passive health: streaks and ejections (written after each answer).
+    outlier: parking_lot::Mutex<Tracker>,
+    /// Monotonic ms the current ejection ends (0: never ejected); read on
+    /// the request path.
+    ejected_until: AtomicU64,
+    ejections_total: AtomicU64,
 }
 
 /// The last monitor probe of an endpoint, for the admin API.
@@ -67,6 +74,9 @@ impl EndpointState {
             connections: AtomicU64::new(0),
             rtt_micros: AtomicU64::new(0),
             last_check: parking_lot::Mutex::new(None),
+            outlier: parking_lot::Mutex::new(Tracker::default()),
+            ejected_until: AtomicU64::new(0),
+            ejections_total: AtomicU64::new(0),
             conf: conf.clone(),
         }
     }
@@ -131,6 +141,39 @@ impl EndpointState {
         self.up() && self.weight() > 0.0
     }
     /// May take new traffic in the fallback pool, whose health is ignored.
+    /// Ejected by passive health at `now_ms` (monotonic).
+    pub fn ejected(&self, now_ms: u64) -> bool {
+        now_ms < self.ejected_until.load(Relaxed)
+    }
+    /// When the current or last ejection ends (monotonic ms); `None`: never ejected.
+    pub fn ejected_until_ms(&self) -> Option<u64> {
+        match self.ejected_until.load(Relaxed) {
+            0 => None,
+            until => Some(until),
+        }
+    }
+    /// Ejections since start.
+    pub fn ejections_total(&self) -> u64 {
+        self.ejections_total.load(Relaxed)
+    }
+    /// Records one answer's outcome; `may_eject`: the pool allows one more
+    /// ejected endpoint. Returns when an ejection this starts ends.
+    pub(super) fn record_outcome(
+        &self,
+        policy: &Policy,
+        outcome: Outcome,
+        now_ms: u64,
+        may_eject: bool,
+    ) -> Option<u64> {
+        let until = self
+            .outlier
+            .lock()
+            .record(policy, outcome, now_ms, may_eject)?;
+        self.ejected_until.store(until, Relaxed);
+        self.ejections_total.fetch_add(1, Relaxed);
+        Some(until)
+    }
+
     pub fn usable_as_fallback(&self) -> bool {
         self.enabled() && self.weight() > 0.0
     }

@@ -18,6 +18,7 @@ use crate::affinity::cookie_header::{resolve, CookieAttributes};
 use crate::affinity::key::HeaderKeySpec;
 use crate::affinity::table::SessionTable;
 use crate::balance::hash::stable_hash_parts;
+use crate::balance::outlier::{Outcome, Policy};
 use crate::balance::ring::HashRing;
 use crate::clock::Clock;
 use crate::config::{self, Config, SessionAffinity};
@@ -40,6 +41,8 @@ pub struct PoolState {
     in_flight: AtomicU64,
     /// The seed of this pool's load-shedding hash draws.
     pub shed_seed: u64,
+    /// Passive health (`outlier_detection`), when configured.
+    pub outlier: Option<Policy>,
 }
 
 impl PoolState {
@@ -60,6 +63,12 @@ impl PoolState {
             cumulative,
             in_flight: AtomicU64::new(0),
             shed_seed: crate::balance::shed::pool_seed(&conf.name),
+            outlier: conf.outlier_detection.map(|o| Policy {
+                consecutive_5xx: o.consecutive_5xx,
+                consecutive_gateway_failure: o.consecutive_gateway_failure,
+                base_ejection_ms: millis(o.base_ejection_time),
+                max_ejection_percent: o.max_ejection_percent,
+            }),
             conf: conf.clone(),
         }
     }
@@ -85,6 +94,21 @@ impl PoolState {
             .store(Arc::new(build_ring(self.name(), &self.endpoints)));
         self.cumulative
             .store(Arc::new(cumulative_weights(&self.endpoints)));
+    }
+
+    /// Records the outcome of an answer from endpoint `endpoint` (passive
+    /// health). Returns when the ejection it starts ends (monotonic ms).
+    pub fn record_outcome(&self, endpoint: usize, outcome: Outcome, now_ms: u64) -> Option<u64> {
+        let policy = self.outlier.as_ref()?;
+        let e = self.endpoints.get(endpoint)?;
+        let others_ejected = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter(|&(i, x)| i != endpoint && x.ejected(now_ms))
+            .count();
+        let may_eject = others_ejected < policy.max_ejected(self.endpoints.len());
+        e.record_outcome(policy, outcome, now_ms, may_eject)
     }
 
     pub fn cumulative_weights(&self) -> arc_swap::Guard<Arc<Vec<f64>>> {

@@ -628,6 +628,21 @@ pub struct Pool {
     pub endpoints: Vec<Endpoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_shedding: Option<LoadShedding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// A pool's `outlier_detection` (passive health).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OutlierDetection {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_5xx: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consecutive_gateway_failure: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_ejection_time: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ejection_percent: Option<f64>,
 }
 
 /// A pool's `load_shedding` (Cloudflare's object).
@@ -655,6 +670,11 @@ pub fn pool<E: Into<Endpoint>>(endpoints: impl IntoIterator<Item = E>) -> Pool {
 }
 
 impl Pool {
+    pub fn outlier_detection(mut self, outlier: OutlierDetection) -> Self {
+        self.outlier_detection = Some(outlier);
+        self
+    }
+
     pub fn load_shedding(mut self, shedding: LoadShedding) -> Self {
         self.load_shedding = Some(shedding);
         self

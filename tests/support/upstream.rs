@@ -65,6 +65,8 @@ struct State {
     /// Accept connections and hold them, never reading or answering.
     black_hole: AtomicBool,
     unhealthy: AtomicBool,
+    /// Non-health requests answer with this status (0: as usual).
+    traffic_status: std::sync::atomic::AtomicU16,
     delay_ms: AtomicU64,
     requests: AtomicU64,
     health_checks: AtomicU64,
@@ -157,6 +159,15 @@ impl Upstream {
     /// `false`: `/health` answers `503 unhealthy` from now on; `true`: `200 ok` again.
     pub fn set_healthy(&self, healthy: bool) {
         self.state.unhealthy.store(!healthy, Ordering::SeqCst);
+    }
+
+    /// Every later non-health request is answered with `status` (its body the
+    /// upstream's name) while `/health` keeps its own answer; `None`: as usual.
+    /// A live-traffic failure the monitor does not see.
+    pub fn set_traffic_status(&self, status: Option<u16>) {
+        self.state
+            .traffic_status
+            .store(status.unwrap_or(0), Ordering::SeqCst);
     }
 
     pub fn is_healthy(&self) -> bool {
@@ -354,6 +365,10 @@ async fn handle(
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    let forced = state.traffic_status.load(Ordering::SeqCst);
+    if let Ok(status) = StatusCode::from_u16(forced) {
+        return Ok(text(status, &name, name.to_string()));
     }
 
     let response = match parts.uri.path() {

@@ -79,3 +79,35 @@ fn load_shedding_is_cloudflares_object() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn outlier_detection_defaults_and_bounds() {
+    let with = |lines: &str| {
+        MINIMAL.replace(
+            "      endpoints:\n",
+            &format!("      outlier_detection: {lines}\n      endpoints:\n"),
+        )
+    };
+    let t = ok(&with("{}")).tether;
+    let o = t.pools["primary"].outlier_detection.unwrap();
+    assert_eq!(
+        (
+            o.consecutive_5xx,
+            o.consecutive_gateway_failure,
+            o.base_ejection_time.as_secs(),
+            o.max_ejection_percent
+        ),
+        (5, 3, 30, 50.0)
+    );
+    assert_eq!(ok(MINIMAL).tether.pools["primary"].outlier_detection, None);
+    let errs = errors(&with(
+        "{ consecutive_5xx: -1, base_ejection_time: 0, max_ejection_percent: 150 }",
+    ));
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            "tether.pools.primary.outlier_detection.consecutive_5xx: must be between 0 and 1000"
+        ),
+        "{errs:?}"
+    );
+}
