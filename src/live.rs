@@ -58,6 +58,13 @@ pub fn successor(old: &State, config: &Config, keys: CookieKeys, now_ms: u64) ->
                 .find_endpoint(pool.name(), e.name())
                 .ok()
                 .map(|at| old.endpoint(at));
+            if before
+                .filter(|b| b.conf.socket_addr == e.conf.socket_addr)
+                .is_none()
+            {
+                // Added (or moved to a new address): its slow start begins.
+                e.mark_usable_since(now_ms);
+            }
             if let Some(before) = before.filter(|b| b.conf.socket_addr == e.conf.socket_addr) {
                 e.set_healthy(before.healthy());
                 if let Some(rtt) = before.rtt() {

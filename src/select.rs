@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use crate::balance::hash::seeded_draws;
 use crate::balance::pick::{least_loaded, weighted_by_prefix, weighted_random};
 use crate::balance::shed::{hash_draw, sheds};
+use crate::balance::slow_start::admits;
 use crate::balance::steering::{order_pools, pool_healthy, PoolView};
 use crate::config::{OriginSteering, ShedPolicy, SteeringPolicy};
 use crate::state::{LbState, Pick, PoolState, State};
@@ -30,8 +31,12 @@ pub struct Facts<'a> {
     /// A pool this request's session was shed from (`load_shedding.session_percent`):
     /// served by it only when no other pool can.
     pub avoid_pool: Option<usize>,
-    /// Monotonic now: endpoints ejected by passive health are not usable.
+    /// Monotonic now: endpoints ejected by passive health are not usable,
+    /// and slow start counts from it.
     pub now_ms: u64,
+    /// Slow start's admission key: the session's stable hash, else one
+    /// random draw for the request.
+    pub admission_key: u64,
 }
 
 /// Weighted draws tried before a linear pass over the pool.
@@ -186,6 +191,9 @@ impl State {
         })
     }
 
+    /// An endpoint of `pool`; with `slow_start`, endpoints inside their
+    /// window admit only their share of new sessions, unless none of the
+    /// pool's endpoints would then serve.
     fn pick_in_pool(
         &self,
         pool: usize,
@@ -193,15 +201,37 @@ impl State {
         exclude: Option<Pick>,
         facts: &mut Facts,
     ) -> Option<Pick> {
+        let window = self.pools[pool].slow_start_ms;
+        if window > 0 && matches!(eligible, Eligible::Usable) {
+            if let Some(pick) = self.pick_among(pool, eligible, exclude, true, facts) {
+                return Some(pick);
+            }
+        }
+        self.pick_among(pool, eligible, exclude, false, facts)
+    }
+
+    fn pick_among(
+        &self,
+        pool: usize,
+        eligible: Eligible,
+        exclude: Option<Pick>,
+        slow_start: bool,
+        facts: &mut Facts,
+    ) -> Option<Pick> {
         let p: &PoolState = &self.pools[pool];
         let excluded = exclude.filter(|x| x.pool() == pool).map(|x| x.endpoint());
+        let (now_ms, key) = (facts.now_ms, facts.admission_key);
         let ok = |i: usize| {
             let e = &p.endpoints[i];
             Some(i) != excluded
                 && match eligible {
-                    Eligible::Usable => e.usable() && !e.ejected(facts.now_ms),
+                    Eligible::Usable => e.usable() && !e.ejected(now_ms),
                     Eligible::Fallback => e.usable_as_fallback(),
                 }
+                && (!slow_start || {
+                    let since = e.usable_since(now_ms);
+                    since == 0 || admits(e.id, key, now_ms.saturating_sub(since), p.slow_start_ms)
+                })
         };
         if let Some(key) = facts.sticky_key {
             let endpoint = p.ring().pick(key, ok)?;
@@ -266,6 +296,7 @@ mod tests {
             rand: &mut rand,
             avoid_pool: None,
             now_ms: 0,
+            admission_key: 0,
         };
         state.choose(lb, &mut facts).map(|p| {
             (
@@ -378,6 +409,7 @@ mod tests {
             rand: &mut r,
             avoid_pool: None,
             now_ms: 0,
+            admission_key: 0,
         };
         let failed = Pick::unchecked(state.pool_index("a").unwrap(), 0);
         assert_eq!(state.failover(lb, failed, &mut facts), None);
@@ -431,6 +463,7 @@ mod tests {
                     rand: &mut draws,
                     avoid_pool: None,
                     now_ms: 0,
+                    admission_key: 0,
                 };
                 let pick = state.choose(lb, &mut facts).unwrap();
                 state.pools[pick.pool()].name() == "b"
@@ -475,6 +508,7 @@ mod tests {
                         rand: &mut rand,
                         avoid_pool: None,
                         now_ms: 0,
+                        admission_key: 0,
                     };
                     state.choose(lb, &mut facts).map(|p| p.pool())
                 })
@@ -495,5 +529,55 @@ mod tests {
         assert_eq!(shed_share(&state, 100, false), 1.0);
         set_health(&state, "b", &[false, false]);
         assert_eq!(shed_share(&state, 100, false), 0.0);
+    }
+
+    #[test]
+    fn slow_start_ramps_the_share_of_new_sessions_over_the_window() {
+        let mut a = pool("a", 2, OriginSteering::Hash);
+        a.slow_start = std::time::Duration::from_secs(30);
+        let cfg = config(vec![a], &["a"], None);
+        let state = State::new(&cfg, CookieKeys::random());
+        let table = state.load_balancers();
+        let lb = table.get("x").unwrap();
+        let since = 1_000_000;
+        state.pools[0].endpoints[1].mark_usable_since(since);
+        let keys: Vec<u64> = (0..10_000u64)
+            .map(|i| crate::balance::hash::stable_hash(&i.to_le_bytes()))
+            .collect();
+        // Share of the sessions the warming endpoint takes at `now_ms`, by
+        // ring picks (sticky) and by weighted random picks.
+        let share = |now_ms: u64, sticky: bool| {
+            let mut draws = crate::balance::hash::seeded_draws(3);
+            let n = keys
+                .iter()
+                .filter(|&&k| {
+                    let mut facts = Facts {
+                        client_key: k,
+                        sticky_key: sticky.then_some(k),
+                        rand: &mut draws,
+                        avoid_pool: None,
+                        now_ms,
+                        admission_key: k,
+                    };
+                    state.choose(lb, &mut facts).unwrap().endpoint() == 1
+                })
+                .count();
+            n as f64 / keys.len() as f64
+        };
+        for sticky in [true, false] {
+            let full = share(since + 30_000, sticky);
+            assert!((0.4..0.6).contains(&full), "{full}");
+            assert_eq!(share(since, sticky), 0.0);
+            for (at, want) in [(7_500, 0.25), (15_000, 0.5), (22_500, 0.75)] {
+                let got = share(since + at, sticky) / full;
+                assert!(
+                    (got - want).abs() <= 0.05,
+                    "sticky {sticky}, {at} ms into 30 s: {got:.3} of the full share"
+                );
+            }
+        }
+        // Only endpoint 1 usable: it serves whatever slow start says.
+        set_health(&state, "a", &[false, true]);
+        assert_eq!(share(since + 1, true), 1.0);
     }
 }

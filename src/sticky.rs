@@ -207,12 +207,14 @@ impl State {
                 }
             }
         };
+        let admission_key = session.key().unwrap_or_else(|| random_key(rand));
         let mut facts = Facts {
             client_key: client_hash,
             sticky_key,
             rand,
             avoid_pool,
             now_ms: now.ms,
+            admission_key,
         };
         let pick = self.choose(lb, &mut facts)?;
         Some(Routed {
@@ -324,12 +326,14 @@ impl State {
         } else {
             routed.decision
         };
+        let admission_key = routed.session.key().unwrap_or_else(|| random_key(rand));
         let mut facts = Facts {
             client_key: client_key(client),
             sticky_key: routed.session.key(),
             rand,
             avoid_pool: None,
             now_ms: self.clock.now_ms(),
+            admission_key,
         };
         let pick = self.failover(lb, routed.pick, &mut facts)?;
         Some((pick, decision))
@@ -368,6 +372,12 @@ impl State {
 
 /// The session of an authentic cookie: its stable hash, and the nonce its
 /// next cookie carries (a version 1 cookie gets a fresh one).
+/// A random 53-bit key from a uniform draw (slow start's admission key of a
+/// request without a session).
+fn random_key(rand: &mut dyn FnMut() -> f64) -> u64 {
+    (rand() * 9_007_199_254_740_992.0) as u64
+}
+
 fn cookie_session(pin: &Pin, value: &str) -> Session {
     Session::Cookie {
         key: pin.session_key(value),

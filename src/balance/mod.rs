@@ -7,10 +7,12 @@
 //! - [`steering`]: ordering a load balancer's pools; pool health.
 //! - [`shed`]: load shedding's draws and shares.
 //! - [`outlier`]: passive health, one endpoint's ejection state machine.
+//! - [`slow_start`]: the admitted share of an endpoint that just became usable.
 
 pub mod hash;
 pub mod outlier;
 pub mod pick;
 pub mod ring;
 pub mod shed;
+pub mod slow_start;
 pub mod steering;

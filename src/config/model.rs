@@ -276,6 +276,9 @@ pub struct Pool {
     pub load_shedding: LoadShedding,
     /// Passive health; `None`: live traffic never ejects an endpoint.
     pub outlier_detection: Option<OutlierDetection>,
+    /// An endpoint that becomes usable takes a linearly growing share of new
+    /// sessions over this window; zero: at once. Whole seconds in the file.
+    pub slow_start: Duration,
 }
 
 /// `outlier_detection`: live requests' failures eject an endpoint for a while

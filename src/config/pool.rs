@@ -44,6 +44,7 @@ fn read_pool(
             "endpoints",
             "load_shedding",
             "outlier_detection",
+            "slow_start",
         ],
     )?;
     let enabled = o.bool_or(errs, "enabled", true);
@@ -109,7 +110,9 @@ fn read_pool(
         None => Some(None),
         Some(n) => read_outlier_detection(n, errs).map(Some),
     };
+    let slow_start = o.int_or(errs, "slow_start", 0, 3600, 0);
     Some(Pool {
+        slow_start: std::time::Duration::from_secs(u64::try_from(slow_start?).unwrap_or(0)),
         load_shedding: load_shedding?,
         outlier_detection: outlier_detection?,
         name: name.to_string(),

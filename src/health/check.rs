@@ -132,7 +132,10 @@ impl<P: Probe> HealthCheck for MonitorCheck<P> {
             return;
         };
         let endpoint = self.state.endpoint(target.at);
-        endpoint.set_healthy(healthy);
+        let was = endpoint.set_healthy(healthy);
+        if healthy && !was {
+            endpoint.mark_usable_since(self.state.clock.now_ms());
+        }
         let line = flip_line(
             target,
             &self.monitor,

@@ -39,6 +39,9 @@ pub struct EndpointState {
     /// the request path.
     ejected_until: AtomicU64,
     ejections_total: AtomicU64,
+    /// Slow start: monotonic ms it last became usable (recovered, enabled,
+    /// added); 0: usable since before this process started.
+    usable_since: AtomicU64,
 }
 
 /// The last monitor probe of an endpoint, for the admin API.
@@ -77,6 +80,7 @@ impl EndpointState {
             outlier: parking_lot::Mutex::new(Tracker::default()),
             ejected_until: AtomicU64::new(0),
             ejections_total: AtomicU64::new(0),
+            usable_since: AtomicU64::new(0),
             conf: conf.clone(),
         }
     }
@@ -152,6 +156,23 @@ impl EndpointState {
             until => Some(until),
         }
     }
+    /// It becomes usable now (recovered, enabled, added): its slow start
+    /// begins.
+    pub fn mark_usable_since(&self, now_ms: u64) {
+        self.usable_since.store(now_ms.max(1), Relaxed);
+    }
+    /// When it last became usable (monotonic ms; 0: before this process):
+    /// the later of [`Self::mark_usable_since`] and the end of its last
+    /// ejection, once over.
+    pub fn usable_since(&self, now_ms: u64) -> u64 {
+        let since = self.usable_since.load(Relaxed);
+        let ejected_until = self.ejected_until.load(Relaxed);
+        if ejected_until <= now_ms {
+            since.max(ejected_until)
+        } else {
+            since
+        }
+    }
     /// Ejections since start.
     pub fn ejections_total(&self) -> u64 {
         self.ejections_total.load(Relaxed)
@@ -183,6 +204,9 @@ impl EndpointState {
         let was = self.set_flag(ENABLED, enabled) & ENABLED != 0;
         if enabled {
             self.disabled_since.store(0, Relaxed);
+            if !was {
+                self.mark_usable_since(now_ms);
+            }
         } else if was {
             self.disabled_since.store(now_ms.max(1), Relaxed);
         }

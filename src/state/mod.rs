@@ -43,6 +43,8 @@ pub struct PoolState {
     pub shed_seed: u64,
     /// Passive health (`outlier_detection`), when configured.
     pub outlier: Option<Policy>,
+    /// `slow_start` in ms (0: none).
+    pub slow_start_ms: u64,
 }
 
 impl PoolState {
@@ -63,6 +65,7 @@ impl PoolState {
             cumulative,
             in_flight: AtomicU64::new(0),
             shed_seed: crate::balance::shed::pool_seed(&conf.name),
+            slow_start_ms: millis(conf.slow_start),
             outlier: conf.outlier_detection.map(|o| Policy {
                 consecutive_5xx: o.consecutive_5xx,
                 consecutive_gateway_failure: o.consecutive_gateway_failure,

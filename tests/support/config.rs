@@ -630,6 +630,9 @@ pub struct Pool {
     pub load_shedding: Option<LoadShedding>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outlier_detection: Option<OutlierDetection>,
+    /// Seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_start: Option<u64>,
 }
 
 /// A pool's `outlier_detection` (passive health).
@@ -670,6 +673,12 @@ pub fn pool<E: Into<Endpoint>>(endpoints: impl IntoIterator<Item = E>) -> Pool {
 }
 
 impl Pool {
+    /// `slow_start`, seconds.
+    pub fn slow_start(mut self, seconds: u64) -> Self {
+        self.slow_start = Some(seconds);
+        self
+    }
+
     pub fn outlier_detection(mut self, outlier: OutlierDetection) -> Self {
         self.outlier_detection = Some(outlier);
         self

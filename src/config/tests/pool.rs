@@ -111,3 +111,22 @@ fn outlier_detection_defaults_and_bounds() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn slow_start_is_whole_seconds() {
+    let with = |v: &str| {
+        MINIMAL.replace(
+            "      endpoints:\n",
+            &format!("      slow_start: {v}\n      endpoints:\n"),
+        )
+    };
+    assert_eq!(
+        ok(&with("30")).tether.pools["primary"].slow_start.as_secs(),
+        30
+    );
+    assert_eq!(ok(MINIMAL).tether.pools["primary"].slow_start.as_secs(), 0);
+    assert_eq!(
+        errors(&with("-1")),
+        ["tether.pools.primary.slow_start: must be between 0 and 3600, got -1"]
+    );
+}
