@@ -19,11 +19,11 @@ use pingora::ErrorSource;
 use crate::affinity::cookie_header::{cflb_values, without_cflb};
 use crate::balance::outlier::Outcome;
 use crate::clock;
-use crate::config::{ClientLimits, FixedResponse};
+use crate::config::ClientLimits;
 use crate::front_door;
 use crate::live::Live;
+use crate::policy::{self, RuleStep};
 use crate::request::{forwarded_for, http1_authority, normalize_host, Authority, BadRequest};
-use crate::rules;
 use crate::state::{InFlight, LbState, Pick, State};
 use crate::sticky::{Decision, Routed};
 
@@ -76,88 +76,6 @@ impl Proxy {
             &mut random_unit,
         )
     }
-}
-
-impl Proxy {
-    /// Runs `lb`'s rules: the load balancer the request routes by, or
-    /// `None` when a rule's fixed response answered it.
-    async fn apply_rules(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        lb: Arc<LbState>,
-        tls: bool,
-    ) -> Result<Option<Arc<LbState>>> {
-        if lb.rules.is_empty() {
-            return Ok(Some(lb));
-        }
-        let req = session.req_header();
-        let view = rules::Request {
-            host: &ctx.host,
-            uri: req.uri.path_and_query().map_or("/", |p| p.as_str()),
-            method: req.method.as_str(),
-            headers: &req.headers,
-            client: ctx.client,
-            tls,
-        };
-        let fixed = match lb.rules.evaluate(&view) {
-            rules::Outcome::None => return Ok(Some(lb)),
-            rules::Outcome::Routed { overrides, last } => {
-                ctx.rule = Some(Arc::clone(&last.name));
-                return Ok(Some(ctx.state.ruled(&lb, overrides)));
-            }
-            rules::Outcome::Fixed(rule, fixed) => {
-                ctx.rule = Some(Arc::clone(&rule.name));
-                fixed.clone()
-            }
-        };
-        let decision = ctx.state.decision_header.then(|| {
-            format!(
-                "{}/-/-/{}/{}",
-                lb.conf.name,
-                Decision::None.as_str(),
-                ctx.rule.as_deref().unwrap_or("-")
-            )
-        });
-        ctx.lb = Some(lb);
-        respond_fixed(session, &fixed, decision).await?;
-        Ok(None)
-    }
-}
-
-/// Passive health: counts an endpoint's answer (or failure) and logs an
-/// ejection it starts.
-fn note_outcome(state: &State, pick: Pick, outcome: Outcome, why: &str) {
-    let now_ms = state.clock.now_ms();
-    let pool = &state.pools[pick.pool()];
-    if let Some(until) = pool.record_outcome(pick.endpoint(), outcome, now_ms) {
-        warn!(
-            "pool {} endpoint {}: ejected by outlier_detection for {} s (last: {why} {outcome:?})",
-            pool.name(),
-            state.endpoint(pick).name(),
-            until.saturating_sub(now_ms) / 1000
-        );
-    }
-}
-
-/// A rule's `fixed_response`.
-async fn respond_fixed(
-    session: &mut Session,
-    fixed: &FixedResponse,
-    decision: Option<String>,
-) -> Result<()> {
-    let body = Bytes::from(fixed.message_body.clone());
-    let mut resp = ResponseHeader::build(fixed.status_code, Some(4))?;
-    resp.insert_header("Content-Type", fixed.content_type.as_str())?;
-    resp.insert_header("Content-Length", body.len().to_string())?;
-    if let Some(location) = &fixed.location {
-        resp.insert_header(http::header::LOCATION, location.as_str())?;
-    }
-    if let Some(decision) = decision {
-        resp.insert_header("X-Tether-Decision", decision)?;
-    }
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await
 }
 
 /// Per-request context: what was decided and what it cost.
@@ -339,10 +257,18 @@ impl ProxyHttp for Proxy {
             respond_text(session, 503, &text).await?;
             return Ok(true);
         }
-        let lb = match self.apply_rules(session, ctx, lb, tls).await? {
-            Some(lb) => lb,
-            None => return Ok(true),
-        };
+        let lb =
+            match policy::apply_rules(session, &ctx.state, &ctx.host, ctx.client, lb, tls).await? {
+                RuleStep::Route(lb, rule) => {
+                    ctx.rule = rule;
+                    lb
+                }
+                RuleStep::Answered(lb, rule) => {
+                    ctx.rule = Some(rule);
+                    ctx.lb = Some(lb);
+                    return Ok(true);
+                }
+            };
         ctx.routed = Self::route(&ctx.state, &lb, session.req_header(), ctx.client);
         if ctx.routed.is_none() {
             let text = format!("no usable endpoint for load balancer {}", lb.conf.name);
@@ -408,7 +334,7 @@ impl ProxyHttp for Proxy {
         let (pool, endpoint) = ctx.names(&state);
         let why = e.etype().as_str();
         let lb_name = &lb.conf.name;
-        note_outcome(&state, routed.pick, Outcome::GatewayFailure, why);
+        policy::note_outcome(&state, routed.pick, Outcome::GatewayFailure, why);
         ctx.connect_failure_noted = Some(routed.pick);
         if ctx.retried {
             warn!("load balancer {lb_name} pool {pool} endpoint {endpoint}: connect failed after failover ({why}), giving up");
@@ -566,23 +492,13 @@ impl ProxyHttp for Proxy {
         }
         ctx.in_flight = None;
         if let Some(pick) = ctx.pick() {
-            match (ctx.upstream_status, e) {
-                (Some(status), _) => {
-                    note_outcome(&ctx.state, pick, Outcome::of_status(status), "status")
-                }
-                (None, Some(e))
-                    if e.esource() == &ErrorSource::Upstream
-                        && ctx.connect_failure_noted != Some(pick) =>
-                {
-                    note_outcome(
-                        &ctx.state,
-                        pick,
-                        Outcome::GatewayFailure,
-                        e.etype().as_str(),
-                    )
-                }
-                _ => {}
-            }
+            policy::note_answer(
+                &ctx.state,
+                pick,
+                ctx.upstream_status,
+                e,
+                ctx.connect_failure_noted,
+            );
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();
