@@ -602,4 +602,49 @@ mod tests {
         p.set_weight(1, 0.0);
         assert_eq!(**p.cumulative_weights(), vec![1.0, 1.0, 2.0]);
     }
+
+    #[test]
+    fn rules_overrides_make_variants_built_once() {
+        let mut cfg = crate::fixtures::config(
+            vec![
+                pool("a", 1, OriginSteering::Random),
+                pool("b", 1, OriginSteering::Random),
+                pool("c", 1, OriginSteering::Random),
+            ],
+            &["a"],
+            None,
+        );
+        let lb = cfg.load_balancers.get_mut("*").unwrap();
+        for (name, yaml) in [
+            ("to-b", "{ default_pools: [b] }"),
+            (
+                "random",
+                "{ steering_policy: random, default_pools: [c, b] }",
+            ),
+        ] {
+            lb.rules.push(config::Rule {
+                name: name.into(),
+                condition: String::new(),
+                priority: 0,
+                disabled: false,
+                terminates: false,
+                overrides: serde_yaml::from_str(yaml).unwrap(),
+                fixed_response: None,
+            });
+        }
+        let state = State::new(&cfg, CookieKeys::random());
+        let table = state.load_balancers();
+        let base = table.get("x").unwrap();
+        assert!(Arc::ptr_eq(&state.ruled(base, 0), base));
+        let one = state.ruled(base, 0b01);
+        assert_eq!(one.default_pools, [state.pool_index("b").unwrap()]);
+        assert_eq!(one.id, base.id, "a rule's sessions are the load balancer's");
+        assert!(one.rules.is_empty());
+        // Both: the later rule's keys win; built on first use, then reused.
+        let both = state.ruled(base, 0b11);
+        assert_eq!(both.conf.default_pools, ["c", "b"]);
+        assert_eq!(both.conf.steering_policy, config::SteeringPolicy::Random);
+        assert!(Arc::ptr_eq(&both, &state.ruled(base, 0b11)));
+        assert!(Arc::ptr_eq(&one, &state.ruled(base, 0b01)));
+    }
 }

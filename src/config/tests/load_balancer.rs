@@ -246,3 +246,30 @@ fn rule_errors_name_their_path_and_column() {
         ]
     );
 }
+
+#[test]
+fn a_runtime_change_that_breaks_a_rules_overrides_is_refused() {
+    let yaml = with_lb(
+        r#"session_affinity: cookie
+session_affinity_attributes: { headers: [X-User] }
+rules:
+  - name: api
+    overrides: { session_affinity: header }"#,
+    );
+    let loaded = ok(&yaml).tether;
+    let lb = &loaded.load_balancers["*"];
+    // What the admin API's PATCH does: the load balancer as a value, a key
+    // changed, validated again (rules included).
+    let mut value = load_balancer_to_value(lb);
+    value["session_affinity_attributes"]["headers"] = Value::Sequence(vec![]);
+    let errs = load_balancer_from_value("*", &value, &loaded.pools, "")
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        errs,
+        ["rules[0].overrides.session_affinity_attributes.headers: must name at least one header when session_affinity is header"]
+    );
+}
