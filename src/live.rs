@@ -67,6 +67,10 @@ pub fn successor(old: &State, config: &Config, keys: CookieKeys, now_ms: u64) ->
             }
             if let Some(before) = before.filter(|b| b.conf.socket_addr == e.conf.socket_addr) {
                 e.set_healthy(before.healthy());
+                // A slow start in progress goes on.
+                if before.marked_usable_since() > 0 {
+                    e.mark_usable_since(before.marked_usable_since());
+                }
                 if let Some(rtt) = before.rtt() {
                     e.set_rtt(rtt);
                 }
@@ -145,6 +149,28 @@ mod tests {
         assert!(new
             .endpoint(new.find_endpoint("p", "p-0").unwrap())
             .healthy());
+    }
+
+    #[test]
+    fn slow_start_begins_for_added_endpoints_and_goes_on_across_a_reload() {
+        let mut cfg = config(vec![pool("p", 2, OriginSteering::Random)], &["p"], None);
+        let old = State::new(&cfg, CookieKeys::random());
+        let at = |s: &State, name: &str| s.find_endpoint("p", name).unwrap();
+        assert_eq!(
+            old.endpoint(at(&old, "p-0")).usable_since(MONOTONIC_BASE),
+            0
+        );
+        old.endpoint(at(&old, "p-1"))
+            .mark_usable_since(MONOTONIC_BASE + 50);
+        // The new file adds p-2.
+        let extra = crate::fixtures::endpoint("p-2", 9002);
+        cfg.pools.get_mut("p").unwrap().endpoints.push(extra);
+        let now = MONOTONIC_BASE + 900;
+        let new = successor(&old, &cfg, CookieKeys::random(), now);
+        let since = |name: &str| new.endpoint(at(&new, name)).usable_since(now);
+        assert_eq!(since("p-0"), 0, "usable all along");
+        assert_eq!(since("p-1"), MONOTONIC_BASE + 50, "its slow start goes on");
+        assert_eq!(since("p-2"), now, "added: its slow start begins");
     }
 
     #[test]

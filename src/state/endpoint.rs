@@ -161,6 +161,11 @@ impl EndpointState {
     pub fn mark_usable_since(&self, now_ms: u64) {
         self.usable_since.store(now_ms.max(1), Relaxed);
     }
+    /// What [`Self::mark_usable_since`] last recorded (0: nothing), for a
+    /// reload's successor to carry over.
+    pub fn marked_usable_since(&self) -> u64 {
+        self.usable_since.load(Relaxed)
+    }
     /// When it last became usable (monotonic ms; 0: before this process):
     /// the later of [`Self::mark_usable_since`] and the end of its last
     /// ejection, once over.

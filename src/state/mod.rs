@@ -647,4 +647,35 @@ mod tests {
         assert!(Arc::ptr_eq(&both, &state.ruled(base, 0b11)));
         assert!(Arc::ptr_eq(&one, &state.ruled(base, 0b01)));
     }
+
+    #[test]
+    fn an_ejection_ejects_within_the_pool_limit_and_its_end_starts_slow_start() {
+        let mut p = pool("p", 2, OriginSteering::Random);
+        p.outlier_detection = Some(config::OutlierDetection {
+            consecutive_5xx: 2,
+            consecutive_gateway_failure: 0,
+            base_ejection_time: Duration::from_secs(10),
+            max_ejection_percent: 50.0,
+        });
+        let cfg = crate::fixtures::config(vec![p], &["p"], None);
+        let state = State::new(&cfg, CookieKeys::random());
+        let pool = &state.pools[0];
+        let t = 5_000;
+        assert_eq!(pool.record_outcome(0, Outcome::ServerError, t), None);
+        assert_eq!(
+            pool.record_outcome(0, Outcome::ServerError, t),
+            Some(t + 10_000)
+        );
+        let e0 = &pool.endpoints[0];
+        assert!(e0.ejected(t) && !e0.ejected(t + 10_000));
+        assert_eq!(e0.ejections_total(), 1);
+        // 50 % of two endpoints: the other one may not be ejected now.
+        for _ in 0..5 {
+            assert_eq!(pool.record_outcome(1, Outcome::ServerError, t + 1), None);
+        }
+        assert!(!pool.endpoints[1].ejected(t + 1));
+        // The ejection's end is when it became usable again (slow start).
+        assert_eq!(e0.usable_since(t + 1), 0, "still ejected");
+        assert_eq!(e0.usable_since(t + 20_000), t + 10_000);
+    }
 }
