@@ -84,6 +84,24 @@ fn path_rules_route_to_their_pool_and_fixed_responses_answer() {
         );
         assert!(metrics.contains(&line), "{line} in:\n{metrics}");
     }
+    // A run-time change keeps the rules (laid over the new settings); the
+    // rules themselves are file-only.
+    api::ok(api::patch(
+        &proxy,
+        "/v1/load_balancers/www.example.com",
+        r#"{"steering_policy": "random"}"#,
+    ));
+    let (_, _, body) = get(&client, &proxy.url("/api/again"), "www.example.com");
+    assert_eq!(body, "api-1");
+    let errors = api::refused(
+        api::patch(
+            &proxy,
+            "/v1/load_balancers/www.example.com",
+            r#"{"rules": []}"#,
+        ),
+        400,
+    );
+    assert!(errors[0].contains("rules"), "{errors:?}");
     assert!(
         wait_until(Duration::from_secs(5), || proxy
             .stderr()
