@@ -483,6 +483,7 @@ mod tests {
                 });
                 for sticky in [false, true] {
                     let got = shed_share(&state, 10_000, sticky) * 100.0;
+                    println!("load shedding {policy:?} {percent}%, sticky {sticky}, 10,000 requests: {got:.2}% shed");
                     assert!(
                         (got - percent).abs() <= 2.0,
                         "{policy:?} {percent}%: {got:.2}% shed"
@@ -533,7 +534,13 @@ mod tests {
 
     #[test]
     fn slow_start_ramps_the_share_of_new_sessions_over_the_window() {
-        let mut a = pool("a", 2, OriginSteering::Hash);
+        for steering in [OriginSteering::Hash, OriginSteering::Random] {
+            slow_start_ramp(steering);
+        }
+    }
+
+    fn slow_start_ramp(steering: OriginSteering) {
+        let mut a = pool("a", 2, steering);
         a.slow_start = std::time::Duration::from_secs(30);
         let cfg = config(vec![a], &["a"], None);
         let state = State::new(&cfg, CookieKeys::random());
@@ -544,8 +551,8 @@ mod tests {
         let keys: Vec<u64> = (0..10_000u64)
             .map(|i| crate::balance::hash::stable_hash(&i.to_le_bytes()))
             .collect();
-        // Share of the sessions the warming endpoint takes at `now_ms`, by
-        // ring picks (sticky) and by weighted random picks.
+        // Share of the sessions the warming endpoint takes at `now_ms`:
+        // `sticky` picks by the hash ring, else by `origin_steering`.
         let share = |now_ms: u64, sticky: bool| {
             let mut draws = crate::balance::hash::seeded_draws(3);
             let n = keys
@@ -570,6 +577,7 @@ mod tests {
             assert_eq!(share(since, sticky), 0.0);
             for (at, want) in [(7_500, 0.25), (15_000, 0.5), (22_500, 0.75)] {
                 let got = share(since + at, sticky) / full;
+                println!("slow start 30 s, {steering:?}, sticky {sticky}: at {at} ms {got:.4} of the full share (target {want})");
                 assert!(
                     (got - want).abs() <= 0.05,
                     "sticky {sticky}, {at} ms into 30 s: {got:.3} of the full share"

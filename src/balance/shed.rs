@@ -39,6 +39,7 @@ mod tests {
         // 10,000 sessions: within ±2 percentage points of the setting.
         for percent in [0.0, 10.0, 25.0, 50.0, 90.0, 100.0] {
             let got = share(percent, "primary", 10_000) * 100.0;
+            println!("load shedding {percent}% (hash), 10,000 sessions: {got:.2}% shed");
             assert!(
                 (got - percent).abs() <= 2.0,
                 "{percent}% configured, {got:.2}% shed"
