@@ -450,13 +450,24 @@ mod tests {
     }
 
     fn pin_to(state: &State, pool: &str, endpoint: &str, expires: u64) -> String {
+        pin_with_nonce(state, pool, endpoint, expires, rand::random())
+    }
+
+    /// As [`pin_to`] with a given nonce (for tests that must not depend on chance).
+    fn pin_with_nonce(
+        state: &State,
+        pool: &str,
+        endpoint: &str,
+        expires: u64,
+        nonce: u64,
+    ) -> String {
         let id = crate::state::endpoint_id(pool, endpoint);
         assert!(state.endpoint_by_id(id).is_some());
         keys().encode(&Pin {
             lb_id: lb(state).id,
             endpoint_id: id,
             expires,
-            nonce: Some(rand::random()),
+            nonce: Some(nonce),
         })
     }
 
@@ -728,8 +739,10 @@ mod tests {
             s.set_endpoint_weight(at, 0.5);
         }
         let mut counts = std::collections::HashMap::new();
-        for _ in 0..3000 {
-            let stale = pin_to(&one, "p", "p-0", T0.unix_secs + 3600);
+        // Nonces from a fixed sequence: the shares do not depend on chance.
+        for i in 0..3000u64 {
+            let nonce = crate::balance::hash::stable_hash(&i.to_be_bytes());
+            let stale = pin_with_nonce(&one, "p", "p-0", T0.unix_secs + 3600, nonce);
             let a = route(&one, &[&stale], T0);
             let b = route(&two, &[&stale], T0);
             assert_eq!(a.decision, Decision::RepinUnhealthy);
