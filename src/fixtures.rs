@@ -53,6 +53,7 @@ pub fn config(pools: Vec<Pool>, default_pools: &[&str], fallback: Option<&str>) 
         decision_header: false,
         upstream_timeouts: UpstreamTimeouts::default(),
         client_limits: ClientLimits::default(),
+        access_log: Default::default(),
         load_balancers: BTreeMap::from([("*".to_string(), lb)]),
         pools: pools.into_iter().map(|p| (p.name.clone(), p)).collect(),
         monitors: BTreeMap::new(),

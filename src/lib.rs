@@ -3,6 +3,7 @@
 //! exists so benchmarks and fuzz targets reach the pure pieces directly.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod affinity;
 pub mod balance;
@@ -14,6 +15,7 @@ pub mod config;
 mod fixtures;
 pub mod front_door;
 pub mod health;
+pub mod latency;
 pub mod live;
 pub mod logging;
 pub mod metrics;

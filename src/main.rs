@@ -59,6 +59,7 @@ fn main() {
     let conf_path =
         std::fs::canonicalize(&path).unwrap_or_else(|_| std::path::PathBuf::from(&path));
     let tether = loaded.tether;
+    tether::access_log::set_format(tether.access_log.format);
     let keys = match &tether.cookie_keys_file {
         Some(file) => match CookieKeys::from_file(file) {
             Ok(keys) => {

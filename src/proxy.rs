@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
-use log::{info, warn};
+use log::warn;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::ErrorSource;
 
+use crate::access_log::{self, format};
 use crate::affinity::cookie_header::{cflb_values, without_cflb};
 use crate::clock;
 use crate::config::ClientLimits;
@@ -97,6 +98,11 @@ pub struct RequestCtx {
     target_authority: Option<String>,
     /// Why the request was refused before routing, for the access log.
     refused: Option<&'static str>,
+    /// The client's `X-Request-Id` when acceptable, else Tether's own
+    /// (then sent upstream); set in `request_filter`.
+    request_id: Option<String>,
+    /// `true` when `request_id` is Tether's and goes upstream.
+    request_id_ours: bool,
 }
 
 fn random_unit() -> f64 {
@@ -190,6 +196,8 @@ impl ProxyHttp for Proxy {
             upstream_time: None,
             target_authority: None,
             refused: None,
+            request_id: None,
+            request_id_ours: false,
         }
     }
 
@@ -201,6 +209,15 @@ impl ProxyHttp for Proxy {
             .map(|a| a.ip());
         keep_alive(session, &self.limits.load());
         let req = session.req_header();
+        ctx.request_id = match req.headers.get("x-request-id") {
+            Some(v) if format::acceptable_request_id(v.as_bytes()) => {
+                Some(String::from_utf8_lossy(v.as_bytes()).into_owned())
+            }
+            _ => {
+                ctx.request_id_ours = true;
+                Some(format::new_request_id(rand::random::<u128>()))
+            }
+        };
         let authority = if req.version == http::Version::HTTP_2 {
             Ok(req
                 .uri
@@ -384,6 +401,11 @@ impl ProxyHttp for Proxy {
         } else if let Some(authority) = ctx.target_authority.as_deref() {
             upstream_request.insert_header(http::header::HOST, authority)?;
         }
+        if ctx.request_id_ours {
+            if let Some(id) = ctx.request_id.as_deref() {
+                upstream_request.insert_header("X-Request-Id", id)?;
+            }
+        }
         one_content_length(upstream_request)?;
         strip_own_cookie(upstream_request)?;
         Ok(())
@@ -467,30 +489,46 @@ impl ProxyHttp for Proxy {
         let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
         let endpoint_id = ctx.pick().map(|p| ctx.state.endpoint(p).id);
         crate::metrics::record_request(lb, endpoint_id, status, ctx.decision());
-        if !log::log_enabled!(target: "access", log::Level::Info) {
+        let total_time = ctx.started.elapsed();
+        crate::latency::record_request(
+            ctx.lb.as_ref().map_or(0, |lb| lb.id),
+            endpoint_id,
+            total_time,
+            ctx.upstream_time,
+        );
+        if !access_log::enabled() {
             return;
         }
-        let client = ctx
-            .client
-            .map_or_else(|| "-".to_string(), |ip| ip.to_string());
-        let upstream_time = ctx
-            .upstream_time
-            .map_or_else(|| "-".to_string(), |t| format!("{:.6}", t.as_secs_f64()));
-        let error = e.map_or_else(String::new, |e| {
-            format!(" error=\"{}\"", e.etype().as_str())
+        let user_agent = req
+            .headers
+            .get(http::header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let error = e.map(|e| e.etype().as_str());
+        access_log::log(&access_log::Record {
+            unix_ms: clock::unix_ms(),
+            client: ctx.client,
+            host: (!ctx.host.is_empty()).then_some(ctx.host.as_str()),
+            method: req.method.as_str(),
+            path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            status,
+            load_balancer: ctx.lb.as_ref().map(|lb| lb.conf.name.as_str()),
+            pool: ctx.pick().map(|_| pool),
+            endpoint: ctx.pick().map(|_| endpoint),
+            affinity: ctx.decision().as_str(),
+            upstream_time: ctx.upstream_time,
+            total_time,
+            error,
+            reason: ctx.refused,
+            bytes_sent: session.as_downstream().body_bytes_sent() as u64,
+            upstream: ctx
+                .pick()
+                .filter(|_| ctx.upstream_started.is_some())
+                .map(|p| ctx.state.endpoint(p).conf.socket_addr),
+            request_id: ctx.request_id.as_deref(),
+            // The hook for load balancing rules (issue 11): the rule's name.
+            rule: None,
+            user_agent: user_agent.as_deref(),
         });
-        let reason = ctx
-            .refused
-            .map_or_else(String::new, |r| format!(" reason={r}"));
-        info!(
-            target: "access",
-            "client={client} host={} method={} path={} status={status} lb={lb} pool={pool} endpoint={endpoint} affinity={} upstream_time={upstream_time} total_time={:.6}{error}{reason}",
-            if ctx.host.is_empty() { "-" } else { &ctx.host },
-            req.method,
-            req.uri.path_and_query().map_or("/", |p| p.as_str()),
-            ctx.decision().as_str(),
-            ctx.started.elapsed().as_secs_f64(),
-        );
     }
 }
 

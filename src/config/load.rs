@@ -13,6 +13,7 @@ use super::model::*;
 use super::monitor::read_monitors;
 use super::pool::read_pools;
 use super::read::{all, describe, quote, Check, ConfigErrors, Errors, Node};
+use super::spelling::Spelled;
 use pingora::server::configuration::ServerConf;
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -163,6 +164,7 @@ const TETHER_KEYS: &[&str] = &[
     "decision_header",
     "upstream_timeouts",
     "client_limits",
+    "access_log",
     "load_balancers",
     "pools",
     "monitors",
@@ -216,6 +218,10 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         None => Some(ClientLimits::default()),
         Some(n) => read_client_limits(n, errs),
     };
+    let access_log = match o.opt("access_log") {
+        None => Some(AccessLog::default()),
+        Some(n) => read_access_log(n, errs),
+    };
 
     let monitor_names = key_names(o.opt("monitors"), false);
     let pool_names = key_names(o.opt("pools"), true);
@@ -246,6 +252,7 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         decision_header: decision_header?,
         upstream_timeouts: upstream_timeouts?,
         client_limits: client_limits?,
+        access_log: access_log?,
         load_balancers: load_balancers?,
         pools: pools?,
         monitors: monitors?,
@@ -433,6 +440,17 @@ fn read_client_limits(node: &Node<'_>, errs: &mut Errors) -> Option<ClientLimits
         idle_timeout: idle_timeout?,
         max_request_header_bytes: max_request_header_bytes? as usize,
     })
+}
+
+fn read_access_log(node: &Node<'_>, errs: &mut Errors) -> Option<AccessLog> {
+    let o = node.object(errs, &["format"])?;
+    let format = o.choice_or(
+        errs,
+        "format",
+        AccessLogFormat::SPELLINGS,
+        AccessLogFormat::Text,
+    );
+    Some(AccessLog { format: format? })
 }
 
 fn read_timeouts(node: &Node<'_>, errs: &mut Errors) -> Option<UpstreamTimeouts> {

@@ -106,7 +106,9 @@ impl<P: Probe> HealthCheck for MonitorCheck<P> {
                 "backend carries no Tether endpoint",
             );
         };
+        let started = crate::clock::stopwatch();
         let outcome = self.probe_with_retries(target).await;
+        crate::latency::record_probe(target.id, started.elapsed());
         let endpoint = self.state.endpoint(target.at);
         if let Ok(rtt) = outcome {
             endpoint.set_rtt(rtt);
