@@ -8,6 +8,7 @@ pub mod admin;
 pub mod affinity;
 pub mod balance;
 pub mod changes;
+pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;

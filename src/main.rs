@@ -14,7 +14,6 @@ use std::sync::Arc;
 use log::{error, info, warn};
 use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::http_proxy;
-use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
@@ -34,7 +33,7 @@ use tether::sweeper::Sweeper;
 
 fn main() {
     tether::logging::init();
-    let mut opt = Opt::parse_args();
+    let mut opt = <tether::cli::Args as clap::Parser>::parse().into_opt();
 
     let Some(path) = opt.conf.take() else {
         eprintln!("tether: a configuration file is needed: tether -c FILE (conf/tether.yaml is the reference)");
