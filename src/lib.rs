@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod dns;
 #[cfg(test)]
 mod fixtures;
 pub mod front_door;

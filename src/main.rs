@@ -202,6 +202,10 @@ fn main() {
         LiveMonitors::new(Arc::clone(&live)),
     ));
     server.add_service(background_service(
+        "tether dns refresh",
+        tether::dns::DnsRefresher::new(Arc::clone(&live)),
+    ));
+    server.add_service(background_service(
         "tether session sweeper",
         Sweeper::new(Arc::clone(&live)),
     ));

@@ -287,7 +287,7 @@ impl ProxyHttp for Proxy {
         ctx.upstream_started = Some(clock::stopwatch());
         let endpoint = ctx.state.endpoint(pick);
         let timeouts = &ctx.state.upstream_timeouts;
-        let mut peer = HttpPeer::new(endpoint.conf.socket_addr, false, String::new());
+        let mut peer = HttpPeer::new(endpoint.socket_addr(), false, String::new());
         peer.options.connection_timeout = Some(timeouts.connect);
         peer.options.read_timeout = Some(timeouts.read);
         peer.options.write_timeout = Some(timeouts.write);
@@ -523,7 +523,7 @@ impl ProxyHttp for Proxy {
             upstream: ctx
                 .pick()
                 .filter(|_| ctx.upstream_started.is_some())
-                .map(|p| ctx.state.endpoint(p).conf.socket_addr),
+                .map(|p| ctx.state.endpoint(p).socket_addr()),
             request_id: ctx.request_id.as_deref(),
             // The hook for load balancing rules (issue 11): the rule's name.
             rule: None,

@@ -165,6 +165,7 @@ const TETHER_KEYS: &[&str] = &[
     "upstream_timeouts",
     "client_limits",
     "access_log",
+    "dns_refresh",
     "load_balancers",
     "pools",
     "monitors",
@@ -218,6 +219,9 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         None => Some(ClientLimits::default()),
         Some(n) => read_client_limits(n, errs),
     };
+    let dns_refresh = o
+        .number_or(errs, "dns_refresh", 0.1, 86_400.0, 60.0)
+        .map(Duration::from_secs_f64);
     let access_log = match o.opt("access_log") {
         None => Some(AccessLog::default()),
         Some(n) => read_access_log(n, errs),
@@ -253,6 +257,7 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         upstream_timeouts: upstream_timeouts?,
         client_limits: client_limits?,
         access_log: access_log?,
+        dns_refresh: dns_refresh?,
         load_balancers: load_balancers?,
         pools: pools?,
         monitors: monitors?,

@@ -27,6 +27,9 @@ pub struct Config {
     /// `tether.access_log`: how each request's access-log line is written
     /// (docs/operations.md, "Access log").
     pub access_log: AccessLog,
+    /// `tether.dns_refresh`: how often endpoints whose address is a host
+    /// name are resolved again (default 60 s).
+    pub dns_refresh: Duration,
     /// Keyed by host name, lower-cased; `"*"` is the catch-all.
     pub load_balancers: BTreeMap<String, LoadBalancer>,
     pub pools: BTreeMap<String, Pool>,

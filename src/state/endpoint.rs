@@ -32,6 +32,9 @@ pub struct EndpointState {
     rtt_micros: AtomicU64,
     /// The last monitor probe: when (unix ms) and, if it failed, why.
     last_check: parking_lot::Mutex<Option<LastCheck>>,
+    /// Where requests and probes go now: `conf.socket_addr` at start, then
+    /// what `tether.dns_refresh` last resolved a host-name address to.
+    addr: arc_swap::ArcSwap<std::net::SocketAddr>,
 }
 
 /// The last monitor probe of an endpoint, for the admin API.
@@ -67,12 +70,21 @@ impl EndpointState {
             connections: AtomicU64::new(0),
             rtt_micros: AtomicU64::new(0),
             last_check: parking_lot::Mutex::new(None),
+            addr: arc_swap::ArcSwap::from_pointee(conf.socket_addr),
             conf: conf.clone(),
         }
     }
 
     pub fn name(&self) -> &str {
         &self.conf.name
+    }
+    /// The socket address requests and probes go to now (a lock-free load).
+    pub fn socket_addr(&self) -> std::net::SocketAddr {
+        **self.addr.load()
+    }
+    /// A host-name address re-resolved elsewhere (`src/dns.rs`).
+    pub fn set_socket_addr(&self, addr: std::net::SocketAddr) {
+        self.addr.store(std::sync::Arc::new(addr));
     }
     pub fn enabled(&self) -> bool {
         self.flags.load(Relaxed) & ENABLED != 0
