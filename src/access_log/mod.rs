@@ -1,9 +1,13 @@
 //! The access log, written off the request path. A request's line is
 //! formatted where it finished ([`format`], pure) and handed to a bounded
 //! queue; one thread of its own (`tether-access-log`, started on the first
-//! line, so after Pingora's daemonising fork) writes what waits in batches
-//! to stderr, beside env_logger's lines. A full queue never makes a request
-//! wait: the line is dropped and counted (`tether_access_log_dropped_total`).
+//! line, so after Pingora's daemonising fork) wakes every [`FLUSH_EVERY`] and
+//! writes what waits in batches to stderr, beside env_logger's lines. It is
+//! never woken per line: a request's hand-over is a non-blocking push with no
+//! system call (waking a sleeping writer for each line cost more than the
+//! line itself, measured in docs/benchmarks.md). A full queue never makes a
+//! request wait: the line is dropped and counted
+//! (`tether_access_log_dropped_total`).
 //!
 //! `RUST_LOG` still decides whether there is an access log at all (target
 //! `access`, level info); `tether.access_log.format` decides its shape, and a
@@ -24,6 +28,10 @@ pub const QUEUE: usize = 16_384;
 
 /// Write to stderr once this much is gathered, or when the queue is empty.
 const BATCH_BYTES: usize = 64 * 1024;
+
+/// How often the writer wakes to drain the queue: a line reaches stderr
+/// within this long; [`QUEUE`] lines per period is the most it can take.
+pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// `true`: JSON lines (`tether.access_log.format: json`).
 static JSON: AtomicBool = AtomicBool::new(false);
@@ -101,23 +109,39 @@ fn start() -> Option<SyncSender<String>> {
     }
 }
 
-/// Waits for a line, gathers whatever else waits (up to [`BATCH_BYTES`]),
-/// writes it all at once under stderr's lock (whole lines: never
-/// interleaved with env_logger's), and repeats.
+/// Every [`FLUSH_EVERY`]: takes whatever waits, writes it in batches of up
+/// to [`BATCH_BYTES`] under stderr's lock (whole lines: never interleaved
+/// with env_logger's), and sleeps again. Ends when every sender is gone.
 fn write_loop(rx: Receiver<String>) {
     let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES + 4096);
-    while let Ok(line) = rx.recv() {
-        batch.extend_from_slice(line.as_bytes());
-        while batch.len() < BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(line) => batch.extend_from_slice(line.as_bytes()),
-                Err(_) => break,
+    loop {
+        std::thread::sleep(FLUSH_EVERY);
+        loop {
+            let mut disconnected = false;
+            while batch.len() < BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(line) => batch.extend_from_slice(line.as_bytes()),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let stderr = std::io::stderr();
+                let mut out = stderr.lock();
+                // Nowhere to report a failing stderr; the lines are lost.
+                let _ = out.write_all(&batch).and_then(|()| out.flush());
+            }
+            let full = batch.len() >= BATCH_BYTES;
+            batch.clear();
+            if disconnected {
+                return;
+            }
+            if !full {
+                break;
             }
         }
-        let stderr = std::io::stderr();
-        let mut out = stderr.lock();
-        // Nowhere to report a failing stderr; the lines are lost.
-        let _ = out.write_all(&batch).and_then(|()| out.flush());
-        batch.clear();
     }
 }
