@@ -11,7 +11,8 @@
 #                                    connection, and 15 s after they closed
 #
 # Environment: BENCH_SECONDS (measurement length, default 10), BENCH_THREADS (default "1 2"),
-# BENCH_PROXIES (default "tether haproxy nginx pingora"), BENCH_PIN (auto | on | off; auto pins
+# BENCH_PROXIES (default "tether haproxy nginx pingora"; also tether_log and tether_json: Tether
+# with its access log on, text or json, written to a file), BENCH_PIN (auto | on | off; auto pins
 # the 1-thread matrix: proxy on CPU 0, wrk and the upstream NGINX on CPU 1; the 2-thread matrix
 # is not pinned), BENCH_QUIET_TIMEOUT (seconds, default 900).
 #
@@ -72,8 +73,8 @@ for t in $THREAD_COUNTS; do
     }
 done
 for p in $PROXIES; do
-    case "$p" in tether | haproxy | nginx | pingora) ;; *)
-        echo "BENCH_PROXIES: unknown proxy $p (tether haproxy nginx pingora)" >&2
+    case "$p" in tether | tether_log | tether_json | haproxy | nginx | pingora) ;; *)
+        echo "BENCH_PROXIES: unknown proxy $p (tether tether_log tether_json haproxy nginx pingora)" >&2
         exit 2
         ;;
     esac
@@ -323,7 +324,7 @@ write_config() {
     local proxy=$1 threads=$2 port=$3 dir="$TMP/$1-$2"
     mkdir -p "$dir"
     case "$proxy" in
-        tether)
+        tether | tether_log | tether_json)
             cat >"$dir/tether.yaml" <<EOF
 version: 1
 threads: $threads
@@ -335,6 +336,7 @@ tether:
   listeners:
     - address: "127.0.0.1:$port"
   cookie_keys_file: $COOKIE_KEYS
+  access_log: { format: $([[ $proxy == tether_json ]] && echo json || echo text) }
   load_balancers:
     "*":
       default_pools: [bench]
@@ -441,10 +443,13 @@ start_proxy() {
     local proxy=$1 threads=$2 port=$3 conf=$4 log
     log="$(dirname "$conf")/stderr.log"
     case "$proxy" in
-        tether)
+        tether | tether_log | tether_json)
             "$TETHER_BIN" -t -c "$conf" >"$log" 2>&1 || die "tether rejects its config: $(cat "$log")"
-            # RUST_LOG=warn: the access log (target `access`, level info) is off.
-            RUST_LOG=warn "${PROXY_PIN[@]}" "$TETHER_BIN" -c "$conf" >"$log" 2>&1 &
+            # RUST_LOG=warn: the access log (target `access`, level info) is off; tether_log and
+            # tether_json turn it on (one line per request into $log, a file).
+            local filter=warn
+            [[ $proxy == tether ]] || filter=warn,access=info
+            RUST_LOG=$filter "${PROXY_PIN[@]}" "$TETHER_BIN" -c "$conf" >"$log" 2>&1 &
             PROXY_STOP_SIG=INT # Pingora: SIGINT exits at once, SIGTERM waits for the grace period
             ;;
         pingora)
@@ -473,7 +478,7 @@ start_proxy() {
 client_cookie() {
     local proxy=$1 port=$2 headers value
     case "$proxy" in
-        tether | haproxy)
+        tether | tether_log | tether_json | haproxy)
             headers=$(curl -s -D - -o /dev/null --max-time 2 "http://127.0.0.1:$port/")
             value=$(tr -d '\r' <<<"$headers" | awk 'tolower($1)=="set-cookie:" && $2 ~ /^__cflb=/ {sub(/;.*/, "", $2); sub(/^__cflb=/, "", $2); print $2; exit}')
             [[ -n $value ]] || die "$proxy set no __cflb cookie; headers were:
@@ -636,7 +641,7 @@ PY
 
 # ---------------------------------------------------------------- the run
 
-declare -A NAME=([tether]="Tether" [haproxy]="HAProxy" [nginx]="NGINX" [pingora]="bare Pingora")
+declare -A NAME=([tether]="Tether" [tether_log]="Tether, access log text" [tether_json]="Tether, access log json" [haproxy]="HAProxy" [nginx]="NGINX" [pingora]="bare Pingora")
 declare -A KIND=([cookie]="with cookie" [none]="no cookie")
 declare -A PINNING=()
 
@@ -703,6 +708,21 @@ report() {
                 echo "| ${NAME[$proxy]} | ${KIND[$kind]} | ${R[$k|rps]} | ${R[$k|p50]} | ${R[$k|p99]} | ${R[$k|cpu]} | ${R[$k|util]} | ${R[$k|rss]} |"
             done
         done
+        if has tether && { has tether_log || has tether_json; }; then
+            echo
+            echo "| access log on vs off | clients | req/s ratio | CPU/req ratio | target | met |"
+            echo "|---|---|---:|---:|---|---|"
+            for proxy in tether_log tether_json; do
+                has "$proxy" || continue
+                for kind in cookie none; do
+                    local t="$threads|tether|$kind" o="$threads|$proxy|$kind" rr cr met
+                    rr=$(ratio "${R[$o|rps]}" "${R[$t|rps]}")
+                    cr=$(ratio "${R[$o|cpu]}" "${R[$t|cpu]}")
+                    met=$(awk -v c="$cr" 'BEGIN{print (c <= 1.05) ? "yes" : "no"}')
+                    echo "| ${NAME[$proxy]} | ${KIND[$kind]} | $rr | $cr | CPU/req ≤ 1.05 | $met |"
+                done
+            done
+        fi
         if has tether; then
             echo
             echo "| Tether vs | clients | req/s ratio | CPU/req ratio | target | met |"

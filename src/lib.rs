@@ -3,17 +3,21 @@
 //! exists so benchmarks and fuzz targets reach the pure pieces directly.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod affinity;
 pub mod balance;
 pub mod changes;
+pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod dns;
 #[cfg(test)]
 mod fixtures;
 pub mod front_door;
 pub mod health;
+pub mod latency;
 pub mod live;
 pub mod logging;
 pub mod metrics;

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use log::{error, info, warn};
 use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::http_proxy;
-use pingora::server::configuration::Opt;
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
@@ -34,7 +33,7 @@ use tether::sweeper::Sweeper;
 
 fn main() {
     tether::logging::init();
-    let mut opt = Opt::parse_args();
+    let mut opt = <tether::cli::Args as clap::Parser>::parse().into_opt();
 
     let Some(path) = opt.conf.take() else {
         eprintln!("tether: a configuration file is needed: tether -c FILE (conf/tether.yaml is the reference)");
@@ -59,6 +58,7 @@ fn main() {
     let conf_path =
         std::fs::canonicalize(&path).unwrap_or_else(|_| std::path::PathBuf::from(&path));
     let tether = loaded.tether;
+    tether::access_log::set_format(tether.access_log.format);
     let keys = match &tether.cookie_keys_file {
         Some(file) => match CookieKeys::from_file(file) {
             Ok(keys) => {
@@ -200,6 +200,10 @@ fn main() {
     server.add_service(background_service(
         "tether monitors",
         LiveMonitors::new(Arc::clone(&live)),
+    ));
+    server.add_service(background_service(
+        "tether dns refresh",
+        tether::dns::DnsRefresher::new(Arc::clone(&live)),
     ));
     server.add_service(background_service(
         "tether session sweeper",

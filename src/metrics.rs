@@ -221,6 +221,7 @@ impl Metrics {
         families.extend(front_door_families());
         families.extend(rule_families(state));
         families.extend(outlier_families(state));
+        families.extend(crate::latency::families(state));
         families.retain(|f| !f.get_metric().is_empty());
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = String::new();
@@ -408,6 +409,13 @@ fn front_door_families() -> Vec<MetricFamily> {
             MetricType::COUNTER,
             &[],
             [([], COUNTERS.refused_connections.load(Relaxed) as f64)].into_iter(),
+        ),
+        family(
+            "tether_access_log_dropped_total",
+            "Access-log lines dropped because the writer thread was 16,384 lines behind (a request never waits for the log).",
+            MetricType::COUNTER,
+            &[],
+            [([], crate::access_log::dropped() as f64)].into_iter(),
         ),
         family(
             "tether_client_refusals_total",

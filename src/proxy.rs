@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
-use log::{info, warn};
+use log::warn;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use pingora::ErrorSource;
 
+use crate::access_log::{self, format};
 use crate::affinity::cookie_header::{cflb_values, without_cflb};
 use crate::balance::outlier::Outcome;
 use crate::clock;
@@ -105,6 +106,11 @@ pub struct RequestCtx {
     upstream_status: Option<u16>,
     /// An endpoint whose failed connection passive health already counted.
     connect_failure_noted: Option<Pick>,
+    /// The client's `X-Request-Id` when acceptable, else Tether's own
+    /// (then sent upstream); set in `request_filter`.
+    request_id: Option<String>,
+    /// `true` when `request_id` is Tether's and goes upstream.
+    request_id_ours: bool,
 }
 
 fn random_unit() -> f64 {
@@ -201,6 +207,8 @@ impl ProxyHttp for Proxy {
             rule: None,
             upstream_status: None,
             connect_failure_noted: None,
+            request_id: None,
+            request_id_ours: false,
         }
     }
 
@@ -212,6 +220,15 @@ impl ProxyHttp for Proxy {
             .map(|a| a.ip());
         keep_alive(session, &self.limits.load());
         let req = session.req_header();
+        ctx.request_id = match req.headers.get("x-request-id") {
+            Some(v) if format::acceptable_request_id(v.as_bytes()) => {
+                Some(String::from_utf8_lossy(v.as_bytes()).into_owned())
+            }
+            _ => {
+                ctx.request_id_ours = true;
+                Some(format::new_request_id(rand::random::<u128>()))
+            }
+        };
         let authority = if req.version == http::Version::HTTP_2 {
             Ok(req
                 .uri
@@ -293,7 +310,7 @@ impl ProxyHttp for Proxy {
         ctx.upstream_started = Some(clock::stopwatch());
         let endpoint = ctx.state.endpoint(pick);
         let timeouts = &ctx.state.upstream_timeouts;
-        let mut peer = HttpPeer::new(endpoint.conf.socket_addr, false, String::new());
+        let mut peer = HttpPeer::new(endpoint.socket_addr(), false, String::new());
         peer.options.connection_timeout = Some(timeouts.connect);
         peer.options.read_timeout = Some(timeouts.read);
         peer.options.write_timeout = Some(timeouts.write);
@@ -409,6 +426,11 @@ impl ProxyHttp for Proxy {
         } else if let Some(authority) = ctx.target_authority.as_deref() {
             upstream_request.insert_header(http::header::HOST, authority)?;
         }
+        if ctx.request_id_ours {
+            if let Some(id) = ctx.request_id.as_deref() {
+                upstream_request.insert_header("X-Request-Id", id)?;
+            }
+        }
         one_content_length(upstream_request)?;
         strip_own_cookie(upstream_request)?;
         Ok(())
@@ -509,34 +531,45 @@ impl ProxyHttp for Proxy {
         if let Some(rule) = &ctx.rule {
             crate::metrics::record_rule(lb, rule);
         }
-        if !log::log_enabled!(target: "access", log::Level::Info) {
+        let total_time = ctx.started.elapsed();
+        crate::latency::record_request(
+            ctx.lb.as_ref().map_or(0, |lb| lb.id),
+            endpoint_id,
+            total_time,
+            ctx.upstream_time,
+        );
+        if !access_log::enabled() {
             return;
         }
-        let client = ctx
-            .client
-            .map_or_else(|| "-".to_string(), |ip| ip.to_string());
-        let upstream_time = ctx
-            .upstream_time
-            .map_or_else(|| "-".to_string(), |t| format!("{:.6}", t.as_secs_f64()));
-        let error = e.map_or_else(String::new, |e| {
-            format!(" error=\"{}\"", e.etype().as_str())
+        let user_agent = req
+            .headers
+            .get(http::header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let error = e.map(|e| e.etype().as_str());
+        access_log::log(&access_log::Record {
+            unix_ms: clock::unix_ms(),
+            client: ctx.client,
+            host: (!ctx.host.is_empty()).then_some(ctx.host.as_str()),
+            method: req.method.as_str(),
+            path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            status,
+            load_balancer: ctx.lb.as_ref().map(|lb| lb.conf.name.as_str()),
+            pool: ctx.pick().map(|_| pool),
+            endpoint: ctx.pick().map(|_| endpoint),
+            affinity: ctx.decision().as_str(),
+            upstream_time: ctx.upstream_time,
+            total_time,
+            error,
+            reason: ctx.refused,
+            bytes_sent: session.as_downstream().body_bytes_sent() as u64,
+            upstream: ctx
+                .pick()
+                .filter(|_| ctx.upstream_started.is_some())
+                .map(|p| ctx.state.endpoint(p).socket_addr()),
+            request_id: ctx.request_id.as_deref(),
+            rule: ctx.rule.as_deref(),
+            user_agent: user_agent.as_deref(),
         });
-        let reason = ctx
-            .refused
-            .map_or_else(String::new, |r| format!(" reason={r}"));
-        let rule = ctx
-            .rule
-            .as_ref()
-            .map_or_else(String::new, |r| format!(" rule={r}"));
-        info!(
-            target: "access",
-            "client={client} host={} method={} path={} status={status} lb={lb} pool={pool} endpoint={endpoint} affinity={} upstream_time={upstream_time} total_time={:.6}{error}{reason}{rule}",
-            if ctx.host.is_empty() { "-" } else { &ctx.host },
-            req.method,
-            req.uri.path_and_query().map_or("/", |p| p.as_str()),
-            ctx.decision().as_str(),
-            ctx.started.elapsed().as_secs_f64(),
-        );
     }
 }
 

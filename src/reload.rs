@@ -116,6 +116,7 @@ impl Reloader {
         for key in self.fixed.differences(&Fixed::of(&loaded)) {
             warn!("reload: {key} changed in {shown}; that needs a hot upgrade (scripts/upgrade.sh) and stays as it is until then");
         }
+        crate::access_log::set_format(loaded.tether.access_log.format);
         let limits = loaded.tether.client_limits;
         let state = self.changes.state();
         let said = self.changes.reload(loaded.tether, keys, state.clock.now());

@@ -123,3 +123,29 @@ fn a_missing_tether_section_is_named() {
     assert_eq!(code, 1);
     assert!(err.contains("tether: missing"), "{err}");
 }
+
+#[test]
+fn help_and_version_speak_tether() {
+    let (code, out, _) = run_tether(&["--help"], Duration::from_secs(30));
+    assert_eq!(code, 0);
+    assert!(out.contains("Tether: a sticky load balancer"), "{out}");
+    for flag in [
+        "-c, --conf <FILE>",
+        "-t, --test",
+        "-d, --daemon",
+        "-u, --upgrade",
+        "-V, --version",
+    ] {
+        assert!(out.contains(flag), "{flag} in:\n{out}");
+    }
+    assert!(
+        !out.contains("base set of command line arguments"),
+        "Pingora's words:\n{out}"
+    );
+    assert!(!out.contains("nocapture"), "{out}");
+    let (code, out, _) = run_tether(&["--version"], Duration::from_secs(30));
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("tether {}", env!("CARGO_PKG_VERSION")));
+    let (code, _, err) = run_tether(&["--no-such-flag"], Duration::from_secs(30));
+    assert_eq!(code, 2, "{err}");
+}

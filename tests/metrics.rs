@@ -368,3 +368,65 @@ fn counters_equal_the_requests_sent_and_gauges_follow_the_state() {
         Some(6.0)
     );
 }
+
+#[test]
+fn latency_histograms_count_every_request_and_probe() {
+    let (a, slow) = (Upstream::healthy("a"), Upstream::healthy("slow"));
+    slow.set_delay(Duration::from_millis(30));
+    let proxy = tether()
+        .listener(free_port())
+        .admin(free_port())
+        .load_balancer("fast.test", lb(["p"]))
+        .load_balancer("slow.test", lb(["s"]))
+        .pool("p", pool([&a]).monitor("m"))
+        .pool("s", pool([&slow]))
+        .monitor("m", Monitor::every(1.0))
+        .start();
+    let c = client();
+    for _ in 0..5 {
+        assert_eq!(get(&c, &proxy.url("/"), "fast.test").0, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(get(&c, &proxy.url("/"), "slow.test").0, 200);
+    }
+    let fast = [
+        ("endpoint", "a"),
+        ("load_balancer", "fast.test"),
+        ("pool", "p"),
+    ];
+    let slow_l = [
+        ("endpoint", "slow"),
+        ("load_balancer", "slow.test"),
+        ("pool", "s"),
+    ];
+    let total = "tether_request_duration_seconds";
+    let up = "tether_upstream_response_duration_seconds";
+    let s = scrape_until(&proxy, "8 requests and a probe in the histograms", |s| {
+        s.get(&format!("{total}_count"), &fast) == Some(5.0)
+            && s.get(&format!("{total}_count"), &slow_l) == Some(3.0)
+            && s.get(
+                "tether_monitor_probe_duration_seconds_count",
+                &[("endpoint", "a"), ("pool", "p")],
+            )
+            .is_some_and(|n| n >= 1.0)
+    });
+    assert!(
+        s.text.contains(&format!("# TYPE {total} histogram")),
+        "{}",
+        s.text
+    );
+    let bucket = |name: &str, labels: &[(&str, &str)], le: &str| {
+        let mut l = labels.to_vec();
+        l.push(("le", le));
+        s.get(&format!("{name}_bucket"), &l)
+    };
+    // Cumulative, +Inf equal to the count.
+    assert_eq!(bucket(total, &slow_l, "+Inf"), Some(3.0));
+    assert_eq!(bucket(up, &slow_l, "+Inf"), Some(3.0));
+    // The slow endpoint's 30 ms show: none under 25 ms, all under 50 ms... 1 s.
+    assert_eq!(bucket(up, &slow_l, "0.025"), Some(0.0), "{}", s.text);
+    assert_eq!(bucket(up, &slow_l, "1"), Some(3.0), "{}", s.text);
+    let sum = s.get(&format!("{up}_sum"), &slow_l).unwrap();
+    assert!((0.09..1.0).contains(&sum), "sum {sum}");
+    assert_eq!(bucket(total, &fast, "+Inf"), Some(5.0));
+}

@@ -223,3 +223,44 @@ fn reload_sh_validates_then_reloads_in_place() {
         .contains("b")));
     assert_eq!(proxy.pid(), pid);
 }
+
+#[test]
+fn a_reload_switches_the_access_log_format() {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let (admin, listen) = (free_port(), free_port());
+    let mut proxy = section(&a, &b, admin, listen, false).start();
+    let c = client();
+    assert_eq!(
+        support::get(&c, &proxy.url("/text-line"), "example.com").0,
+        200
+    );
+    assert!(proxy.wait_for_log("path=/text-line", Duration::from_secs(5)));
+
+    proxy.rewrite_config(
+        &section(&a, &b, admin, listen, false)
+            .access_log("json")
+            .yaml(),
+    );
+    proxy.signal("HUP");
+    assert!(
+        proxy.wait_for_log("is the running configuration", Duration::from_secs(10)),
+        "{}",
+        proxy.logs()
+    );
+    assert_eq!(
+        support::get(&c, &proxy.url("/json-line"), "example.com").0,
+        200
+    );
+    let json_line = || {
+        proxy.logs().lines().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l.trim()).ok()?;
+            (v["path"] == "/json-line").then_some(v)
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || json_line().is_some()),
+        "no JSON line after the reload:\n{}",
+        proxy.logs()
+    );
+    assert_eq!(json_line().unwrap()["endpoint"], "a");
+}

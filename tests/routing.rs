@@ -343,3 +343,85 @@ fn access_log_names_the_decision() {
         proxy.logs()
     );
 }
+
+#[test]
+fn json_access_log_has_every_field_and_the_request_id_goes_upstream() {
+    let up = Upstream::healthy("jsonlog");
+    let proxy = tether()
+        .listener(free_port())
+        .access_log("json")
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&up]))
+        .start();
+    let c = client();
+    // No X-Request-Id: Tether makes one and sends it upstream.
+    let (status, _, body) = get_h(
+        &c,
+        &proxy.url("/echo?a=1"),
+        &[("host", "shop.test"), ("user-agent", "probe \"7\"")],
+    );
+    assert_eq!(status, 200);
+    let first_len = body.len() as u64;
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let sent = echo["headers"]["x-request-id"][0]
+        .as_str()
+        .expect("an X-Request-Id upstream")
+        .to_string();
+    assert_eq!(sent.len(), 32, "{sent}");
+    // The client's own is kept as it is.
+    let (_, _, body) = get_h(
+        &c,
+        &proxy.url("/echo"),
+        &[("host", "shop.test"), ("x-request-id", "client-id-1")],
+    );
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echo["headers"]["x-request-id"][0], "client-id-1");
+
+    let find = |id: &str| -> Option<serde_json::Value> {
+        proxy.logs().lines().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l.trim()).ok()?;
+            (v["request_id"] == id).then_some(v)
+        })
+    };
+    assert!(
+        proxy.wait_for_logs(Duration::from_secs(5), |_| find(&sent).is_some()
+            && find("client-id-1").is_some()),
+        "no JSON access lines in:\n{}",
+        proxy.logs()
+    );
+    let line = find(&sent).unwrap();
+    let fields = line.as_object().unwrap();
+    for key in [
+        "time",
+        "client",
+        "host",
+        "method",
+        "path",
+        "status",
+        "load_balancer",
+        "pool",
+        "endpoint",
+        "affinity",
+        "upstream_time",
+        "total_time",
+        "error",
+        "reason",
+        "bytes_sent",
+        "upstream",
+        "request_id",
+        "rule",
+        "user_agent",
+    ] {
+        assert!(fields.contains_key(key), "{key} missing from {line}");
+    }
+    assert_eq!(line["client"], "127.0.0.1");
+    assert_eq!(line["host"], "shop.test");
+    assert_eq!(line["path"], "/echo?a=1");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["endpoint"], "jsonlog");
+    assert_eq!(line["upstream"], up.addr().to_string());
+    assert_eq!(line["user_agent"], "probe \"7\"");
+    assert_eq!(line["bytes_sent"].as_u64(), Some(first_len));
+    assert!(line["total_time"].as_f64().unwrap() > 0.0);
+    assert!(line["upstream_time"].as_f64().unwrap() > 0.0);
+}

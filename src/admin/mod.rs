@@ -17,6 +17,7 @@ mod pools;
 mod response;
 mod router;
 mod session_persistence;
+mod status;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::auth::Auth;
 use super::response::{allow, too_large_response, AdminResponse, Answer, ApiError, MAX_BODY, TEXT};
-use super::{cluster, load_balancers, metrics, pools, session_persistence};
+use super::{cluster, load_balancers, metrics, pools, session_persistence, status};
 use crate::changes::{Change, ChangeError, Changes};
 use crate::clock::Now;
 use crate::state::State;
@@ -58,7 +58,7 @@ pub struct Router {
 }
 
 impl Router {
-    /// `token`: every call but `/healthz` then needs `Authorization: Bearer <token>`.
+    /// `token`: every call but `/healthz` and the status page `/` then needs `Authorization: Bearer <token>`.
     pub fn new(token: Option<&str>, changes: Arc<Changes>) -> Self {
         Router {
             auth: Auth::new(token),
@@ -97,6 +97,14 @@ impl Router {
                 Err(e) => e.envelope(),
             };
         }
+        // The status page holds no data: it loads without a token, and
+        // every call it makes needs one (docs/status-page.md).
+        if segs == [""] {
+            return match status::page(method) {
+                Ok(page) => page,
+                Err(e) => e.envelope(),
+            };
+        }
         if let Err(e) = self.auth.check(req.authorization, req.client, req.now.ms) {
             return e
                 .envelope()
@@ -132,6 +140,7 @@ fn route(call: &Call<'_>, segs: &[&str], path: &str) -> Answer {
     match segs {
         ["metrics"] => metrics::handle(call),
         ["v1", "cluster"] => cluster::handle(call),
+        ["v1", "status"] => status::handle(call),
         ["v1", "load_balancers"] => load_balancers::list(call),
         ["v1", "load_balancers", name] => load_balancers::one(call, name),
         ["v1", "load_balancers", name, "session_persistence"] => {

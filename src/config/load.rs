@@ -13,6 +13,7 @@ use super::model::*;
 use super::monitor::read_monitors;
 use super::pool::read_pools;
 use super::read::{all, describe, quote, Check, ConfigErrors, Errors, Node};
+use super::spelling::Spelled;
 use pingora::server::configuration::ServerConf;
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -163,6 +164,8 @@ const TETHER_KEYS: &[&str] = &[
     "decision_header",
     "upstream_timeouts",
     "client_limits",
+    "access_log",
+    "dns_refresh",
     "load_balancers",
     "pools",
     "monitors",
@@ -216,6 +219,13 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         None => Some(ClientLimits::default()),
         Some(n) => read_client_limits(n, errs),
     };
+    let dns_refresh = o
+        .number_or(errs, "dns_refresh", 0.1, 86_400.0, 60.0)
+        .map(Duration::from_secs_f64);
+    let access_log = match o.opt("access_log") {
+        None => Some(AccessLog::default()),
+        Some(n) => read_access_log(n, errs),
+    };
 
     let monitor_names = key_names(o.opt("monitors"), false);
     let pool_names = key_names(o.opt("pools"), true);
@@ -246,6 +256,8 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         decision_header: decision_header?,
         upstream_timeouts: upstream_timeouts?,
         client_limits: client_limits?,
+        access_log: access_log?,
+        dns_refresh: dns_refresh?,
         load_balancers: load_balancers?,
         pools: pools?,
         monitors: monitors?,
@@ -433,6 +445,17 @@ fn read_client_limits(node: &Node<'_>, errs: &mut Errors) -> Option<ClientLimits
         idle_timeout: idle_timeout?,
         max_request_header_bytes: max_request_header_bytes? as usize,
     })
+}
+
+fn read_access_log(node: &Node<'_>, errs: &mut Errors) -> Option<AccessLog> {
+    let o = node.object(errs, &["format"])?;
+    let format = o.choice_or(
+        errs,
+        "format",
+        AccessLogFormat::SPELLINGS,
+        AccessLogFormat::Text,
+    );
+    Some(AccessLog { format: format? })
 }
 
 fn read_timeouts(node: &Node<'_>, errs: &mut Errors) -> Option<UpstreamTimeouts> {

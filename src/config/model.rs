@@ -24,6 +24,12 @@ pub struct Config {
     pub upstream_timeouts: UpstreamTimeouts,
     /// What one client may hold and send (docs/configuration.md, "Client limits").
     pub client_limits: ClientLimits,
+    /// `tether.access_log`: how each request's access-log line is written
+    /// (docs/operations.md, "Access log").
+    pub access_log: AccessLog,
+    /// `tether.dns_refresh`: how often endpoints whose address is a host
+    /// name are resolved again (default 60 s).
+    pub dns_refresh: Duration,
     /// Keyed by host name, lower-cased; `"*"` is the catch-all.
     pub load_balancers: BTreeMap<String, LoadBalancer>,
     pub pools: BTreeMap<String, Pool>,
@@ -58,6 +64,22 @@ pub struct Tls {
 pub struct Admin {
     pub address: String,
     pub token_file: Option<PathBuf>,
+}
+
+/// `tether.access_log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccessLog {
+    /// `text` (default): `key=value` fields after env_logger's prefix;
+    /// `json`: one JSON object per line.
+    pub format: AccessLogFormat,
+}
+
+/// `tether.access_log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// Limits on client connections, the front door's defences.

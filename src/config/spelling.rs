@@ -43,6 +43,13 @@ impl Spelled for SessionAffinity {
     ];
 }
 
+impl Spelled for AccessLogFormat {
+    const SPELLINGS: &'static [(&'static str, Self)] = &[
+        ("text", AccessLogFormat::Text),
+        ("json", AccessLogFormat::Json),
+    ];
+}
+
 impl Spelled for SameSite {
     const SPELLINGS: &'static [(&'static str, Self)] = &[
         ("Auto", SameSite::Auto),

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use log::{info, warn};
+use log::warn;
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -135,18 +135,18 @@ fn log_refusal(
     elapsed: Duration,
 ) {
     COUNTERS.refusals[refusal.index()].fetch_add(1, Relaxed);
-    if !log::log_enabled!(target: "access", log::Level::Info) {
-        return;
-    }
-    let client = client.map_or_else(|| "-".to_string(), |c| c.ip().to_string());
-    let (method, target) = line.map_or(("-", "-"), |l| (l.method.as_str(), l.target.as_str()));
-    info!(
-        target: "access",
-        "client={client} host=- method={method} path={target} status={} lb=- pool=- endpoint=- affinity=none upstream_time=- total_time={:.6} reason={}",
-        refusal.status(),
-        elapsed.as_secs_f64(),
-        refusal.reason(),
-    );
+    let (method, path) = line.map_or(("-", "-"), |l| (l.method.as_str(), l.target.as_str()));
+    crate::access_log::log(&crate::access_log::Record {
+        unix_ms: crate::clock::unix_ms(),
+        client: client.map(|c| c.ip()),
+        method,
+        path,
+        status: refusal.status(),
+        affinity: "none",
+        total_time: elapsed,
+        reason: Some(refusal.reason()),
+        ..crate::access_log::Record::default()
+    });
 }
 
 /// The proxy's Pingora app behind the front door.

@@ -106,7 +106,17 @@ impl<P: Probe> HealthCheck for MonitorCheck<P> {
                 "backend carries no Tether endpoint",
             );
         };
+        // The endpoint's address now (a host name may have moved, src/dns.rs).
+        let mut now_at = target.clone();
+        let live_addr = self.state.endpoint(target.at).socket_addr();
+        now_at.addr.set_ip(live_addr.ip());
+        if self.monitor.port == 0 {
+            now_at.addr.set_port(live_addr.port());
+        }
+        let target = &now_at;
+        let started = crate::clock::stopwatch();
         let outcome = self.probe_with_retries(target).await;
+        crate::latency::record_probe(target.id, started.elapsed());
         let endpoint = self.state.endpoint(target.at);
         if let Ok(rtt) = outcome {
             endpoint.set_rtt(rtt);

@@ -42,6 +42,9 @@ pub struct EndpointState {
     /// Slow start: monotonic ms it last became usable (recovered, enabled,
     /// added); 0: usable since before this process started.
     usable_since: AtomicU64,
+    /// Where requests and probes go now: `conf.socket_addr` at start, then
+    /// what `tether.dns_refresh` last resolved a host-name address to.
+    addr: arc_swap::ArcSwap<std::net::SocketAddr>,
 }
 
 /// The last monitor probe of an endpoint, for the admin API.
@@ -81,12 +84,21 @@ impl EndpointState {
             ejected_until: AtomicU64::new(0),
             ejections_total: AtomicU64::new(0),
             usable_since: AtomicU64::new(0),
+            addr: arc_swap::ArcSwap::from_pointee(conf.socket_addr),
             conf: conf.clone(),
         }
     }
 
     pub fn name(&self) -> &str {
         &self.conf.name
+    }
+    /// The socket address requests and probes go to now (a lock-free load).
+    pub fn socket_addr(&self) -> std::net::SocketAddr {
+        **self.addr.load()
+    }
+    /// A host-name address re-resolved elsewhere (`src/dns.rs`).
+    pub fn set_socket_addr(&self, addr: std::net::SocketAddr) {
+        self.addr.store(std::sync::Arc::new(addr));
     }
     pub fn enabled(&self) -> bool {
         self.flags.load(Relaxed) & ENABLED != 0

@@ -256,6 +256,8 @@ pub struct State {
     lbs: ArcSwap<LbTable>,
     pub upstream_timeouts: config::UpstreamTimeouts,
     pub decision_header: bool,
+    /// `tether.dns_refresh`: how often host-name endpoints are re-resolved.
+    pub dns_refresh: std::time::Duration,
     pub clock: Clock,
     pub keys: CookieKeys,
     /// `header` and `source_ip` sessions of every load balancer; shared with
@@ -313,6 +315,7 @@ impl State {
             lbs: ArcSwap::from_pointee(LbTable::default()),
             upstream_timeouts: config.upstream_timeouts,
             decision_header: config.decision_header,
+            dns_refresh: config.dns_refresh,
             clock,
             keys,
             sessions,

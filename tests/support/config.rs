@@ -45,6 +45,10 @@ pub struct Tether {
     pub upstream_timeouts: Option<UpstreamTimeouts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_limits: Option<ClientLimits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLog>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_refresh: Option<f64>,
     pub load_balancers: BTreeMap<String, LoadBalancer>,
     pub pools: BTreeMap<String, Pool>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -114,6 +118,12 @@ pub struct UpstreamTimeouts {
     pub write: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle: Option<f64>,
+}
+
+/// `access_log`: `format` is `text` or `json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessLog {
+    pub format: String,
 }
 
 /// `client_limits`; timeouts in seconds.
@@ -203,6 +213,20 @@ impl Tether {
             read: Some(seconds),
             ..UpstreamTimeouts::default()
         });
+        self
+    }
+
+    /// `access_log: { format }` (`text` or `json`).
+    pub fn access_log(mut self, format: &str) -> Tether {
+        self.access_log = Some(AccessLog {
+            format: format.to_string(),
+        });
+        self
+    }
+
+    /// `dns_refresh` in seconds.
+    pub fn dns_refresh(mut self, seconds: f64) -> Tether {
+        self.dns_refresh = Some(seconds);
         self
     }
 

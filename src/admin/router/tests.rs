@@ -130,6 +130,35 @@ fn healthz_needs_no_token() {
 }
 
 #[test]
+fn the_status_page_loads_without_a_token_and_its_data_needs_one() {
+    let (router, state) = setup(Some("s3cret"));
+    let r = call(&router, &state, "GET", "/", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type, "text/html; charset=utf-8");
+    assert!(r.text.contains("<title>Tether status</title>"));
+    assert!(r
+        .header("content-security-policy")
+        .is_some_and(|c| c.contains("connect-src 'self'")));
+    assert_eq!(call(&router, &state, "POST", "/", "").status, 405);
+    assert_eq!(call(&router, &state, "GET", "/v1/status", "").status, 401);
+    let r = call_full(
+        &router,
+        &state,
+        "GET",
+        "/v1/status",
+        Some("Bearer s3cret"),
+        b"",
+        NOW,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v: serde_json::Value = serde_json::from_str(&r.text).unwrap();
+    let lbs = v["result"]["load_balancers"].as_array().unwrap();
+    assert!(!lbs.is_empty());
+    assert_eq!(lbs[0]["serving"], serde_json::json!(["p"]), "{}", r.text);
+    assert_eq!(v["result"]["sessions"], 0);
+}
+
+#[test]
 fn the_token_is_required_everywhere_else() {
     let (router, state) = setup(Some("s3cret"));
     let get =
@@ -202,7 +231,7 @@ fn unknown_names_and_routes_are_404() {
             r#"pool "p" has no endpoint named "nope""#,
         ),
         ("GET", "/v1/nothing", "no route for /v1/nothing"),
-        ("GET", "/", "no route for /"),
+        ("GET", "/nothing", "no route for /nothing"),
         (
             "GET",
             "/v1/pools/p/endpoints",

@@ -114,8 +114,13 @@ fn demo_config_loads() {
     let lb = &t.load_balancers["*"];
     assert_eq!(lb.default_pools, vec!["demo"]);
     assert_eq!(lb.steering_policy, SteeringPolicy::Off);
-    assert_eq!(lb.session_affinity, SessionAffinity::None);
-    assert_eq!(lb.session_affinity_ttl, Duration::ZERO);
+    assert_eq!(lb.session_affinity, SessionAffinity::Cookie);
+    assert_eq!(
+        lb.session_affinity_attributes.drain_duration,
+        Duration::from_secs(60)
+    );
+    assert_eq!(t.admin.as_ref().unwrap().address, "127.0.0.1:9180");
+    assert!(t.decision_header);
     let pool = &t.pools["demo"];
     let names: Vec<&str> = pool.endpoints.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, vec!["web-1", "web-2", "web-3"]);
