@@ -14,19 +14,23 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
-use pingora::ErrorSource;
 
 use crate::access_log::{self, format};
-use crate::affinity::cookie_header::{cflb_values, without_cflb};
+use crate::affinity::cookie_header::cflb_values;
 use crate::balance::outlier::Outcome;
 use crate::clock;
 use crate::config::ClientLimits;
 use crate::front_door;
 use crate::live::Live;
 use crate::policy::{self, RuleStep};
-use crate::request::{forwarded_for, http1_authority, normalize_host, Authority, BadRequest};
+use crate::request::{forwarded_for, http1_authority, normalize_host, Authority};
 use crate::state::{InFlight, LbState, Pick, State};
 use crate::sticky::{Decision, Routed};
+
+mod reply;
+mod upstream;
+use reply::{failure_status, https_location, redirect, refuse, respond_text, text_header};
+use upstream::{keep_alive, one_content_length, strip_own_cookie};
 
 pub struct Proxy {
     live: Arc<Live>,
@@ -115,57 +119,6 @@ pub struct RequestCtx {
 
 fn random_unit() -> f64 {
     rand::random::<f64>()
-}
-
-/// The header of a plain-text reply Tether writes itself, for `body`.
-fn text_header(status: u16, body: &Bytes) -> Result<ResponseHeader> {
-    let mut resp = ResponseHeader::build(status, Some(4))?;
-    resp.insert_header("Content-Type", "text/plain; charset=utf-8")?;
-    resp.insert_header("Content-Length", body.len().to_string())?;
-    Ok(resp)
-}
-
-/// A short plain-text reply written by Tether itself (404, 503).
-async fn respond_text(session: &mut Session, status: u16, text: &str) -> Result<()> {
-    let body = Bytes::from(format!("{text}\n"));
-    let mut resp = text_header(status, &body)?;
-    resp.insert_header("Cache-Control", "no-store")?;
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await
-}
-
-/// `always_use_https`: where a plain-HTTP request is sent (Cloudflare answers 301).
-fn https_location(host: &str, port: Option<u16>, req: &RequestHeader) -> String {
-    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    match port {
-        None | Some(443) => format!("https://{host}{path}"),
-        Some(port) => format!("https://{host}:{port}{path}"),
-    }
-}
-
-async fn redirect(session: &mut Session, location: &str) -> Result<()> {
-    let body = Bytes::from(format!("moved to {location}\n"));
-    let mut resp = text_header(301, &body)?;
-    resp.insert_header(http::header::LOCATION, location)?;
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await
-}
-
-/// SPEC 3.5: the status and short body for a request that failed in flight.
-fn failure_status(e: &Error) -> (u16, &'static str) {
-    match (e.esource(), e.etype()) {
-        (_, ErrorType::HTTPStatus(code)) => (*code, "request failed"),
-        (ErrorSource::Upstream, ErrorType::ConnectTimedout)
-        | (ErrorSource::Upstream, ErrorType::ReadTimedout)
-        | (ErrorSource::Upstream, ErrorType::WriteTimedout) => (504, "upstream timed out"),
-        (ErrorSource::Upstream, _) => (502, "upstream unreachable"),
-        (
-            ErrorSource::Downstream,
-            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
-        ) => (0, ""),
-        (ErrorSource::Downstream, _) => (400, "bad request"),
-        _ => (500, "internal error"),
-    }
 }
 
 impl RequestCtx {
@@ -571,81 +524,6 @@ impl ProxyHttp for Proxy {
             user_agent: user_agent.as_deref(),
         });
     }
-}
-
-/// `400` for a request that names no usable authority; the connection is
-/// not reused.
-async fn refuse(session: &mut Session, ctx: &mut RequestCtx, bad: BadRequest) -> Result<bool> {
-    ctx.refused = Some(bad.reason());
-    session.set_keepalive(None);
-    respond_text(session, 400, bad.message()).await?;
-    Ok(true)
-}
-
-/// Kept-alive client connections: pipelined requests are answered in order,
-/// and Pingora's own wait between requests is no shorter than the front
-/// door's `idle_timeout` and `header_timeout`, which then decide.
-fn keep_alive(session: &mut Session, limits: &ClientLimits) {
-    let downstream = session.as_downstream_mut();
-    downstream.set_pipelining_enabled(true);
-    if downstream.get_keepalive().is_some() {
-        let wait = limits.idle_timeout.max(limits.header_timeout);
-        downstream.set_keepalive(Some(wait.as_secs().max(1) + 1));
-    }
-}
-
-/// A list-form or repeated `Content-Length` (`5, 5`), which Pingora has
-/// already checked agrees, goes upstream as one value.
-fn one_content_length(req: &mut RequestHeader) -> Result<()> {
-    let mut values = req.headers.get_all(http::header::CONTENT_LENGTH).iter();
-    let (Some(first), second) = (values.next(), values.next()) else {
-        return Ok(());
-    };
-    if second.is_none() && !first.as_bytes().contains(&b',') {
-        return Ok(());
-    }
-    let Some(one) = first
-        .to_str()
-        .ok()
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_string())
-    else {
-        return Ok(());
-    };
-    req.insert_header(http::header::CONTENT_LENGTH, one)?;
-    Ok(())
-}
-
-/// SPEC 3.4: Tether's own `__cflb` never reaches the endpoint; every other
-/// cookie passes untouched. Done through Pingora's header API so its
-/// header-case bookkeeping stays right; nothing is done without a `__cflb`,
-/// and the usual single `Cookie` header is replaced in place.
-fn strip_own_cookie(req: &mut RequestHeader) -> Result<()> {
-    if cflb_values(&req.headers).next().is_none() {
-        return Ok(());
-    }
-    let kept: Vec<http::HeaderValue> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(without_cflb)
-        .collect();
-    match kept.len() {
-        0 => {
-            req.remove_header(&http::header::COOKIE);
-        }
-        1 => {
-            let only = kept.into_iter().next().expect("one value");
-            req.insert_header(http::header::COOKIE, only)?;
-        }
-        _ => {
-            req.remove_header(&http::header::COOKIE);
-            for value in kept {
-                req.append_header(http::header::COOKIE, value)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

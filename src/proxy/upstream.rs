@@ -1,0 +1,75 @@
+//! What the connections on either side are told: the client's keep-alive
+//! and pipelining, and the request headers the endpoint gets (one
+//! `Content-Length`, never Tether's own `__cflb`).
+
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+use crate::affinity::cookie_header::{cflb_values, without_cflb};
+use crate::config::ClientLimits;
+
+/// Kept-alive client connections: pipelined requests are answered in order,
+/// and Pingora's own wait between requests is no shorter than the front
+/// door's `idle_timeout` and `header_timeout`, which then decide.
+pub(super) fn keep_alive(session: &mut Session, limits: &ClientLimits) {
+    let downstream = session.as_downstream_mut();
+    downstream.set_pipelining_enabled(true);
+    if downstream.get_keepalive().is_some() {
+        let wait = limits.idle_timeout.max(limits.header_timeout);
+        downstream.set_keepalive(Some(wait.as_secs().max(1) + 1));
+    }
+}
+
+/// A list-form or repeated `Content-Length` (`5, 5`), which Pingora has
+/// already checked agrees, goes upstream as one value.
+pub(super) fn one_content_length(req: &mut RequestHeader) -> Result<()> {
+    let mut values = req.headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let (Some(first), second) = (values.next(), values.next()) else {
+        return Ok(());
+    };
+    if second.is_none() && !first.as_bytes().contains(&b',') {
+        return Ok(());
+    }
+    let Some(one) = first
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string())
+    else {
+        return Ok(());
+    };
+    req.insert_header(http::header::CONTENT_LENGTH, one)?;
+    Ok(())
+}
+
+/// SPEC 3.4: Tether's own `__cflb` never reaches the endpoint; every other
+/// cookie passes untouched. Done through Pingora's header API so its
+/// header-case bookkeeping stays right; nothing is done without a `__cflb`,
+/// and the usual single `Cookie` header is replaced in place.
+pub(super) fn strip_own_cookie(req: &mut RequestHeader) -> Result<()> {
+    if cflb_values(&req.headers).next().is_none() {
+        return Ok(());
+    }
+    let kept: Vec<http::HeaderValue> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(without_cflb)
+        .collect();
+    match kept.len() {
+        0 => {
+            req.remove_header(&http::header::COOKIE);
+        }
+        1 => {
+            let only = kept.into_iter().next().expect("one value");
+            req.insert_header(http::header::COOKIE, only)?;
+        }
+        _ => {
+            req.remove_header(&http::header::COOKIE);
+            for value in kept {
+                req.append_header(http::header::COOKIE, value)?;
+            }
+        }
+    }
+    Ok(())
+}
