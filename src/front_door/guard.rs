@@ -168,8 +168,11 @@ impl Guarded {
                 }
                 Some(Ok(n)) => {
                     let start = self.prefix.len() - n;
-                    let data = self.prefix[start..].to_vec();
-                    match self.on_read(&data) {
+                    // Taken out for the scan (no copy), put back before Pingora reads it.
+                    let prefix = std::mem::take(&mut self.prefix);
+                    let scanned = self.on_read(&prefix[start..]);
+                    self.prefix = prefix;
+                    match scanned {
                         Ok(()) if matches!(self.phase, Phase::Header(_)) => continue,
                         Ok(()) => return Ok(()),
                         Err(refusal) => refusal,
