@@ -202,7 +202,17 @@ fn max_connections_closes_new_connections_while_existing_ones_are_served() {
             ..ClientLimits::default()
         },
     )
+    .admin(free_port())
     .start();
+    // The start-up readiness probes held slots too: wait until Tether has seen
+    // them close, so the four below are the only connections it counts.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let (_, _, metrics) = support::get(&client(), &proxy.admin_url("/metrics"), "admin");
+            metrics.contains("\ntether_client_connections 0\n")
+        }),
+        "the readiness probes' connections are released"
+    );
     let mut held: Vec<TcpStream> = (0..4).map(|_| connect(&proxy)).collect();
     for s in &mut held {
         s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
