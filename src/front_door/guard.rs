@@ -15,7 +15,6 @@
 //! untouched (h2 has its own flow control and Pingora its idle handling).
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -30,8 +29,8 @@ use pingora::protocols::{
     UniqueIDType, ALPN,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
 
+use super::deadline::Deadline;
 use super::scan::{response_status, HeaderScan, Scanned};
 use super::{log_refusal, Refusal};
 use crate::config::ClientLimits;
@@ -73,7 +72,7 @@ pub struct Guarded {
     inner: Stream,
     limits: ClientLimits,
     phase: Phase,
-    deadline: Option<Pin<Box<Sleep>>>,
+    deadline: Deadline,
     /// The last request's line, kept for the log of a refusal written later.
     last_line: Option<super::scan::RequestLine>,
     mark: Arc<RequestMark>,
@@ -109,7 +108,7 @@ impl Guarded {
             inner,
             limits,
             phase: Phase::Waiting,
-            deadline: None,
+            deadline: Deadline::default(),
             last_line: None,
             mark: Arc::new(RequestMark::default()),
             client,
@@ -119,7 +118,7 @@ impl Guarded {
             started: crate::clock::stopwatch(),
         };
         if !passthrough {
-            guarded.arm(limits.header_timeout);
+            guarded.started = guarded.arm(limits.header_timeout).into_std();
         }
         guarded
     }
@@ -149,13 +148,13 @@ impl Guarded {
                     deadline,
                     ..
                 } = self;
-                let Some(deadline) = deadline.as_mut() else {
+                if !deadline.is_set() {
                     return Err(());
-                };
+                }
                 tokio::select! {
                     biased;
                     r = inner.read_buf(prefix) => Some(r),
-                    () = deadline.as_mut() => None,
+                    () = deadline.passed_at() => None,
                 }
             };
             let refusal = match read {
@@ -208,15 +207,15 @@ impl Guarded {
         &self.mark
     }
 
-    fn arm(&mut self, after: Duration) {
-        match &mut self.deadline {
-            Some(sleep) => sleep.as_mut().reset(crate::clock::tokio_now() + after),
-            None => self.deadline = Some(Box::pin(tokio::time::sleep(after))),
-        }
+    /// The connection's deadline is `after` from now; returns now.
+    fn arm(&mut self, after: Duration) -> tokio::time::Instant {
+        let now = crate::clock::tokio_now();
+        self.deadline.set(now + after);
+        now
     }
 
     fn elapsed(&self) -> bool {
-        self.deadline.as_ref().is_some_and(|d| d.is_elapsed())
+        self.deadline.passed(crate::clock::tokio_now())
     }
 
     /// Bytes of a read arrived: move through the phases.
@@ -235,7 +234,7 @@ impl Guarded {
             Scanned::Complete { .. } => {
                 self.last_line = Some(scan.request_line());
                 self.phase = Phase::Body { responded: false };
-                self.deadline = None;
+                self.deadline.clear();
                 Ok(())
             }
             Scanned::Partial { bytes } if bytes > self.limits.max_request_header_bytes => {
@@ -263,7 +262,7 @@ impl Guarded {
         }
         log_refusal(self.client, line.as_ref(), refusal, self.started.elapsed());
         self.phase = Phase::Tunnel;
-        self.deadline = None;
+        self.deadline.clear();
         io::Error::new(refusal.io_kind(), refusal.reason())
     }
 
@@ -292,7 +291,7 @@ impl Guarded {
             } else {
                 Phase::Body { responded: true }
             };
-            self.deadline = None;
+            self.deadline.clear();
         }
     }
 }
@@ -320,9 +319,8 @@ impl AsyncRead for Guarded {
             // The response went out: the connection now waits for the next request.
             this.phase = Phase::Waiting;
             this.next_request = true;
-            this.started = crate::clock::stopwatch();
             let idle = this.limits.idle_timeout;
-            this.arm(idle);
+            this.started = this.arm(idle).into_std();
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -335,8 +333,7 @@ impl AsyncRead for Guarded {
                     // `header_timeout` from its first byte.
                     this.next_request = false;
                     let header = this.limits.header_timeout;
-                    this.arm(header);
-                    this.started = crate::clock::stopwatch();
+                    this.started = this.arm(header).into_std();
                 }
                 match this.on_read(&buf.filled()[before..]) {
                     Ok(()) => Poll::Ready(Ok(())),
@@ -347,17 +344,13 @@ impl AsyncRead for Guarded {
                 }
             }
             Poll::Pending => {
-                let expired = this
-                    .deadline
-                    .as_mut()
-                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
-                if !expired {
+                if this.deadline.poll_passed(cx).is_pending() {
                     return Poll::Pending;
                 }
                 match this.phase {
                     // Nothing of a request yet: close quietly, as NGINX does.
                     Phase::Waiting => {
-                        this.deadline = None;
+                        this.deadline.clear();
                         log::debug!(
                             "client {}: closed after waiting {:?} for a request",
                             this.client_text(),

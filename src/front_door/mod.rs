@@ -22,6 +22,7 @@
 //!
 //! The limits can change at run time (a reload): they are read per connection.
 
+mod deadline;
 pub mod guard;
 pub mod scan;
 
