@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use log::warn;
@@ -19,7 +18,6 @@ use crate::access_log::{self, format};
 use crate::affinity::cookie_header::cflb_values;
 use crate::balance::outlier::Outcome;
 use crate::clock;
-use crate::config::ClientLimits;
 use crate::front_door;
 use crate::live::Live;
 use crate::policy::{self, RuleStep};
@@ -36,21 +34,15 @@ pub struct Proxy {
     live: Arc<Live>,
     /// Where `always_use_https` sends plain HTTP (`None`: 443).
     https_port: Option<u16>,
-    limits: Arc<ArcSwap<ClientLimits>>,
     /// With `tether.cluster`: where pins the other replicas need are left.
     cluster: Option<crate::cluster::Outbox>,
 }
 
 impl Proxy {
-    pub fn new(
-        live: Arc<Live>,
-        https_port: Option<u16>,
-        limits: Arc<ArcSwap<ClientLimits>>,
-    ) -> Self {
+    pub fn new(live: Arc<Live>, https_port: Option<u16>) -> Self {
         Proxy {
             live,
             https_port,
-            limits,
             cluster: None,
         }
     }
@@ -171,7 +163,7 @@ impl ProxyHttp for Proxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        keep_alive(session, &self.limits.load());
+        keep_alive(session);
         let req = session.req_header();
         ctx.request_id = match req.headers.get("x-request-id") {
             Some(v) if format::acceptable_request_id(v.as_bytes()) => {

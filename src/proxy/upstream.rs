@@ -6,17 +6,18 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use crate::affinity::cookie_header::{cflb_values, without_cflb};
-use crate::config::ClientLimits;
 
 /// Kept-alive client connections: pipelined requests are answered in order,
-/// and Pingora's own wait between requests is no shorter than the front
-/// door's `idle_timeout` and `header_timeout`, which then decide.
-pub(super) fn keep_alive(session: &mut Session, limits: &ClientLimits) {
+/// and Pingora itself does not time the wait between requests (keep-alive
+/// "infinite"): the front door's `idle_timeout` and `header_timeout` decide.
+/// A timed keep-alive would make Pingora arm a timer for every request's
+/// header read, and a client's own `Keep-Alive: timeout=` would cut the
+/// operator's `idle_timeout` short.
+pub(super) fn keep_alive(session: &mut Session) {
     let downstream = session.as_downstream_mut();
     downstream.set_pipelining_enabled(true);
     if downstream.get_keepalive().is_some() {
-        let wait = limits.idle_timeout.max(limits.header_timeout);
-        downstream.set_keepalive(Some(wait.as_secs().max(1) + 1));
+        downstream.set_keepalive(Some(0));
     }
 }
 
