@@ -412,7 +412,7 @@ fn front_door_families() -> Vec<MetricFamily> {
         ),
         family(
             "tether_access_log_dropped_total",
-            "Access-log lines dropped because the writer thread was 16,384 lines behind (a request never waits for the log).",
+            "Access-log lines dropped because the writer thread was 4 MiB of lines behind on their worker thread (a request never waits for the log).",
             MetricType::COUNTER,
             &[],
             [([], crate::access_log::dropped() as f64)].into_iter(),

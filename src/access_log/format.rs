@@ -7,6 +7,7 @@
 //! and adds the newer ones after them; `json` writes every field on every
 //! line, `null` where none applies.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::LazyLock;
@@ -62,22 +63,41 @@ pub fn write_line(record: &Record<'_>, format: AccessLogFormat, out: &mut String
     out.push('\n');
 }
 
-/// `2026-11-30T07:19:39Z` (seconds) or `2026-11-30T07:19:39.123Z`, UTC,
-/// by chrono with its format parsed once (not per line).
+/// `2026-11-30T07:19:39Z` (seconds) or `2026-11-30T07:19:39.123Z`, UTC.
+/// Chrono formats the date and time once per second and thread (its format
+/// parsed once); the lines of the rest of that second reuse the text.
 fn timestamp(unix_ms: u64, millis: bool, out: &mut String) {
     static SECONDS: LazyLock<Vec<Item<'static>>> =
-        LazyLock::new(|| StrftimeItems::new("%Y-%m-%dT%H:%M:%SZ").collect());
-    static MILLIS: LazyLock<Vec<Item<'static>>> =
-        LazyLock::new(|| StrftimeItems::new("%Y-%m-%dT%H:%M:%S%.3fZ").collect());
-    let Some(time) = i64::try_from(unix_ms)
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_millis)
-    else {
+        LazyLock::new(|| StrftimeItems::new("%Y-%m-%dT%H:%M:%S").collect());
+    thread_local! {
+        /// The second last formatted on this thread, and its text (`None`:
+        /// out of chrono's range).
+        static SECOND: RefCell<(u64, Option<String>)> = const { RefCell::new((u64::MAX, None)) };
+    }
+    let secs = unix_ms / 1000;
+    let known = SECOND.with_borrow_mut(|(second, text)| {
+        if *second != secs {
+            *second = secs;
+            *text = i64::try_from(secs)
+                .ok()
+                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                .map(|t| t.format_with_items(SECONDS.iter()).to_string());
+        }
+        text.as_deref().map(|t| out.push_str(t)).is_some()
+    });
+    if !known {
         out.push('-');
         return;
-    };
-    let items = if millis { &MILLIS } else { &SECONDS };
-    let _ = write!(out, "{}", time.format_with_items(items.iter()));
+    }
+    if millis {
+        let _ = write!(out, ".{:03}", unix_ms % 1000);
+    }
+    out.push('Z');
+}
+
+/// Seconds with six decimals (microseconds), by integer arithmetic.
+fn seconds(d: Duration, out: &mut String) {
+    let _ = write!(out, "{}.{:06}", d.as_secs(), d.subsec_micros());
 }
 
 fn dash(s: Option<&str>) -> &str {
@@ -108,12 +128,11 @@ fn text(r: &Record<'_>, out: &mut String) {
         r.affinity,
     );
     match r.upstream_time {
-        Some(t) => {
-            let _ = write!(out, "{:.6}", t.as_secs_f64());
-        }
+        Some(t) => seconds(t, out),
         None => out.push('-'),
     }
-    let _ = write!(out, " total_time={:.6}", r.total_time.as_secs_f64());
+    out.push_str(" total_time=");
+    seconds(r.total_time, out);
     if let Some(e) = r.error {
         out.push_str(" error=");
         quoted(e, out);
@@ -332,6 +351,27 @@ mod tests {
         let mut secs = String::new();
         timestamp(1_796_023_179_123, false, &mut secs);
         assert_eq!(secs, "2026-11-30T07:19:39Z");
+        // The same second again (from the thread's cache), then past chrono's range.
+        let mut again = String::new();
+        timestamp(1_796_023_179_999, true, &mut again);
+        assert_eq!(again, "2026-11-30T07:19:39.999Z");
+        let mut far = String::new();
+        timestamp(u64::MAX, true, &mut far);
+        assert_eq!(far, "-");
+    }
+
+    #[test]
+    fn durations_have_six_decimals() {
+        for (d, text) in [
+            (Duration::ZERO, "0.000000"),
+            (Duration::from_nanos(1_999), "0.000001"),
+            (Duration::from_micros(538), "0.000538"),
+            (Duration::from_millis(61_250), "61.250000"),
+        ] {
+            let mut out = String::new();
+            seconds(d, &mut out);
+            assert_eq!(out, text);
+        }
     }
 
     #[test]

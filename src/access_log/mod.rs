@@ -1,13 +1,14 @@
 //! The access log, written off the request path. A request's line is
-//! formatted where it finished ([`format`], pure) and handed to a bounded
-//! queue; one thread of its own (`tether-access-log`, started on the first
-//! line, so after Pingora's daemonising fork) wakes every [`FLUSH_EVERY`] and
-//! writes what waits in batches to stderr, beside env_logger's lines. It is
-//! never woken per line: a request's hand-over is a non-blocking push with no
-//! system call (waking a sleeping writer for each line cost more than the
-//! line itself, measured in docs/benchmarks.md). A full queue never makes a
-//! request wait: the line is dropped and counted
-//! (`tether_access_log_dropped_total`).
+//! formatted where it finished ([`format`], pure) straight into a buffer of
+//! its worker thread's own; one thread of its own (`tether-access-log`,
+//! started on the first line, so after Pingora's daemonising fork) wakes
+//! every [`FLUSH_EVERY`], swaps each worker's buffer for an empty one and
+//! writes what it took to stderr, beside env_logger's lines. A line costs no
+//! allocation and no system call, and the writer is never woken per line
+//! (waking a sleeping writer for each line cost more than the line itself,
+//! measured in docs/benchmarks.md). A worker's buffer is bounded: when the
+//! writer falls behind by [`QUEUE_BYTES`], lines are dropped, never waited
+//! for, and counted (`tether_access_log_dropped_total`).
 //!
 //! `RUST_LOG` still decides whether there is an access log at all (target
 //! `access`, level info); `tether.access_log.format` decides its shape, and a
@@ -17,32 +18,39 @@ pub mod format;
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::config::AccessLogFormat;
 pub use format::Record;
 
-/// Lines that may wait for the writer; past it, lines are dropped.
-pub const QUEUE: usize = 16_384;
+/// Bytes of lines a worker thread may have waiting for the writer (about
+/// 16,000 lines); past it, its lines are dropped.
+pub const QUEUE_BYTES: usize = 4 << 20;
 
-/// Write to stderr once this much is gathered, or when the queue is empty.
-const BATCH_BYTES: usize = 64 * 1024;
-
-/// How often the writer wakes to drain the queue: a line reaches stderr
-/// within this long; [`QUEUE`] lines per period is the most it can take.
+/// How often the writer wakes to take the waiting lines: a line reaches
+/// stderr within this long.
 pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// `true`: JSON lines (`tether.access_log.format: json`).
 static JSON: AtomicBool = AtomicBool::new(false);
 
-/// Lines dropped because the queue was full.
+/// Lines dropped because their thread's buffer was full.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// Lines handed to the writer.
 static WRITTEN: AtomicU64 = AtomicU64::new(0);
 
-static QUEUE_TX: OnceLock<Option<SyncSender<String>>> = OnceLock::new();
+/// One worker thread's lines waiting for the writer.
+type Waiting = Arc<Mutex<String>>;
+
+/// Every worker thread's buffer, for the writer to take from (`None`: the
+/// writer thread could not be started).
+static WRITER: OnceLock<Option<Mutex<Vec<Waiting>>>> = OnceLock::new();
+
+thread_local! {
+    /// This thread's buffer, registered with the writer on its first line.
+    static MINE: std::cell::OnceCell<Waiting> = const { std::cell::OnceCell::new() };
+}
 
 /// Sets the format of the lines from now on (at start and on reload).
 pub fn set_format(format: AccessLogFormat) {
@@ -62,7 +70,7 @@ pub fn enabled() -> bool {
     log::log_enabled!(target: "access", log::Level::Info)
 }
 
-/// Lines dropped because the writer fell behind by [`QUEUE`] lines.
+/// Lines dropped because the writer fell behind by [`QUEUE_BYTES`] on their thread.
 pub fn dropped() -> u64 {
     DROPPED.load(Relaxed)
 }
@@ -72,36 +80,45 @@ pub fn queued() -> u64 {
     WRITTEN.load(Relaxed)
 }
 
-/// Logs one request: formats its line here and queues it; never waits.
+/// Logs one request: formats its line into this thread's buffer; never
+/// waits (the writer holds a buffer's lock only to swap it).
 pub fn log(record: &Record<'_>) {
     if !enabled() {
         return;
     }
-    let mut line = String::with_capacity(320);
-    format::write_line(record, format(), &mut line);
-    let Some(tx) = QUEUE_TX.get_or_init(start).as_ref() else {
+    let Some(threads) = WRITER.get_or_init(start).as_ref() else {
         DROPPED.fetch_add(1, Relaxed);
         return;
     };
-    match tx.try_send(line) {
-        Ok(()) => {
-            WRITTEN.fetch_add(1, Relaxed);
-        }
-        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+    MINE.with(|mine| {
+        let waiting = mine.get_or_init(|| {
+            let waiting = Waiting::default();
+            lock(threads).push(Arc::clone(&waiting));
+            waiting
+        });
+        let mut buffer = lock(waiting);
+        if buffer.len() >= QUEUE_BYTES {
             DROPPED.fetch_add(1, Relaxed);
+            return;
         }
-    }
+        format::write_line(record, format(), &mut buffer);
+        WRITTEN.fetch_add(1, Relaxed);
+    });
+}
+
+/// A poisoned lock still holds whole lines (a line is appended by one call).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Starts the writer thread (`None` if the thread cannot be started: every
 /// line is then dropped and counted).
-fn start() -> Option<SyncSender<String>> {
-    let (tx, rx) = sync_channel(QUEUE);
+fn start() -> Option<Mutex<Vec<Waiting>>> {
     match std::thread::Builder::new()
         .name("tether-access-log".into())
-        .spawn(move || write_loop(rx))
+        .spawn(write_loop)
     {
-        Ok(_) => Some(tx),
+        Ok(_) => Some(Mutex::new(Vec::new())),
         Err(e) => {
             log::error!("access log: cannot start its writer thread ({e}); lines are dropped");
             None
@@ -109,38 +126,31 @@ fn start() -> Option<SyncSender<String>> {
     }
 }
 
-/// Every [`FLUSH_EVERY`]: takes whatever waits, writes it in batches of up
-/// to [`BATCH_BYTES`] under stderr's lock (whole lines: never interleaved
-/// with env_logger's), and sleeps again. Ends when every sender is gone.
-fn write_loop(rx: Receiver<String>) {
-    let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES + 4096);
+/// Every [`FLUSH_EVERY`]: swaps each worker's buffer for an empty one and
+/// writes what it took under stderr's lock (whole lines: never interleaved
+/// with env_logger's), then sleeps again.
+fn write_loop() {
+    let mut taken = String::new();
+    let mut buffers: Vec<Waiting> = Vec::new();
     loop {
         std::thread::sleep(FLUSH_EVERY);
-        loop {
-            let mut disconnected = false;
-            while batch.len() < BATCH_BYTES {
-                match rx.try_recv() {
-                    Ok(line) => batch.extend_from_slice(line.as_bytes()),
-                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                        disconnected = true;
-                        break;
-                    }
-                }
+        let Some(Some(threads)) = WRITER.get() else {
+            continue;
+        };
+        buffers.clone_from(&lock(threads));
+        for waiting in &buffers {
+            std::mem::swap(&mut *lock(waiting), &mut taken);
+            if taken.is_empty() {
+                continue;
             }
-            if !batch.is_empty() {
-                let stderr = std::io::stderr();
-                let mut out = stderr.lock();
-                // Nowhere to report a failing stderr; the lines are lost.
-                let _ = out.write_all(&batch).and_then(|()| out.flush());
-            }
-            let full = batch.len() >= BATCH_BYTES;
-            batch.clear();
-            if disconnected {
-                return;
-            }
-            if !full {
-                break;
+            let stderr = std::io::stderr();
+            let mut out = stderr.lock();
+            // Nowhere to report a failing stderr; the lines are lost.
+            let _ = out.write_all(taken.as_bytes()).and_then(|()| out.flush());
+            taken.clear();
+            if taken.capacity() > QUEUE_BYTES / 4 {
+                // After a burst: not kept for ever.
+                taken = String::new();
             }
         }
     }
