@@ -4,12 +4,18 @@
 //! read as a ratio. Like every proxy in the benchmark it adds
 //! `X-Forwarded-For`, `-Proto` and `-Host`, and it uses Tether's allocator.
 //!
-//!     cargo run --release --example bare_pingora -- -c conf.yaml LISTEN UPSTREAM...
+//!     cargo run --release --example bare_pingora -- -c conf.yaml [--peer-timeouts] [--log] LISTEN UPSTREAM...
 //!
 //! `-c` takes a Pingora config file (threads, keep-alive pool, ...), so both
-//! proxies run with the same Pingora settings.
+//! proxies run with the same Pingora settings. Two opt-in variants measure
+//! what Tether pays for on top of the framework (docs/benchmarks.md, "where
+//! the gap goes"); without them the example is the floor as shipped:
+//! `--peer-timeouts` sets the four upstream timeouts Tether sets by default
+//! (connect 5 s, read 100 s, write 100 s, idle 90 s), and `--log` writes one
+//! env_logger line per request to stderr, the plain way.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// The same allocator as Tether's binary (feature `jemalloc`, on by default),
 /// so the ratio measures Tether's own work, not an allocator difference.
@@ -25,6 +31,8 @@ use pingora::server::configuration::{Opt, ServerConf};
 struct RoundRobin {
     upstreams: Vec<std::net::SocketAddr>,
     next: AtomicUsize,
+    peer_timeouts: bool,
+    log: bool,
 }
 
 #[async_trait]
@@ -62,25 +70,57 @@ impl ProxyHttp for RoundRobin {
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.upstreams.len();
-        Ok(Box::new(HttpPeer::new(
-            self.upstreams[i],
-            false,
-            String::new(),
-        )))
+        let mut peer = HttpPeer::new(self.upstreams[i], false, String::new());
+        if self.peer_timeouts {
+            peer.options.connection_timeout = Some(Duration::from_secs(5));
+            peer.options.read_timeout = Some(Duration::from_secs(100));
+            peer.options.write_timeout = Some(Duration::from_secs(100));
+            peer.options.idle_timeout = Some(Duration::from_secs(90));
+        }
+        Ok(Box::new(peer))
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, _ctx: &mut ()) {
+        if !self.log {
+            return;
+        }
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let req = session.req_header();
+        log::info!(
+            "client={} method={} path={} status={status}",
+            session.client_addr().map_or("-".into(), |a| a.to_string()),
+            req.method,
+            req.uri
+        );
     }
 }
 
 fn usage() -> ! {
-    eprintln!("usage: bare_pingora -c PINGORA_CONF LISTEN_ADDR UPSTREAM_ADDR...");
+    eprintln!("usage: bare_pingora -c PINGORA_CONF [--peer-timeouts] [--log] LISTEN_ADDR UPSTREAM_ADDR...");
     std::process::exit(2)
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (conf_path, rest) = match args.as_slice() {
-        [flag, conf, rest @ ..] if flag == "-c" && rest.len() >= 2 => (conf, rest),
+    let (conf_path, mut rest) = match args.as_slice() {
+        [flag, conf, rest @ ..] if flag == "-c" => (conf, rest),
         _ => usage(),
     };
+    let (mut peer_timeouts, mut log) = (false, false);
+    while let Some((first, more)) = rest.split_first() {
+        match first.as_str() {
+            "--peer-timeouts" => peer_timeouts = true,
+            "--log" => log = true,
+            _ => break,
+        }
+        rest = more;
+    }
+    if rest.len() < 2 {
+        usage()
+    }
+    if log {
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    }
     let conf = ServerConf::load_from_yaml(conf_path.as_str()).unwrap_or_else(|e| {
         eprintln!("bare_pingora: {conf_path}: {e}");
         std::process::exit(1)
@@ -97,6 +137,8 @@ fn main() {
         RoundRobin {
             upstreams,
             next: AtomicUsize::new(0),
+            peer_timeouts,
+            log,
         },
     );
     proxy.add_tcp(listen);

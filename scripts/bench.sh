@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Tether side by side with HAProxy, NGINX and a bare Pingora proxy (the framework's floor).
 #
-#   scripts/bench.sh                 the full run: 1 worker thread, then 2; 10 s per measurement
-#   scripts/bench.sh --quick         3 s per measurement
+#   scripts/bench.sh                 the full run: 1 worker thread, then 2; BENCH_ROUNDS rounds
+#                                    of 10 s measurements, interleaved (A B C A B C ...)
+#   scripts/bench.sh --quick         3 s per measurement, 3 rounds
 #   scripts/bench.sh --wait-quiet    first wait (at most 15 min) for load average < 0.5 and no
 #                                    rustc/cargo running; runs anyway after that, and says so
 #   scripts/bench.sh --conn-memory   memory per open client connection instead: each proxy
@@ -10,16 +11,29 @@
 #                                    sent half a request header; RSS before, with them, per
 #                                    connection, and 15 s after they closed
 #
-# Environment: BENCH_SECONDS (measurement length, default 10), BENCH_THREADS (default "1 2"),
-# BENCH_PROXIES (default "tether haproxy nginx pingora"; also tether_log and tether_json: Tether
-# with its access log on, text or json, written to a file), BENCH_PIN (auto | on | off; auto pins
-# the 1-thread matrix: proxy on CPU 0, wrk and the upstream NGINX on CPU 1; the 2-thread matrix
-# is not pinned), BENCH_QUIET_TIMEOUT (seconds, default 900).
+# Environment: BENCH_SECONDS (measurement length, default 10), BENCH_ROUNDS (default 5),
+# BENCH_THREADS (default "1 2"), BENCH_PROXIES (default "tether tether_nolog pingora haproxy
+# nginx"), BENCH_PIN (auto | on | off; auto pins the 1-thread matrix: proxy on CPU 0, wrk and the
+# upstream NGINX on CPU 1; the 2-thread matrix is not pinned), BENCH_QUIET_TIMEOUT (seconds,
+# default 900), BENCH_IDLE_CONNS (idle client connections for the RSS line, default 1000; 0: no
+# line).
 #
-# One NGINX process serves three upstreams; each proxy in turn is started in front of them,
+# The proxies: tether (the headline: Tether as installed, cookie affinity, its default logging
+# `RUST_LOG=info` with the access log in text to a file), tether_nolog (the access log off:
+# RUST_LOG=warn), tether_off (affinity none and the access log off), tether_json (the access log
+# in json), tether_header (header affinity on
+# X-Session), tether_ip_cookie (ip_cookie affinity), tether_1000 (cookie affinity over a pool of
+# 1,000 endpoints: 1,000 loopback addresses of one NGINX), haproxy, nginx, pingora (the bare
+# Pingora example as shipped), pingora_timeouts (bare with Tether's four upstream timeouts),
+# pingora_log (bare with an env_logger line per request).
+#
+# One NGINX process serves the upstreams; each proxy in turn is started in front of them,
 # warmed up for 2 s with wrk, then measured with `wrk -t1 -c32 --latency`, once with clients
-# that carry their __cflb cookie and once with clients that never send one. The proxy is
-# restarted for every measurement so its peak RSS belongs to that measurement alone.
+# that carry their session (the __cflb cookie; X-Session for header affinity) and once with
+# clients that never send one. The proxy is restarted for every measurement so its peak RSS
+# belongs to that measurement alone. A round measures every proxy once; the tables give the
+# median of the rounds and their min-max, and each ratio is the median of the rounds' ratios
+# (each taken between neighbours in time, so slow drift of a noisy machine cancels).
 # Tables go to stdout and to target/bench/results.md; wrk's raw output to target/bench/raw/.
 # Every process started here is stopped on exit.
 set -euo pipefail
@@ -28,15 +42,20 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 usage() {
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+ROUNDS="${BENCH_ROUNDS:-5}"
+IDLE_CONNS="${BENCH_IDLE_CONNS:-1000}"
 WAIT_QUIET=0
 CONN_MEMORY=0
 for arg in "$@"; do
     case "$arg" in
-        --quick) SECONDS_PER_RUN=3 ;;
+        --quick)
+            SECONDS_PER_RUN=3
+            ROUNDS="${BENCH_ROUNDS:-3}"
+            ;;
         --conn-memory) CONN_MEMORY=1 ;;
         --wait-quiet) WAIT_QUIET=1 ;;
         -h | --help)
@@ -50,7 +69,7 @@ for arg in "$@"; do
     esac
 done
 THREAD_COUNTS="${BENCH_THREADS:-1 2}"
-PROXIES="${BENCH_PROXIES:-tether haproxy nginx pingora}"
+PROXIES="${BENCH_PROXIES:-tether tether_nolog pingora haproxy nginx}"
 PIN_MODE="${BENCH_PIN:-auto}"
 QUIET_TIMEOUT="${BENCH_QUIET_TIMEOUT:-900}"
 WARMUP_SECONDS=2
@@ -59,6 +78,14 @@ FIXED_COOKIE="bench-fixed-session"
 
 if ! [[ $SECONDS_PER_RUN =~ ^[1-9][0-9]*$ ]]; then
     echo "BENCH_SECONDS must be a positive integer, got $SECONDS_PER_RUN" >&2
+    exit 2
+fi
+if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
+    echo "BENCH_ROUNDS must be a positive integer, got $ROUNDS" >&2
+    exit 2
+fi
+if ! [[ $IDLE_CONNS =~ ^[0-9]+$ ]]; then
+    echo "BENCH_IDLE_CONNS must be a number, got $IDLE_CONNS" >&2
     exit 2
 fi
 case "$PIN_MODE" in auto | on | off) ;; *)
@@ -73,8 +100,8 @@ for t in $THREAD_COUNTS; do
     }
 done
 for p in $PROXIES; do
-    case "$p" in tether | tether_log | tether_json | haproxy | nginx | pingora) ;; *)
-        echo "BENCH_PROXIES: unknown proxy $p (tether tether_log tether_json haproxy nginx pingora)" >&2
+    case "$p" in tether | tether_nolog | tether_off | tether_json | tether_header | tether_ip_cookie | tether_1000 | haproxy | nginx | pingora | pingora_timeouts | pingora_log) ;; *)
+        echo "BENCH_PROXIES: unknown proxy $p (tether tether_nolog tether_off tether_json tether_header tether_ip_cookie tether_1000 haproxy nginx pingora pingora_timeouts pingora_log)" >&2
         exit 2
         ;;
     esac
@@ -254,6 +281,12 @@ if [[ $(id -u) == 0 ]]; then NGINX_USER="user root;"; else NGINX_USER=""; fi
 UP_PORTS=("$(free_port)" "$(free_port)" "$(free_port)")
 UPSTREAMS=()
 for p in "${UP_PORTS[@]}"; do UPSTREAMS+=("127.0.0.1:$p"); done
+# tether_1000's pool: 1,000 loopback addresses (127.0.1.1 to 127.0.4.250) on one port.
+WIDE=()
+if [[ " $PROXIES " == *" tether_1000 "* ]]; then
+    WIDE_PORT=$(free_port)
+    for ((i = 0; i < 1000; i++)); do WIDE+=("127.0.$((1 + i / 250)).$((1 + i % 250)):$WIDE_PORT"); done
+fi
 mkdir -p "$TMP/upstream"
 {
     echo "$NGINX_USER"
@@ -277,6 +310,12 @@ EOF
     }
 EOF
     done
+    if ((${#WIDE[@]})); then
+        echo "    server {"
+        for a in "${WIDE[@]}"; do echo "        listen $a;"; done
+        echo '        location / { default_type text/plain; return 200 "ok from 4\n"; }'
+        echo "    }"
+    fi
     echo "}"
 } >"$TMP/upstream/nginx.conf"
 
@@ -312,6 +351,12 @@ start_upstream() {
         [[ $(curl -s --max-time 2 "http://${UPSTREAMS[$i]}/") == "ok from $((i + 1))" ]] ||
             die "upstream ${UPSTREAMS[$i]} gives the wrong body"
     done
+    if ((${#WIDE[@]})); then
+        for i in 0 999; do
+            wait_http "http://${WIDE[$i]}/" "$UPSTREAM_PID" ||
+                die "upstream NGINX does not answer on ${WIDE[$i]}: $(tail -5 "$TMP/upstream/error.log" 2>/dev/null)"
+        done
+    fi
 }
 
 # ---------------------------------------------------------------- proxy configs
@@ -324,8 +369,19 @@ write_config() {
     local proxy=$1 threads=$2 port=$3 dir="$TMP/$1-$2"
     mkdir -p "$dir"
     case "$proxy" in
-        tether | tether_log | tether_json)
-            cat >"$dir/tether.yaml" <<EOF
+        tether*)
+            local affinity=cookie attributes="" format=text
+            case "$proxy" in
+                tether_json) format=json ;;
+                tether_header)
+                    affinity=header
+                    attributes='      session_affinity_attributes: { headers: [X-Session] }'
+                    ;;
+                tether_ip_cookie) affinity=ip_cookie ;;
+                tether_off) affinity=none ;;
+            esac
+            {
+                cat <<EOF
 version: 1
 threads: $threads
 pid_file: $dir/tether.pid
@@ -336,21 +392,29 @@ tether:
   listeners:
     - address: "127.0.0.1:$port"
   cookie_keys_file: $COOKIE_KEYS
-  access_log: { format: $([[ $proxy == tether_json ]] && echo json || echo text) }
+  access_log: { format: $format }
   load_balancers:
     "*":
       default_pools: [bench]
-      session_affinity: cookie
-  pools:
-    bench:
-      endpoints:
-        - { name: s1, address: "${UPSTREAMS[0]}" }
-        - { name: s2, address: "${UPSTREAMS[1]}" }
-        - { name: s3, address: "${UPSTREAMS[2]}" }
+      session_affinity: $affinity
 EOF
+                [[ -n $attributes ]] && echo "$attributes"
+                echo "  pools:"
+                echo "    bench:"
+                echo "      endpoints:"
+                if [[ $proxy == tether_1000 ]]; then
+                    for ((i = 0; i < ${#WIDE[@]}; i++)); do
+                        echo "        - { name: w$i, address: \"${WIDE[$i]}\" }"
+                    done
+                else
+                    for i in 0 1 2; do
+                        echo "        - { name: s$((i + 1)), address: \"${UPSTREAMS[$i]}\" }"
+                    done
+                fi
+            } >"$dir/tether.yaml"
             echo "$dir/tether.yaml"
             ;;
-        pingora)
+        pingora*)
             cat >"$dir/pingora.yaml" <<EOF
 version: 1
 threads: $threads
@@ -443,17 +507,21 @@ start_proxy() {
     local proxy=$1 threads=$2 port=$3 conf=$4 log
     log="$(dirname "$conf")/stderr.log"
     case "$proxy" in
-        tether | tether_log | tether_json)
+        tether*)
             "$TETHER_BIN" -t -c "$conf" >"$log" 2>&1 || die "tether rejects its config: $(cat "$log")"
-            # RUST_LOG=warn: the access log (target `access`, level info) is off; tether_log and
-            # tether_json turn it on (one line per request into $log, a file).
-            local filter=warn
-            [[ $proxy == tether ]] || filter=warn,access=info
+            # Tether's default logging (RUST_LOG unset means info): the access log is on, one
+            # line per request into $log, a file. tether_nolog: RUST_LOG=warn, the access log
+            # (target `access`, level info) off.
+            local filter=info
+            [[ $proxy == tether_nolog || $proxy == tether_off ]] && filter=warn
             RUST_LOG=$filter "${PROXY_PIN[@]}" "$TETHER_BIN" -c "$conf" >"$log" 2>&1 &
             PROXY_STOP_SIG=INT # Pingora: SIGINT exits at once, SIGTERM waits for the grace period
             ;;
-        pingora)
-            RUST_LOG=warn "${PROXY_PIN[@]}" "$PINGORA_BIN" -c "$conf" "127.0.0.1:$port" "${UPSTREAMS[@]}" >"$log" 2>&1 &
+        pingora*)
+            local flags=()
+            [[ $proxy == pingora_timeouts ]] && flags=(--peer-timeouts)
+            [[ $proxy == pingora_log ]] && flags=(--log)
+            RUST_LOG=info "${PROXY_PIN[@]}" "$PINGORA_BIN" -c "$conf" "${flags[@]}" "127.0.0.1:$port" "${UPSTREAMS[@]}" >"$log" 2>&1 &
             PROXY_STOP_SIG=INT
             ;;
         haproxy)
@@ -474,26 +542,28 @@ start_proxy() {
         die "$proxy ($threads threads) does not answer on 127.0.0.1:$port: $(tail -5 "$log"; tail -5 "$(dirname "$conf")/error.log" 2>/dev/null || true)"
 }
 
-# The Cookie header value clients of kind "cookie" send to proxy $1 on port $2.
-client_cookie() {
+# The header clients of kind "cookie" send to proxy $1 on port $2: the __cflb cookie it set
+# (a fixed one for proxies that set none), or X-Session for header affinity.
+client_header() {
     local proxy=$1 port=$2 headers value
     case "$proxy" in
-        tether | tether_log | tether_json | haproxy)
+        tether_header) echo "X-Session: bench-fixed-session" ;;
+        tether_off | nginx | pingora*) echo "Cookie: __cflb=$FIXED_COOKIE" ;;
+        tether* | haproxy)
             headers=$(curl -s -D - -o /dev/null --max-time 2 "http://127.0.0.1:$port/")
             value=$(tr -d '\r' <<<"$headers" | awk 'tolower($1)=="set-cookie:" && $2 ~ /^__cflb=/ {sub(/;.*/, "", $2); sub(/^__cflb=/, "", $2); print $2; exit}')
             [[ -n $value ]] || die "$proxy set no __cflb cookie; headers were:
 $headers"
-            echo "__cflb=$value"
+            echo "Cookie: __cflb=$value"
             ;;
-        nginx | pingora) echo "__cflb=$FIXED_COOKIE" ;;
     esac
 }
 
-# Checks that proxy $1 on port $2 answers 200 from an upstream (with Cookie $3 when given).
+# Checks that proxy $1 on port $2 answers 200 from an upstream (with header $3 when given).
 check_200() {
-    local proxy=$1 port=$2 cookie=$3 out code body
+    local proxy=$1 port=$2 header=$3 code body
     local args=(-s -o "$TMP/body" -w '%{http_code}' --max-time 2)
-    [[ -n $cookie ]] && args+=(-H "Cookie: $cookie")
+    [[ -n $header ]] && args+=(-H "$header")
     code=$(curl "${args[@]}" "http://127.0.0.1:$port/") || code="no answer"
     body=$(cat "$TMP/body" 2>/dev/null || true)
     if [[ $code != 200 || $body != "ok from "* ]]; then
@@ -511,31 +581,31 @@ to_ms() {
 
 # ---------------------------------------------------------------- one measurement
 
-# Results, keyed "threads|proxy|kind|field".
+# Results of each round, keyed "threads|proxy|kind|field|round".
 declare -A R=()
 ERRORS=()
 
-# Measures proxy $1 with $2 threads for client kind $3 (cookie | none).
+# Measures proxy $1 with $2 threads for client kind $3 (cookie | none), round $4.
 measure() {
-    local proxy=$1 threads=$2 kind=$3 port conf cookie raw pids t0 t1 w0 w1 hdr=()
+    local proxy=$1 threads=$2 kind=$3 round=$4 port conf header raw pids t0 t1 w0 w1 hdr=()
     port=$(free_port)
     conf=$(write_config "$proxy" "$threads" "$port")
     start_proxy "$proxy" "$threads" "$port" "$conf"
-    cookie=""
+    header=""
     if [[ $kind == cookie ]]; then
-        cookie=$(client_cookie "$proxy" "$port")
-        hdr=(-H "Cookie: $cookie")
+        header=$(client_header "$proxy" "$port")
+        hdr=(-H "$header")
     fi
-    check_200 "$proxy" "$port" "$cookie"
+    check_200 "$proxy" "$port" "$header"
     local url="http://127.0.0.1:$port/"
     # warm-up, not counted
     "${LOAD_PIN[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP_SECONDS}s" "${hdr[@]}" "$url" >/dev/null 2>&1 &
     WRK_PID=$!
     wait "$WRK_PID" || die "wrk warm-up against $proxy failed"
     WRK_PID=""
-    check_200 "$proxy" "$port" "$cookie"
+    check_200 "$proxy" "$port" "$header"
 
-    raw="$OUT_DIR/raw/t$threads-$proxy-$kind.txt"
+    raw="$OUT_DIR/raw/t$threads-$proxy-$kind-r$round.txt"
     pids=$(tree_pids "$PROXY_PID")
     # shellcheck disable=SC2086
     t0=$(cpu_ticks $pids)
@@ -548,8 +618,8 @@ measure() {
     # shellcheck disable=SC2086
     t1=$(cpu_ticks $pids)
     # shellcheck disable=SC2086
-    R["$threads|$proxy|$kind|rss"]=$(awk -v k="$(peak_rss_kib $pids)" 'BEGIN{printf "%.1f", k / 1024}')
-    R["$threads|$proxy|$kind|npids"]=$(wc -w <<<"$pids")
+    R["$threads|$proxy|$kind|rss|$round"]=$(awk -v k="$(peak_rss_kib $pids)" 'BEGIN{printf "%.1f", k / 1024}')
+    R["$threads|$proxy|$kind|npids|$round"]=$(wc -w <<<"$pids")
     stop_pid "$PROXY_PID" "$PROXY_STOP_SIG"
     PROXY_PID=""
 
@@ -563,18 +633,18 @@ $(cat "$raw")"
     sock=$(grep -m1 'Socket errors:' "$raw" | sed 's/^ *//' || true)
     non2xx=$(grep -m1 'Non-2xx or 3xx responses:' "$raw" | sed 's/^ *//' || true)
     if [[ -n $sock || -n $non2xx ]]; then
-        ERRORS+=("$threads thread(s), $proxy, clients $kind: ${sock:+$sock; }$non2xx")
+        ERRORS+=("$threads thread(s), $proxy, clients $kind, round $round: ${sock:+$sock; }$non2xx")
         echo "   !! wrk: ${sock:+$sock; }$non2xx" >&2
     fi
-    R["$threads|$proxy|$kind|rps"]=$(awk -v r="$rps" 'BEGIN{printf "%.0f", r}')
-    R["$threads|$proxy|$kind|p50"]=$(to_ms "$p50")
-    R["$threads|$proxy|$kind|p99"]=$(to_ms "$p99")
-    R["$threads|$proxy|$kind|cpu"]=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.2f", d / hz * 1e6 / n}')
-    R["$threads|$proxy|$kind|util"]=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN{printf "%.0f", d / hz / (b - a) * 100}')
-    printf '   %-8s %-7s %9s req/s  p50 %7s ms  p99 %7s ms  %7s us/req  CPU %4s%%  RSS %6s MiB (%s pids)\n' \
-        "$proxy" "$kind" "${R["$threads|$proxy|$kind|rps"]}" "${R["$threads|$proxy|$kind|p50"]}" \
-        "${R["$threads|$proxy|$kind|p99"]}" "${R["$threads|$proxy|$kind|cpu"]}" \
-        "${R["$threads|$proxy|$kind|util"]}" "${R["$threads|$proxy|$kind|rss"]}" "${R["$threads|$proxy|$kind|npids"]}"
+    R["$threads|$proxy|$kind|rps|$round"]=$(awk -v r="$rps" 'BEGIN{printf "%.0f", r}')
+    R["$threads|$proxy|$kind|p50|$round"]=$(to_ms "$p50")
+    R["$threads|$proxy|$kind|p99|$round"]=$(to_ms "$p99")
+    R["$threads|$proxy|$kind|cpu|$round"]=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.2f", d / hz * 1e6 / n}')
+    R["$threads|$proxy|$kind|util|$round"]=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN{printf "%.0f", d / hz / (b - a) * 100}')
+    printf '   %-16s %-7s %9s req/s  p50 %7s ms  p99 %7s ms  %7s us/req  CPU %4s%%  RSS %6s MiB (%s pids)\n' \
+        "$proxy" "$kind" "${R["$threads|$proxy|$kind|rps|$round"]}" "${R["$threads|$proxy|$kind|p50|$round"]}" \
+        "${R["$threads|$proxy|$kind|p99|$round"]}" "${R["$threads|$proxy|$kind|cpu|$round"]}" \
+        "${R["$threads|$proxy|$kind|util|$round"]}" "${R["$threads|$proxy|$kind|rss|$round"]}" "${R["$threads|$proxy|$kind|npids|$round"]}"
 }
 
 # ---------------------------------------------------------------- memory per connection
@@ -589,25 +659,26 @@ rss_kib() {
     echo "$total"
 }
 
-# Proxy $1 (1 thread): RSS idle, with BENCH_CONNS half-header connections open, and after
-# they closed. Prints one table row.
-conn_memory() {
-    local proxy=$1 port conf pids n="${BENCH_CONNS:-2000}" base held after ready="$TMP/conns.ready" stop="$TMP/conns.stop" i
+# Proxy $1 (1 thread): RSS idle, with $2 connections open that sent $3 (half: half a request
+# header; idle: nothing), and after they closed. Sets CONN_BASE, CONN_HELD, CONN_AFTER (KiB).
+conn_rss() {
+    local proxy=$1 n=$2 send=$3 port conf pids ready="$TMP/conns.ready" stop="$TMP/conns.stop" i
     port=$(free_port)
     conf=$(write_config "$proxy" 1 "$port")
     start_proxy "$proxy" 1 "$port" "$conf"
     check_200 "$proxy" "$port" ""
     pids=$(tree_pids "$PROXY_PID")
     # shellcheck disable=SC2086
-    base=$(rss_kib $pids)
+    CONN_BASE=$(rss_kib $pids)
     rm -f "$ready" "$stop"
-    python3 - "$port" "$n" "$ready" "$stop" <<'PY' &
+    python3 - "$port" "$n" "$ready" "$stop" "$send" <<'PY' &
 import os, socket, sys, time
-port, n, ready, stop = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+port, n, ready, stop, send = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 held = []
 for _ in range(n):
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nX-Partial: ")
+    if send == "half":
+        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nX-Partial: ")
     held.append(s)
 open(ready, "w").close()
 deadline = time.time() + 60
@@ -625,24 +696,30 @@ PY
     [[ -e $ready ]] || die "$n connections to $proxy were not open after 30 s"
     sleep 1
     # shellcheck disable=SC2086
-    held=$(rss_kib $pids)
+    CONN_HELD=$(rss_kib $pids)
     touch "$stop"
     wait "$holder" || true
     sleep 15
     # shellcheck disable=SC2086
-    after=$(rss_kib $pids)
+    CONN_AFTER=$(rss_kib $pids)
     stop_pid "$PROXY_PID" "$PROXY_STOP_SIG"
     PROXY_PID=""
+}
+
+# One table row of --conn-memory for proxy $1.
+conn_memory() {
+    local proxy=$1 n="${BENCH_CONNS:-2000}"
+    conn_rss "$proxy" "$n" half
     printf '| %s | %d | %.1f | %.1f | %.1f | %.1f |\n' "${NAME[$proxy]}" "$n" \
-        "$(awk -v k="$base" 'BEGIN{print k/1024}')" "$(awk -v k="$held" 'BEGIN{print k/1024}')" \
-        "$(awk -v a="$held" -v b="$base" -v n="$n" 'BEGIN{print (a-b)/n}')" \
-        "$(awk -v k="$after" 'BEGIN{print k/1024}')"
+        "$(awk -v k="$CONN_BASE" 'BEGIN{print k/1024}')" "$(awk -v k="$CONN_HELD" 'BEGIN{print k/1024}')" \
+        "$(awk -v a="$CONN_HELD" -v b="$CONN_BASE" -v n="$n" 'BEGIN{print (a-b)/n}')" \
+        "$(awk -v k="$CONN_AFTER" 'BEGIN{print k/1024}')"
 }
 
 # ---------------------------------------------------------------- the run
 
-declare -A NAME=([tether]="Tether" [tether_log]="Tether, access log text" [tether_json]="Tether, access log json" [haproxy]="HAProxy" [nginx]="NGINX" [pingora]="bare Pingora")
-declare -A KIND=([cookie]="with cookie" [none]="no cookie")
+declare -A NAME=([tether]="Tether (default logging)" [tether_nolog]="Tether, access log off" [tether_off]="Tether, affinity and access log off" [tether_json]="Tether, access log json" [tether_header]="Tether, header affinity" [tether_ip_cookie]="Tether, ip_cookie affinity" [tether_1000]="Tether, 1,000 endpoints" [haproxy]="HAProxy" [nginx]="NGINX" [pingora]="bare Pingora" [pingora_timeouts]="bare Pingora + Tether's peer timeouts" [pingora_log]="bare Pingora + a log line per request")
+declare -A KIND=([cookie]="with session" [none]="no session")
 declare -A PINNING=()
 
 if ((CONN_MEMORY)); then
@@ -670,21 +747,85 @@ fi
 for threads in $THREAD_COUNTS; do
     set_pinning "$threads"
     PINNING[$threads]=$PIN_DESC
-    echo "== $threads worker thread(s), ${SECONDS_PER_RUN}s per run ($PIN_DESC)"
+    echo "== $threads worker thread(s), $ROUNDS rounds, ${SECONDS_PER_RUN}s per run ($PIN_DESC)"
     start_upstream
-    for proxy in $PROXIES; do
-        for kind in cookie none; do
-            measure "$proxy" "$threads" "$kind"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        echo "-- round $round of $ROUNDS"
+        for proxy in $PROXIES; do
+            for kind in cookie none; do
+                measure "$proxy" "$threads" "$kind" "$round"
+            done
         done
     done
 done
+IDLE_LINE=""
+if ((IDLE_CONNS > 0)) && [[ " $PROXIES " == *" tether "* ]]; then
+    echo "== RSS per idle client connection: $IDLE_CONNS connections that sent nothing, 1 thread"
+    set_pinning 1
+    conn_rss tether "$IDLE_CONNS" idle
+    IDLE_LINE=$(awk -v a="$CONN_HELD" -v b="$CONN_BASE" -v n="$IDLE_CONNS" -v base="$CONN_BASE" -v after="$CONN_AFTER" \
+        'BEGIN{printf "%.1f KiB per idle client connection (Tether, 1 thread: %.1f MiB idle, %.1f MiB with %d connections open that sent nothing, %.1f MiB 15 s after they closed)", (a-b)/n, base/1024, a/1024, n, after/1024}')
+    echo "   $IDLE_LINE"
+fi
 stop_pid "$UPSTREAM_PID" TERM
 UPSTREAM_PID=""
 
 # ---------------------------------------------------------------- tables
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+# Median, min and max of the numbers on stdin: "median min max" ("- - -" when none).
+stats() {
+    sort -g | awk '{v[NR] = $1} END {
+        if (NR == 0) { print "- - -"; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        print m, v[1], v[NR] }'
+}
+# The rounds' values of key prefix $1 ("threads|proxy|kind") and field $2, one a line.
+values() {
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+        [[ -n ${R[$1|$2|$r]:-} ]] && echo "${R[$1|$2|$r]}"
+    done
+    return 0
+}
+# "median (min-max)" of field $2 of key prefix $1, printed with format $3.
+summary() {
+    local m lo hi
+    read -r m lo hi < <(values "$1" "$2" | stats)
+    if [[ $m == - ]]; then echo "-"; return; fi
+    awk -v m="$m" -v lo="$lo" -v hi="$hi" -v f="$3" 'BEGIN{printf f " (" f "–" f ")", m, lo, hi}'
+}
+median() {
+    local m lo hi
+    read -r m lo hi < <(values "$1" "$2" | stats)
+    echo "$m"
+}
+# The ratios a/b of field $3 between key prefixes $1 and $2, round by round, then
+# "median (min-max)".
+ratio_summary() {
+    local r m lo hi
+    read -r m lo hi < <(for ((r = 1; r <= ROUNDS; r++)); do
+        [[ -n ${R[$1|$3|$r]:-} && -n ${R[$2|$3|$r]:-} ]] &&
+            awk -v a="${R[$1|$3|$r]}" -v b="${R[$2|$3|$r]}" 'BEGIN{ if (b + 0 != 0) printf "%.4f\n", a / b }'
+    done | stats)
+    if [[ $m == - ]]; then echo "- - -"; return; fi
+    echo "$m $lo $hi"
+}
 has() { [[ " $PROXIES " == *" $1 "* ]]; }
+
+# One row of a ratio table: Tether-like $1 against $2, clients $3, field ratios and a target
+# "$4 $5 $6" (field, comparison, bound).
+ratio_row() {
+    local a=$1 b=$2 kind=$3 field=$4 op=$5 bound=$6 threads=$7 rr cr rm rl rh cm cl ch met value
+    read -r rm rl rh < <(ratio_summary "$threads|$a|$kind" "$threads|$b|$kind" rps)
+    read -r cm cl ch < <(ratio_summary "$threads|$a|$kind" "$threads|$b|$kind" cpu)
+    rr=$(awk -v m="$rm" -v l="$rl" -v h="$rh" 'BEGIN{ if (m == "-") print "-"; else printf "%.2f (%.2f–%.2f)", m, l, h }')
+    cr=$(awk -v m="$cm" -v l="$cl" -v h="$ch" 'BEGIN{ if (m == "-") print "-"; else printf "%.2f (%.2f–%.2f)", m, l, h }')
+    if [[ $field == rps ]]; then value=$rm; else value=$cm; fi
+    met=$(awk -v v="$value" -v b="$bound" -v op="$op" 'BEGIN{ if (v == "-") print "-"; else if (op == "<=") print (v <= b) ? "yes" : "no"; else print (v >= b) ? "yes" : "no" }')
+    local what="CPU/req"
+    [[ $field == rps ]] && what="req/s"
+    echo "| ${NAME[$a]} vs ${NAME[$b]} | ${KIND[$kind]} | $rr | $cr | $what $op $bound | $met |"
+}
 
 report() {
     local threads kind proxy k
@@ -693,55 +834,33 @@ report() {
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- machine: $NCPU CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/^MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
     echo "- tether $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)'), $(haproxy -v 2>/dev/null | head -1 | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
-    echo "- load: \`wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency\` after a ${WARMUP_SECONDS}s warm-up; the proxy restarted for each row"
+    echo "- load: \`wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency\` after a ${WARMUP_SECONDS}s warm-up; the proxy restarted for each measurement; $ROUNDS rounds interleaved (each round measures every proxy once, in the order $PROXIES)"
+    echo "- each cell: the median of the rounds (min–max); each ratio: the median of the rounds' ratios (min–max)"
     [[ -n $QUIET_NOTE ]] && echo "- $QUIET_NOTE"
     echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    [[ -n $IDLE_LINE ]] && echo "- memory: $IDLE_LINE"
     for threads in $THREAD_COUNTS; do
         echo
         echo "## $threads worker thread(s) — ${PINNING[$threads]}"
         echo
-        echo "| proxy | clients | req/s | p50 ms | p99 ms | CPU µs/req | proxy CPU % | peak RSS MiB |"
+        echo "| proxy | clients | req/s | CPU µs/req | p50 ms | p99 ms | proxy CPU % | peak RSS MiB |"
         echo "|---|---|---:|---:|---:|---:|---:|---:|"
         for proxy in $PROXIES; do
             for kind in cookie none; do
                 k="$threads|$proxy|$kind"
-                echo "| ${NAME[$proxy]} | ${KIND[$kind]} | ${R[$k|rps]} | ${R[$k|p50]} | ${R[$k|p99]} | ${R[$k|cpu]} | ${R[$k|util]} | ${R[$k|rss]} |"
+                echo "| ${NAME[$proxy]} | ${KIND[$kind]} | $(summary "$k" rps %.0f) | $(summary "$k" cpu %.2f) | $(median "$k" p50) | $(median "$k" p99) | $(median "$k" util) | $(median "$k" rss) |"
             done
         done
-        if has tether && { has tether_log || has tether_json; }; then
-            echo
-            echo "| access log on vs off | clients | req/s ratio | CPU/req ratio | target | met |"
-            echo "|---|---|---:|---:|---|---|"
-            for proxy in tether_log tether_json; do
-                has "$proxy" || continue
-                for kind in cookie none; do
-                    local t="$threads|tether|$kind" o="$threads|$proxy|$kind" rr cr met
-                    rr=$(ratio "${R[$o|rps]}" "${R[$t|rps]}")
-                    cr=$(ratio "${R[$o|cpu]}" "${R[$t|cpu]}")
-                    met=$(awk -v c="$cr" 'BEGIN{print (c <= 1.05) ? "yes" : "no"}')
-                    echo "| ${NAME[$proxy]} | ${KIND[$kind]} | $rr | $cr | CPU/req ≤ 1.05 | $met |"
-                done
-            done
-        fi
         if has tether; then
             echo
-            echo "| Tether vs | clients | req/s ratio | CPU/req ratio | target | met |"
+            echo "| ratio | clients | req/s ratio | CPU/req ratio | target | met |"
             echo "|---|---|---:|---:|---|---|"
-            for proxy in haproxy nginx pingora; do
-                has "$proxy" || continue
-                for kind in cookie none; do
-                    local t="$threads|tether|$kind" o="$threads|$proxy|$kind" rr cr target met
-                    rr=$(ratio "${R[$t|rps]}" "${R[$o|rps]}")
-                    cr=$(ratio "${R[$t|cpu]}" "${R[$o|cpu]}")
-                    if [[ $proxy == pingora ]]; then
-                        target="CPU/req ≤ 1.05"
-                        met=$(awk -v c="$cr" 'BEGIN{print (c <= 1.05) ? "yes" : "no"}')
-                    else
-                        target="req/s ≥ 1.00"
-                        met=$(awk -v r="$rr" 'BEGIN{print (r >= 1.00) ? "yes" : "no"}')
-                    fi
-                    echo "| ${NAME[$proxy]} | ${KIND[$kind]} | $rr | $cr | $target | $met |"
-                done
+            for kind in cookie none; do
+                has pingora && ratio_row tether pingora "$kind" cpu "<=" 1.00 "$threads"
+                has haproxy && ratio_row tether haproxy "$kind" rps ">=" 0.60 "$threads"
+                has nginx && ratio_row tether nginx "$kind" rps ">=" 0.60 "$threads"
+                has tether_nolog && ratio_row tether tether_nolog "$kind" cpu "<=" 1.05 "$threads"
+                if has tether_nolog && has pingora; then ratio_row tether_nolog pingora "$kind" cpu "<=" 1.00 "$threads"; fi
             done
         fi
     done
