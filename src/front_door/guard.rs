@@ -73,8 +73,11 @@ pub struct Guarded {
     limits: ClientLimits,
     phase: Phase,
     deadline: Deadline,
-    /// The last request's line, kept for the log of a refusal written later.
-    last_line: Option<super::scan::RequestLine>,
+    /// The last complete request header's line (bytes as received), kept
+    /// for the log of a refusal written later; empty before the first.
+    last_line: Vec<u8>,
+    /// A request-line buffer for the next request's scan.
+    spare_line: Vec<u8>,
     mark: Arc<RequestMark>,
     client: Option<SocketAddr>,
     /// HTTP/2: no limits of Tether's.
@@ -109,7 +112,8 @@ impl Guarded {
             limits,
             phase: Phase::Waiting,
             deadline: Deadline::default(),
-            last_line: None,
+            last_line: Vec::new(),
+            spare_line: Vec::new(),
             mark: Arc::new(RequestMark::default()),
             client,
             passthrough,
@@ -222,7 +226,7 @@ impl Guarded {
     fn on_read(&mut self, data: &[u8]) -> Result<(), Refusal> {
         if matches!(self.phase, Phase::Waiting) {
             self.mark.reset();
-            self.phase = Phase::Header(HeaderScan::default());
+            self.phase = Phase::Header(HeaderScan::reusing(std::mem::take(&mut self.spare_line)));
         }
         let Phase::Header(scan) = &mut self.phase else {
             return Ok(());
@@ -232,8 +236,11 @@ impl Guarded {
                 Err(Refusal::HeaderTooLarge)
             }
             Scanned::Complete { .. } => {
-                self.last_line = Some(scan.request_line());
-                self.phase = Phase::Body { responded: false };
+                if let Phase::Header(scan) =
+                    std::mem::replace(&mut self.phase, Phase::Body { responded: false })
+                {
+                    self.spare_line = std::mem::replace(&mut self.last_line, scan.into_line());
+                }
                 self.deadline.clear();
                 Ok(())
             }
@@ -277,7 +284,8 @@ impl Guarded {
             if status >= 400 && !self.mark.seen() {
                 let line = match &self.phase {
                     Phase::Header(scan) => Some(scan.request_line()),
-                    _ => self.last_line.clone(),
+                    _ if self.last_line.is_empty() => None,
+                    _ => Some(super::scan::RequestLine::parse(&self.last_line)),
                 };
                 log_refusal(
                     self.client,

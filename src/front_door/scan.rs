@@ -5,14 +5,17 @@
 
 /// The start of a request header seen so far: the bytes counted and the end
 /// marker (`CRLF CRLF`, or `LF LF` as httparse also accepts) looked for
-/// across reads.
+/// across reads. One scan per request, without allocating: the request
+/// line's buffer is handed from one request's scan to the next
+/// ([`HeaderScan::reusing`], [`HeaderScan::into_line`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderScan {
     /// Bytes of the header received so far.
     pub bytes: usize,
-    /// The last bytes of the previous read, so a marker split between two
-    /// reads is found.
-    tail: Vec<u8>,
+    /// The last bytes of the previous read (up to 3, `tail_len` of them), so
+    /// a marker split between two reads is found.
+    tail: [u8; 3],
+    tail_len: usize,
     /// The request line as received (at most [`REQUEST_LINE_MAX`] bytes), for the log.
     request_line: Vec<u8>,
     line_done: bool,
@@ -32,21 +35,38 @@ pub enum Scanned {
 }
 
 impl HeaderScan {
+    /// A new scan keeping its request line in `line`'s allocation (emptied).
+    pub fn reusing(mut line: Vec<u8>) -> HeaderScan {
+        line.clear();
+        HeaderScan {
+            request_line: line,
+            ..HeaderScan::default()
+        }
+    }
+
+    /// The request line's bytes as received (its buffer, for the next scan).
+    pub fn into_line(self) -> Vec<u8> {
+        self.request_line
+    }
+
     /// Feeds the bytes of one read.
     pub fn feed(&mut self, data: &[u8]) -> Scanned {
         if !self.line_done {
-            let end = data.iter().position(|&b| b == b'\n');
+            let end = memchr::memchr(b'\n', data);
             let take = end.unwrap_or(data.len());
             let room = REQUEST_LINE_MAX.saturating_sub(self.request_line.len());
             self.request_line.extend_from_slice(&data[..take.min(room)]);
             self.line_done = end.is_some();
         }
         // Look for the marker in the tail of the last read followed by this one.
-        let carried = self.tail.len();
-        let mut window = std::mem::take(&mut self.tail);
-        window.extend_from_slice(&data[..data.len().min(3)]);
-        let found_in_window = find_end(&window).filter(|&end| end > carried);
-        let found = found_in_window
+        let carried = self.tail_len;
+        let head = data.len().min(3);
+        let mut window = [0u8; 6];
+        window[..carried].copy_from_slice(&self.tail[..carried]);
+        window[carried..carried + head].copy_from_slice(&data[..head]);
+        let window = &window[..carried + head];
+        let found = find_end(window)
+            .filter(|&end| end > carried)
             .map(|end| end - carried)
             .or_else(|| find_end(data));
         match found {
@@ -59,11 +79,14 @@ impl HeaderScan {
             }
             None => {
                 self.bytes += data.len();
-                let keep = data.len().min(3);
-                let mut tail = window[..carried].to_vec();
-                tail.extend_from_slice(&data[data.len() - keep..]);
-                let drop = tail.len().saturating_sub(3);
-                self.tail = tail.split_off(drop);
+                // The last 3 bytes of the tail followed by this read.
+                let last = if data.len() >= 3 {
+                    &data[data.len() - 3..]
+                } else {
+                    &window[window.len().saturating_sub(3)..]
+                };
+                self.tail[..last.len()].copy_from_slice(last);
+                self.tail_len = last.len();
                 Scanned::Partial { bytes: self.bytes }
             }
         }
@@ -75,17 +98,14 @@ impl HeaderScan {
     }
 }
 
-/// The index just past the first end-of-header marker in `data`.
+/// The index just past the first end-of-header marker in `data`: both
+/// markers end in `LF`, so the first `LF` that ends one is the earliest.
 fn find_end(data: &[u8]) -> Option<usize> {
-    let crlf = data
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4);
-    let lf = data.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    memchr::memchr_iter(b'\n', data).find_map(|i| {
+        let lf_lf = i >= 1 && data[i - 1] == b'\n';
+        let crlf_crlf = i >= 3 && data[i - 3..=i] == *b"\r\n\r\n";
+        (lf_lf || crlf_crlf).then_some(i + 1)
+    })
 }
 
 /// A request line's method and target as text safe for one log line.
@@ -96,7 +116,8 @@ pub struct RequestLine {
 }
 
 impl RequestLine {
-    fn parse(line: &[u8]) -> RequestLine {
+    /// The method and target of a request line's bytes as received.
+    pub fn parse(line: &[u8]) -> RequestLine {
         let text: String = String::from_utf8_lossy(line)
             .chars()
             .map(|c| if c.is_control() || c == '"' { '?' } else { c })
@@ -205,6 +226,53 @@ mod tests {
         s.feed(&[b'A'; 1000]);
         assert_eq!(s.request_line().method.len(), REQUEST_LINE_MAX);
         assert_eq!(HeaderScan::default().request_line().method, "-");
+    }
+
+    #[test]
+    fn a_reused_scan_starts_afresh() {
+        let mut s = HeaderScan::default();
+        s.feed(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n");
+        let line = s.into_line();
+        assert_eq!(line, b"GET /first HTTP/1.1\r");
+        let mut s = HeaderScan::reusing(line);
+        assert_eq!(
+            s.feed(b"POST /b HTTP/1.1\r\n"),
+            Scanned::Partial { bytes: 18 }
+        );
+        assert_eq!(s.request_line().method, "POST");
+        assert_eq!(s.request_line().target, "/b");
+    }
+
+    /// The first end marker, the plain way.
+    fn naive_end(data: &[u8]) -> Option<usize> {
+        let crlf = data
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| i + 4);
+        let lf = data.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+        match (crlf, lf) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    #[test]
+    fn the_end_marker_is_the_first_of_either_kind() {
+        let alphabet = [b'\r', b'\n', b'a'];
+        // Every string of up to 7 bytes over CR, LF and one other byte.
+        for len in 0..=7u32 {
+            for n in 0..3usize.pow(len) {
+                let mut k = n;
+                let data: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let b = alphabet[k % 3];
+                        k /= 3;
+                        b
+                    })
+                    .collect();
+                assert_eq!(find_end(&data), naive_end(&data), "{data:?}");
+            }
+        }
     }
 
     #[test]

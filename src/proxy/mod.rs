@@ -134,6 +134,12 @@ impl RequestCtx {
 impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
 
+    /// No downstream modules: Tether offers no response compression, and the
+    /// disabled compression module Pingora adds by default still builds a
+    /// context and runs its filters for every request (0.5 % of a request's
+    /// CPU in a profile, docs/benchmarks.md).
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             state: self.live.load(),
