@@ -76,15 +76,16 @@ fn decision_index(d: Decision) -> usize {
 const NONE_LABEL: &str = "-";
 
 /// The counters of one load balancer (or of `-`, requests without one).
-#[derive(Default)]
-struct LbCounters {
+#[derive(Debug, Default)]
+pub struct LbCounters {
     decisions: [AtomicU64; DECISIONS.len()],
     /// `(endpoint id, status)` → requests.
     requests: RwLock<HashMap<(Option<u64>, u16), AtomicU64>>,
 }
 
 impl LbCounters {
-    fn record(&self, pick: Option<u64>, status: u16, decision: Decision) {
+    /// Counts one finished request of this load balancer (see [`record_request`]).
+    pub fn record(&self, pick: Option<u64>, status: u16, decision: Decision) {
         self.decisions[decision_index(decision)].fetch_add(1, Relaxed);
         let key = (pick, status);
         if let Some(n) = self.requests.read().get(&key) {
@@ -115,6 +116,14 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
 /// the final affinity decision.
 pub fn record_request(lb: &str, pick: Option<u64>, status: u16, decision: Decision) {
     METRICS.record_request(lb, pick, status, decision);
+}
+
+/// The process's counters of load balancer `lb`, created on first use. A
+/// state resolves them once per load balancer when it is built
+/// ([`crate::state::LbState`]), so a request counts without a lookup by name;
+/// they outlive reloads, as Prometheus counters must.
+pub fn counters_for(lb: &str) -> Arc<LbCounters> {
+    METRICS.counters_for(lb)
 }
 
 /// Requests each load balancing rule applied to (the last that matched),
@@ -206,12 +215,15 @@ pub fn render(state: &State) -> String {
 impl Metrics {
     /// See [`record_request`].
     pub fn record_request(&self, lb: &str, pick: Option<u64>, status: u16, decision: Decision) {
+        self.counters_for(lb).record(pick, status, decision);
+    }
+
+    /// See [`counters_for`].
+    pub fn counters_for(&self, lb: &str) -> Arc<LbCounters> {
         if let Some(counters) = self.lbs.read().get(lb) {
-            counters.record(pick, status, decision);
-            return;
+            return Arc::clone(counters);
         }
-        let counters = Arc::clone(self.lbs.write().entry(lb.into()).or_default());
-        counters.record(pick, status, decision);
+        Arc::clone(self.lbs.write().entry(lb.into()).or_default())
     }
 
     /// See [`render`].

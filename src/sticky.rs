@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 
 use crate::affinity::cookie::{nonce_session_key, Decoded, Pin};
-use crate::affinity::cookie_header::set_cookie_line;
+use crate::affinity::cookie_header::cookie_line;
 use crate::affinity::drain::drain_state;
 use crate::affinity::table::{Lookup, TablePin};
 use crate::balance::shed::{hash_draw, sheds};
@@ -356,7 +356,7 @@ impl State {
                         .saturating_add(lb.conf.session_affinity_ttl.as_secs()),
                     nonce: Some(nonce),
                 };
-                Some(set_cookie_line(&self.keys.encode(&pin), &lb.cookie))
+                Some(cookie_line(&self.keys.encode(&pin), &lb.set_cookie_tail))
             }
             Session::Table { key } => {
                 let pin = TablePin {

@@ -144,14 +144,30 @@ pub fn resolve(
     }
 }
 
-/// `__cflb=<value>; Path=/; Max-Age=<n>; HttpOnly; SameSite=<..>[; Secure]`.
-pub fn set_cookie_line(value: &str, attrs: &CookieAttributes) -> String {
-    format!(
-        "{COOKIE_NAME}={value}; Path=/; Max-Age={}; HttpOnly; SameSite={}{}",
-        attrs.max_age,
-        attrs.samesite.as_str(),
-        if attrs.secure { "; Secure" } else { "" }
-    )
+impl CookieAttributes {
+    /// What follows the value in the `Set-Cookie` line,
+    /// `; Path=/; Max-Age=<n>; HttpOnly; SameSite=<..>[; Secure]`: built
+    /// once per load balancer ([`crate::state::LbState`]), not per response.
+    pub fn tail(&self) -> Box<str> {
+        format!(
+            "; Path=/; Max-Age={}; HttpOnly; SameSite={}{}",
+            self.max_age,
+            self.samesite.as_str(),
+            if self.secure { "; Secure" } else { "" }
+        )
+        .into()
+    }
+}
+
+/// `__cflb=<value>; Path=/; Max-Age=<n>; HttpOnly; SameSite=<..>[; Secure]`:
+/// the value and a [`CookieAttributes::tail`], in one allocation.
+pub fn cookie_line(value: &str, tail: &str) -> String {
+    let mut line = String::with_capacity(COOKIE_NAME.len() + 1 + value.len() + tail.len());
+    line.push_str(COOKIE_NAME);
+    line.push('=');
+    line.push_str(value);
+    line.push_str(tail);
+    line
 }
 
 fn trim_ows(s: &str) -> &str {
@@ -371,16 +387,16 @@ mod tests {
     fn set_cookie_text() {
         let a = resolve(SameSite::Auto, Secure::Auto, false, 82_800);
         assert_eq!(
-            set_cookie_line("VALUE", &a),
+            cookie_line("VALUE", &a.tail()),
             "__cflb=VALUE; Path=/; Max-Age=82800; HttpOnly; SameSite=Lax"
         );
         let a = resolve(SameSite::Auto, Secure::Auto, true, 1800);
         assert_eq!(
-            set_cookie_line("v-_1", &a),
+            cookie_line("v-_1", &a.tail()),
             "__cflb=v-_1; Path=/; Max-Age=1800; HttpOnly; SameSite=None; Secure"
         );
         let a = resolve(SameSite::Strict, Secure::Always, false, 604_800);
-        let line = set_cookie_line("x", &a);
+        let line = cookie_line("x", &a.tail());
         assert_eq!(
             line,
             "__cflb=x; Path=/; Max-Age=604800; HttpOnly; SameSite=Strict; Secure"

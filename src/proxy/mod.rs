@@ -407,7 +407,12 @@ impl ProxyHttp for Proxy {
         let (Some(lb), Some(routed)) = (ctx.lb.as_ref(), ctx.routed.as_ref()) else {
             return Ok(());
         };
-        if let Some(cookie) = ctx.state.commit(lb, routed, ctx.state.clock.now()) {
+        // The clocks are read only for a session to pin.
+        let pinned = routed.decision.pins();
+        if let Some(cookie) = pinned
+            .then(|| ctx.state.commit(lb, routed, ctx.state.clock.now()))
+            .flatten()
+        {
             // Appended: the upstream's own Set-Cookie headers stay.
             response.append_header(http::header::SET_COOKIE, cookie)?;
         }
@@ -478,7 +483,10 @@ impl ProxyHttp for Proxy {
         let (pool, endpoint) = ctx.names(&ctx.state);
         let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
         let endpoint_id = ctx.pick().map(|p| ctx.state.endpoint(p).id);
-        crate::metrics::record_request(lb, endpoint_id, status, ctx.decision());
+        match &ctx.lb {
+            Some(served) => served.counters.record(endpoint_id, status, ctx.decision()),
+            None => crate::metrics::record_request(lb, endpoint_id, status, ctx.decision()),
+        }
         if let Some(rule) = &ctx.rule {
             crate::metrics::record_rule(lb, rule);
         }

@@ -176,10 +176,15 @@ pub struct LbState {
     pub header_key: Option<HeaderKeySpec>,
     /// `cookie` / `ip_cookie`: the `Set-Cookie` attributes.
     pub cookie: CookieAttributes,
+    /// The `Set-Cookie` line after the value ([`CookieAttributes::tail`]).
+    pub set_cookie_tail: Box<str>,
     pub drain_ms: u64,
     pub ttl_ms: u64,
     /// Its rules, compiled (docs/rules.md).
     pub rules: Rules,
+    /// Its request counters (`tether_requests_total`, ...), resolved by name
+    /// once, here.
+    pub counters: Arc<crate::metrics::LbCounters>,
     /// The load balancer as a set of matching rules' overrides make it (a
     /// bit per rule, by file index): each rule alone built with the state,
     /// combinations of non-terminating rules on first use (at most
@@ -403,18 +408,21 @@ impl State {
 
     fn resolve_one(&self, lb: &config::LoadBalancer) -> LbState {
         let attrs = &lb.session_affinity_attributes;
+        let cookie = resolve(
+            attrs.samesite,
+            attrs.secure,
+            lb.always_use_https,
+            lb.session_affinity_ttl.as_secs(),
+        );
         LbState {
+            set_cookie_tail: cookie.tail(),
+            cookie,
             rules: Rules::compile(&lb.name, &lb.rules),
+            counters: crate::metrics::counters_for(&lb.name),
             variants: ArcSwap::from_pointee(HashMap::new()),
             id: lb_id(&lb.name),
             header_key: (lb.session_affinity == SessionAffinity::Header)
                 .then(|| HeaderKeySpec::new(&attrs.headers, attrs.require_all_headers)),
-            cookie: resolve(
-                attrs.samesite,
-                attrs.secure,
-                lb.always_use_https,
-                lb.session_affinity_ttl.as_secs(),
-            ),
             drain_ms: millis(attrs.drain_duration),
             ttl_ms: millis(lb.session_affinity_ttl),
             default_pools: lb
