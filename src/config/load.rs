@@ -103,6 +103,11 @@ fn read_pingora(top: &Mapping, errs: &mut Errors) -> Option<ServerConf> {
     };
     let mut rest = top.clone();
     rest.remove("tether");
+    // Tether's default, not Pingora's: per-thread runtimes (measured cheaper
+    // per request at 1 and 2 threads, docs/benchmarks.md#pingora-settings).
+    if !rest.contains_key("work_stealing") {
+        rest.insert("work_stealing".into(), Value::Bool(false));
+    }
     let conf = match serde_yaml::from_value::<ServerConf>(Value::Mapping(rest)) {
         Ok(conf) => conf,
         Err(whole) => {

@@ -24,7 +24,7 @@ fn reference_config_loads_and_uses_every_key() {
     assert_eq!(s.grace_period_seconds, Some(10));
     assert_eq!(s.graceful_shutdown_timeout_seconds, Some(5));
     assert_eq!(s.upstream_keepalive_pool_size, 128);
-    assert!(s.work_stealing);
+    assert!(!s.work_stealing);
 
     let t = &loaded.tether;
     assert_eq!(t.listeners.len(), 2);
@@ -140,6 +140,12 @@ fn demo_config_loads() {
 fn minimal_config_gets_the_defaults() {
     let loaded = ok(MINIMAL);
     assert_eq!(loaded.server.threads, 1);
+    assert!(
+        !loaded.server.work_stealing,
+        "Tether's default: per-thread runtimes"
+    );
+    let stealing = ok(&format!("work_stealing: true\n{MINIMAL}"));
+    assert!(stealing.server.work_stealing, "the file's value wins");
     let t = loaded.tether;
     assert_eq!(t.admin, None);
     assert_eq!(t.cookie_keys_file, None);
