@@ -90,14 +90,17 @@ fn timestamp(unix_ms: u64, millis: bool, out: &mut String) {
         return;
     }
     if millis {
-        let _ = write!(out, ".{:03}", unix_ms % 1000);
+        out.push('.');
+        push_decimal(unix_ms % 1000, 3, out);
     }
     out.push('Z');
 }
 
 /// Seconds with six decimals (microseconds), by integer arithmetic.
 fn seconds(d: Duration, out: &mut String) {
-    let _ = write!(out, "{}.{:06}", d.as_secs(), d.subsec_micros());
+    push_decimal(d.as_secs(), 1, out);
+    out.push('.');
+    push_decimal(u64::from(d.subsec_micros()), 6, out);
 }
 
 fn dash(s: Option<&str>) -> &str {
@@ -110,23 +113,29 @@ fn text(r: &Record<'_>, out: &mut String) {
     timestamp(r.unix_ms, false, out);
     out.push_str(" INFO  access] client=");
     match r.client {
-        Some(ip) => {
-            let _ = write!(out, "{ip}");
-        }
+        Some(ip) => push_ip(ip, out),
         None => out.push('-'),
     }
-    let _ = write!(
-        out,
-        " host={} method={} path={} status={} lb={} pool={} endpoint={} affinity={} upstream_time=",
-        dash(r.host),
-        r.method,
-        r.path,
-        r.status,
-        dash(r.load_balancer),
-        dash(r.pool),
-        dash(r.endpoint),
-        r.affinity,
-    );
+    for (key, value) in [
+        (" host=", dash(r.host)),
+        (" method=", r.method),
+        (" path=", r.path),
+    ] {
+        out.push_str(key);
+        out.push_str(value);
+    }
+    out.push_str(" status=");
+    push_decimal(u64::from(r.status), 1, out);
+    for (key, value) in [
+        (" lb=", dash(r.load_balancer)),
+        (" pool=", dash(r.pool)),
+        (" endpoint=", dash(r.endpoint)),
+        (" affinity=", r.affinity),
+    ] {
+        out.push_str(key);
+        out.push_str(value);
+    }
+    out.push_str(" upstream_time=");
     match r.upstream_time {
         Some(t) => seconds(t, out),
         None => out.push('-'),
@@ -138,10 +147,18 @@ fn text(r: &Record<'_>, out: &mut String) {
         quoted(e, out);
     }
     if let Some(reason) = r.reason {
-        let _ = write!(out, " reason={reason}");
+        out.push_str(" reason=");
+        out.push_str(reason);
     }
-    let _ = write!(out, " bytes_sent={} upstream=", r.bytes_sent);
+    out.push_str(" bytes_sent=");
+    push_decimal(r.bytes_sent, 1, out);
+    out.push_str(" upstream=");
     match r.upstream {
+        Some(SocketAddr::V4(a)) => {
+            push_ip(IpAddr::V4(*a.ip()), out);
+            out.push(':');
+            push_decimal(u64::from(a.port()), 1, out);
+        }
         Some(a) => {
             let _ = write!(out, "{a}");
         }
@@ -155,6 +172,40 @@ fn text(r: &Record<'_>, out: &mut String) {
     match r.user_agent {
         Some(ua) => quoted(ua, out),
         None => out.push('-'),
+    }
+}
+
+/// `n` in decimal, zero-padded to at least `width` digits (the line's
+/// numbers without `core::fmt`'s machinery: it showed in the profile).
+fn push_decimal(mut n: u64, width: usize, out: &mut String) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let start = start.min(digits.len().saturating_sub(width));
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+}
+
+/// An IPv4 address by its octets; IPv6 by its standard text form.
+fn push_ip(ip: IpAddr, out: &mut String) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(u64::from(octet), 1, out);
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -178,6 +229,14 @@ fn token_or_quoted(s: Option<&str>, out: &mut String) {
 /// that one line stays one line whatever a client sent.
 fn quoted(s: &str, out: &mut String) {
     out.push('"');
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        // Printable ASCII without a quote or backslash: as it is.
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -358,6 +417,42 @@ mod tests {
         let mut far = String::new();
         timestamp(u64::MAX, true, &mut far);
         assert_eq!(far, "-");
+    }
+
+    #[test]
+    fn numbers_and_addresses_as_core_fmt_writes_them() {
+        for (n, width) in [
+            (0u64, 1),
+            (7, 3),
+            (42, 1),
+            (999, 3),
+            (1000, 3),
+            (123, 6),
+            (u64::MAX, 1),
+        ] {
+            let mut ours = String::new();
+            push_decimal(n, width, &mut ours);
+            assert_eq!(ours, format!("{n:0width$}"));
+        }
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "255.255.255.255",
+            "10.20.3.4",
+            "::1",
+            "2001:db8::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut ours = String::new();
+            push_ip(ip, &mut ours);
+            assert_eq!(ours, ip.to_string());
+        }
+        let mut q = String::new();
+        quoted("plain ua/1.0 (x; y)", &mut q);
+        assert_eq!(q, "\"plain ua/1.0 (x; y)\"");
+        let mut q = String::new();
+        quoted("ü\u{85}\"", &mut q);
+        assert_eq!(q, "\"ü\\x85\\\"\"");
     }
 
     #[test]
