@@ -21,9 +21,9 @@
 # The proxies: tether (the headline: Tether as installed, cookie affinity, its default logging
 # `RUST_LOG=info` with the access log in text to a file), tether_nolog (the access log off:
 # RUST_LOG=warn), tether_off (affinity none and the access log off), tether_json (the access log
-# in json), tether_header (header affinity on
-# X-Session), tether_ip_cookie (ip_cookie affinity), tether_1000 (cookie affinity over a pool of
-# 1,000 endpoints: 1,000 loopback addresses of one NGINX), haproxy, nginx, pingora (the bare
+# in json), tether_header (header affinity on X-Session), tether_ip_cookie (ip_cookie affinity),
+# tether_1000 (cookie affinity over a pool of 1,000 endpoints: 1,000 loopback addresses of one
+# NGINX), haproxy, nginx, pingora (the bare
 # Pingora example as shipped), pingora_timeouts (bare with Tether's four upstream timeouts),
 # pingora_log (bare with an env_logger line per request).
 #
@@ -42,7 +42,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 usage() {
-    sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
