@@ -107,6 +107,7 @@ impl Guarded {
             .get_socket_digest()
             .and_then(|d| d.peer_addr().cloned())
             .and_then(|a| a.as_inet().copied());
+        let started = crate::clock::tokio_now();
         let mut guarded = Guarded {
             inner,
             limits,
@@ -119,10 +120,10 @@ impl Guarded {
             passthrough,
             next_request: false,
             prefix: bytes::BytesMut::new(),
-            started: crate::clock::stopwatch(),
+            started: started.into_std(),
         };
         if !passthrough {
-            guarded.started = guarded.arm(limits.header_timeout).into_std();
+            guarded.deadline.set(started + limits.header_timeout);
         }
         guarded
     }

@@ -408,13 +408,11 @@ impl ProxyHttp for Proxy {
             return Ok(());
         };
         // The clocks are read only for a session to pin.
-        let pinned = routed.decision.pins();
-        if let Some(cookie) = pinned
-            .then(|| ctx.state.commit(lb, routed, ctx.state.clock.now()))
-            .flatten()
-        {
-            // Appended: the upstream's own Set-Cookie headers stay.
-            response.append_header(http::header::SET_COOKIE, cookie)?;
+        if routed.decision.pins() {
+            if let Some(cookie) = ctx.state.commit(lb, routed, ctx.state.clock.now()) {
+                // Appended: the upstream's own Set-Cookie headers stay.
+                response.append_header(http::header::SET_COOKIE, cookie)?;
+            }
         }
         if let Some(outbox) = &self.cluster {
             if let Some(pin) = crate::cluster::pins::to_share(&ctx.state, lb, routed) {

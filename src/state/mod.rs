@@ -14,7 +14,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::affinity::cookie::CookieKeys;
-use crate::affinity::cookie_header::{resolve, CookieAttributes};
+use crate::affinity::cookie_header::resolve;
 use crate::affinity::key::HeaderKeySpec;
 use crate::affinity::table::SessionTable;
 use crate::balance::hash::stable_hash_parts;
@@ -174,9 +174,8 @@ pub struct LbState {
     pub fallback_pool: Option<usize>,
     /// `header` affinity: how the session key is built.
     pub header_key: Option<HeaderKeySpec>,
-    /// `cookie` / `ip_cookie`: the `Set-Cookie` attributes.
-    pub cookie: CookieAttributes,
-    /// The `Set-Cookie` line after the value ([`CookieAttributes::tail`]).
+    /// `cookie` / `ip_cookie`: the `Set-Cookie` line after the value (its
+    /// attributes, [`crate::affinity::cookie_header::CookieAttributes::tail`]).
     pub set_cookie_tail: Box<str>,
     pub drain_ms: u64,
     pub ttl_ms: u64,
@@ -408,15 +407,14 @@ impl State {
 
     fn resolve_one(&self, lb: &config::LoadBalancer) -> LbState {
         let attrs = &lb.session_affinity_attributes;
-        let cookie = resolve(
-            attrs.samesite,
-            attrs.secure,
-            lb.always_use_https,
-            lb.session_affinity_ttl.as_secs(),
-        );
         LbState {
-            set_cookie_tail: cookie.tail(),
-            cookie,
+            set_cookie_tail: resolve(
+                attrs.samesite,
+                attrs.secure,
+                lb.always_use_https,
+                lb.session_affinity_ttl.as_secs(),
+            )
+            .tail(),
             rules: Rules::compile(&lb.name, &lb.rules),
             counters: crate::metrics::counters_for(&lb.name),
             variants: ArcSwap::from_pointee(HashMap::new()),
