@@ -787,44 +787,37 @@ values() {
     done
     return 0
 }
+# "median min max" on stdin (from stats) as "median (min–max)" in printf format $1, or "-".
+show() {
+    awk -v f="$1" '$1 == "-" { print "-"; next } { printf f " (" f "–" f ")\n", $1, $2, $3 }'
+}
 # "median (min-max)" of field $2 of key prefix $1, printed with format $3.
-summary() {
-    local m lo hi
-    read -r m lo hi < <(values "$1" "$2" | stats)
-    if [[ $m == - ]]; then echo "-"; return; fi
-    awk -v m="$m" -v lo="$lo" -v hi="$hi" -v f="$3" 'BEGIN{printf f " (" f "–" f ")", m, lo, hi}'
-}
-median() {
-    local m lo hi
-    read -r m lo hi < <(values "$1" "$2" | stats)
-    echo "$m"
-}
-# The ratios a/b of field $3 between key prefixes $1 and $2, round by round, then
-# "median (min-max)".
+summary() { values "$1" "$2" | stats | show "$3"; }
+# The median of field $2 of key prefix $1.
+median() { values "$1" "$2" | stats | awk '{ print $1 }'; }
+# The ratios a/b of field $3 between key prefixes $1 and $2, round by round, as
+# "median min max".
 ratio_summary() {
-    local r m lo hi
-    read -r m lo hi < <(for ((r = 1; r <= ROUNDS; r++)); do
-        [[ -n ${R[$1|$3|$r]:-} && -n ${R[$2|$3|$r]:-} ]] &&
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+        if [[ -n ${R[$1|$3|$r]:-} && -n ${R[$2|$3|$r]:-} ]]; then
             awk -v a="${R[$1|$3|$r]}" -v b="${R[$2|$3|$r]}" 'BEGIN{ if (b + 0 != 0) printf "%.4f\n", a / b }'
-    done | stats)
-    if [[ $m == - ]]; then echo "- - -"; return; fi
-    echo "$m $lo $hi"
+        fi
+    done | stats
 }
 has() { [[ " $PROXIES " == *" $1 "* ]]; }
 
 # One row of a ratio table: Tether-like $1 against $2, clients $3, field ratios and a target
 # "$4 $5 $6" (field, comparison, bound).
 ratio_row() {
-    local a=$1 b=$2 kind=$3 field=$4 op=$5 bound=$6 threads=$7 rr cr rm rl rh cm cl ch met value
-    read -r rm rl rh < <(ratio_summary "$threads|$a|$kind" "$threads|$b|$kind" rps)
-    read -r cm cl ch < <(ratio_summary "$threads|$a|$kind" "$threads|$b|$kind" cpu)
-    rr=$(awk -v m="$rm" -v l="$rl" -v h="$rh" 'BEGIN{ if (m == "-") print "-"; else printf "%.2f (%.2f–%.2f)", m, l, h }')
-    cr=$(awk -v m="$cm" -v l="$cl" -v h="$ch" 'BEGIN{ if (m == "-") print "-"; else printf "%.2f (%.2f–%.2f)", m, l, h }')
-    if [[ $field == rps ]]; then value=$rm; else value=$cm; fi
+    local a=$1 b=$2 kind=$3 field=$4 op=$5 bound=$6 threads=$7 rs cs met value
+    rs=$(ratio_summary "$threads|$a|$kind" "$threads|$b|$kind" rps)
+    cs=$(ratio_summary "$threads|$a|$kind" "$threads|$b|$kind" cpu)
+    if [[ $field == rps ]]; then value=${rs%% *}; else value=${cs%% *}; fi
     met=$(awk -v v="$value" -v b="$bound" -v op="$op" 'BEGIN{ if (v == "-") print "-"; else if (op == "<=") print (v <= b) ? "yes" : "no"; else print (v >= b) ? "yes" : "no" }')
     local what="CPU/req"
     [[ $field == rps ]] && what="req/s"
-    echo "| ${NAME[$a]} vs ${NAME[$b]} | ${KIND[$kind]} | $rr | $cr | $what $op $bound | $met |"
+    echo "| ${NAME[$a]} vs ${NAME[$b]} | ${KIND[$kind]} | $(show %.2f <<<"$rs") | $(show %.2f <<<"$cs") | $what $op $bound | $met |"
 }
 
 report() {
