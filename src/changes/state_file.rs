@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value as Json;
 
 use super::records::{Records, VERSION};
-use crate::config::Config;
+use crate::config::{directory, Config};
 
 /// Where the records live.
 #[derive(Debug, Clone)]
@@ -84,14 +84,6 @@ impl StateFile {
             let _ = std::fs::remove_file(&tmp);
             format!("cannot write the state file {}: {e}", self.path.display())
         })
-    }
-}
-
-/// The directory a file lives in (`.` for a bare name).
-fn directory(path: &Path) -> &Path {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
     }
 }
 

@@ -61,10 +61,7 @@ fn state_file(file: &Path) -> Result<(), String> {
             shown(file)
         ));
     }
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = directory(file);
     if !dir.is_dir() {
         return Err(format!("directory {} does not exist", shown(dir)));
     }
@@ -78,6 +75,15 @@ fn state_file(file: &Path) -> Result<(), String> {
             "directory {} is not writable ({e}): run-time changes could not be made durable",
             shown(dir)
         )),
+    }
+}
+
+/// The directory a file lives in (`.` for a bare name): where the state
+/// file's writability is checked here, and where its writes are synced.
+pub fn directory(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     }
 }
 

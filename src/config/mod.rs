@@ -17,6 +17,7 @@ pub mod read;
 mod rules;
 mod spelling;
 
+pub use checks::directory;
 pub use load::{load_file, load_str, Loaded};
 pub use load_balancer::{
     load_balancer_from_value, load_balancer_to_value, runtime_fields, Settable, ATTRIBUTES,
