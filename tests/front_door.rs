@@ -120,6 +120,25 @@ fn idle_keep_alive_connections_are_closed_after_idle_timeout() {
     );
 }
 
+/// Sends `bytes` one every 150 ms until an answer or a close (at most 6 s);
+/// the answer and how long after the first byte it came.
+fn trickle(s: &mut TcpStream, bytes: &[u8]) -> (String, Duration) {
+    let started = Instant::now();
+    let mut answer = String::new();
+    // One byte every 150 ms: each read is quick, the header never completes.
+    for b in bytes {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        let (got, closed) = read_for(s, Duration::from_millis(150));
+        answer.push_str(&got);
+        if closed || !got.is_empty() || started.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+    }
+    (answer, started.elapsed())
+}
+
 #[test]
 fn a_header_sent_slowly_is_answered_408_at_header_timeout() {
     let a = Upstream::healthy("a");
@@ -132,20 +151,10 @@ fn a_header_sent_slowly_is_answered_408_at_header_timeout() {
     )
     .start();
     let mut s = connect(&proxy);
-    let started = Instant::now();
-    let mut answer = String::new();
-    // One byte every 150 ms: each read is quick, the header never completes.
-    for b in b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Trickle: 0123456789012345678901234567890\r\n" {
-        if s.write_all(&[*b]).is_err() {
-            break;
-        }
-        let (got, closed) = read_for(&mut s, Duration::from_millis(150));
-        answer.push_str(&got);
-        if closed || !got.is_empty() || started.elapsed() > Duration::from_secs(6) {
-            break;
-        }
-    }
-    let took = started.elapsed();
+    let (answer, took) = trickle(
+        &mut s,
+        b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Trickle: 0123456789012345678901234567890\r\n",
+    );
     assert_eq!(status_of(&answer), Some(408), "{answer:?}");
     assert!(took < Duration::from_secs(3), "answered after {took:?}");
     assert_eq!(a.requests(), 0, "nothing reached the upstream");
@@ -160,6 +169,56 @@ fn a_header_sent_slowly_is_answered_408_at_header_timeout() {
         "a slow client is not an ERROR:\n{}",
         proxy.logs()
     );
+}
+
+#[test]
+fn a_kept_alive_connections_next_header_has_header_timeout_from_its_first_byte() {
+    let a = Upstream::healthy("a");
+    let proxy = front(
+        &a,
+        ClientLimits {
+            header_timeout: Some(1.0),
+            idle_timeout: Some(10.0),
+            ..ClientLimits::default()
+        },
+    )
+    .start();
+    let mut s = connect(&proxy);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(status_of(&read_response(&mut s)), Some(200));
+    // Idle longer than header_timeout: the idle wait is not the header's.
+    let (got, closed) = read_for(&mut s, Duration::from_millis(1500));
+    assert!(got.is_empty() && !closed, "{got:?}");
+    let (answer, took) = trickle(
+        &mut s,
+        b"GET /slow HTTP/1.1\r\nHost: a\r\nX-Trickle: 0123456789012345678901234567890\r\n",
+    );
+    assert_eq!(status_of(&answer), Some(408), "{answer:?}");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(3),
+        "answered {took:?} after the header's first byte, header_timeout is 1 s"
+    );
+    assert_eq!(
+        a.requests(),
+        1,
+        "only the first request reached the upstream"
+    );
+    // A header in pieces that completes in time is served.
+    let mut s = connect(&proxy);
+    for piece in [
+        &b"GET / HTTP/1.1\r\n"[..],
+        b"Host: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHo",
+        b"st: a\r\n\r\n",
+    ] {
+        s.write_all(piece).unwrap();
+        if piece.ends_with(b"\r\n\r\n") {
+            assert_eq!(status_of(&read_response(&mut s)), Some(200));
+        } else {
+            let (got, closed) = read_for(&mut s, Duration::from_millis(300));
+            assert!(got.is_empty() && !closed, "{got:?}");
+        }
+    }
 }
 
 #[test]

@@ -86,7 +86,10 @@ pub struct Guarded {
     next_request: bool,
     /// Bytes read ahead by [`Guarded::read_first_header`], served first.
     prefix: bytes::BytesMut,
-    started: std::time::Instant,
+    /// When the current wait or request header began, for the logs; `None`
+    /// for a kept-alive request's header that arrived whole in one read (no
+    /// clock is read for it: its header took no time).
+    started: Option<std::time::Instant>,
 }
 
 impl fmt::Debug for Guarded {
@@ -120,7 +123,7 @@ impl Guarded {
             passthrough,
             next_request: false,
             prefix: bytes::BytesMut::new(),
-            started: started.into_std(),
+            started: Some(started.into_std()),
         };
         if !passthrough {
             guarded.deadline.set(started + limits.header_timeout);
@@ -186,7 +189,7 @@ impl Guarded {
                     log::debug!(
                         "client {}: closed after waiting {:?} for a request",
                         self.client_text(),
-                        self.started.elapsed()
+                        self.since_start()
                     );
                     return Err(());
                 }
@@ -198,7 +201,7 @@ impl Guarded {
             };
             let _ = self.inner.write_all(refusal.response()).await;
             let _ = self.inner.flush().await;
-            log_refusal(self.client, line.as_ref(), refusal, self.started.elapsed());
+            log_refusal(self.client, line.as_ref(), refusal, self.since_start());
             return Err(());
         }
     }
@@ -212,11 +215,17 @@ impl Guarded {
         &self.mark
     }
 
-    /// The connection's deadline is `after` from now; returns now.
-    fn arm(&mut self, after: Duration) -> tokio::time::Instant {
+    /// The connection's deadline is `after` from now, which is also when
+    /// the current wait or header began.
+    fn arm(&mut self, after: Duration) {
         let now = crate::clock::tokio_now();
         self.deadline.set(now + after);
-        now
+        self.started = Some(now.into_std());
+    }
+
+    /// How long the current wait or request header has lasted.
+    fn since_start(&self) -> Duration {
+        self.started.map_or(Duration::ZERO, |s| s.elapsed())
     }
 
     fn elapsed(&self) -> bool {
@@ -248,6 +257,12 @@ impl Guarded {
             Scanned::Partial { bytes } if bytes > self.limits.max_request_header_bytes => {
                 Err(Refusal::HeaderTooLarge)
             }
+            Scanned::Partial { .. } if !self.deadline.is_set() => {
+                // A kept-alive connection's next header, not whole in its
+                // first read: `header_timeout` from that read.
+                self.arm(self.limits.header_timeout);
+                Ok(())
+            }
             Scanned::Partial { .. } if self.elapsed() => Err(Refusal::HeaderTimeout),
             Scanned::Partial { .. } => Ok(()),
         }
@@ -268,7 +283,7 @@ impl Guarded {
                 let _ = Pin::new(&mut self.inner).poll_flush(cx);
             }
         }
-        log_refusal(self.client, line.as_ref(), refusal, self.started.elapsed());
+        log_refusal(self.client, line.as_ref(), refusal, self.since_start());
         self.phase = Phase::Tunnel;
         self.deadline.clear();
         io::Error::new(refusal.io_kind(), refusal.reason())
@@ -292,7 +307,7 @@ impl Guarded {
                     self.client,
                     line.as_ref(),
                     Refusal::Parser(status),
-                    self.started.elapsed(),
+                    self.since_start(),
                 );
             }
             self.phase = if status == 101 {
@@ -328,8 +343,7 @@ impl AsyncRead for Guarded {
             // The response went out: the connection now waits for the next request.
             this.phase = Phase::Waiting;
             this.next_request = true;
-            let idle = this.limits.idle_timeout;
-            this.started = this.arm(idle).into_std();
+            this.arm(this.limits.idle_timeout);
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -338,11 +352,13 @@ impl AsyncRead for Guarded {
                     return Poll::Ready(Ok(()));
                 }
                 if this.next_request && matches!(this.phase, Phase::Waiting) {
-                    // A kept-alive connection's next request: its header has
-                    // `header_timeout` from its first byte.
+                    // A kept-alive connection's next request: the idle wait
+                    // is over, and its header has `header_timeout` from its
+                    // first byte, armed only if this read does not complete
+                    // it (`on_read`: one clock read saved per request).
                     this.next_request = false;
-                    let header = this.limits.header_timeout;
-                    this.started = this.arm(header).into_std();
+                    this.deadline.clear();
+                    this.started = None;
                 }
                 match this.on_read(&buf.filled()[before..]) {
                     Ok(()) => Poll::Ready(Ok(())),
@@ -363,7 +379,7 @@ impl AsyncRead for Guarded {
                         log::debug!(
                             "client {}: closed after waiting {:?} for a request",
                             this.client_text(),
-                            this.started.elapsed()
+                            this.since_start()
                         );
                         Poll::Ready(Ok(()))
                     }

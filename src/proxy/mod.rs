@@ -53,12 +53,14 @@ impl Proxy {
         self
     }
 
-    /// Routes a request (sync: nothing here may live across an await).
+    /// Routes a request (sync: nothing here may live across an await) at
+    /// `now`, the request's start.
     fn route(
         state: &State,
         lb: &LbState,
         req: &RequestHeader,
         client: Option<IpAddr>,
+        now: Instant,
     ) -> Option<Routed> {
         let header_key = lb
             .header_key
@@ -69,7 +71,7 @@ impl Proxy {
             cflb_values(&req.headers),
             header_key,
             client,
-            state.clock.now(),
+            state.clock.now_at(now),
             &mut random_unit,
         )
     }
@@ -80,6 +82,8 @@ pub struct RequestCtx {
     /// The state this request is routed by, start to end (a reload may
     /// replace the live one meanwhile).
     state: Arc<State>,
+    /// The request's one reading of the clock: its decisions' time and the
+    /// cookie's expiry are derived from it ([`clock::Clock::now_at`]).
     started: Instant,
     host: String,
     client: Option<IpAddr>,
@@ -237,7 +241,13 @@ impl ProxyHttp for Proxy {
                     return Ok(true);
                 }
             };
-        ctx.routed = Self::route(&ctx.state, &lb, session.req_header(), ctx.client);
+        ctx.routed = Self::route(
+            &ctx.state,
+            &lb,
+            session.req_header(),
+            ctx.client,
+            ctx.started,
+        );
         if ctx.routed.is_none() {
             let text = format!("no usable endpoint for load balancer {}", lb.conf.name);
             ctx.lb = Some(lb);
@@ -407,9 +417,9 @@ impl ProxyHttp for Proxy {
         let (Some(lb), Some(routed)) = (ctx.lb.as_ref(), ctx.routed.as_ref()) else {
             return Ok(());
         };
-        // The clocks are read only for a session to pin.
         if routed.decision.pins() {
-            if let Some(cookie) = ctx.state.commit(lb, routed, ctx.state.clock.now()) {
+            let now = ctx.state.clock.now_at(ctx.started);
+            if let Some(cookie) = ctx.state.commit(lb, routed, now) {
                 // Appended: the upstream's own Set-Cookie headers stay.
                 response.append_header(http::header::SET_COOKIE, cookie)?;
             }
@@ -488,7 +498,8 @@ impl ProxyHttp for Proxy {
         if let Some(rule) = &ctx.rule {
             crate::metrics::record_rule(lb, rule);
         }
-        let total_time = ctx.started.elapsed();
+        let ended = clock::stopwatch();
+        let total_time = ended.saturating_duration_since(ctx.started);
         crate::latency::record_request(
             ctx.lb.as_ref().map_or(0, |lb| lb.id),
             endpoint_id,
@@ -504,7 +515,7 @@ impl ProxyHttp for Proxy {
             .map(|v| String::from_utf8_lossy(v.as_bytes()));
         let error = e.map(|e| e.etype().as_str());
         access_log::log(&access_log::Record {
-            unix_ms: clock::unix_ms(),
+            unix_ms: clock::unix_ms_at(ended),
             client: ctx.client,
             host: (!ctx.host.is_empty()).then_some(ctx.host.as_str()),
             method: req.method.as_str(),
