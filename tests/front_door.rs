@@ -95,6 +95,14 @@ fn read_response(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A new connection that has had one request answered `200` and is kept alive.
+fn served_once(proxy: &TetherProc) -> TcpStream {
+    let mut s = connect(proxy);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(status_of(&read_response(&mut s)), Some(200));
+    s
+}
+
 #[test]
 fn idle_keep_alive_connections_are_closed_after_idle_timeout() {
     let a = Upstream::healthy("a");
@@ -107,9 +115,7 @@ fn idle_keep_alive_connections_are_closed_after_idle_timeout() {
         },
     )
     .start();
-    let mut s = connect(&proxy);
-    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
-    assert_eq!(status_of(&read_response(&mut s)), Some(200));
+    let mut s = served_once(&proxy);
     let idle_from = Instant::now();
     let (_, closed) = read_for(&mut s, Duration::from_secs(8));
     let waited = idle_from.elapsed();
@@ -183,9 +189,7 @@ fn a_kept_alive_connections_next_header_has_header_timeout_from_its_first_byte()
         },
     )
     .start();
-    let mut s = connect(&proxy);
-    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
-    assert_eq!(status_of(&read_response(&mut s)), Some(200));
+    let mut s = served_once(&proxy);
     // Idle longer than header_timeout: the idle wait is not the header's.
     let (got, closed) = read_for(&mut s, Duration::from_millis(1500));
     assert!(got.is_empty() && !closed, "{got:?}");
