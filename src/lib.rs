@@ -30,3 +30,4 @@ pub mod select;
 pub mod state;
 pub mod sticky;
 pub mod sweeper;
+pub mod text;

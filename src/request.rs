@@ -142,12 +142,22 @@ fn absolute_form(target: &[u8]) -> Result<Option<&str>, BadRequest> {
 /// `X-Forwarded-For` sent upstream: the client's address appended to what
 /// the client sent, as NGINX's `$proxy_add_x_forwarded_for` does.
 pub fn forwarded_for(existing: Option<&str>, client: Option<IpAddr>) -> Option<String> {
-    match (existing.map(str::trim).filter(|s| !s.is_empty()), client) {
-        (Some(prev), Some(ip)) => Some(format!("{prev}, {ip}")),
-        (None, Some(ip)) => Some(ip.to_string()),
-        (Some(prev), None) => Some(prev.to_string()),
-        (None, None) => None,
+    let prev = existing.map(str::trim).filter(|s| !s.is_empty());
+    if prev.is_none() && client.is_none() {
+        return None;
     }
+    // Room for the prefix, ", " and the longest IPv6 text (39 bytes).
+    let mut value = String::with_capacity(prev.map_or(0, str::len) + 2 + 39);
+    if let Some(prev) = prev {
+        value.push_str(prev);
+    }
+    if let Some(ip) = client {
+        if prev.is_some() {
+            value.push_str(", ");
+        }
+        crate::text::push_ip(ip, &mut value);
+    }
+    Some(value)
 }
 
 /// The stable hash of a client address used by `hash` steering (and, later,
