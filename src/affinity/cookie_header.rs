@@ -2,7 +2,7 @@
 //! request headers, stripping it before the request goes upstream, and the
 //! `Set-Cookie` line of a response. Pure functions on plain `http` types.
 
-use http::header::{Entry, COOKIE};
+use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 
 use crate::config::{SameSite, Secure};
@@ -26,12 +26,6 @@ pub fn cflb_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         })
 }
 
-/// Removes every `__cflb` pair from every `Cookie` header, so the endpoint
-/// never sees it. A header that had one is rebuilt from its other pairs,
-/// unchanged and in order, joined with `"; "`; a header left empty is
-/// removed; headers without one are not touched. Works on the raw bytes, so a
-/// `__cflb` next to non-UTF-8 cookies is removed too. Returns whether
-/// anything changed; allocates only then.
 /// One `Cookie` header value without its `__cflb` pairs: `None` when nothing
 /// else is left. A value without `__cflb` comes back as it was (a cheap clone).
 pub fn without_cflb(v: &HeaderValue) -> Option<HeaderValue> {
@@ -58,35 +52,19 @@ pub fn without_cflb(v: &HeaderValue) -> Option<HeaderValue> {
     Some(nv)
 }
 
-pub fn strip_cflb(headers: &mut HeaderMap) -> bool {
-    if !headers
-        .get_all(COOKIE)
-        .iter()
-        .any(|v| has_cflb(v.as_bytes()))
-    {
-        return false;
+/// The `Cookie` header values the endpoint gets (SPEC 3.4: never Tether's
+/// `__cflb`): `None` when no `Cookie` header has a `__cflb` pair (nothing to
+/// change, nothing allocated); else every header's value without its
+/// `__cflb` pairs, in order, the ones left empty dropped. A header that had
+/// one is rebuilt from its other pairs, unchanged and in order, joined with
+/// `"; "`; the others come back as they were. Works on the raw bytes, so a
+/// `__cflb` next to non-UTF-8 cookies is removed too.
+pub fn cookies_without_cflb(headers: &HeaderMap) -> Option<Vec<HeaderValue>> {
+    let values = headers.get_all(COOKIE);
+    if !values.iter().any(|v| has_cflb(v.as_bytes())) {
+        return None;
     }
-    let kept: Vec<HeaderValue> = headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(without_cflb)
-        .collect();
-    // Through the entry, so the header keeps its place in the map.
-    if let Entry::Occupied(mut e) = headers.entry(COOKIE) {
-        let mut kept = kept.into_iter();
-        match kept.next() {
-            Some(first) => {
-                e.insert(first);
-                for v in kept {
-                    e.append(v);
-                }
-            }
-            None => {
-                e.remove();
-            }
-        }
-    }
-    true
+    Some(values.iter().filter_map(without_cflb).collect())
 }
 
 /// The `SameSite` attribute actually sent.
@@ -254,9 +232,7 @@ mod tests {
     fn similar_names_are_other_cookies() {
         let h = map(&["x__cflb=1; __cflb2=2; __CFLB=3; _cflb=4; __cflb_=5; cflb=6"]);
         assert_eq!(values(&h), Vec::<&str>::new());
-        let mut h2 = h.clone();
-        assert!(!strip_cflb(&mut h2));
-        assert_eq!(h2, h);
+        assert_eq!(cookies_without_cflb(&h), None);
     }
 
     #[test]
@@ -274,20 +250,29 @@ mod tests {
         );
         h.append(COOKIE, HeaderValue::from_static("__cflb=seen"));
         assert_eq!(values(&h), ["seen"]);
-        assert!(strip_cflb(&mut h));
-        let left: Vec<&[u8]> = h.get_all(COOKIE).iter().map(|v| v.as_bytes()).collect();
+        let kept = cookies_without_cflb(&h).expect("a __cflb to strip");
+        let left: Vec<&[u8]> = kept.iter().map(|v| v.as_bytes()).collect();
         assert_eq!(left, [&b"a=\xff\xfe; b=2"[..]]);
+        // Alone in a non-UTF-8 header, it is stripped too.
+        let mut h = HeaderMap::new();
+        h.append(
+            COOKIE,
+            HeaderValue::from_bytes(b"a=\xff; __cflb=hidden").unwrap(),
+        );
+        let kept = cookies_without_cflb(&h).expect("a __cflb to strip");
+        assert_eq!(kept, [HeaderValue::from_bytes(b"a=\xff").unwrap()]);
     }
 
     #[test]
     fn strip_keeps_others_in_order() {
-        let mut h = map(&[
+        let h = map(&[
             "a=1; __cflb=x; b=\"two words\"; x__cflb=3",
             "__cflb=y",
             "c=3;d=4",
             "e=5;__cflb=z;f=6;__cflb=w",
         ]);
-        assert!(strip_cflb(&mut h));
+        let kept = cookies_without_cflb(&h).expect("a __cflb to strip");
+        let h = map(&kept.iter().map(|v| v.to_str().unwrap()).collect::<Vec<_>>());
         assert_eq!(
             cookies(&h),
             [
@@ -297,36 +282,25 @@ mod tests {
             ]
         );
         assert_eq!(values(&h), Vec::<&str>::new());
-        // Other headers are untouched and Cookie kept its place.
-        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["host", "cookie", "accept"]);
-        assert!(!strip_cflb(&mut h));
+        assert_eq!(cookies_without_cflb(&h), None);
     }
 
     #[test]
     fn strip_only_cookie_removes_the_header() {
-        let mut h = map(&["__cflb=x"]);
-        assert!(strip_cflb(&mut h));
-        assert!(h.get(COOKIE).is_none());
-        assert_eq!(h.len(), 2);
-
-        let mut h = map(&[" __cflb=x ;  ; __cflb=y;", "__cflb=z"]);
-        assert!(strip_cflb(&mut h));
-        assert!(h.get(COOKIE).is_none());
-
-        let mut h = map(&["__cflb=x", "a=1"]);
-        assert!(strip_cflb(&mut h));
-        assert_eq!(cookies(&h), ["a=1"]);
+        assert_eq!(cookies_without_cflb(&map(&["__cflb=x"])), Some(vec![]));
+        let h = map(&[" __cflb=x ;  ; __cflb=y;", "__cflb=z"]);
+        assert_eq!(cookies_without_cflb(&h), Some(vec![]));
+        let h = map(&["__cflb=x", "a=1"]);
+        assert_eq!(
+            cookies_without_cflb(&h),
+            Some(vec![HeaderValue::from_static("a=1")])
+        );
     }
 
     #[test]
     fn strip_without_cflb_is_a_no_op() {
         for cs in [&[][..], &["a=1"], &["a=1; b=2", " c=3 ;;"], &["__cflb"]] {
-            let mut h = map(cs);
-            let before = h.clone();
-            assert!(!strip_cflb(&mut h));
-            assert_eq!(h, before);
-            assert_eq!(cookies(&h), cookies(&before));
+            assert_eq!(cookies_without_cflb(&map(cs)), None);
         }
     }
 
@@ -336,8 +310,8 @@ mod tests {
         let mut v = HeaderValue::from_static("a=1; __cflb=x");
         v.set_sensitive(true);
         h.insert(COOKIE, v);
-        assert!(strip_cflb(&mut h));
-        assert!(h.get(COOKIE).unwrap().is_sensitive());
+        let kept = cookies_without_cflb(&h).expect("a __cflb to strip");
+        assert!(kept[0].is_sensitive());
     }
 
     #[test]
@@ -457,17 +431,23 @@ mod tests {
             let _ = cflb_values(&h).count();
             let before = h.clone();
 
-            let changed = strip_cflb(&mut h);
-            prop_assert_eq!(changed, had);
+            let kept = cookies_without_cflb(&h);
+            prop_assert_eq!(kept.is_some(), had);
+            if let Some(kept) = kept {
+                h.remove(COOKIE);
+                for v in kept {
+                    h.append(COOKIE, v);
+                }
+            }
             prop_assert!(!any_cflb(&h));
             prop_assert_eq!(cflb_values(&h).count(), 0);
             prop_assert_eq!(other_pairs(&h), others);
-            if !changed {
+            if !had {
                 prop_assert_eq!(&h, &before);
             }
             prop_assert!(h.get_all(COOKIE).iter().all(|v| !trim_ows_bytes(v.as_bytes()).is_empty()
                 || before.get_all(COOKIE).iter().any(|b| b == v)));
-            prop_assert!(!strip_cflb(&mut h));
+            prop_assert_eq!(cookies_without_cflb(&h), None);
         }
     }
 }

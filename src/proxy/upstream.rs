@@ -5,7 +5,7 @@
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use crate::affinity::cookie_header::{cflb_values, without_cflb};
+use crate::affinity::cookie_header::cookies_without_cflb;
 
 /// Kept-alive client connections: pipelined requests are answered in order,
 /// and Pingora itself does not time the wait between requests (keep-alive
@@ -44,26 +44,20 @@ pub(super) fn one_content_length(req: &mut RequestHeader) -> Result<()> {
 }
 
 /// SPEC 3.4: Tether's own `__cflb` never reaches the endpoint; every other
-/// cookie passes untouched. Done through Pingora's header API so its
-/// header-case bookkeeping stays right; nothing is done without a `__cflb`,
-/// and the usual single `Cookie` header is replaced in place.
+/// cookie passes untouched ([`cookies_without_cflb`] decides). Done through
+/// Pingora's header API so its header-case bookkeeping stays right; nothing
+/// is done without a `__cflb`, and the usual single `Cookie` header is
+/// replaced in place.
 pub(super) fn strip_own_cookie(req: &mut RequestHeader) -> Result<()> {
-    if cflb_values(&req.headers).next().is_none() {
+    let Some(kept) = cookies_without_cflb(&req.headers) else {
         return Ok(());
-    }
-    let kept: Vec<http::HeaderValue> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(without_cflb)
-        .collect();
-    match kept.len() {
-        0 => {
+    };
+    match kept.as_slice() {
+        [] => {
             req.remove_header(&http::header::COOKIE);
         }
-        1 => {
-            let only = kept.into_iter().next().expect("one value");
-            req.insert_header(http::header::COOKIE, only)?;
+        [only] => {
+            req.insert_header(http::header::COOKIE, only.clone())?;
         }
         _ => {
             req.remove_header(&http::header::COOKIE);
@@ -73,4 +67,47 @@ pub(super) fn strip_own_cookie(req: &mut RequestHeader) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(cookies: &[&[u8]]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("Host", "a.test").unwrap();
+        for c in cookies {
+            req.append_header(
+                http::header::COOKIE,
+                http::HeaderValue::from_bytes(c).unwrap(),
+            )
+            .unwrap();
+        }
+        req
+    }
+
+    fn cookies(req: &RequestHeader) -> Vec<&[u8]> {
+        req.headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn the_endpoint_never_gets_a_cflb() {
+        for (sent, upstream) in [
+            (&[&b"a=1; __cflb=x; b=2"[..]][..], &[&b"a=1; b=2"[..]][..]),
+            (&[b"__cflb=x"], &[]),
+            (&[b"__cflb=x", b"a=1", b"b=2; __cflb=y"], &[b"a=1", b"b=2"]),
+            (&[b"a=\xff; __cflb=hidden"], &[b"a=\xff"]),
+            (&[b"a=1", b"b=2"], &[b"a=1", b"b=2"]),
+            (&[], &[]),
+        ] {
+            let mut req = request(sent);
+            strip_own_cookie(&mut req).unwrap();
+            assert_eq!(cookies(&req), upstream, "sent {sent:?}");
+            assert!(req.headers.get("host").is_some());
+        }
+    }
 }
