@@ -11,11 +11,10 @@
 //! what Tether pays for on top of the framework (docs/benchmarks.md, "where
 //! the gap goes"); without them the example is the floor as shipped:
 //! `--peer-timeouts` sets the four upstream timeouts Tether sets by default
-//! (connect 5 s, read 100 s, write 100 s, idle 90 s), and `--log` writes one
+//! (`UpstreamTimeouts::default()`: connect 5 s, read 100 s, write 100 s, idle 90 s), and `--log` writes one
 //! env_logger line per request to stderr, the plain way.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 /// The same allocator as Tether's binary (feature `jemalloc`, on by default),
 /// so the ratio measures Tether's own work, not an allocator difference.
@@ -27,6 +26,9 @@ use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::proxy::{http_proxy_service, ProxyHttp, Session};
 use pingora::server::configuration::{Opt, ServerConf};
+// Tether's default upstream timeouts, for `--peer-timeouts` (the values
+// only: nothing else of Tether runs here).
+use tether::config::UpstreamTimeouts;
 
 struct RoundRobin {
     upstreams: Vec<std::net::SocketAddr>,
@@ -72,10 +74,11 @@ impl ProxyHttp for RoundRobin {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.upstreams.len();
         let mut peer = HttpPeer::new(self.upstreams[i], false, String::new());
         if self.peer_timeouts {
-            peer.options.connection_timeout = Some(Duration::from_secs(5));
-            peer.options.read_timeout = Some(Duration::from_secs(100));
-            peer.options.write_timeout = Some(Duration::from_secs(100));
-            peer.options.idle_timeout = Some(Duration::from_secs(90));
+            let t = UpstreamTimeouts::default();
+            peer.options.connection_timeout = Some(t.connect);
+            peer.options.read_timeout = Some(t.read);
+            peer.options.write_timeout = Some(t.write);
+            peer.options.idle_timeout = Some(t.idle);
         }
         Ok(Box::new(peer))
     }

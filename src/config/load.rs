@@ -469,10 +469,11 @@ fn read_timeouts(node: &Node<'_>, errs: &mut Errors) -> Option<UpstreamTimeouts>
         o.number_or(errs, key, 0.001, 3600.0, default)
             .map(Duration::from_secs_f64)
     };
-    let connect = secs("connect", 5.0);
-    let read = secs("read", 100.0);
-    let write = secs("write", 100.0);
-    let idle = secs("idle", 90.0);
+    let d = UpstreamTimeouts::default();
+    let connect = secs("connect", d.connect.as_secs_f64());
+    let read = secs("read", d.read.as_secs_f64());
+    let write = secs("write", d.write.as_secs_f64());
+    let idle = secs("idle", d.idle.as_secs_f64());
     Some(UpstreamTimeouts {
         connect: connect?,
         read: read?,
