@@ -5,8 +5,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-/// `n` in decimal, zero-padded to at least `width` digits (the line's
-/// numbers without `core::fmt`'s machinery: it showed in the profile).
+/// `n` in decimal, zero-padded to at least `width` digits (`{n:0width$}`).
 pub fn push_decimal(mut n: u64, width: usize, out: &mut String) {
     let mut digits = [b'0'; 20];
     let mut start = digits.len();
