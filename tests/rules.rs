@@ -296,3 +296,102 @@ fn invalid_conditions_are_refused_with_their_path_and_column() {
         "{stderr}"
     );
 }
+
+/// `n` parentheses around a condition that matches nothing.
+fn nested(n: usize) -> String {
+    format!("{}http.host eq \"none\"{}", "(".repeat(n), ")".repeat(n))
+}
+
+/// A condition nested deeper than 64 levels (or longer than 4,096 bytes) is a
+/// config error with its key path wherever it enters: `tether -t`, a SIGHUP
+/// reload (which once aborted the running server at ~1,000 levels) and an
+/// admin change (~2,000 levels once aborted it too). The server keeps serving.
+#[test]
+fn deeply_nested_or_overlong_conditions_are_config_errors_not_crashes() {
+    let web = Upstream::healthy("web-1");
+    let (listen, admin) = (free_port(), free_port());
+    let with_condition = |condition: &str| {
+        tether()
+            .listener(listen)
+            .admin(admin)
+            .load_balancer(
+                "www.example.com",
+                lb(["web"]).rule(rule("deep", condition).fixed_response(FixedResponse {
+                    status_code: Some(403),
+                    location: None,
+                    content_type: None,
+                    message_body: None,
+                })),
+            )
+            .pool("web", pool([&web]))
+    };
+    let path = r#"tether.load_balancers["www.example.com"].rules[0].condition"#;
+    for (condition, says) in [
+        (nested(65), "nested deeper than 64 levels"),
+        (nested(1_000), "nested deeper than 64 levels"),
+        (
+            format!("{}http.host eq \"a\"", "not ".repeat(500)),
+            "nested deeper than 64 levels",
+        ),
+        // What aborted `tether -t` itself: now simply too long.
+        (nested(3_700), "at most 4096 are allowed"),
+        (
+            format!("{}http.host eq \"a\"", "not ".repeat(21_800)),
+            "at most 4096 are allowed",
+        ),
+        (
+            format!("http.host eq \"{}\"", "a".repeat(5_000)),
+            "at most 4096 are allowed",
+        ),
+    ] {
+        let (code, _, stderr) = with_condition(&condition).check();
+        assert_eq!(code, 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("{path}: invalid condition: column ")),
+            "{stderr}"
+        );
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    assert_eq!(
+        with_condition(&nested(64)).check().0,
+        0,
+        "64 levels are allowed"
+    );
+
+    let mut proxy = with_condition(&nested(64)).start();
+    let client = client();
+    assert_eq!(get(&client, &proxy.url("/"), "www.example.com").0, 200);
+    proxy.rewrite_config(&with_condition(&nested(1_000)).yaml());
+    proxy.signal("HUP");
+    assert!(
+        proxy.wait_for_log(&format!("reload refused: {path}"), Duration::from_secs(10)),
+        "{}",
+        proxy.logs()
+    );
+    assert!(
+        proxy.is_running(),
+        "the reload did not take the server down"
+    );
+    assert_eq!(get(&client, &proxy.url("/"), "www.example.com").0, 200);
+
+    // An admin change nesting its JSON, or naming a deep rule, is a 400.
+    for body in [
+        format!(
+            r#"{{"rules": [{{"name": "x", "condition": "{}"}}]}}"#,
+            nested(2_000).replace('"', "\\\"")
+        ),
+        format!(
+            r#"{{"session_affinity_attributes": {}1{}}}"#,
+            "[".repeat(2_000),
+            "]".repeat(2_000)
+        ),
+    ] {
+        let (status, answer) = api::patch(&proxy, "/v1/load_balancers/www.example.com", &body);
+        assert_eq!(status, 400, "{answer}");
+    }
+    assert!(
+        proxy.is_running(),
+        "the admin change did not take the server down"
+    );
+    assert_eq!(get(&client, &proxy.url("/"), "www.example.com").0, 200);
+}

@@ -83,12 +83,35 @@ fn miss<'a, T>(at: &'a str, msg: &'static str) -> R<'a, T> {
     }))
 }
 
+/// The longest condition accepted, in bytes: Cloudflare's own limit on a
+/// rule expression.
+pub const MAX_CONDITION_BYTES: usize = 4096;
+
+/// How deeply a condition may nest: each parenthesised group, each `not`
+/// (`!`) and each function call (`any`, `all`, `lower`, `upper`, `len`)
+/// opens one level. The parser recurses once per level, so this bound is
+/// what keeps a hostile condition from overflowing the stack.
+pub const MAX_NESTING: u32 = 64;
+
 /// Parses a whole condition; an empty one matches every request.
 pub fn parse(src: &str) -> Result<Expr, SyntaxError> {
+    if src.len() > MAX_CONDITION_BYTES {
+        let mut end = MAX_CONDITION_BYTES;
+        while !src.is_char_boundary(end) {
+            end -= 1;
+        }
+        return Err(SyntaxError {
+            column: src[..end].chars().count() + 1,
+            message: format!(
+                "the condition is {} bytes long; at most {MAX_CONDITION_BYTES} are allowed",
+                src.len()
+            ),
+        });
+    }
     if src.trim().is_empty() {
         return Ok(Expr::Always);
     }
-    let err = match terminated(or_expr, multispace0)(src) {
+    let err = match terminated(|i| or_expr(i, 0), multispace0)(src) {
         Ok(("", expr)) => return Ok(expr),
         Ok((rest, _)) => PErr {
             at: rest,
@@ -135,16 +158,42 @@ fn ident(i: &str) -> R<'_, &str> {
     take_while1(is_ident)(i)
 }
 
-fn or_expr(i: &str) -> R<'_, Expr> {
-    chain(i, xor_expr, alt((keyword("or"), sym("||"))), Expr::Or)
+/// One level deeper than `depth`, or a hard error at `at` past [`MAX_NESTING`].
+fn deeper(at: &str, depth: u32) -> R<'_, u32> {
+    if depth >= MAX_NESTING {
+        return fail(
+            at,
+            format!("nested deeper than {MAX_NESTING} levels (each parenthesis, not and function call is a level)"),
+        );
+    }
+    Ok((at, depth + 1))
 }
 
-fn xor_expr(i: &str) -> R<'_, Expr> {
-    chain(i, and_expr, alt((keyword("xor"), sym("^^"))), Expr::Xor)
+fn or_expr(i: &str, depth: u32) -> R<'_, Expr> {
+    chain(
+        i,
+        |i| xor_expr(i, depth),
+        alt((keyword("or"), sym("||"))),
+        Expr::Or,
+    )
 }
 
-fn and_expr(i: &str) -> R<'_, Expr> {
-    chain(i, not_expr, alt((keyword("and"), sym("&&"))), Expr::And)
+fn xor_expr(i: &str, depth: u32) -> R<'_, Expr> {
+    chain(
+        i,
+        |i| and_expr(i, depth),
+        alt((keyword("xor"), sym("^^"))),
+        Expr::Xor,
+    )
+}
+
+fn and_expr(i: &str, depth: u32) -> R<'_, Expr> {
+    chain(
+        i,
+        |i| not_expr(i, depth),
+        alt((keyword("and"), sym("&&"))),
+        Expr::And,
+    )
 }
 
 /// `item (sep item)*`, one item alone as itself.
@@ -165,20 +214,21 @@ fn chain<'a>(
     Ok((i, make(all)))
 }
 
-fn not_expr(i: &str) -> R<'_, Expr> {
-    alt((
-        map(
-            preceded(alt((keyword("not"), sym("!"))), cut(not_expr)),
-            |e| Expr::Not(Box::new(e)),
-        ),
-        primary,
-    ))(i)
+fn not_expr(i: &str, depth: u32) -> R<'_, Expr> {
+    let not = |i| {
+        let (k, _) = alt((keyword("not"), sym("!")))(i)?;
+        let (k, inner) = deeper(k, depth)?;
+        let (k, e) = cut(|k| not_expr(k, inner))(k)?;
+        Ok((k, Expr::Not(Box::new(e))))
+    };
+    alt((not, |i| primary(i, depth)))(i)
 }
 
-fn primary(i: &str) -> R<'_, Expr> {
+fn primary(i: &str, depth: u32) -> R<'_, Expr> {
     let (j, _) = multispace0(i)?;
     if let Some(k) = j.strip_prefix('(') {
-        let (k, e) = cut(or_expr)(k)?;
+        let (_, inner) = deeper(j, depth)?;
+        let (k, e) = cut(|k| or_expr(k, inner))(k)?;
         let (k, _) = cut(sym(")"))(k)?;
         return Ok((k, e));
     }
@@ -186,21 +236,23 @@ fn primary(i: &str) -> R<'_, Expr> {
     let each = match name {
         "any" => Each::Any,
         "all" => Each::All,
-        _ => return predicate(j, Each::One),
+        _ => return predicate(j, Each::One, depth),
     };
+    let (k, inner) = deeper(k, depth)?;
     let (k, _) = cut(sym("("))(k)?;
-    let (k, e) = cut(|k| predicate(k, each))(k)?;
+    let (k, e) = cut(|k| predicate(k, each, inner))(k)?;
     let (k, _) = cut(sym(")"))(k)?;
     Ok((k, e))
 }
 
 /// A comparison, a function that answers true or false, or a boolean field.
-fn predicate(i: &str, each: Each) -> R<'_, Expr> {
+fn predicate(i: &str, each: Each, depth: u32) -> R<'_, Expr> {
     let (j, _) = multispace0(i)?;
     let (k, name) = ident(j)?;
     if name == "starts_with" || name == "ends_with" {
+        let (k, inner) = deeper(k, depth)?;
         let (k, _) = cut(sym("("))(k)?;
-        let (k, value) = cut(string_value)(k)?;
+        let (k, value) = cut(|k| string_value(k, inner))(k)?;
         check_each(j, &value, each)?;
         let (k, _) = cut(sym(","))(k)?;
         let (k, lit) = cut(preceded(multispace0, string_lit))(k)?;
@@ -220,7 +272,7 @@ fn predicate(i: &str, each: Each) -> R<'_, Expr> {
         };
         return Ok((k, e));
     }
-    let (k, value) = value(j)?;
+    let (k, value) = value(j, depth)?;
     check_each(j, &value, each)?;
     let (k, op) = opt(operator)(k)?;
     let Some(op) = op else {
@@ -250,9 +302,9 @@ fn check_each<'a>(at: &'a str, value: &Value, each: Each) -> R<'a, ()> {
     }
 }
 
-fn string_value(i: &str) -> R<'_, Value> {
+fn string_value(i: &str, depth: u32) -> R<'_, Value> {
     let (j, _) = multispace0(i)?;
-    let (k, v) = value(j)?;
+    let (k, v) = value(j, depth)?;
     if v.ty() != Type::Str {
         return fail(j, format!("expected a string, this is {}", v.ty().name()));
     }
@@ -260,7 +312,7 @@ fn string_value(i: &str) -> R<'_, Value> {
 }
 
 /// A field, or `lower` / `upper` / `len` of a string.
-fn value(i: &str) -> R<'_, Value> {
+fn value(i: &str, depth: u32) -> R<'_, Value> {
     let (j, _) = multispace0(i)?;
     let (k, name) = ident(j)?;
     let wrap: fn(Box<Value>) -> Value = match name {
@@ -269,8 +321,9 @@ fn value(i: &str) -> R<'_, Value> {
         "len" => Value::Len,
         _ => return field(j),
     };
+    let (k, depth) = deeper(k, depth)?;
     let (k, _) = cut(sym("("))(k)?;
-    let (k, inner) = cut(string_value)(k)?;
+    let (k, inner) = cut(|k| string_value(k, depth))(k)?;
     let (k, _) = cut(sym(")"))(k)?;
     Ok((k, wrap(Box::new(inner))))
 }

@@ -80,3 +80,61 @@ fn keywords_need_a_word_boundary() {
     assert!(parse(r#"ssl order"#).is_err());
     assert!(parse(r#"http.host eqx "a""#).is_err());
 }
+
+#[test]
+fn nesting_is_bounded_not_a_stack_overflow() {
+    // 64 levels parse; the 65th is an error at its own column. Each kind of
+    // level counts: parentheses, not, and function calls.
+    let leaf = r#"http.host eq "a""#;
+    let nested = move |n: usize, open: &str, close: &str| {
+        format!("{}{leaf}{}", open.repeat(n), close.repeat(n))
+    };
+    assert!(parse(&nested(64, "(", ")")).is_ok());
+    let (c, m) = col(&nested(65, "(", ")"));
+    assert_eq!(c, 65, "{m}");
+    assert!(m.contains("nested deeper than 64 levels"), "{m}");
+    assert!(parse(&nested(64, "not ", "")).is_ok());
+    assert!(col(&nested(65, "! ", "")).1.contains("nested deeper"));
+    assert!(parse(&format!(
+        "{}http.host{} eq \"a\"",
+        "lower(".repeat(64),
+        ")".repeat(64)
+    ))
+    .is_ok());
+    let (_, m) = col(&format!(
+        "{}http.host{} eq \"a\"",
+        "upper(".repeat(65),
+        ")".repeat(65)
+    ));
+    assert!(m.contains("nested deeper"), "{m}");
+    // Levels of different kinds add up.
+    let mixed = format!("{}{}{leaf}{}", "not (".repeat(32), "(", ")".repeat(33));
+    assert!(col(&mixed).1.contains("nested deeper"));
+    // What crashed the process before: thousands of levels (on a small stack,
+    // as a reload or an admin change runs on a runtime's worker thread: 1 MiB,
+    // half of tokio's default; 64 levels take about 0.6 MiB in a debug build).
+    let deep = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            let parens = parse(&nested(3_700, "(", ")")).map(|_| ());
+            let nots = parse(&nested(21_800, "not ", "")).map(|_| ());
+            let under_limit = parse(&nested(1_000, "(", ")")).map(|_| ());
+            (parens, nots, under_limit)
+        })
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    assert!(deep.0.is_err() && deep.1.is_err() && deep.2.is_err());
+}
+
+#[test]
+fn conditions_longer_than_4096_bytes_are_refused() {
+    let cond = |len: usize| {
+        let head = r#"http.host eq ""#;
+        format!("{head}{}\"", "a".repeat(len - head.len() - 1))
+    };
+    assert!(parse(&cond(MAX_CONDITION_BYTES)).is_ok());
+    let (c, m) = col(&cond(MAX_CONDITION_BYTES + 1));
+    assert_eq!(c, MAX_CONDITION_BYTES + 1);
+    assert!(m.contains("4097 bytes long; at most 4096"), "{m}");
+}
