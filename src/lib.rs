@@ -29,5 +29,6 @@ pub mod rules;
 pub mod select;
 pub mod state;
 pub mod sticky;
+pub mod stop;
 pub mod sweeper;
 pub mod text;

@@ -214,6 +214,10 @@ fn main() {
             fixed,
         ),
     ));
+    server.add_service(background_service(
+        "tether second stop signal",
+        tether::stop::SecondSignal,
+    ));
     server.run_forever();
 }
 

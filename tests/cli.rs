@@ -149,3 +149,42 @@ fn help_and_version_speak_tether() {
     let (code, _, err) = run_tether(&["--no-such-flag"], Duration::from_secs(30));
     assert_eq!(code, 2, "{err}");
 }
+
+/// A file that never mentions the shutdown timers: Ctrl-C (SIGINT) stops at
+/// once; SIGTERM starts Tether's 30 s grace period (not Pingora's 300 s), and
+/// a second SIGTERM during it stops at once.
+#[test]
+fn without_grace_keys_a_stop_takes_30_s_and_a_second_signal_stops_at_once() {
+    let up = Upstream::healthy("a");
+    let section = tether()
+        .listener(free_port())
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&up]));
+
+    let mut proxy = section.builder().default_grace().start();
+    proxy.signal("INT");
+    assert!(
+        proxy.wait_exit(Duration::from_secs(10)).is_some(),
+        "SIGINT stops at once\n{}",
+        proxy.logs()
+    );
+
+    let mut proxy = section.builder().default_grace().start();
+    proxy.signal("TERM");
+    assert!(
+        proxy.wait_for_log("grace period 30s starts", Duration::from_secs(10)),
+        "{}",
+        proxy.logs()
+    );
+    assert!(proxy.is_running(), "the first SIGTERM is a graceful stop");
+    proxy.signal("TERM");
+    let status = proxy
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("a second SIGTERM stops at once\n{}", proxy.logs()));
+    assert_eq!(status.code(), Some(143));
+    assert!(
+        proxy.logs().contains("SIGTERM again: stopping now"),
+        "{}",
+        proxy.logs()
+    );
+}

@@ -95,6 +95,15 @@ pub fn load_str(yaml: &str) -> Result<Loaded, ConfigErrors> {
 // ---------------------------------------------------------------------------
 // Pingora's part
 
+/// `grace_period_seconds` when the file does not set it: how long a
+/// graceful stop (SIGTERM, or SIGQUIT after an upgrade) keeps serving
+/// in-flight requests before the runtimes are stopped. Pingora's own default
+/// is 300 s, slept in full even when nothing is in flight.
+pub const DEFAULT_GRACE_PERIOD_SECONDS: u64 = 30;
+/// `graceful_shutdown_timeout_seconds` when the file does not set it: how long
+/// the runtimes get to finish after the grace period.
+pub const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS: u64 = 10;
+
 fn read_pingora(top: &Mapping, errs: &mut Errors) -> Option<ServerConf> {
     let index_of = |key: &str| top.iter().position(|(k, _)| k.as_str() == Some(key));
     let key_name = |k: &Value| match k {
@@ -107,6 +116,19 @@ fn read_pingora(top: &Mapping, errs: &mut Errors) -> Option<ServerConf> {
     // per request at 1 and 2 threads, docs/benchmarks.md#pingora-settings).
     if !rest.contains_key("work_stealing") {
         rest.insert("work_stealing".into(), Value::Bool(false));
+    }
+    // Tether's defaults, not Pingora's 300 s grace period (which a stop
+    // sleeps in full): docs/operations.md#stopping.
+    for (key, seconds) in [
+        ("grace_period_seconds", DEFAULT_GRACE_PERIOD_SECONDS),
+        (
+            "graceful_shutdown_timeout_seconds",
+            DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_SECONDS,
+        ),
+    ] {
+        if !rest.contains_key(key) {
+            rest.insert(key.into(), Value::Number(seconds.into()));
+        }
     }
     let conf = match serde_yaml::from_value::<ServerConf>(Value::Mapping(rest)) {
         Ok(conf) => conf,

@@ -176,6 +176,8 @@ pub struct TetherBuilder {
     threads: usize,
     grace_period: u64,
     shutdown_timeout: u64,
+    /// Leave both shutdown timers out of the file (Tether's defaults apply).
+    default_grace: bool,
     extra_pingora: String,
     envs: Vec<(String, String)>,
     args: Vec<String>,
@@ -201,6 +203,13 @@ impl TetherBuilder {
         self
     }
 
+    /// No `grace_period_seconds` or `graceful_shutdown_timeout_seconds` in the
+    /// file: Tether's defaults apply, as for a user who never heard of them.
+    pub fn default_grace(mut self) -> Self {
+        self.default_grace = true;
+        self
+    }
+
     /// More top-level Pingora keys (unindented YAML), e.g. `upstream_keepalive_pool_size: 8`.
     /// Must not repeat the keys set by the builder.
     pub fn pingora(mut self, yaml: &str) -> Self {
@@ -222,9 +231,17 @@ impl TetherBuilder {
 
     /// The complete config file text this builder writes (into `dir`).
     pub fn config_text(&self, dir: &Path) -> String {
+        let mut pingora = pingora_keys(dir, self.threads, self.grace_period, self.shutdown_timeout);
+        if self.default_grace {
+            pingora = pingora
+                .lines()
+                .filter(|l| !l.starts_with("grace") && !l.starts_with("graceful"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+        }
         format!(
             "{}{}\ntether:\n{}",
-            pingora_keys(dir, self.threads, self.grace_period, self.shutdown_timeout),
+            pingora,
             self.extra_pingora,
             reindent(&self.section, 2)
         )
@@ -338,6 +355,7 @@ impl TetherProc {
             threads: 2,
             grace_period: 0,
             shutdown_timeout: 1,
+            default_grace: false,
             extra_pingora: String::new(),
             envs: Vec::new(),
             args: Vec::new(),

@@ -146,6 +146,21 @@ fn minimal_config_gets_the_defaults() {
     );
     let stealing = ok(&format!("work_stealing: true\n{MINIMAL}"));
     assert!(stealing.server.work_stealing, "the file's value wins");
+    assert_eq!(
+        (
+            loaded.server.grace_period_seconds,
+            loaded.server.graceful_shutdown_timeout_seconds
+        ),
+        (Some(30), Some(10)),
+        "Tether's defaults, not Pingora's 300 s"
+    );
+    let set = ok(&format!("grace_period_seconds: 2\n{MINIMAL}"));
+    assert_eq!(
+        set.server.grace_period_seconds,
+        Some(2),
+        "the file's value wins"
+    );
+    assert_eq!(set.server.graceful_shutdown_timeout_seconds, Some(10));
     let t = loaded.tether;
     assert_eq!(t.admin, None);
     assert_eq!(t.cookie_keys_file, None);
