@@ -63,6 +63,13 @@ pub enum BadRequest {
     /// A request target that is none of origin-form (`/x`), absolute-form
     /// (`http://host/x`) or asterisk-form (`*`).
     InvalidTarget,
+    /// `Transfer-Encoding` that is not one well-formed list: two header
+    /// lines, an empty element, `chunked` twice or not last.
+    InvalidTransferEncoding,
+    /// A well-formed `Transfer-Encoding` with a coding other than `chunked`
+    /// (`gzip, chunked`, `identity, chunked`): Tether decodes none, so it
+    /// answers `501` as RFC 9112 6.1 and NGINX do.
+    UnsupportedTransferEncoding,
 }
 
 impl BadRequest {
@@ -73,6 +80,16 @@ impl BadRequest {
             BadRequest::DuplicateHost => "duplicate_host",
             BadRequest::InvalidHost => "invalid_host",
             BadRequest::InvalidTarget => "invalid_target",
+            BadRequest::InvalidTransferEncoding => "invalid_transfer_encoding",
+            BadRequest::UnsupportedTransferEncoding => "unsupported_transfer_encoding",
+        }
+    }
+
+    /// The status it is answered with.
+    pub fn status(self) -> u16 {
+        match self {
+            BadRequest::UnsupportedTransferEncoding => 501,
+            _ => 400,
         }
     }
 
@@ -83,6 +100,12 @@ impl BadRequest {
             BadRequest::DuplicateHost => "bad request: more than one Host header",
             BadRequest::InvalidHost => "bad request: the Host header is not valid",
             BadRequest::InvalidTarget => "bad request: the request target is not valid",
+            BadRequest::InvalidTransferEncoding => {
+                "bad request: Transfer-Encoding must be chunked, once"
+            }
+            BadRequest::UnsupportedTransferEncoding => {
+                "not implemented: only the chunked transfer coding is supported"
+            }
         }
     }
 }
@@ -99,7 +122,7 @@ pub fn http1_authority<'a>(
         (Some(h), None) => Some(
             std::str::from_utf8(h)
                 .ok()
-                .filter(|h| !h.contains(['/', ' ', '@']))
+                .filter(|h| h.is_empty() || valid_authority(h))
                 .ok_or(BadRequest::InvalidHost)?,
         ),
         (None, None) => None,
@@ -133,10 +156,83 @@ fn absolute_form(target: &[u8]) -> Result<Option<&str>, BadRequest> {
         .ok_or(BadRequest::InvalidTarget)?;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..end];
-    if authority.is_empty() || authority.contains(['@', ' ']) {
+    if !valid_authority(authority) {
         return Err(BadRequest::InvalidTarget);
     }
     Ok(Some(authority))
+}
+
+/// Whether `authority` is `host[:port]` as a `Host` header or an absolute
+/// target may name it (RFC 9110 7.2, RFC 3986 3.2.2): a name of letters,
+/// digits, `-`, `_` and `~` in dot-separated labels, none empty but a
+/// single trailing dot; an IPv4 address (a name of digits and dots); or an
+/// IPv6 address in brackets; then an optional `:` and at most five digits.
+/// NGINX and HAProxy refuse the rest (`a.test:abc`, `a.test..`, `[::1`,
+/// `<script>`) with `400`; so does Tether, instead of routing them to `*`.
+pub fn valid_authority(authority: &str) -> bool {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, rest)) if addr.parse::<std::net::Ipv6Addr>().is_ok() => {
+                match rest.strip_prefix(':') {
+                    Some(port) => ("", Some(port)),
+                    None if rest.is_empty() => ("", None),
+                    None => return false,
+                }
+            }
+            _ => return false,
+        },
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if let Some(port) = port {
+        if port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+    }
+    if authority.starts_with('[') {
+        return true;
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~'))
+        })
+}
+
+/// Whether a request's `Transfer-Encoding` header lines (as received) frame
+/// a body Tether can forward: none, or exactly one `chunked`. Pingora
+/// accepts `chunked, chunked`, `,chunked` and `identity, chunked`, and
+/// forwards `gzip, chunked` as plain `chunked` with the coding dropped;
+/// HAProxy and NGINX refuse all of them. (With a `Content-Length` too,
+/// Pingora has already removed the length and closes the connection after
+/// the response, as RFC 9112 6.3 asks.)
+pub fn transfer_encoding<'a>(mut lines: impl Iterator<Item = &'a [u8]>) -> Result<(), BadRequest> {
+    let value = match (lines.next(), lines.next()) {
+        (None, _) => return Ok(()),
+        (Some(value), None) => value,
+        (Some(_), Some(_)) => return Err(BadRequest::InvalidTransferEncoding),
+    };
+    if value.eq_ignore_ascii_case(b"chunked") {
+        return Ok(());
+    }
+    let codings: Vec<&[u8]> = value
+        .split(|&b| b == b',')
+        .map(|c| c.trim_ascii())
+        .collect();
+    let chunked = |c: &&[u8]| c.eq_ignore_ascii_case(b"chunked");
+    let malformed = codings.iter().any(|c| c.is_empty())
+        || codings.iter().filter(|c| chunked(c)).count() != 1
+        || !codings.last().is_some_and(chunked);
+    if malformed {
+        return Err(BadRequest::InvalidTransferEncoding);
+    }
+    Err(BadRequest::UnsupportedTransferEncoding)
 }
 
 /// `X-Forwarded-For` sent upstream: the client's address appended to what
@@ -236,6 +332,87 @@ mod tests {
                 Err(BadRequest::InvalidTarget),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn hosts_that_are_no_authority_are_refused() {
+        for good in [
+            "a.test",
+            "A.Test:8080",
+            "a.test.",
+            "a-b_c.test:",
+            "127.0.0.1:80",
+            "[::1]",
+            "[2001:db8::1]:443",
+            "localhost",
+        ] {
+            assert_eq!(
+                authority("/x", true, &[good]),
+                Ok(Authority::Host(good)),
+                "{good:?}"
+            );
+        }
+        for bad in [
+            "other.test:abc",
+            "other.test..",
+            ".other.test",
+            "[::1",
+            "[::1]x",
+            "[nope]",
+            "<script>",
+            "a b",
+            "a/b",
+            "u@a",
+            "a.test:123456",
+            "a.test:80:80",
+            ":80",
+            "caf\u{e9}.test",
+        ] {
+            assert_eq!(
+                authority("/x", true, &[bad]),
+                Err(BadRequest::InvalidHost),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            authority("http://other.test:abc/x", true, &["a"]),
+            Err(BadRequest::InvalidTarget)
+        );
+    }
+
+    fn te(lines: &[&str]) -> Result<(), BadRequest> {
+        transfer_encoding(lines.iter().map(|l| l.as_bytes()))
+    }
+
+    #[test]
+    fn transfer_encoding_is_one_chunked_or_refused() {
+        assert_eq!(te(&[]), Ok(()));
+        assert_eq!(te(&["chunked"]), Ok(()));
+        assert_eq!(te(&["Chunked"]), Ok(()));
+        for malformed in [
+            &["chunked", "chunked"][..],
+            &["chunked, chunked"],
+            &[",chunked"],
+            &["chunked,"],
+            &["chunked, gzip"],
+            &["gzip"],
+            &[""],
+        ] {
+            assert_eq!(
+                te(malformed),
+                Err(BadRequest::InvalidTransferEncoding),
+                "{malformed:?}"
+            );
+        }
+        for unsupported in ["gzip, chunked", "identity, chunked", "x-custom ,chunked"] {
+            let got = te(&[unsupported]);
+            assert_eq!(
+                got,
+                Err(BadRequest::UnsupportedTransferEncoding),
+                "{unsupported:?}"
+            );
+            assert_eq!(got.unwrap_err().status(), 501);
         }
     }
 

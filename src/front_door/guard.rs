@@ -265,6 +265,7 @@ impl Guarded {
             }
             Scanned::Partial { .. } if self.elapsed() => Err(Refusal::HeaderTimeout),
             Scanned::Partial { .. } => Ok(()),
+            Scanned::InvalidRequestLine => Err(Refusal::InvalidTarget),
         }
     }
 

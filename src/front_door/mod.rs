@@ -56,6 +56,9 @@ pub enum Refusal {
     HeaderTimeout,
     /// The header grew past `max_request_header_bytes`: 431.
     HeaderTooLarge,
+    /// The request target holds a byte no target may (a space, a control
+    /// character, non-ASCII, a fragment): 400 (`scan::Scanned::InvalidRequestLine`).
+    InvalidTarget,
     /// Pingora's HTTP parser refused it with this status.
     Parser(u16),
 }
@@ -65,6 +68,7 @@ impl Refusal {
         match self {
             Refusal::HeaderTimeout => 408,
             Refusal::HeaderTooLarge => 431,
+            Refusal::InvalidTarget => 400,
             Refusal::Parser(status) => status,
         }
     }
@@ -74,6 +78,7 @@ impl Refusal {
         match self {
             Refusal::HeaderTimeout => "header_timeout",
             Refusal::HeaderTooLarge => "header_too_large",
+            Refusal::InvalidTarget => "invalid_target",
             Refusal::Parser(_) => "invalid_request",
         }
     }
@@ -83,6 +88,7 @@ impl Refusal {
             Refusal::HeaderTimeout => 0,
             Refusal::HeaderTooLarge => 1,
             Refusal::Parser(_) => 2,
+            Refusal::InvalidTarget => 3,
         }
     }
 
@@ -91,6 +97,7 @@ impl Refusal {
         match self {
             Refusal::HeaderTimeout => b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 33\r\nConnection: close\r\n\r\nthe request header took too long\n",
             Refusal::HeaderTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 32\r\nConnection: close\r\n\r\nthe request header is too large\n",
+            Refusal::InvalidTarget => b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 45\r\nConnection: close\r\n\r\nbad request: the request target is not valid\n",
             Refusal::Parser(_) => b"",
         }
     }
@@ -104,10 +111,11 @@ impl Refusal {
 }
 
 /// Every refusal reason, in the order of [`Counters::refusals`].
-pub const REFUSALS: [Refusal; 3] = [
+pub const REFUSALS: [Refusal; 4] = [
     Refusal::HeaderTimeout,
     Refusal::HeaderTooLarge,
     Refusal::Parser(400),
+    Refusal::InvalidTarget,
 ];
 
 /// The front door's counts, read by `GET /metrics`.
@@ -118,14 +126,19 @@ pub struct Counters {
     /// Connections closed at once because `max_connections` were open.
     pub refused_connections: AtomicU64,
     /// Requests refused before the proxy, by [`REFUSALS`] order.
-    pub refusals: [AtomicU64; 3],
+    pub refusals: [AtomicU64; 4],
 }
 
 /// The process's front-door counters.
 pub static COUNTERS: Counters = Counters {
     open: AtomicUsize::new(0),
     refused_connections: AtomicU64::new(0),
-    refusals: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+    refusals: [
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+        AtomicU64::new(0),
+    ],
 };
 
 /// One access-log line (and a count) for a request refused at the front door.

@@ -19,6 +19,8 @@ pub struct HeaderScan {
     /// The request line as received (at most [`REQUEST_LINE_MAX`] bytes), for the log.
     request_line: Vec<u8>,
     line_done: bool,
+    /// The request line's bytes checked as they arrive.
+    line_check: LineCheck,
 }
 
 /// How much of the request line is kept for the access log.
@@ -32,6 +34,15 @@ pub enum Scanned {
     /// Complete: the header is `bytes` long and ended `consumed` bytes into
     /// this read (the rest is body, or the next pipelined request).
     Complete { bytes: usize, consumed: usize },
+    /// The request line has a byte no request target may hold (a space, a
+    /// control character, a byte outside ASCII, a fragment's `#`): refused
+    /// as soon as it is seen, as HAProxy and NGINX do. Pingora's parser
+    /// would instead percent-encode the target and pass it on
+    /// (`escape_illegal_request_line`, pingora-core 0.9.1
+    /// `src/protocols/http/v1/server.rs:436-452`) and drop a fragment
+    /// (`RequestHeader::set_raw_path`, pingora-http 0.9.1 `src/lib.rs:322`),
+    /// so the application could not tell.
+    InvalidRequestLine,
 }
 
 impl HeaderScan {
@@ -57,6 +68,9 @@ impl HeaderScan {
             let room = REQUEST_LINE_MAX.saturating_sub(self.request_line.len());
             self.request_line.extend_from_slice(&data[..take.min(room)]);
             self.line_done = end.is_some();
+        }
+        if !self.line_check.done() && self.line_check.feed(data).is_err() {
+            return Scanned::InvalidRequestLine;
         }
         // Look for the marker in the tail of the last read followed by this one.
         let carried = self.tail_len;
@@ -95,6 +109,72 @@ impl HeaderScan {
     /// The request line so far, for the log (`-` fields when it is not one).
     pub fn request_line(&self) -> RequestLine {
         RequestLine::parse(&self.request_line)
+    }
+}
+
+/// Where the request line's check is: `METHOD SP TARGET SP VERSION CRLF`,
+/// after any empty lines (which httparse skips too). Only what Pingora's
+/// parser would otherwise repair or drop is decided here; everything else
+/// about the line (a method's tokens, the version) is left to that parser.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum LineCheck {
+    #[default]
+    Leading,
+    Method,
+    Target {
+        empty: bool,
+    },
+    Version,
+    VersionCr,
+    Done,
+}
+
+/// Bytes a request target may hold: visible ASCII but `#` (RFC 9112 3.2,
+/// RFC 3986: a fragment is never sent).
+fn target_byte(b: u8) -> bool {
+    (0x21..0x7f).contains(&b) && b != b'#'
+}
+
+impl LineCheck {
+    fn done(self) -> bool {
+        self == LineCheck::Done
+    }
+
+    /// Feeds bytes of the header (the check stops at the request line's end).
+    fn feed(&mut self, data: &[u8]) -> Result<(), ()> {
+        let mut bytes = data.iter();
+        while let Some(&b) = bytes.next() {
+            *self = match *self {
+                LineCheck::Leading if b == b'\r' || b == b'\n' => LineCheck::Leading,
+                LineCheck::Leading | LineCheck::Method if b == b' ' => {
+                    LineCheck::Target { empty: true }
+                }
+                LineCheck::Leading | LineCheck::Method if b.is_ascii_control() => return Err(()),
+                LineCheck::Leading | LineCheck::Method => LineCheck::Method,
+                LineCheck::Target { empty: false } if b == b' ' => LineCheck::Version,
+                LineCheck::Target { .. } if target_byte(b) => {
+                    // The rest of the target in one pass.
+                    let rest = bytes.as_slice();
+                    let run = rest
+                        .iter()
+                        .position(|&b| !target_byte(b))
+                        .unwrap_or(rest.len());
+                    bytes = rest[run..].iter();
+                    LineCheck::Target { empty: false }
+                }
+                LineCheck::Target { .. } => return Err(()),
+                LineCheck::Version if b == b'\r' => LineCheck::VersionCr,
+                LineCheck::Version | LineCheck::VersionCr if b == b'\n' => LineCheck::Done,
+                LineCheck::Version if b == b' ' || b.is_ascii_control() => return Err(()),
+                LineCheck::Version => LineCheck::Version,
+                LineCheck::VersionCr => return Err(()),
+                LineCheck::Done => return Ok(()),
+            };
+            if *self == LineCheck::Done {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -273,6 +353,58 @@ mod tests {
                 assert_eq!(find_end(&data), naive_end(&data), "{data:?}");
             }
         }
+    }
+
+    fn line_verdict(request: &[u8]) -> bool {
+        let mut s = HeaderScan::default();
+        s.feed(request) != Scanned::InvalidRequestLine
+    }
+
+    #[test]
+    fn request_targets_pingora_would_re_encode_or_truncate_are_refused() {
+        for ok in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET /a?b=c&d=%20e HTTP/1.1\r\n",
+            b"GET http://a.test/x HTTP/1.1\n",
+            b"OPTIONS * HTTP/1.1\r\n",
+            b"\r\nGET /after-an-empty-line HTTP/1.1\r\n",
+            b"GET /~user/!$&'()*+,;=:@[] HTTP/1.1\r\n",
+            b"GET /not-yet-complete",
+        ] {
+            assert!(line_verdict(ok), "{}", ok.escape_ascii());
+        }
+        for bad in [
+            &b"GET /public /admin HTTP/1.1\r\n"[..],
+            b"GET /public\t/admin HTTP/1.1\r\n",
+            b"GET /public\r/admin HTTP/1.1\r\n",
+            b"GET /public\0/admin HTTP/1.1\r\n",
+            b"GET /public\x0b/admin HTTP/1.1\r\n",
+            b"GET /public\x7f/admin HTTP/1.1\r\n",
+            b"GET /caf\xc3\xa9 HTTP/1.1\r\n",
+            b"GET /a#frag HTTP/1.1\r\n",
+            b"GET  /a HTTP/1.1\r\n",
+            b"GET /a HTTP/1.1 x\r\n",
+            b"GET /a HTTP/1.1\rx\n",
+            b"G\x01T /a HTTP/1.1\r\n",
+        ] {
+            assert!(!line_verdict(bad), "{}", bad.escape_ascii());
+        }
+    }
+
+    #[test]
+    fn the_request_line_check_holds_across_reads() {
+        let bad = b"GET /public /admin HTTP/1.1\r\nHost: a\r\n\r\n";
+        for cut in 1..bad.len() {
+            let mut s = HeaderScan::default();
+            let verdicts = [s.feed(&bad[..cut]), s.feed(&bad[cut..])];
+            assert!(verdicts.contains(&Scanned::InvalidRequestLine), "cut {cut}");
+        }
+        // Headers after the request line are not the check's business.
+        let mut s = HeaderScan::default();
+        assert!(matches!(
+            s.feed(b"GET /a HTTP/1.1\r\nX: a b\t#\r\n\r\n"),
+            Scanned::Complete { .. }
+        ));
     }
 
     #[test]

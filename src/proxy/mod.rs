@@ -21,7 +21,9 @@ use crate::clock;
 use crate::front_door;
 use crate::live::Live;
 use crate::policy::{self, RuleStep};
-use crate::request::{forwarded_for, http1_authority, normalize_host, Authority};
+use crate::request::{
+    forwarded_for, http1_authority, normalize_host, transfer_encoding, Authority,
+};
 use crate::state::{InFlight, LbState, Pick, State};
 use crate::sticky::{Decision, Routed};
 
@@ -205,6 +207,14 @@ impl ProxyHttp for Proxy {
             Ok(a) => a,
             Err(bad) => return refuse(session, ctx, bad).await,
         };
+        if let Err(bad) = transfer_encoding(
+            req.headers
+                .get_all(http::header::TRANSFER_ENCODING)
+                .iter()
+                .map(|v| v.as_bytes()),
+        ) {
+            return refuse(session, ctx, bad).await;
+        }
         if let Authority::Target(target) = authority {
             ctx.target_authority = Some(target.to_string());
         }

@@ -71,6 +71,6 @@ pub(super) async fn refuse(
 ) -> Result<bool> {
     ctx.refused = Some(bad.reason());
     session.set_keepalive(None);
-    respond_text(session, 400, bad.message()).await?;
+    respond_text(session, bad.status(), bad.message()).await?;
     Ok(true)
 }

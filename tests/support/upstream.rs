@@ -11,7 +11,7 @@
 //! - `/health` (any method, query ignored): `200 ok` while healthy, `503 unhealthy` after
 //!   [`Upstream::set_healthy`]`(false)`; counted by [`Upstream::health_checks`], never
 //!   delayed.
-//! - `/echo` (any method): `200`, `content-type: application/json`, body
+//! - `/echo` and `/echo/...` (any method): `200`, `content-type: application/json`, body
 //!   `{"upstream", "method", "path" (with query), "headers": {name: [values]}, "body"}`.
 //! - `/set-cookie`: as any other path, plus `Set-Cookie: upstream=<name>; Path=/` (to check
 //!   that upstream cookies pass through the proxy).
@@ -372,7 +372,7 @@ async fn handle(
     }
 
     let response = match parts.uri.path() {
-        "/echo" => {
+        p if p == "/echo" || p.starts_with("/echo/") => {
             let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (key, value) in &parts.headers {
                 headers
