@@ -684,6 +684,11 @@ fn without_a_token_a_request_for_another_host_is_refused_403_dns_rebinding() {
     }
     let (status, answer) = exchange(addr, "GET /v1/pools HTTP/1.0\r\n\r\n");
     assert_eq!(status, Some(403), "no Host: {answer}");
+    assert!(
+        proxy.log_lines("reason=invalid_request").is_empty(),
+        "the admin API's own answers are not logged as the front door's refusals:\n{}",
+        proxy.logs()
+    );
     assert_eq!(
         ok(get(&proxy, "/v1/load_balancers/www.example.com"))["enabled"],
         true,
