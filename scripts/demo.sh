@@ -10,8 +10,9 @@
 #
 # Ports (flags win over the environment): --port N (DEMO_PORT, default 8080),
 # --admin-port N (DEMO_ADMIN_PORT, 9180), --upstream-ports A,B,C (DEMO_UPSTREAM_PORTS,
-# 9001,9002,9003). With other ports than the defaults the demo writes its own copy of
-# conf/demo.yaml into the log directory.
+# 9001,9002,9003). The demo writes its own copy of conf/demo.yaml into the log directory,
+# with these ports and a fresh random admin token (from /dev/urandom, in a private temp
+# directory, removed on exit); it prints how to use the token with curl and the status page.
 #
 # Every process started here is stopped on exit (tether with SIGTERM).
 set -euo pipefail
@@ -82,6 +83,7 @@ UPSTREAM_BIN="$TARGET_DIR/$PROFILE/examples/demo_upstream"
 
 TETHER_PID=""
 declare -A UP_PID=()
+TOKEN_DIR=""
 
 # ---------------------------------------------------------------- clean-up
 
@@ -105,6 +107,9 @@ cleanup() {
     for name in "${!UP_PID[@]}"; do
         stop_and_reap "${UP_PID[$name]}" 50
     done
+    if [[ -n $TOKEN_DIR ]]; then
+        rm -rf "$TOKEN_DIR"
+    fi
     echo "stopped. logs: $LOG_DIR/"
 }
 trap cleanup EXIT
@@ -170,13 +175,28 @@ cargo build "${PROFILE_FLAG[@]}" --bin tether --example demo_upstream
 mkdir -p "$LOG_DIR"
 JAR="$(cd "$LOG_DIR" && pwd)/session.jar"
 rm -f "$JAR"
+# The admin token: random, readable by this user only, gone when the demo stops.
+TOKEN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tether-demo.XXXXXX")
+TOKEN_FILE="$TOKEN_DIR/admin.token"
+(
+    umask 077
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN_FILE"
+)
+TOKEN=$(cat "$TOKEN_FILE")
+PIDS_AT=/tmp/tether-demo
 if [[ "$LISTEN_PORT $ADMIN_PORT ${PORTS[*]}" != "8080 9180 9001 9002 9003" ]]; then
-    sed -e "s/127.0.0.1:8080/127.0.0.1:$LISTEN_PORT/" -e "s/127.0.0.1:9180/127.0.0.1:$ADMIN_PORT/" \
-        -e "s/127.0.0.1:9001/127.0.0.1:${PORTS[0]}/" -e "s/127.0.0.1:9002/127.0.0.1:${PORTS[1]}/" \
-        -e "s/127.0.0.1:9003/127.0.0.1:${PORTS[2]}/" -e "s#/tmp/tether-demo#/tmp/tether-demo-$LISTEN_PORT#g" \
-        conf/demo.yaml >"$LOG_DIR/demo.yaml"
-    CONFIG="$LOG_DIR/demo.yaml"
+    PIDS_AT=/tmp/tether-demo-$LISTEN_PORT
 fi
+sed -e "s/127.0.0.1:8080/127.0.0.1:$LISTEN_PORT/" -e "s/127.0.0.1:9180/127.0.0.1:$ADMIN_PORT/" \
+    -e "s/127.0.0.1:9001/127.0.0.1:${PORTS[0]}/" -e "s/127.0.0.1:9002/127.0.0.1:${PORTS[1]}/" \
+    -e "s/127.0.0.1:9003/127.0.0.1:${PORTS[2]}/" -e "s#/tmp/tether-demo#$PIDS_AT#g" \
+    -e "s#token_file: conf/example-admin.token#token_file: \"$TOKEN_FILE\"#" \
+    conf/demo.yaml >"$LOG_DIR/demo.yaml"
+CONFIG="$LOG_DIR/demo.yaml"
+grep -q "token_file: \"$TOKEN_FILE\"" "$CONFIG" || {
+    echo "error: could not point $CONFIG at the demo's token" >&2
+    exit 1
+}
 
 # ---------------------------------------------------------------- start
 
@@ -197,14 +217,19 @@ TETHER_PID=$!
 wait_port "$LISTEN_HOST" "$LISTEN_PORT" "$TETHER_PID" "$LOG_DIR/tether.log"
 wait_port "$LISTEN_HOST" "$ADMIN_PORT" "$TETHER_PID" "$LOG_DIR/tether.log"
 echo "tether on $LISTEN_HOST:$LISTEN_PORT (pid $TETHER_PID), config $CONFIG, log $LOG_DIR/tether.log"
-echo "status page: $ADMIN/"
+echo "status page: $ADMIN/ (admin token in $TOKEN_FILE)"
 echo
 
 # ---------------------------------------------------------------- interactive demo
 
 if [[ $CHECK == 0 ]]; then
-    echo "Open the status page first: $ADMIN/"
+    echo "Open the status page first: $ADMIN/#token=$TOKEN"
+    echo "(or open $ADMIN/ and paste the token into \"Admin token\": $TOKEN)"
     echo "(every endpoint's health, weight, drain, requests; drain and enable from the page)"
+    echo
+    echo "Every admin API call needs the token (it is in $TOKEN_FILE until the demo stops):"
+    echo "    TOKEN=\$(cat $TOKEN_FILE)"
+    echo "    curl -s -H \"Authorization: Bearer \$TOKEN\" $ADMIN/v1/pools/demo"
     echo
     echo "A session stays put: the first answer sets the __cflb cookie, the next ones send it back."
     echo "    curl -s -b $JAR -c $JAR $URL"
@@ -221,10 +246,10 @@ if [[ $CHECK == 0 ]]; then
     done
     echo
     echo "A drain: disable $sticky. Its sessions stay for drain_duration (60 s), new ones avoid it:"
-    echo "    curl -s -X PATCH $ADMIN/v1/pools/demo/endpoints/$sticky -d '{\"enabled\": false}'"
+    echo "    curl -s -H \"Authorization: Bearer \$TOKEN\" -X PATCH $ADMIN/v1/pools/demo/endpoints/$sticky -d '{\"enabled\": false}'"
     echo "    curl -s -b $JAR -c $JAR $URL     # still $sticky, until the drain ends"
     echo "    curl -s $URL                     # never $sticky"
-    echo "    curl -s -X PATCH $ADMIN/v1/pools/demo/endpoints/$sticky -d '{\"enabled\": true}'"
+    echo "    curl -s -H \"Authorization: Bearer \$TOKEN\" -X PATCH $ADMIN/v1/pools/demo/endpoints/$sticky -d '{\"enabled\": true}'"
     echo
     echo "A failover: kill the session's endpoint; the monitor notices within a second, the"
     echo "session moves to another endpoint and stays there, and no request fails:"
@@ -234,7 +259,8 @@ if [[ $CHECK == 0 ]]; then
     echo "Each answer's X-Tether-Decision header names the decision (new, hit, repin_drained, ...):"
     echo "    curl -s -o /dev/null -D - -b $JAR $URL | grep -i x-tether-decision"
     echo
-    echo "Logs: $LOG_DIR/ (tether.log has one access-log line per request). Metrics: $ADMIN/metrics"
+    echo "Logs: $LOG_DIR/ (tether.log has one access-log line per request). Metrics (with the token):"
+    echo "    curl -s -H \"Authorization: Bearer \$TOKEN\" $ADMIN/metrics"
     echo "Press Ctrl-C to stop everything."
     wait
     exit 0
@@ -247,6 +273,13 @@ fail() {
     FAILURES+=("$1")
     echo "  FAIL: $1"
 }
+
+echo "check 0: the admin API needs the demo's token"
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$ADMIN/v1/pools/demo" 2>/dev/null) || true
+[[ $code == 401 ]] || fail "GET /v1/pools/demo without the token answered HTTP $code, not 401"
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$ADMIN/v1/pools/demo" 2>/dev/null) || true
+[[ $code == 200 ]] || fail "GET /v1/pools/demo with the token answered HTTP $code, not 200"
+echo "  without the token: 401, with it: 200"
 
 echo "check 1: 9 requests are spread over the endpoints"
 declare -A SEEN=()

@@ -182,7 +182,12 @@ fn main() {
     }
     server.add_service(proxy);
     if let Some(admin) = &tether.admin {
-        match admin::service(Arc::clone(&changes), admin, cluster_status) {
+        match admin::service(
+            Arc::clone(&changes),
+            admin,
+            cluster_status,
+            Arc::clone(&client_limits),
+        ) {
             Ok(service) => {
                 server.add_service(service);
             }

@@ -1,10 +1,17 @@
 //! The admin API (SPEC 5) through the real binary: every route, changes that
 //! alter routing for real (disable, affinity, drain, weight), refusals that
 //! change nothing, the token, and the Rackspace-style session persistence.
+//! Then the listener's hardening (issue 17), over raw sockets where a forged
+//! `Host` or `Origin` is needed: DNS rebinding and cross-site changes refused,
+//! the client limits, the token checked before the body, the strict CSP.
+// Measures real time on purpose (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -545,5 +552,457 @@ fn changes_made_through_the_api_survive_a_restart() {
     assert_eq!(
         (&lb["session_affinity"], &lb["session_affinity_ttl"]),
         (&json!("source_ip"), &json!(60))
+    );
+}
+
+// ---------------------------------------------------------------- the listener's hardening
+
+/// A raw connection to the admin listener (reads time out after 200 ms).
+fn raw(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect to the admin listener");
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s
+}
+
+/// Reads until the peer closes or `within` passes; what came, and whether it closed.
+fn read_for(s: &mut TcpStream, within: Duration) -> (String, bool) {
+    let deadline = Instant::now() + within;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if complete(&out) {
+                    break;
+                }
+            }
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), true),
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), false)
+}
+
+/// Whether `bytes` hold a whole response (header and `Content-Length` bytes of body).
+fn complete(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    body.len() >= len
+}
+
+/// Sends `request` on a new connection; the status and the whole answer (read until
+/// it is complete, the connection closes, or 3 s pass).
+fn exchange(addr: SocketAddr, request: &str) -> (Option<u16>, String) {
+    let mut s = raw(addr);
+    s.write_all(request.as_bytes()).expect("send");
+    let (answer, _) = read_for(&mut s, Duration::from_secs(3));
+    (status_of(&answer), answer)
+}
+
+fn status_of(answer: &str) -> Option<u16> {
+    answer.get(9..12)?.parse().ok()
+}
+
+/// The `errors[0].message` of an enveloped answer's body.
+fn first_error(answer: &str) -> String {
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    assert_eq!(v["success"], false, "{answer}");
+    v["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn token_file(dir: &tempfile::TempDir, token: &str) -> std::path::PathBuf {
+    let path = dir.path().join("admin.token");
+    std::fs::write(&path, token).unwrap();
+    path
+}
+
+#[test]
+fn without_a_token_a_request_for_another_host_is_refused_403_dns_rebinding() {
+    let a = Upstream::healthy("a");
+    let proxy = with_admin(lb(["p"]), [&a]).start();
+    let addr = proxy.admin_addr();
+    let port = addr.port();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "localhost".to_string(),
+        format!("[::1]:{port}"),
+    ] {
+        let (status, answer) = exchange(
+            addr,
+            &format!("GET /v1/pools HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, Some(200), "Host {host}: {answer}");
+    }
+    // A page on evil.example whose name now resolves to 127.0.0.1: its browser sends
+    // that name as the Host.
+    for (method, path) in [
+        ("GET", "/v1/pools"),
+        ("GET", "/"),
+        ("GET", "/metrics"),
+        ("PATCH", "/v1/load_balancers/www.example.com"),
+    ] {
+        let body = r#"{"enabled": false}"#;
+        let (status, answer) = exchange(
+            addr,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: evil.example:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert_eq!(status, Some(403), "{method} {path}: {answer}");
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{answer}"
+        );
+        let message = first_error(&answer);
+        assert!(message.contains("DNS rebinding"), "{message}");
+        assert!(message.contains("evil.example"), "{message}");
+    }
+    let (status, answer) = exchange(addr, "GET /v1/pools HTTP/1.0\r\n\r\n");
+    assert_eq!(status, Some(403), "no Host: {answer}");
+    assert!(
+        proxy.log_lines("reason=invalid_request").is_empty(),
+        "the admin API's own answers are not logged as the front door's refusals:\n{}",
+        proxy.logs()
+    );
+    assert_eq!(
+        ok(get(&proxy, "/v1/load_balancers/www.example.com"))["enabled"],
+        true,
+        "the refused PATCH changed nothing"
+    );
+}
+
+/// A non-loopback address of this machine, if it has one (the source address of a
+/// route to a documentation address; no packet is sent).
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn without_a_token_only_loopback_clients_are_answered_with_one_any_client() {
+    let a = Upstream::healthy("a");
+    let Some(ip) = non_loopback_ip() else {
+        eprintln!("skipped: this machine has no non-loopback address to connect from");
+        return;
+    };
+    let port = free_port();
+    let proxy = tether()
+        .listener(free_port())
+        .admin_at(&format!("0.0.0.0:{port}"), None)
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&a]))
+        .start();
+    let from_outside = SocketAddr::new(ip, port);
+    let (status, answer) = exchange(
+        from_outside,
+        &format!("GET /healthz HTTP/1.1\r\nHost: 0.0.0.0:{port}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, Some(403), "{answer}");
+    let message = first_error(&answer);
+    assert!(message.contains("loopback clients only"), "{message}");
+    assert!(message.contains(&ip.to_string()), "{message}");
+    let (status, answer) = exchange(
+        proxy.admin_addr(),
+        &format!("GET /healthz HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, Some(200), "{answer}");
+    assert!(proxy.wait_for_log(
+        "tether.admin has no token_file and listens on 0.0.0.0",
+        Duration::from_secs(2)
+    ));
+    drop(proxy);
+
+    // With a token the token is the guard: any client, any Host.
+    let dir = tempfile::TempDir::new().unwrap();
+    let token = token_file(&dir, "s3cret");
+    let port = free_port();
+    let _proxy = tether()
+        .listener(free_port())
+        .admin_at(&format!("0.0.0.0:{port}"), Some(&token))
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&a]))
+        .start();
+    let (status, answer) = exchange(
+        SocketAddr::new(ip, port),
+        "GET /v1/pools HTTP/1.1\r\nHost: admin.internal.example\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, Some(200), "{answer}");
+}
+
+#[test]
+fn a_change_sent_for_another_site_is_refused_403_token_or_not() {
+    let a = Upstream::healthy("a");
+    let dir = tempfile::TempDir::new().unwrap();
+    let token = token_file(&dir, "s3cret");
+    for with_token in [false, true] {
+        let mut t = tether()
+            .listener(free_port())
+            .load_balancer("*", lb(["p"]))
+            .pool("p", pool([&a]));
+        t = if with_token {
+            t.admin_with_token(free_port(), &token)
+        } else {
+            t.admin(free_port())
+        };
+        let proxy = t.start();
+        let own_origin = format!("http://{}", proxy.admin_host());
+        let patch_with = |extra: &[(&str, &str)], body: &str| {
+            let mut headers = vec![
+                ("content-type", "application/json"),
+                ("authorization", "Bearer s3cret"),
+            ];
+            headers.extend_from_slice(extra);
+            let (status, _, text) = send(
+                &client(),
+                Method::PATCH,
+                &proxy.admin_url("/v1/pools/p/endpoints/a"),
+                &headers,
+                body,
+            );
+            (status, text)
+        };
+        for forged in [
+            vec![("origin", "http://evil.example")],
+            vec![("origin", "null")],
+            vec![("sec-fetch-site", "cross-site")],
+            vec![
+                ("sec-fetch-site", "same-site"),
+                ("origin", own_origin.as_str()),
+            ],
+        ] {
+            let (status, text) = patch_with(&forged, r#"{"enabled": false}"#);
+            assert_eq!(status, 403, "token={with_token} {forged:?}: {text}");
+            assert!(text.contains("cross-site request forgery"), "{text}");
+        }
+        let view = admin(
+            &proxy,
+            Method::GET,
+            "/v1/pools/p/endpoints/a",
+            "",
+            Some("s3cret"),
+        );
+        assert_eq!(view.2["result"]["enabled"], true, "nothing changed");
+        // The status page's own fetch(): same origin.
+        let (status, text) = patch_with(
+            &[
+                ("origin", own_origin.as_str()),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            r#"{"weight": 0.5}"#,
+        );
+        assert_eq!(status, 200, "token={with_token}: {text}");
+        // A client that is not a browser sends neither field.
+        let (status, text) = patch_with(&[], r#"{"weight": 1}"#);
+        assert_eq!(status, 200, "token={with_token}: {text}");
+        // Reads are not changes.
+        let (status, _, _) = send(
+            &client(),
+            Method::GET,
+            &proxy.admin_url("/healthz"),
+            &[
+                ("origin", "http://evil.example"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            "",
+        );
+        assert_eq!(status, 200);
+    }
+}
+
+#[test]
+fn a_wrong_or_missing_token_is_answered_401_before_the_body_is_read() {
+    let a = Upstream::healthy("a");
+    let dir = tempfile::TempDir::new().unwrap();
+    let token = token_file(&dir, "s3cret");
+    let proxy = tether()
+        .listener(free_port())
+        .admin_with_token(free_port(), &token)
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&a]))
+        .start();
+    let addr = proxy.admin_addr();
+    for (auth, length) in [
+        ("Authorization: Bearer wrong\r\n", 10_000_000),
+        ("", 10_000_000),
+        ("Authorization: Bearer wrong\r\n", 1_000),
+        ("", 1_000),
+    ] {
+        // The header, then a few bytes of a body that would take long to come.
+        let mut s = raw(addr);
+        let started = Instant::now();
+        s.write_all(
+            format!(
+                "PATCH /v1/load_balancers/* HTTP/1.1\r\nHost: {}\r\n{auth}Content-Length: {length}\r\n\r\n{{\"enabled\": ",
+                proxy.admin_host()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let (answer, _) = read_for(&mut s, Duration::from_secs(3));
+        let took = started.elapsed();
+        assert_eq!(
+            status_of(&answer),
+            Some(401),
+            "{auth:?} {length}: {answer:?}"
+        );
+        assert!(
+            took < Duration::from_secs(2),
+            "answered after {took:?}: the body was waited for"
+        );
+    }
+    // The right token: the body is read and the change applies.
+    let (status, _, v) = admin(
+        &proxy,
+        Method::PATCH,
+        "/v1/load_balancers/*",
+        r#"{"enabled": false}"#,
+        Some("s3cret"),
+    );
+    assert_eq!(status, 200, "{v}");
+}
+
+#[test]
+fn the_admin_listener_has_the_client_limits() {
+    let a = Upstream::healthy("a");
+    let proxy = tether()
+        .listener(free_port())
+        .admin(free_port())
+        .client_limits(ClientLimits {
+            max_connections: Some(4),
+            header_timeout: Some(2.0),
+            max_request_header_bytes: Some(2048),
+            ..ClientLimits::default()
+        })
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([&a]))
+        .start();
+    let addr = proxy.admin_addr();
+    let host = proxy.admin_host();
+    let full = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    // The start-up readiness probes are gone once a whole request is answered on each
+    // of four connections in turn.
+    assert!(wait_until(Duration::from_secs(5), || {
+        (0..4).all(|_| exchange(addr, &full).0 == Some(200))
+    }));
+
+    // Four half-open connections: a header that never completes.
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = raw(addr);
+            s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Slow: ").as_bytes())
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A fifth is closed at once, unanswered.
+    let mut extra = raw(addr);
+    let _ = extra.write_all(full.as_bytes());
+    let (got, closed) = read_for(&mut extra, Duration::from_secs(1));
+    assert!(
+        closed && got.is_empty(),
+        "a connection past max_connections was served: {got:?}"
+    );
+    // The proxy's connections are counted apart: it still serves.
+    assert_eq!(get_h(&client(), &proxy.url("/"), &[]).0, 200);
+    // The half-open ones are answered 408 at header_timeout, and closed.
+    let started = Instant::now();
+    for s in &mut held {
+        let (answer, _) = read_for(s, Duration::from_secs(5));
+        assert_eq!(status_of(&answer), Some(408), "{answer:?}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "408 after {:?}",
+        started.elapsed()
+    );
+    drop(held);
+    assert!(
+        wait_until(Duration::from_secs(5), || exchange(addr, &full).0
+            == Some(200)),
+        "new connections are accepted again"
+    );
+    assert!(proxy.wait_for_log(
+        "admin listener: client_limits.max_connections (4) reached",
+        Duration::from_secs(2)
+    ));
+    // A header over max_request_header_bytes: 431.
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: {host}\r\nX-Big: {}\r\n\r\n",
+        "x".repeat(4000)
+    );
+    assert_eq!(exchange(addr, &big).0, Some(431));
+}
+
+#[test]
+fn the_status_page_is_served_under_a_strict_csp() {
+    let a = Upstream::healthy("a");
+    let proxy = with_admin(lb(["p"]), [&a]).start();
+    let (status, h, page) = send(&client(), Method::GET, &proxy.admin_url("/"), &[], "");
+    assert_eq!(status, 200);
+    let csp = header(&h, "content-security-policy").unwrap();
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(csp.contains("style-src 'self'"), "{csp}");
+    assert!(
+        page.contains("<script src=\"/status.js\"></script>"),
+        "{page}"
+    );
+    assert!(!page.contains("<style"), "no inline styles");
+    let (status, h, script) = send(
+        &client(),
+        Method::GET,
+        &proxy.admin_url("/status.js"),
+        &[],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&h, "content-type").as_deref(),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(script.contains("function refresh()"));
+    assert!(
+        !script.contains("f.has(\"drain\")"),
+        "no action from the URL"
+    );
+    let (status, h, _) = send(
+        &client(),
+        Method::GET,
+        &proxy.admin_url("/status.css"),
+        &[],
+        "",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&h, "content-type").as_deref(),
+        Some("text/css; charset=utf-8")
     );
 }

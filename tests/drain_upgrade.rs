@@ -25,7 +25,11 @@ fn visit(proxy: &TetherProc, cookie: Option<&str>) -> (String, String) {
 
 /// `seconds_left` of endpoint `a`'s drain in `GET /v1/pools/p`, if draining.
 fn seconds_left(proxy: &TetherProc) -> Option<f64> {
-    let (status, _, body) = get(&client(), &proxy.admin_url("/v1/pools/p"), "admin");
+    let (status, _, body) = get(
+        &client(),
+        &proxy.admin_url("/v1/pools/p"),
+        &proxy.admin_host(),
+    );
     assert_eq!(status, 200, "{body}");
     let pool: serde_json::Value = serde_json::from_str(&body).unwrap();
     let a = pool["result"]["endpoints"]

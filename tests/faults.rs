@@ -766,13 +766,14 @@ struct HealthSeen {
 /// monitor's verdicts on `a` as they change.
 fn health_watcher(proxy: &TetherProc, stop: Arc<AtomicBool>) -> JoinHandle<HealthSeen> {
     let url = proxy.admin_url("/v1/pools/p");
+    let host = proxy.admin_host();
     thread::spawn(move || {
         let client = client();
         let began = Instant::now();
         let mut seen = HealthSeen::default();
         let mut a_healthy = true;
         while !stop.load(Ordering::SeqCst) && began.elapsed() < Duration::from_secs(60) {
-            let (status, _, body) = get(&client, &url, "admin");
+            let (status, _, body) = get(&client, &url, &host);
             assert_eq!(status, 200, "{body}");
             let view: serde_json::Value = serde_json::from_str(&body).expect("JSON");
             for e in view["result"]["endpoints"].as_array().expect("endpoints") {
@@ -1036,7 +1037,7 @@ fn key_flood(rest: FloodRest) {
     let url = proxy.url("/");
     let admin = client();
     let scrape = || {
-        let (status, _, text) = get(&admin, &proxy.admin_url("/metrics"), "admin");
+        let (status, _, text) = get(&admin, &proxy.admin_url("/metrics"), &proxy.admin_host());
         assert_eq!(status, 200, "{text}");
         let sessions = metric(&text, "tether_sessions").expect("tether_sessions");
         let max = metric(&text, "tether_sessions_max").expect("tether_sessions_max");

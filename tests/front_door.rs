@@ -246,7 +246,8 @@ fn a_header_over_max_request_header_bytes_is_answered_431() {
     let answer = exchange(&proxy, b"GET / HTTP/1.1\r\nHost: a\r\nX-Small: 1\r\n\r\n");
     assert_eq!(status_of(&answer), Some(200), "{answer:?}");
     assert!(proxy.wait_for_log("reason=header_too_large", Duration::from_secs(2)));
-    let (_, _, metrics) = support::get(&client(), &proxy.admin_url("/metrics"), "admin");
+    let (_, _, metrics) =
+        support::get(&client(), &proxy.admin_url("/metrics"), &proxy.admin_host());
     assert!(
         metrics.contains("tether_client_refusals_total{reason=\"header_too_large\"} 1"),
         "{metrics}"
@@ -271,7 +272,8 @@ fn max_connections_closes_new_connections_while_existing_ones_are_served() {
     // them close, so the four below are the only connections it counts.
     assert!(
         wait_until(Duration::from_secs(5), || {
-            let (_, _, metrics) = support::get(&client(), &proxy.admin_url("/metrics"), "admin");
+            let (_, _, metrics) =
+                support::get(&client(), &proxy.admin_url("/metrics"), &proxy.admin_host());
             metrics.contains("\ntether_client_connections 0\n")
         }),
         "the readiness probes' connections are released"

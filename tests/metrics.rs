@@ -86,7 +86,7 @@ impl Scrape {
 }
 
 fn scrape(proxy: &TetherProc) -> Scrape {
-    let (status, headers, body) = get(&client(), &proxy.admin_url("/metrics"), "admin");
+    let (status, headers, body) = get(&client(), &proxy.admin_url("/metrics"), &proxy.admin_host());
     assert_eq!(status, 200, "GET /metrics: {body}");
     let ctype = header(&headers, "content-type").unwrap_or_default();
     assert!(ctype.starts_with("text/plain"), "content-type {ctype:?}");

@@ -82,7 +82,7 @@ fn an_endpoint_failing_live_traffic_is_ejected_repinned_and_back_after() {
         view["ejected_seconds_left"].as_u64().unwrap_or(0) >= 1,
         "{view}"
     );
-    let (_, _, metrics) = get(&client, &proxy.admin_url("/metrics"), "admin");
+    let (_, _, metrics) = get(&client, &proxy.admin_url("/metrics"), &proxy.admin_host());
     assert!(
         metrics.contains("tether_endpoint_ejected{endpoint=\"a\",pool=\"web\"} 1")
             || metrics.contains("tether_endpoint_ejected{pool=\"web\",endpoint=\"a\"} 1"),

@@ -77,7 +77,7 @@ fn path_rules_route_to_their_pool_and_fixed_responses_answer() {
     );
 
     // The metrics count each rule's requests; the access log names the rule.
-    let (_, _, metrics) = get(&client, &proxy.admin_url("/metrics"), "admin");
+    let (_, _, metrics) = get(&client, &proxy.admin_url("/metrics"), &proxy.admin_host());
     for (rule, n) in [("api", 1), ("moved", 1)] {
         let line = format!(
             "tether_rule_requests_total{{load_balancer=\"www.example.com\",rule=\"{rule}\"}} {n}"

@@ -1,8 +1,10 @@
 //! The status page at the admin listener's `/`, in a real headless Chromium
-//! (Debian's `chromium`; scripts/test.sh installs it when missing): it
-//! renders the endpoints of a running Tether, a drain started in the page
-//! (through the URL fragment, which acts on load) shows up in the admin API,
-//! and a screenshot is written to target/status-page.png.
+//! (Debian's `chromium`; scripts/test.sh installs it when missing): under its
+//! strict Content-Security-Policy (no inline script or style: the page's
+//! script is `/status.js`) it renders the endpoints of a running Tether, with
+//! the token and without one; a URL that carries an action (the old
+//! `#drain=POOL/ENDPOINT`, a cross-site attack on a tokenless listener)
+//! changes nothing; and a screenshot is written to target/status-page.png.
 //!
 //! Chromium runs with `--virtual-time-budget`, so it returns once the page's
 //! fetches and a few refreshes have run; every run is killed after 60 s.
@@ -10,7 +12,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -31,10 +33,12 @@ fn chromium() -> PathBuf {
     panic!("no chromium on PATH: `apt-get install -y chromium` (scripts/test.sh does it)");
 }
 
-/// Runs headless Chromium on `url` with `args`; its stdout. At most 60 s.
-fn run_chromium(url: &str, args: &[&str]) -> String {
+/// Runs headless Chromium on `url` with `args`; its stdout, and its stderr with the
+/// page's console messages. At most 60 s.
+fn run_chromium(url: &str, args: &[&str]) -> (String, String) {
     let profile = tempfile::tempdir().unwrap();
     let out = tempfile::NamedTempFile::new().unwrap();
+    let err = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(chromium())
         .args([
             "--headless",
@@ -45,12 +49,14 @@ fn run_chromium(url: &str, args: &[&str]) -> String {
             "--disable-extensions",
             "--disable-background-networking",
             "--virtual-time-budget=6000",
+            "--enable-logging=stderr",
+            "--v=0",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(args)
         .arg(url)
         .stdout(out.reopen().unwrap())
-        .stderr(Stdio::null())
+        .stderr(err.reopen().unwrap())
         .spawn()
         .expect("start chromium");
     let ended = wait_until(Duration::from_secs(60), || {
@@ -61,7 +67,25 @@ fn run_chromium(url: &str, args: &[&str]) -> String {
         let _ = child.wait();
         panic!("chromium still running after 60 s on {url}");
     }
-    std::fs::read_to_string(out.path()).unwrap()
+    (
+        std::fs::read_to_string(out.path()).unwrap(),
+        std::fs::read_to_string(err.path()).unwrap(),
+    )
+}
+
+/// The page's DOM once its script ran, checking that the browser refused nothing
+/// under the page's Content-Security-Policy.
+fn rendered(url: &str) -> String {
+    let (dom, console) = run_chromium(url, &["--dump-dom"]);
+    assert!(
+        !console.contains("Content Security Policy") && !console.contains("Refused to"),
+        "the browser refused part of the page:\n{console}"
+    );
+    assert!(
+        dom.contains("data-loaded=\"yes\""),
+        "not rendered:\n{dom}\n{console}"
+    );
+    dom
 }
 
 fn endpoint(proxy: &TetherProc, name: &str) -> serde_json::Value {
@@ -76,8 +100,20 @@ fn endpoint(proxy: &TetherProc, name: &str) -> serde_json::Value {
     v["result"].clone()
 }
 
+fn endpoint_without_token(proxy: &TetherProc, name: &str) -> serde_json::Value {
+    let (status, _, v) = api::admin(
+        proxy,
+        Method::GET,
+        &format!("/v1/pools/p/endpoints/{name}"),
+        "",
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    v["result"].clone()
+}
+
 #[test]
-fn the_page_renders_the_endpoints_and_drains_one() {
+fn the_page_renders_under_its_strict_csp_and_takes_no_action_from_its_url() {
     let (a, b) = (Upstream::healthy("web-a"), Upstream::healthy("web-b"));
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
@@ -94,46 +130,37 @@ fn the_page_renders_the_endpoints_and_drains_one() {
     }
 
     // The page itself needs no token; it shows nothing without one.
-    let (status, _, page) = get(&c, &proxy.admin_url("/"), "admin");
+    let (status, headers, page) = get(&c, &proxy.admin_url("/"), &proxy.admin_host());
     assert_eq!(status, 200);
     assert!(page.contains("<title>Tether status</title>"));
+    let csp = header(&headers, "content-security-policy").unwrap();
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
 
-    let dom = run_chromium(
-        &proxy.admin_url(&format!("/#token={TOKEN}")),
-        &["--dump-dom"],
-    );
-    assert!(dom.contains("data-loaded=\"yes\""), "not rendered:\n{dom}");
+    // Its script (/status.js) ran under that policy: it fetched the data with the
+    // token and rendered every endpoint.
+    let dom = rendered(&proxy.admin_url(&format!("/#token={TOKEN}")));
     for ep in ["p/web-a", "p/web-b"] {
         assert!(
             dom.contains(&format!("data-endpoint=\"{ep}\"")),
             "{ep} missing:\n{dom}"
         );
+        assert!(
+            dom.contains(&format!("data-act=\"drain\" data-ep=\"{ep}\"")),
+            "no drain button for {ep}:\n{dom}"
+        );
     }
     assert!(dom.contains("data-lb=\"shop.test\""), "{dom}");
     assert!(dom.contains("healthy"), "{dom}");
+
+    // A URL that carries an action (the page used to act on `#...&drain=`) changes
+    // nothing, even with the right token: only a click on a button does.
+    let dom = rendered(&proxy.admin_url(&format!("/#token={TOKEN}&drain=p/web-b")));
+    assert!(!dom.contains("data-action="), "an action ran:\n{dom}");
     assert_eq!(endpoint(&proxy, "web-b")["enabled"], true);
-
-    // A drain started in the page reaches the API.
-    let dom = run_chromium(
-        &proxy.admin_url(&format!("/#token={TOKEN}&drain=p/web-b")),
-        &["--dump-dom"],
-    );
-    assert!(dom.contains("data-action=\"done\""), "no action:\n{dom}");
-    let b_now = endpoint(&proxy, "web-b");
-    assert_eq!(b_now["enabled"], false, "{b_now}");
-    assert_eq!(
-        b_now["draining"][0]["load_balancer"], "shop.test",
-        "{b_now}"
-    );
-    assert_eq!(endpoint(&proxy, "web-a")["enabled"], true);
-
-    // A wrong token acts on nothing.
-    let dom = run_chromium(
-        &proxy.admin_url("/#token=wrong&enable=p/web-b"),
-        &["--dump-dom"],
-    );
-    assert!(dom.contains("data-action=\"failed\""), "{dom}");
-    assert_eq!(endpoint(&proxy, "web-b")["enabled"], false);
+    assert!(endpoint(&proxy, "web-b")["draining"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     // The screenshot, for people.
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -155,4 +182,38 @@ fn the_page_renders_the_endpoints_and_drains_one() {
         "screenshot {} is {size} bytes",
         shot.display()
     );
+}
+
+/// Issue 17: a page on any site could send the browser to a tokenless admin
+/// listener's status page with a drain in the URL fragment, and the endpoint was
+/// disabled. The page now renders and acts on nothing from its URL.
+#[test]
+fn a_link_to_a_tokenless_status_page_cannot_drain_an_endpoint() {
+    let (a, b) = (Upstream::healthy("web-a"), Upstream::healthy("web-b"));
+    let proxy = tether()
+        .listener(free_port())
+        .admin(free_port())
+        .load_balancer("shop.test", lb(["p"]))
+        .pool("p", pool([&a, &b]))
+        .start();
+    for attack in [
+        "/#token=&drain=p/web-b",
+        "/#drain=p/web-b",
+        "/?drain=p/web-b#token=&drain=p/web-b",
+    ] {
+        let dom = rendered(&proxy.admin_url(attack));
+        assert!(
+            dom.contains("data-endpoint=\"p/web-b\""),
+            "not rendered:\n{dom}"
+        );
+        assert!(
+            !dom.contains("data-action="),
+            "{attack}: an action ran:\n{dom}"
+        );
+        assert_eq!(
+            endpoint_without_token(&proxy, "web-b")["enabled"],
+            true,
+            "{attack} disabled web-b"
+        );
+    }
 }

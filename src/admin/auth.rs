@@ -53,6 +53,11 @@ impl Auth {
         }
     }
 
+    /// Whether a token is configured.
+    pub fn is_set(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// `Ok` when no token is configured or `header` carries it.
     pub fn check(&self, header: Option<&[u8]>, client: &str, now_ms: u64) -> Result<(), ApiError> {
         let Some(expected) = &self.token else {

@@ -1,14 +1,19 @@
 //! The admin API (SPEC 5): a Pingora listening service on
 //! `tether.admin.address`, built on Pingora's own HTTP app support
-//! ([`HttpServer`] over [`ServeHttp`]). This file only moves bytes: it reads
-//! the request body (at most [`MAX_BODY`]), hands everything to the pure
-//! [`Router`], and writes its answer.
+//! ([`HttpServer`] over [`ServeHttp`]) behind the same [`FrontDoor`] as the
+//! proxy (`tether.client_limits`: header and idle timeouts, header size,
+//! `max_connections`, counted apart from the proxy's). This file only moves
+//! bytes: it asks the pure [`Router`] whether the request's header is
+//! admitted (who may call, the token) before it reads the body (at most
+//! [`MAX_BODY`]), hands everything to the [`Router`], and writes its answer.
 //!
-//! - [`router`]: the routing table; [`auth`]: the token; [`response`]: the
-//!   envelope and errors.
+//! - [`router`]: the routing table; [`admission`]: DNS rebinding and CSRF;
+//!   [`auth`]: the token; [`response`]: the envelope and errors.
 //! - One file per resource: [`load_balancers`], [`pools`] (and endpoints),
-//!   [`session_persistence`], [`metrics`], [`cluster`] (this replica's link).
+//!   [`session_persistence`], [`metrics`], [`cluster`] (this replica's link),
+//!   [`status`] (the status page).
 
+mod admission;
 mod auth;
 mod cluster;
 mod load_balancers;
@@ -19,17 +24,20 @@ mod router;
 mod session_persistence;
 mod status;
 
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use pingora::apps::http_app::{HttpServer, ServeHttp};
 use pingora::protocols::http::ServerSession;
 use pingora::services::listening::Service;
 
 use crate::changes::Changes;
-use crate::config;
+use crate::config::{self, ClientLimits};
+use crate::front_door::{FrontDoor, Tally};
 use response::{AdminResponse, MAX_BODY};
 pub use router::{AdminRequest, Router};
 
@@ -38,18 +46,30 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a too-large body is read (and dropped) before answering `413`.
 const DRAIN_LIMIT: usize = 1024 * 1024;
 
+static ADMIN_OPEN: AtomicUsize = AtomicUsize::new(0);
+static ADMIN_REFUSED: AtomicU64 = AtomicU64::new(0);
+/// The admin listener's connections, counted apart from the proxy's: a
+/// flood of proxy clients does not lock the operator out, nor the reverse.
+static ADMIN_TALLY: Tally = Tally {
+    name: "admin listener: client_limits.max_connections",
+    open: &ADMIN_OPEN,
+    refused: &ADMIN_REFUSED,
+};
+
 /// The admin application: the router, which holds the owner of changes.
 pub struct AdminApp {
     router: Router,
 }
 
-/// The admin listening service for `admin`. Reads the token file once (its
-/// content trimmed); an unreadable or empty file is an error.
+/// The admin listening service for `admin`, behind a front door with
+/// `limits` (`tether.client_limits`, reloaded with it). Reads the token file
+/// once (its content trimmed); an unreadable or empty file is an error.
 pub fn service(
     changes: Arc<Changes>,
     admin: &config::Admin,
     cluster: Option<Arc<crate::cluster::Status>>,
-) -> Result<Service<HttpServer<AdminApp>>, String> {
+    limits: Arc<ArcSwap<ClientLimits>>,
+) -> Result<Service<FrontDoor<HttpServer<AdminApp>>>, String> {
     let token = match &admin.token_file {
         None => None,
         Some(path) => {
@@ -65,33 +85,67 @@ pub fn service(
             Some(token)
         }
     };
-    let mut router = Router::new(token.as_deref(), changes);
+    if token.is_none() && !is_loopback_address(&admin.address) {
+        log::warn!(
+            "tether.admin has no token_file and listens on {}: without a token only loopback clients are answered",
+            admin.address
+        );
+    }
+    let mut router = Router::new(token.as_deref(), changes).listening_on(&admin.address);
     if let Some(status) = cluster {
         router = router.with_cluster(status);
     }
     let app = AdminApp { router };
-    let mut service = Service::new("tether admin".to_string(), HttpServer::new_app(app));
+    let door = FrontDoor::counting_in(HttpServer::new_app(app), limits, &ADMIN_TALLY);
+    let mut service = Service::new("tether admin".to_string(), door);
     service.add_tcp(&admin.address);
     Ok(service)
+}
+
+/// Whether `address` (`host:port`) is on a loopback address.
+fn is_loopback_address(address: &str) -> bool {
+    address
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().to_canonical().is_loopback())
 }
 
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        // Tether's own answers: the front door must not log them as the parser's refusals.
+        crate::front_door::reached_proxy(session.stream());
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let client = session
+            .client_addr()
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        let now = self.router.changes().state().clock.now();
+        // Who may call, and the token, from the header alone: a refused
+        // request's body is never read.
+        let (admitted, has_body) = {
+            let header = session.req_header();
+            let request = request(header, &client, client_ip, &[], now);
+            let has_body = header.headers.contains_key(TRANSFER_ENCODING)
+                || header
+                    .headers
+                    .get(CONTENT_LENGTH)
+                    .is_some_and(|v| v.as_bytes() != b"0");
+            (self.router.admit(&request), has_body)
+        };
+        if let Err(answer) = admitted {
+            if has_body {
+                // The body stays unread: the connection cannot be reused.
+                session.set_keepalive(None);
+            }
+            return to_http(answer);
+        }
         let answer = match read_body(session).await {
             Ok(body) => {
-                let client = session
-                    .client_addr()
-                    .map_or_else(|| "unknown".to_string(), |a| a.to_string());
                 let header = session.req_header();
-                self.router.handle(AdminRequest {
-                    method: header.method.as_str(),
-                    path: header.uri.path(),
-                    authorization: header.headers.get(AUTHORIZATION).map(|v| v.as_bytes()),
-                    body: &body,
-                    client: &client,
-                    now: self.router.changes().state().clock.now(),
-                })
+                self.router
+                    .handle(request(header, &client, client_ip, &body, now))
             }
             Err(answer) => {
                 // The rest of the body is not read: the connection cannot be reused.
@@ -100,6 +154,29 @@ impl ServeHttp for AdminApp {
             }
         };
         to_http(answer)
+    }
+}
+
+/// The router's view of a request.
+fn request<'a>(
+    header: &'a pingora::http::RequestHeader,
+    client: &'a str,
+    client_ip: Option<std::net::IpAddr>,
+    body: &'a [u8],
+    now: crate::clock::Now,
+) -> AdminRequest<'a> {
+    let field = |name: &str| header.headers.get(name).map(|v| v.as_bytes());
+    AdminRequest {
+        method: header.method.as_str(),
+        path: header.uri.path(),
+        authorization: field("authorization"),
+        host: field("host"),
+        origin: field("origin"),
+        sec_fetch_site: field("sec-fetch-site"),
+        client_ip,
+        body,
+        client,
+        now,
     }
 }
 

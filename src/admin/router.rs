@@ -1,10 +1,16 @@
 //! The admin API's routing table (SPEC 5): a pure function from a request
-//! (method, path, `Authorization`, body, client, time) to an answer. No
-//! sockets: [`super`] reads the request and writes the answer. Each
-//! resource has its own file; changes go to [`Changes`], reads to the state.
+//! (method, path, `Authorization`, the fields the [`admission`] reads, body,
+//! client, time) to an answer. No sockets: [`super`] reads the request and
+//! writes the answer. [`Router::admit`] decides from the header alone, so a
+//! refused request's body is never read. Each resource has its own file;
+//! changes go to [`Changes`], reads to the state.
+//!
+//! [`admission`]: super::admission
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::admission::{Admission, Head};
 use super::auth::Auth;
 use super::response::{allow, too_large_response, AdminResponse, Answer, ApiError, MAX_BODY, TEXT};
 use super::{cluster, load_balancers, metrics, pools, session_persistence, status};
@@ -20,10 +26,29 @@ pub struct AdminRequest<'a> {
     pub path: &'a str,
     /// The raw `Authorization` header, if any.
     pub authorization: Option<&'a [u8]>,
+    /// The raw `Host`, `Origin` and `Sec-Fetch-Site` headers, if any.
+    pub host: Option<&'a [u8]>,
+    pub origin: Option<&'a [u8]>,
+    pub sec_fetch_site: Option<&'a [u8]>,
+    /// The client's IP address, if known.
+    pub client_ip: Option<IpAddr>,
+    /// Empty when only the header has been read ([`Router::admit`]).
     pub body: &'a [u8],
     /// The client's address, for the log.
     pub client: &'a str,
     pub now: Now,
+}
+
+impl AdminRequest<'_> {
+    fn head(&self) -> Head<'_> {
+        Head {
+            method: self.method,
+            host: self.host,
+            origin: self.origin,
+            sec_fetch_site: self.sec_fetch_site,
+            client_ip: self.client_ip,
+        }
+    }
 }
 
 /// One authorised call, as a resource handler sees it.
@@ -50,21 +75,33 @@ impl Call<'_> {
     }
 }
 
-/// The admin API: the token and the owner of changes.
+/// The admin API: who is admitted, the token and the owner of changes.
 pub struct Router {
+    admission: Admission,
     auth: Auth,
     changes: Arc<Changes>,
     cluster: Option<Arc<crate::cluster::Status>>,
 }
 
 impl Router {
-    /// `token`: every call but `/healthz` and the status page `/` then needs `Authorization: Bearer <token>`.
+    /// `token`: every call but `/healthz` and the status page's files then
+    /// needs `Authorization: Bearer <token>`. Without one, only loopback
+    /// names are admitted as `Host` until [`Router::listening_on`] adds the
+    /// listener's own address.
     pub fn new(token: Option<&str>, changes: Arc<Changes>) -> Self {
         Router {
+            admission: Admission::new(None, token.is_some()),
             auth: Auth::new(token),
             changes,
             cluster: None,
         }
+    }
+
+    /// The listener's address as configured (`tether.admin.address`), which a
+    /// tokenless listener also accepts as `Host`.
+    pub fn listening_on(mut self, address: &str) -> Self {
+        self.admission = Admission::new(Some(address), self.auth.is_set());
+        self
     }
 
     /// Shows this replica's link to the cluster (`GET /v1/cluster`, metrics).
@@ -77,7 +114,37 @@ impl Router {
         &self.changes
     }
 
+    /// What can be decided from the request's header alone, before its body
+    /// is read: the [admission](super::admission) (`403`), then the token
+    /// (`401`) for every route that needs one. `Err` is the answer.
+    pub fn admit(&self, req: &AdminRequest<'_>) -> Result<(), AdminResponse> {
+        if let Err(e) = self.admission.check(&req.head()) {
+            if let Some(message) = e.messages.first() {
+                log::debug!(
+                    "admin: refused {} {} from {}: {message}",
+                    req.method,
+                    req.path,
+                    req.client
+                );
+            }
+            return Err(e.envelope());
+        }
+        if is_public(req.path) {
+            return Ok(());
+        }
+        self.auth
+            .check(req.authorization, req.client, req.now.ms)
+            .map_err(|e| {
+                e.envelope()
+                    .with_header("www-authenticate", "Bearer realm=\"tether admin\"".into())
+            })
+    }
+
+    /// The whole request: [`Router::admit`], then the route.
     pub fn handle(&self, req: AdminRequest<'_>) -> AdminResponse {
+        if let Err(answer) = self.admit(&req) {
+            return answer;
+        }
         if req.body.len() > MAX_BODY {
             return too_large_response();
         }
@@ -99,16 +166,11 @@ impl Router {
         }
         // The status page holds no data: it loads without a token, and
         // every call it makes needs one (docs/status-page.md).
-        if segs == [""] {
-            return match status::page(method) {
+        if let Some(file) = status::file(&segs) {
+            return match status::serve(method, file) {
                 Ok(page) => page,
                 Err(e) => e.envelope(),
             };
-        }
-        if let Err(e) = self.auth.check(req.authorization, req.client, req.now.ms) {
-            return e
-                .envelope()
-                .with_header("www-authenticate", "Bearer realm=\"tether admin\"".into());
         }
         let call = Call {
             method,
@@ -133,6 +195,14 @@ impl Router {
             Err(e) => e.envelope(),
         }
     }
+}
+
+/// Whether `path` is served without the token: `/healthz` and the status
+/// page's files, which hold no data.
+fn is_public(path: &str) -> bool {
+    let segments = split_path(path).unwrap_or_default();
+    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    segs == ["healthz"] || status::file(&segs).is_some()
 }
 
 /// The routing table.

@@ -1,5 +1,6 @@
-//! The status page (`GET /`, one static HTML+JS file, no token: it holds no
-//! data) and the small JSON it reads besides `/v1/pools` and `/metrics`
+//! The status page (`GET /`, `/status.js`, `/status.css`: three static
+//! files compiled in, no token: they hold no data) and the small JSON it
+//! reads besides `/v1/pools` and `/metrics`
 //! (`GET /v1/status`, token needed like every data call): each load
 //! balancer's pools in failover order, which serve now, and the session
 //! table's size.
@@ -13,20 +14,45 @@ use crate::state::{LbState, State};
 
 /// The page, compiled in (docs/status-page.md).
 pub const PAGE: &str = include_str!("status.html");
+/// Its script: a file of its own, so that no inline script is allowed.
+pub const SCRIPT: &str = include_str!("status.js");
+/// Its styles, likewise.
+pub const STYLE: &str = include_str!("status.css");
 
-const HTML: &str = "text/html; charset=utf-8";
+/// Scripts and styles only from this listener's own files (no inline code,
+/// no `eval`), data calls only to this listener; no frames, forms, plugins
+/// or base URL. Sent with every file of the page.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// Scripts and styles only from the page itself; data calls only to this
-/// listener; no frames.
-const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+/// One of the status page's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct File {
+    content_type: &'static str,
+    body: &'static str,
+}
 
-/// `GET /`: the page.
-pub fn page(method: &str) -> Answer {
+/// The status page's file at path `segs`, if it is one: `/`,
+/// `/status.js`, `/status.css`.
+pub fn file(segs: &[&str]) -> Option<File> {
+    let (content_type, body) = match segs {
+        [""] => ("text/html; charset=utf-8", PAGE),
+        ["status.js"] => ("text/javascript; charset=utf-8", SCRIPT),
+        ["status.css"] => ("text/css; charset=utf-8", STYLE),
+        _ => return None,
+    };
+    Some(File { content_type, body })
+}
+
+/// `GET` of one of the page's files.
+pub fn serve(method: &str, file: File) -> Answer {
     allow(method, &["GET"])?;
-    Ok(AdminResponse::new(200, HTML, PAGE.as_bytes().to_vec())
-        .with_header("content-security-policy", CSP.to_string())
-        .with_header("x-content-type-options", "nosniff".to_string())
-        .with_header("referrer-policy", "no-referrer".to_string()))
+    Ok(
+        AdminResponse::new(200, file.content_type, file.body.as_bytes().to_vec())
+            .with_header("content-security-policy", CSP.to_string())
+            .with_header("x-content-type-options", "nosniff".to_string())
+            .with_header("referrer-policy", "no-referrer".to_string())
+            .with_header("x-frame-options", "DENY".to_string()),
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -160,15 +186,52 @@ mod tests {
     }
 
     #[test]
-    fn the_page_is_one_file_with_no_external_assets() {
+    fn the_page_has_no_external_assets_and_nothing_inline() {
         assert!(PAGE.starts_with("<!doctype html>"));
-        for external in ["src=\"http", "href=\"http", "@import", "src=\"//"] {
-            assert!(!PAGE.contains(external), "{external}");
+        for text in [PAGE, SCRIPT, STYLE] {
+            for external in ["src=\"http", "href=\"http", "@import", "src=\"//", "url("] {
+                assert!(!text.contains(external), "{external}");
+            }
         }
-        assert!(
-            PAGE.len() < 40_000,
-            "small enough to read: {} bytes",
-            PAGE.len()
+        // Nothing the CSP would block: no inline script, handler or style.
+        assert!(PAGE.contains("<script src=\"/status.js\"></script>"));
+        assert!(PAGE.contains("<link rel=\"stylesheet\" href=\"/status.css\">"));
+        assert_eq!(PAGE.matches("<script").count(), 1, "one script, by src");
+        for inline in ["<style", "style=", " onclick=", " onload=", "javascript:"] {
+            assert!(!PAGE.contains(inline), "{inline}");
+            assert!(!SCRIPT.contains(inline), "{inline}");
+        }
+        for unsafe_code in ["eval(", "new Function", "setTimeout(\"", "setInterval(\""] {
+            assert!(!SCRIPT.contains(unsafe_code), "{unsafe_code}");
+        }
+        let size = PAGE.len() + SCRIPT.len() + STYLE.len();
+        assert!(size < 40_000, "small enough to read: {size} bytes");
+    }
+
+    #[test]
+    fn the_csp_allows_no_inline_script_or_style() {
+        assert!(!CSP.contains("unsafe"), "{CSP}");
+        assert!(CSP.contains("script-src 'self';"), "{CSP}");
+        assert!(CSP.contains("style-src 'self';"), "{CSP}");
+        assert!(CSP.contains("default-src 'none'"), "{CSP}");
+        assert!(CSP.contains("frame-ancestors 'none'"), "{CSP}");
+    }
+
+    #[test]
+    fn the_page_takes_no_action_from_its_url() {
+        // The fragment may carry a token (a login), nothing else; the query
+        // is never read; a change is made only by the click handler.
+        assert!(!SCRIPT.contains("location.search"));
+        for read in ["f.get(", "f.has("] {
+            for (at, _) in SCRIPT.match_indices(read) {
+                let arg = &SCRIPT[at + read.len()..];
+                assert!(arg.starts_with("\"token\")"), "{read}{}", &arg[..20]);
+            }
+        }
+        assert_eq!(
+            SCRIPT.matches("change(").count(),
+            2,
+            "defined once, called from the click handler only"
         );
     }
 }

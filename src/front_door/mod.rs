@@ -1,5 +1,6 @@
 //! The front door: what happens to a client connection before and around
-//! Pingora's HTTP handling. [`FrontDoor`] wraps the proxy's Pingora app:
+//! Pingora's HTTP handling. [`FrontDoor`] wraps the proxy's Pingora app (and
+//! the admin API's, with a [`Tally`] of its own):
 //!
 //! - it counts open client connections and closes new ones at once past
 //!   `client_limits.max_connections`;
@@ -163,20 +164,50 @@ fn log_refusal(
     });
 }
 
-/// The proxy's Pingora app behind the front door.
+/// A Pingora app behind the front door: the proxy's, and the admin API's.
 pub struct FrontDoor<A> {
     inner: Arc<A>,
     limits: Arc<ArcSwap<ClientLimits>>,
+    /// The connections counted against this door's `max_connections`.
+    tally: &'static Tally,
     /// When the last "too many connections" line was logged (ms since start).
     last_refusal_log: AtomicU64,
     started: std::time::Instant,
 }
 
+/// One front door's open and refused connections. Each listening service
+/// has its own, so a flood on one does not close the other's connections.
+#[derive(Debug)]
+pub struct Tally {
+    /// Its name in the log (`client_limits.max_connections` for the proxy).
+    pub name: &'static str,
+    pub open: &'static AtomicUsize,
+    pub refused: &'static AtomicU64,
+}
+
+/// The proxy's connections: [`COUNTERS`], shown by `GET /metrics`.
+pub static PROXY_TALLY: Tally = Tally {
+    name: "client_limits.max_connections",
+    open: &COUNTERS.open,
+    refused: &COUNTERS.refused_connections,
+};
+
 impl<A> FrontDoor<A> {
+    /// The proxy's front door, counting in [`PROXY_TALLY`].
     pub fn new(inner: A, limits: Arc<ArcSwap<ClientLimits>>) -> FrontDoor<A> {
+        FrontDoor::counting_in(inner, limits, &PROXY_TALLY)
+    }
+
+    /// A front door counting its connections in `tally`.
+    pub fn counting_in(
+        inner: A,
+        limits: Arc<ArcSwap<ClientLimits>>,
+        tally: &'static Tally,
+    ) -> FrontDoor<A> {
         FrontDoor {
             inner: Arc::new(inner),
             limits,
+            tally,
             last_refusal_log: AtomicU64::new(0),
             started: crate::clock::stopwatch(),
         }
@@ -192,24 +223,25 @@ impl<A> FrontDoor<A> {
                 .compare_exchange(last, now, Relaxed, Relaxed)
                 .is_ok()
         {
-            let refused = COUNTERS.refused_connections.load(Relaxed);
-            warn!("client_limits.max_connections ({max}) reached with {open} open: new connections are closed at once ({refused} so far)");
+            let refused = self.tally.refused.load(Relaxed);
+            let name = self.tally.name;
+            warn!("{name} ({max}) reached with {open} open: new connections are closed at once ({refused} so far)");
         }
     }
 }
 
 /// An open client connection, counted until dropped.
-struct Open;
+struct Open(&'static AtomicUsize);
 
 impl Open {
-    fn new() -> (Open, usize) {
-        (Open, COUNTERS.open.fetch_add(1, Relaxed) + 1)
+    fn new(count: &'static AtomicUsize) -> (Open, usize) {
+        (Open(count), count.fetch_add(1, Relaxed) + 1)
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        COUNTERS.open.fetch_sub(1, Relaxed);
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
@@ -221,9 +253,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FrontDoor<A> {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let limits = **self.limits.load();
-        let (_open, open) = Open::new();
+        let (_open, open) = Open::new(self.tally.open);
         if open > limits.max_connections {
-            COUNTERS.refused_connections.fetch_add(1, Relaxed);
+            self.tally.refused.fetch_add(1, Relaxed);
             self.log_refused_connection(open - 1, limits.max_connections);
             return None;
         }

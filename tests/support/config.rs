@@ -186,6 +186,16 @@ impl Tether {
         self
     }
 
+    /// The admin listener on `address` as written (`0.0.0.0:<port>`), with the token in
+    /// `token_file` if given.
+    pub fn admin_at(mut self, address: &str, token_file: Option<&Path>) -> Tether {
+        self.admin = Some(Admin {
+            address: address.to_string(),
+            token_file: token_file.map(|f| f.display().to_string()),
+        });
+        self
+    }
+
     pub fn cookie_keys_file(mut self, path: &str) -> Tether {
         self.cookie_keys_file = Some(path.to_string());
         self

@@ -406,6 +406,20 @@ impl TetherProc {
         format!("http://{}{}", connect_addr(admin), path)
     }
 
+    /// Where to connect to reach the admin listener; panics if the config has none.
+    pub fn admin_addr(&self) -> SocketAddr {
+        connect_addr(
+            self.admin
+                .as_deref()
+                .expect("the config has no tether.admin.address"),
+        )
+    }
+
+    /// The admin listener's `host:port`, a `Host` a tokenless admin listener answers.
+    pub fn admin_host(&self) -> String {
+        self.admin_addr().to_string()
+    }
+
     pub fn stdout(&self) -> String {
         read_lossy(&self.stdout_path)
     }

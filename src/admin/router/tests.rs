@@ -92,6 +92,10 @@ fn call_full(
         method,
         path,
         authorization: auth.map(str::as_bytes),
+        host: Some(b"127.0.0.1:9180"),
+        origin: None,
+        sec_fetch_site: None,
+        client_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
         body,
         client: "127.0.0.1",
         now,
@@ -842,4 +846,140 @@ fn paths_are_percent_decoded() {
     assert_eq!(split_path("/a%2"), Some(vec!["a%2".into()]));
     assert_eq!(split_path("/%C3%A9"), Some(vec!["é".into()]));
     assert_eq!(split_path("/%ff"), None);
+}
+
+/// A request as `call_full` sends it: loopback client, `Host: 127.0.0.1:9180`.
+fn request<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> AdminRequest<'a> {
+    AdminRequest {
+        method,
+        path,
+        authorization: None,
+        host: Some(b"127.0.0.1:9180"),
+        origin: None,
+        sec_fetch_site: None,
+        client_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+        body,
+        client: "127.0.0.1",
+        now: NOW,
+    }
+}
+
+#[test]
+fn the_status_pages_script_and_styles_load_without_a_token_under_a_strict_csp() {
+    let (router, state) = setup(Some("s3cret"));
+    for (path, content_type) in [
+        ("/", "text/html; charset=utf-8"),
+        ("/status.js", "text/javascript; charset=utf-8"),
+        ("/status.css", "text/css; charset=utf-8"),
+    ] {
+        let r = call(&router, &state, "GET", path, "");
+        assert_eq!((r.status, r.content_type), (200, content_type), "{path}");
+        let csp = r.header("content-security-policy").unwrap();
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(csp.contains("script-src 'self';"), "{csp}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    }
+    assert!(call(&router, &state, "GET", "/status.js", "")
+        .text
+        .contains("function refresh()"));
+    assert_eq!(call(&router, &state, "GET", "/status.jsx", "").status, 401);
+}
+
+#[test]
+fn without_a_token_a_foreign_host_or_client_is_refused_403() {
+    let (router, state) = setup(None);
+    let _ = state;
+    let router = router.listening_on("127.0.0.1:9180");
+    let ok = router.handle(request("GET", "/v1/pools", b""));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    for path in ["/v1/pools", "/", "/healthz", "/metrics"] {
+        let rebound = AdminRequest {
+            host: Some(b"evil.example:9180"),
+            ..request("GET", path, b"")
+        };
+        let r = router.handle(rebound);
+        assert_eq!(r.status, 403, "{path}");
+        let body: Json = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["success"], false);
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("DNS rebinding"),
+            "{body}"
+        );
+    }
+    let remote = AdminRequest {
+        client_ip: Some("192.0.2.7".parse().unwrap()),
+        ..request("GET", "/v1/pools", b"")
+    };
+    assert_eq!(router.handle(remote).status, 403);
+
+    // With a token, the token is the guard.
+    let (router, _) = setup(Some("s3cret"));
+    let router = router.listening_on("127.0.0.1:9180");
+    let remote = AdminRequest {
+        client_ip: Some("192.0.2.7".parse().unwrap()),
+        host: Some(b"admin.example"),
+        authorization: Some(b"Bearer s3cret"),
+        ..request("GET", "/v1/pools", b"")
+    };
+    assert_eq!(router.handle(remote).status, 200);
+}
+
+#[test]
+fn a_cross_site_change_is_refused_403_token_or_not_and_changes_nothing() {
+    for token in [None, Some("s3cret")] {
+        let (router, state) = setup(token);
+        let router = router.listening_on("127.0.0.1:9180");
+        let forged = AdminRequest {
+            origin: Some(b"http://evil.example"),
+            authorization: Some(b"Bearer s3cret"),
+            ..request("PATCH", "/v1/load_balancers/*", br#"{"enabled": false}"#)
+        };
+        let r = router.handle(forged);
+        assert_eq!(r.status, 403, "{}", r.text());
+        let fetched = AdminRequest {
+            sec_fetch_site: Some(b"cross-site"),
+            authorization: Some(b"Bearer s3cret"),
+            ..request("PATCH", "/v1/load_balancers/*", br#"{"enabled": false}"#)
+        };
+        assert_eq!(router.handle(fetched).status, 403);
+        assert!(lb_conf(&router.changes().state(), "*").enabled);
+        let _ = state;
+        // The status page's own call.
+        let page = AdminRequest {
+            origin: Some(b"http://127.0.0.1:9180"),
+            sec_fetch_site: Some(b"same-origin"),
+            authorization: Some(b"Bearer s3cret"),
+            ..request("PATCH", "/v1/load_balancers/*", br#"{"enabled": false}"#)
+        };
+        let r = router.handle(page);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(!lb_conf(&router.changes().state(), "*").enabled);
+    }
+}
+
+#[test]
+fn the_token_is_checked_from_the_header_alone_before_the_body() {
+    let (router, _) = setup(Some("s3cret"));
+    // `admit` sees no body: a wrong token is refused before one is read.
+    let head = AdminRequest {
+        authorization: Some(b"Bearer wrong"),
+        ..request("PATCH", "/v1/load_balancers/*", b"")
+    };
+    let refused = router.admit(&head).unwrap_err();
+    assert_eq!(refused.status, 401);
+    let missing = request("PATCH", "/v1/load_balancers/*", b"");
+    assert_eq!(router.admit(&missing).unwrap_err().status, 401);
+    let right = AdminRequest {
+        authorization: Some(b"Bearer s3cret"),
+        ..request("PATCH", "/v1/load_balancers/*", b"")
+    };
+    assert!(router.admit(&right).is_ok());
+    assert!(router.admit(&request("GET", "/status.js", b"")).is_ok());
+    // Even a body over the limit is answered 401 without the token, not 413.
+    let big = vec![b' '; MAX_BODY + 1];
+    let r = router.handle(request("PATCH", "/v1/load_balancers/*", &big));
+    assert_eq!(r.status, 401);
 }
