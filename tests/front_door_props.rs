@@ -3,7 +3,8 @@
 //! driven through the header scanner, the request-target and `Host` rules,
 //! host normalisation, `__cflb` stripping and `X-Forwarded-For`. Nothing may
 //! panic, and the scanner must find the same header end however the bytes
-//! arrive. (The proxy path itself is driven byte by byte in
+//! arrive, and refuse a request line (a target with a byte no target may
+//! hold) however it arrives. (The proxy path itself is driven byte by byte in
 //! tests/front_door.rs; `fuzz/` has the same for cargo-fuzz.)
 
 use http::{HeaderMap, HeaderValue};
@@ -31,10 +32,12 @@ fn request_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(piece, 0..40).prop_map(|v| v.concat())
 }
 
-/// Where the whole-buffer scan ends the header, if it does.
-fn end_at_once(bytes: &[u8]) -> Option<usize> {
+/// Where the whole-buffer scan ends the header (`Ok`), or that it refuses
+/// the request line (`Err`); `None`: neither yet.
+fn end_at_once(bytes: &[u8]) -> Option<Result<usize, ()>> {
     match HeaderScan::default().feed(bytes) {
-        Scanned::Complete { bytes, .. } => Some(bytes),
+        Scanned::Complete { bytes, .. } => Some(Ok(bytes)),
+        Scanned::InvalidRequestLine => Some(Err(())),
         Scanned::Partial { .. } => None,
     }
 }
@@ -54,11 +57,18 @@ proptest! {
                 break;
             }
             let end = bytes.len().min(at.saturating_add(cut));
-            if let Scanned::Complete { bytes: header, consumed } = scan.feed(&bytes[at..end]) {
-                prop_assert!(consumed <= end - at);
-                prop_assert_eq!(header, at + consumed);
-                found = Some(header);
-                break;
+            match scan.feed(&bytes[at..end]) {
+                Scanned::Complete { bytes: header, consumed } => {
+                    prop_assert!(consumed <= end - at);
+                    prop_assert_eq!(header, at + consumed);
+                    found = Some(Ok(header));
+                    break;
+                }
+                Scanned::InvalidRequestLine => {
+                    found = Some(Err(()));
+                    break;
+                }
+                Scanned::Partial { .. } => {}
             }
             at = end;
         }

@@ -69,9 +69,6 @@ impl HeaderScan {
             self.request_line.extend_from_slice(&data[..take.min(room)]);
             self.line_done = end.is_some();
         }
-        if !self.line_check.done() && self.line_check.feed(data).is_err() {
-            return Scanned::InvalidRequestLine;
-        }
         // Look for the marker in the tail of the last read followed by this one.
         let carried = self.tail_len;
         let head = data.len().min(3);
@@ -83,6 +80,11 @@ impl HeaderScan {
             .filter(|&end| end > carried)
             .map(|end| end - carried)
             .or_else(|| find_end(data));
+        // The request line is checked up to the header's end, not past it.
+        let header_part = &data[..found.unwrap_or(data.len())];
+        if !self.line_check.done() && self.line_check.feed(header_part).is_err() {
+            return Scanned::InvalidRequestLine;
+        }
         match found {
             Some(consumed) => {
                 self.bytes += consumed;
