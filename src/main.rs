@@ -159,7 +159,11 @@ fn main() {
     server.bootstrap();
 
     let client_limits = Arc::new(arc_swap::ArcSwap::from_pointee(tether.client_limits));
-    let mut proxy_app = Proxy::new(Arc::clone(&live), https_port(&tether));
+    let mut proxy_app = Proxy::new(
+        Arc::clone(&live),
+        https_port(&tether),
+        Arc::clone(&client_limits),
+    );
     let mut cluster_status = None;
     if let Some((status, outbox, link)) = cluster {
         proxy_app = proxy_app.with_cluster(outbox);

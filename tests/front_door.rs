@@ -410,3 +410,110 @@ fn pipelined_requests_are_answered_in_order() {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "out of order: {all}");
     assert_eq!(all.matches("HTTP/1.1 200").count(), 3, "{all}");
 }
+
+#[test]
+fn a_stalled_request_body_is_answered_408_at_body_timeout() {
+    let a = Upstream::healthy("a");
+    let proxy = front(
+        &a,
+        ClientLimits {
+            body_timeout: Some(1.0),
+            ..ClientLimits::default()
+        },
+    )
+    .start();
+    let mut s = connect(&proxy);
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly ten..")
+        .unwrap();
+    let started = Instant::now();
+    let (answer, closed) = read_for(&mut s, Duration::from_secs(6));
+    assert_eq!(status_of(&answer), Some(408), "{answer:?}");
+    assert!(closed, "the connection is closed after the 408");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "answered after {:?}, body_timeout is 1 s",
+        started.elapsed()
+    );
+    assert!(
+        proxy.wait_for_log("reason=body_timeout", Duration::from_secs(2)),
+        "{}",
+        proxy.logs()
+    );
+}
+
+/// A body trickled a byte at a time never waits `body_timeout` for a read,
+/// and once held its connection (and an upstream one) forever: past
+/// `header_timeout`, a body slower than `min_body_rate` is cut off, and the
+/// connections it held serve others again.
+#[test]
+fn a_body_slower_than_min_body_rate_is_cut_off_and_frees_its_connection() {
+    let a = Upstream::healthy("a");
+    let proxy = front(
+        &a,
+        ClientLimits {
+            header_timeout: Some(1.0),
+            body_timeout: Some(5.0),
+            min_body_rate: Some(100),
+            max_connections: Some(3),
+            ..ClientLimits::default()
+        },
+    )
+    .start();
+    let trickles: Vec<_> = (0..3)
+        .map(|_| {
+            let proxy_addr = proxy.addr();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(proxy_addr).expect("connect");
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                s.write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
+                    .unwrap();
+                let started = Instant::now();
+                let mut answer = String::new();
+                while started.elapsed() < Duration::from_secs(8) {
+                    if s.write_all(b"x").is_err() {
+                        break;
+                    }
+                    let (got, closed) = read_for(&mut s, Duration::from_millis(200));
+                    answer.push_str(&got);
+                    if closed || !got.is_empty() {
+                        break;
+                    }
+                }
+                (answer, started.elapsed())
+            })
+        })
+        .collect();
+    for t in trickles {
+        let (answer, took) = t.join().unwrap();
+        assert_eq!(status_of(&answer), Some(408), "{answer:?}");
+        assert!(took < Duration::from_secs(4), "cut off after {took:?}");
+    }
+    assert!(
+        proxy.wait_for_log("reason=body_too_slow", Duration::from_secs(2)),
+        "{}",
+        proxy.logs()
+    );
+    // The connections are free again: a body at a normal pace is served.
+    assert!(wait_until(Duration::from_secs(5), || {
+        let answer = exchange(
+            &proxy,
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        );
+        status_of(&answer) == Some(200)
+    }));
+    // A slow but steady body above the minimum (1,000 bytes a second over
+    // 1.5 s, past the 1 s grace) is served whole.
+    let mut s = connect(&proxy);
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1500\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    for _ in 0..15 {
+        s.write_all(&[b'y'; 100]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (answer, _) = read_for(&mut s, Duration::from_secs(5));
+    assert_eq!(status_of(&answer), Some(200), "{answer:?}");
+    assert!(answer.contains(&"y".repeat(1500)), "the whole body arrived");
+}

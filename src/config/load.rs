@@ -444,6 +444,8 @@ fn read_client_limits(node: &Node<'_>, errs: &mut Errors) -> Option<ClientLimits
             "header_timeout",
             "idle_timeout",
             "max_request_header_bytes",
+            "body_timeout",
+            "min_body_rate",
         ],
     )?;
     let max_connections = o.int_or(
@@ -459,6 +461,7 @@ fn read_client_limits(node: &Node<'_>, errs: &mut Errors) -> Option<ClientLimits
     };
     let header_timeout = secs("header_timeout", d.header_timeout);
     let idle_timeout = secs("idle_timeout", d.idle_timeout);
+    let body_timeout = secs("body_timeout", d.body_timeout);
     let max_request_header_bytes = o.int_or(
         errs,
         "max_request_header_bytes",
@@ -466,11 +469,20 @@ fn read_client_limits(node: &Node<'_>, errs: &mut Errors) -> Option<ClientLimits
         1_048_575,
         d.max_request_header_bytes as i64,
     );
+    let min_body_rate = o.int_or(
+        errs,
+        "min_body_rate",
+        0,
+        1_000_000_000,
+        d.min_body_rate as i64,
+    );
     Some(ClientLimits {
         max_connections: max_connections? as usize,
         header_timeout: header_timeout?,
         idle_timeout: idle_timeout?,
         max_request_header_bytes: max_request_header_bytes? as usize,
+        body_timeout: body_timeout?,
+        min_body_rate: min_body_rate? as u64,
     })
 }
 

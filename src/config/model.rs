@@ -97,6 +97,12 @@ pub struct ClientLimits {
     /// Largest request header (request line and fields); larger → 431.
     /// Default 65,536.
     pub max_request_header_bytes: usize,
+    /// The longest wait for the next bytes of a request body; exceeded →
+    /// 408. Default 30 s.
+    pub body_timeout: Duration,
+    /// Bytes a second a request body must average once `header_timeout`
+    /// has passed since it began; slower → 408. 0: no minimum. Default 500.
+    pub min_body_rate: u64,
 }
 
 impl Default for ClientLimits {
@@ -106,6 +112,8 @@ impl Default for ClientLimits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_request_header_bytes: 65_536,
+            body_timeout: Duration::from_secs(30),
+            min_body_rate: 500,
         }
     }
 }

@@ -23,6 +23,7 @@
 //!
 //! The limits can change at run time (a reload): they are read per connection.
 
+pub mod body;
 mod deadline;
 pub mod guard;
 pub mod scan;

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use log::warn;
@@ -18,7 +19,8 @@ use crate::access_log::{self, format};
 use crate::affinity::cookie_header::cflb_values;
 use crate::balance::outlier::Outcome;
 use crate::clock;
-use crate::front_door;
+use crate::config::ClientLimits;
+use crate::front_door::{self, body::BodyPace};
 use crate::live::Live;
 use crate::policy::{self, RuleStep};
 use crate::request::{
@@ -38,14 +40,21 @@ pub struct Proxy {
     https_port: Option<u16>,
     /// With `tether.cluster`: where pins the other replicas need are left.
     cluster: Option<crate::cluster::Outbox>,
+    /// The client limits (swapped by a reload): the body's pace is the proxy's.
+    limits: Arc<ArcSwap<ClientLimits>>,
 }
 
 impl Proxy {
-    pub fn new(live: Arc<Live>, https_port: Option<u16>) -> Self {
+    pub fn new(
+        live: Arc<Live>,
+        https_port: Option<u16>,
+        limits: Arc<ArcSwap<ClientLimits>>,
+    ) -> Self {
         Proxy {
             live,
             https_port,
             cluster: None,
+            limits,
         }
     }
 
@@ -77,6 +86,15 @@ impl Proxy {
             &mut random_unit,
         )
     }
+}
+
+/// Whether a request announces a body: chunked, or a length other than 0.
+fn has_body(req: &RequestHeader) -> bool {
+    req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// Per-request context: what was decided and what it cost.
@@ -113,6 +131,8 @@ pub struct RequestCtx {
     request_id: Option<String>,
     /// `true` when `request_id` is Tether's and goes upstream.
     request_id_ours: bool,
+    /// A request with a body: its pace so far (`client_limits.min_body_rate`).
+    body: Option<BodyPace>,
 }
 
 fn random_unit() -> f64 {
@@ -166,6 +186,7 @@ impl ProxyHttp for Proxy {
             connect_failure_noted: None,
             request_id: None,
             request_id_ours: false,
+            body: None,
         }
     }
 
@@ -215,10 +236,16 @@ impl ProxyHttp for Proxy {
         ) {
             return refuse(session, ctx, bad).await;
         }
+        let with_body = has_body(req);
         if let Authority::Target(target) = authority {
             ctx.target_authority = Some(target.to_string());
         }
         ctx.host = normalize_host(authority.host()).into_owned();
+        if with_body {
+            let limits = self.limits.load();
+            ctx.body = Some(BodyPace::new(limits.min_body_rate, limits.header_timeout));
+            session.set_read_timeout(Some(limits.body_timeout));
+        }
 
         let table = ctx.state.load_balancers();
         let Some(lb) = table.get(&ctx.host).cloned() else {
@@ -266,6 +293,30 @@ impl ProxyHttp for Proxy {
         }
         ctx.lb = Some(lb);
         Ok(false)
+    }
+
+    /// Each piece of a request body: cut off a body slower than
+    /// `client_limits.min_body_rate` (`408`, `reason=body_too_slow`).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(pace), Some(bytes), false) = (ctx.body.as_mut(), body.as_ref(), end_of_stream)
+        {
+            let elapsed = clock::stopwatch().saturating_duration_since(ctx.started);
+            if pace.too_slow(bytes.len(), elapsed) {
+                ctx.refused = Some("body_too_slow");
+                return Err(Error::explain(
+                    ErrorType::ReadTimedout,
+                    "the request body is slower than client_limits.min_body_rate",
+                )
+                .into_down());
+            }
+        }
+        Ok(())
     }
 
     async fn upstream_peer(
@@ -462,6 +513,9 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let (code, text) = failure_status(e);
+        if code == 408 && ctx.refused.is_none() {
+            ctx.refused = Some("body_timeout");
+        }
         if code > 0 {
             let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
             let body = Bytes::from(format!("{code} {text} (load balancer {lb})\n"));

@@ -57,6 +57,9 @@ pub(super) fn failure_status(e: &Error) -> (u16, &'static str) {
             ErrorSource::Downstream,
             ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
         ) => (0, ""),
+        // The request body's wait (`client_limits.body_timeout`, Pingora's
+        // read timeout) or pace (`min_body_rate`).
+        (ErrorSource::Downstream, ErrorType::ReadTimedout) => (408, "request body timed out"),
         (ErrorSource::Downstream, _) => (400, "bad request"),
         _ => (500, "internal error"),
     }

@@ -137,6 +137,10 @@ pub struct ClientLimits {
     pub idle_timeout: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_request_header_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_timeout: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_body_rate: Option<u64>,
 }
 
 fn loopback(port: u16) -> String {
