@@ -431,7 +431,7 @@ fn front_door_families() -> Vec<MetricFamily> {
         ),
         family(
             "tether_client_refusals_total",
-            "Requests refused before routing by the front door or Pingora's parser, by reason (header_timeout: 408, header_too_large: 431, invalid_request: Pingora's 400).",
+            "Requests refused before routing by the front door or Pingora's parser, by reason (header_timeout: 408, header_too_large: 431, invalid_target: 400 for a target with a forbidden byte, invalid_chunk: 400 for a chunk-size line without digits, invalid_request: Pingora's 400).",
             MetricType::COUNTER,
             &["reason"],
             refusals.into_iter(),

@@ -517,3 +517,107 @@ fn a_body_slower_than_min_body_rate_is_cut_off_and_frees_its_connection() {
     assert_eq!(status_of(&answer), Some(200), "{answer:?}");
     assert!(answer.contains(&"y".repeat(1500)), "the whole body arrived");
 }
+
+/// A request pipelined behind another in the same write is checked as the
+/// first one is: a target Pingora would re-encode is refused (and logged),
+/// the requests before it are answered, nothing of it reaches the endpoint.
+#[test]
+fn a_pipelined_request_is_scanned_like_the_first() {
+    let a = Upstream::healthy("a");
+    let proxy = front(&a, ClientLimits::default()).start();
+    for (second, reason) in [
+        (
+            &b"GET /echo /admin HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            "reason=invalid_target",
+        ),
+        (
+            b"GET /echo#frag HTTP/1.1\r\nHost: a\r\n\r\n",
+            "reason=invalid_target",
+        ),
+        (
+            b"GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "reason=invalid_request",
+        ),
+    ] {
+        let before = a.requests();
+        let mut s = connect(&proxy);
+        let first: &[u8] = b"POST /echo?n=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
+        s.write_all(&[first, second].concat()).unwrap();
+        let (all, closed) = read_for(&mut s, Duration::from_secs(5));
+        assert!(closed, "{all}");
+        assert!(
+            all.starts_with("HTTP/1.1 200"),
+            "the first is served: {all}"
+        );
+        assert!(all.contains(r#""body":"hello""#), "{all}");
+        assert_eq!(
+            all.matches("HTTP/1.1 400").count(),
+            1,
+            "the second is refused: {all}"
+        );
+        assert_eq!(
+            a.requests() - before,
+            1,
+            "only the first reached the endpoint"
+        );
+        assert!(
+            proxy.wait_for_log(reason, Duration::from_secs(2)),
+            "{reason}:\n{}",
+            proxy.logs()
+        );
+    }
+    // Three well-formed ones, with bodies, in one write: each answered, in order.
+    let mut s = connect(&proxy);
+    s.write_all(
+        b"POST /echo?n=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\none\
+          POST /echo?n=2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntwo\r\n0\r\n\r\n\
+          GET /echo?n=3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let (all, _) = read_for(&mut s, Duration::from_secs(5));
+    assert_eq!(all.matches("HTTP/1.1 200").count(), 3, "{all}");
+    let at = |needle: &str| {
+        all.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {all}"))
+    };
+    assert!(at(r#""body":"one""#) < at(r#""body":"two""#) && at(r#""body":"two""#) < at("n=3"));
+}
+
+/// A chunk-size line without digits ends the body for Pingora's chunk
+/// parser (`httparse::parse_chunk_size` reads it as the last chunk), which
+/// would let the rest pass as another request; HAProxy and NGINX refuse it.
+#[test]
+fn a_chunk_size_line_without_digits_is_refused_400() {
+    let a = Upstream::healthy("a");
+    let proxy = front(&a, ClientLimits::default()).start();
+    for body in [
+        &b"\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        b"5\r\nhello\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        let answer = exchange(
+            &proxy,
+            &[
+                &b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                body,
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            status_of(&answer),
+            Some(400),
+            "{answer:?}\n{}",
+            proxy.logs()
+        );
+        assert_eq!(
+            answer.matches("HTTP/1.1").count(),
+            1,
+            "one answer: {answer:?}"
+        );
+        assert!(!answer.contains("smuggled"), "{answer:?}");
+    }
+    assert!(
+        proxy.wait_for_log("reason=invalid_chunk", Duration::from_secs(2)),
+        "{}",
+        proxy.logs()
+    );
+}

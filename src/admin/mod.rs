@@ -113,7 +113,7 @@ fn is_loopback_address(address: &str) -> bool {
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
         // Tether's own answers: the front door must not log them as the parser's refusals.
-        crate::front_door::reached_proxy(session.stream());
+        crate::front_door::reached_proxy(session);
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())

@@ -18,7 +18,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -30,29 +30,119 @@ use pingora::protocols::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::chunked::{BadChunk, Chunked};
 use super::deadline::Deadline;
 use super::scan::{response_status, HeaderScan, Scanned};
 use super::{log_refusal, Refusal};
 use crate::config::ClientLimits;
 
+/// How a request's body is framed, as the proxy read it from the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length` (0: no body).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+const FRAMING_UNKNOWN: u64 = u64::MAX;
+const FRAMING_CHUNKED: u64 = u64::MAX - 1;
+
 /// Shared between the connection and the proxy: whether the current request
-/// reached Tether's proxy callbacks.
-#[derive(Debug, Default)]
+/// reached Tether's proxy callbacks, and how its body is framed.
+#[derive(Debug)]
 pub struct RequestMark {
     reached_proxy: AtomicBool,
+    framing: AtomicU64,
+}
+
+impl Default for RequestMark {
+    fn default() -> Self {
+        RequestMark {
+            reached_proxy: AtomicBool::new(false),
+            framing: AtomicU64::new(FRAMING_UNKNOWN),
+        }
+    }
 }
 
 impl RequestMark {
-    pub fn reached_proxy(&self) {
+    pub fn reached_proxy(&self, framing: Framing) {
+        let code = match framing {
+            Framing::Length(n) => n.min(FRAMING_CHUNKED - 1),
+            Framing::Chunked => FRAMING_CHUNKED,
+        };
+        self.framing.store(code, Ordering::Relaxed);
         self.reached_proxy.store(true, Ordering::Relaxed);
     }
     fn reset(&self) {
         self.reached_proxy.store(false, Ordering::Relaxed);
+        self.framing.store(FRAMING_UNKNOWN, Ordering::Relaxed);
     }
     fn seen(&self) -> bool {
         self.reached_proxy.load(Ordering::Relaxed)
     }
+    fn framing(&self) -> Option<Framing> {
+        match self.framing.load(Ordering::Relaxed) {
+            FRAMING_UNKNOWN => None,
+            FRAMING_CHUNKED => Some(Framing::Chunked),
+            n => Some(Framing::Length(n)),
+        }
+    }
 }
+
+/// What is left of the current request's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyLeft {
+    /// The proxy has not said (the request never reached it): every byte
+    /// passes as the body's, as Pingora decides.
+    Unknown,
+    /// Bytes of a `Content-Length` body still to come (0: done).
+    Length(u64),
+    Chunked(Chunked),
+}
+
+impl BodyLeft {
+    fn done(&self) -> bool {
+        match self {
+            BodyLeft::Unknown => false,
+            BodyLeft::Length(left) => *left == 0,
+            BodyLeft::Chunked(c) => c.done(),
+        }
+    }
+
+    /// How many of `data`'s bytes belong to the body.
+    fn take(&mut self, data: &[u8], mark: &RequestMark) -> Result<usize, BadChunk> {
+        if *self == BodyLeft::Unknown {
+            match mark.framing() {
+                None => return Ok(data.len()),
+                Some(Framing::Length(n)) => *self = BodyLeft::Length(n),
+                Some(Framing::Chunked) => *self = BodyLeft::Chunked(Chunked::default()),
+            }
+        }
+        match self {
+            BodyLeft::Unknown => Ok(data.len()),
+            BodyLeft::Length(left) => {
+                let n = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                *left -= n as u64;
+                Ok(n)
+            }
+            BodyLeft::Chunked(c) => c.feed(data),
+        }
+    }
+}
+
+/// The I/O error a connection's read fails with when its chunked body is
+/// malformed: the proxy finds it under Pingora's error and answers `400`.
+#[derive(Debug)]
+pub struct InvalidChunk;
+
+impl fmt::Display for InvalidChunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a chunk-size line without digits (or another malformed chunk)")
+    }
+}
+
+impl std::error::Error for InvalidChunk {}
 
 /// Where the connection is in its request/response cycle.
 #[derive(Debug)]
@@ -62,7 +152,8 @@ enum Phase {
     /// Inside a request header.
     Header(HeaderScan),
     /// Header complete: body, upstream, response. No deadline of Tether's.
-    Body { responded: bool },
+    /// `responded`: a final response (not `100 Continue`) was written.
+    Body { responded: bool, body: BodyLeft },
     /// After `101 Switching Protocols`: bytes pass, no deadline.
     Tunnel,
 }
@@ -84,8 +175,14 @@ pub struct Guarded {
     passthrough: bool,
     /// Waiting for a kept-alive connection's next request (not the first).
     next_request: bool,
-    /// Bytes read ahead by [`Guarded::read_first_header`], served first.
+    /// The first header, read ahead by [`Guarded::read_first_header`]
+    /// (already scanned), served first.
     prefix: bytes::BytesMut,
+    /// Bytes read from the client but not yet through the phases: what
+    /// followed a header or a body's end in the same read (the body, the
+    /// next pipelined request). Each request is handed to Pingora on its
+    /// own, so every pipelined request is scanned as the first one is.
+    held: bytes::BytesMut,
     /// When the current wait or request header began, for the logs; `None`
     /// for a kept-alive request's header that arrived whole in one read (no
     /// clock is read for it: its header took no time).
@@ -123,6 +220,7 @@ impl Guarded {
             passthrough,
             next_request: false,
             prefix: bytes::BytesMut::new(),
+            held: bytes::BytesMut::new(),
             started: Some(started.into_std()),
         };
         if !passthrough {
@@ -180,8 +278,12 @@ impl Guarded {
                     let scanned = self.on_read(&prefix[start..]);
                     self.prefix = prefix;
                     match scanned {
-                        Ok(()) if matches!(self.phase, Phase::Header(_)) => continue,
-                        Ok(()) => return Ok(()),
+                        Ok(_) if matches!(self.phase, Phase::Header(_)) => continue,
+                        Ok(header_part) => {
+                            // What followed the header waits for its turn.
+                            self.held = self.prefix.split_off(start + header_part);
+                            return Ok(());
+                        }
                         Err(refusal) => refusal,
                     }
                 }
@@ -232,27 +334,37 @@ impl Guarded {
         self.deadline.passed(crate::clock::tokio_now())
     }
 
-    /// Bytes of a read arrived: move through the phases.
-    fn on_read(&mut self, data: &[u8]) -> Result<(), Refusal> {
+    /// Bytes of a read arrived: move through the phases. Returns how many
+    /// of them Pingora gets now: all, but where a header or a body ends
+    /// inside `data` (the rest is held for the next request).
+    fn on_read(&mut self, data: &[u8]) -> Result<usize, Refusal> {
         if matches!(self.phase, Phase::Waiting) {
             self.mark.reset();
             self.phase = Phase::Header(HeaderScan::reusing(std::mem::take(&mut self.spare_line)));
         }
-        let Phase::Header(scan) = &mut self.phase else {
-            return Ok(());
+        let scan = match &mut self.phase {
+            Phase::Header(scan) => scan,
+            Phase::Body { body, .. } => {
+                return body
+                    .take(data, &self.mark)
+                    .map_err(|_| Refusal::InvalidChunk)
+            }
+            Phase::Waiting | Phase::Tunnel => return Ok(data.len()),
         };
         match scan.feed(data) {
             Scanned::Complete { bytes, .. } if bytes > self.limits.max_request_header_bytes => {
                 Err(Refusal::HeaderTooLarge)
             }
-            Scanned::Complete { .. } => {
-                if let Phase::Header(scan) =
-                    std::mem::replace(&mut self.phase, Phase::Body { responded: false })
-                {
+            Scanned::Complete { consumed, .. } => {
+                let body = Phase::Body {
+                    responded: false,
+                    body: BodyLeft::Unknown,
+                };
+                if let Phase::Header(scan) = std::mem::replace(&mut self.phase, body) {
                     self.spare_line = std::mem::replace(&mut self.last_line, scan.into_line());
                 }
                 self.deadline.clear();
-                Ok(())
+                Ok(consumed)
             }
             Scanned::Partial { bytes } if bytes > self.limits.max_request_header_bytes => {
                 Err(Refusal::HeaderTooLarge)
@@ -261,17 +373,49 @@ impl Guarded {
                 // A kept-alive connection's next header, not whole in its
                 // first read: `header_timeout` from that read.
                 self.arm(self.limits.header_timeout);
-                Ok(())
+                Ok(data.len())
             }
             Scanned::Partial { .. } if self.elapsed() => Err(Refusal::HeaderTimeout),
-            Scanned::Partial { .. } => Ok(()),
+            Scanned::Partial { .. } => Ok(data.len()),
             Scanned::InvalidRequestLine => Err(Refusal::InvalidTarget),
         }
+    }
+
+    /// Whether the current request is read and answered, so the next read is
+    /// the next request's: its response was written and its body (when the
+    /// proxy said how it is framed) has ended.
+    fn request_over(&self) -> bool {
+        matches!(self.phase, Phase::Body { responded: true, body } if body.done() || body == BodyLeft::Unknown)
+    }
+
+    /// Whether the current request's body has ended while its response has
+    /// not been written: bytes that arrive now are the next request's.
+    fn between_requests(&self) -> bool {
+        matches!(self.phase, Phase::Body { responded: false, body } if body.done())
+    }
+
+    /// `rest` (bytes not yet through the phases) goes back in front of `held`.
+    fn hold(&mut self, rest: &[u8]) {
+        if rest.is_empty() {
+            return;
+        }
+        let mut held = bytes::BytesMut::with_capacity(rest.len() + self.held.len());
+        held.extend_from_slice(rest);
+        held.extend_from_slice(&self.held);
+        self.held = held;
     }
 
     /// Refuses the request in progress: a best-effort canned response, an
     /// access-log line, and the error Pingora then sees.
     fn refuse(&mut self, cx: &mut Context<'_>, refusal: Refusal) -> io::Error {
+        if refusal == Refusal::InvalidChunk {
+            // Inside a request the proxy has: it answers (and logs) `400`
+            // when it finds this error under Pingora's.
+            super::COUNTERS.refusals[refusal.index()].fetch_add(1, Ordering::Relaxed);
+            self.phase = Phase::Tunnel;
+            self.held.clear();
+            return io::Error::new(io::ErrorKind::InvalidData, InvalidChunk);
+        }
         let line = match &self.phase {
             Phase::Header(scan) => Some(scan.request_line()),
             _ => None,
@@ -294,7 +438,10 @@ impl Guarded {
     /// request that never reached the proxy (Pingora's own 400s).
     fn on_write(&mut self, data: &[u8]) {
         let status = match self.phase {
-            Phase::Header(_) | Phase::Body { responded: false } => response_status(data),
+            Phase::Header(_)
+            | Phase::Body {
+                responded: false, ..
+            } => response_status(data),
             _ => None,
         };
         if let Some(status) = status {
@@ -311,10 +458,18 @@ impl Guarded {
                     self.since_start(),
                 );
             }
-            self.phase = if status == 101 {
-                Phase::Tunnel
-            } else {
-                Phase::Body { responded: true }
+            self.phase = match (status, &self.phase) {
+                (101, _) => Phase::Tunnel,
+                // `100 Continue` and the like: the request's body is still to come.
+                (100..=199, _) => return,
+                (_, Phase::Body { body, .. }) => Phase::Body {
+                    responded: true,
+                    body: *body,
+                },
+                _ => Phase::Body {
+                    responded: true,
+                    body: BodyLeft::Unknown,
+                },
             };
             self.deadline.clear();
         }
@@ -340,56 +495,100 @@ impl AsyncRead for Guarded {
         if this.passthrough {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
-        if matches!(this.phase, Phase::Body { responded: true }) {
+        if this.request_over() {
             // The response went out: the connection now waits for the next request.
             this.phase = Phase::Waiting;
             this.next_request = true;
             this.arm(this.limits.idle_timeout);
         }
-        let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                if buf.filled().len() == before {
-                    return Poll::Ready(Ok(()));
-                }
-                if this.next_request && matches!(this.phase, Phase::Waiting) {
-                    // A kept-alive connection's next request: the idle wait
-                    // is over, and its header has `header_timeout` from its
-                    // first byte, armed only if this read does not complete
-                    // it (`on_read`: one clock read saved per request).
-                    this.next_request = false;
-                    this.deadline.clear();
-                    this.started = None;
-                }
-                match this.on_read(&buf.filled()[before..]) {
-                    Ok(()) => Poll::Ready(Ok(())),
-                    Err(refusal) => {
-                        buf.set_filled(before);
-                        Poll::Ready(Err(this.refuse(cx, refusal)))
-                    }
-                }
-            }
-            Poll::Pending => {
-                if this.deadline.poll_passed(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                match this.phase {
-                    // Nothing of a request yet: close quietly, as NGINX does.
-                    Phase::Waiting => {
-                        this.deadline.clear();
-                        log::debug!(
-                            "client {}: closed after waiting {:?} for a request",
-                            this.client_text(),
-                            this.since_start()
-                        );
-                        Poll::Ready(Ok(()))
-                    }
-                    Phase::Header(_) => Poll::Ready(Err(this.refuse(cx, Refusal::HeaderTimeout))),
-                    _ => Poll::Pending,
-                }
-            }
-            other => other,
+        if this.between_requests() {
+            return this.poll_hold(cx);
         }
+        let before = buf.filled().len();
+        if !this.held.is_empty() {
+            // Bytes that arrived with an earlier request: they go through
+            // the phases now, as if just read.
+            let n = this.held.len().min(buf.remaining());
+            buf.put_slice(&this.held.split_to(n));
+        } else {
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => {}
+                Poll::Pending => {
+                    if this.deadline.poll_passed(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    return match this.phase {
+                        // Nothing of a request yet: close quietly, as NGINX does.
+                        Phase::Waiting => {
+                            this.deadline.clear();
+                            log::debug!(
+                                "client {}: closed after waiting {:?} for a request",
+                                this.client_text(),
+                                this.since_start()
+                            );
+                            Poll::Ready(Ok(()))
+                        }
+                        Phase::Header(_) => {
+                            Poll::Ready(Err(this.refuse(cx, Refusal::HeaderTimeout)))
+                        }
+                        _ => Poll::Pending,
+                    };
+                }
+                other => return other,
+            }
+        }
+        if this.next_request && matches!(this.phase, Phase::Waiting) {
+            // A kept-alive connection's next request: the idle wait
+            // is over, and its header has `header_timeout` from its
+            // first byte, armed only if this read does not complete
+            // it (`on_read`: one clock read saved per request).
+            this.next_request = false;
+            this.deadline.clear();
+            this.started = None;
+        }
+        let got = buf.filled().len() - before;
+        let data = &buf.filled()[before..];
+        match this.on_read(data) {
+            Ok(n) if n == got => Poll::Ready(Ok(())),
+            Ok(n) => {
+                // A header or a body ended inside this read: the rest is the
+                // next request's, and waits for it.
+                let rest = data[n..].to_vec();
+                this.hold(&rest);
+                buf.set_filled(before + n);
+                if n == 0 {
+                    // Nothing of this read is the current request's.
+                    return this.poll_hold(cx);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Err(refusal) => {
+                buf.set_filled(before);
+                Poll::Ready(Err(this.refuse(cx, refusal)))
+            }
+        }
+    }
+}
+
+impl Guarded {
+    /// A read while the current request's body has ended and its response
+    /// is not written yet (Pingora watches the client for a close). What the
+    /// client sends now is kept for the next request, up to
+    /// `max_request_header_bytes`; a close is passed on.
+    fn poll_hold(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut chunk = [0u8; 4096];
+        while self.held.len() < self.limits.max_request_header_bytes {
+            let mut read = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => self.held.extend_from_slice(read.filled()),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Enough kept: wait for the response (its write moves things on).
+        Poll::Pending
     }
 }
 

@@ -24,6 +24,7 @@
 //! The limits can change at run time (a reload): they are read per connection.
 
 pub mod body;
+pub mod chunked;
 mod deadline;
 pub mod guard;
 pub mod scan;
@@ -61,6 +62,9 @@ pub enum Refusal {
     /// The request target holds a byte no target may (a space, a control
     /// character, non-ASCII, a fragment): 400 (`scan::Scanned::InvalidRequestLine`).
     InvalidTarget,
+    /// A chunked body with a chunk-size line without digits: 400, answered
+    /// by the proxy (`chunked`).
+    InvalidChunk,
     /// Pingora's HTTP parser refused it with this status.
     Parser(u16),
 }
@@ -70,7 +74,7 @@ impl Refusal {
         match self {
             Refusal::HeaderTimeout => 408,
             Refusal::HeaderTooLarge => 431,
-            Refusal::InvalidTarget => 400,
+            Refusal::InvalidTarget | Refusal::InvalidChunk => 400,
             Refusal::Parser(status) => status,
         }
     }
@@ -81,16 +85,18 @@ impl Refusal {
             Refusal::HeaderTimeout => "header_timeout",
             Refusal::HeaderTooLarge => "header_too_large",
             Refusal::InvalidTarget => "invalid_target",
+            Refusal::InvalidChunk => "invalid_chunk",
             Refusal::Parser(_) => "invalid_request",
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             Refusal::HeaderTimeout => 0,
             Refusal::HeaderTooLarge => 1,
             Refusal::Parser(_) => 2,
             Refusal::InvalidTarget => 3,
+            Refusal::InvalidChunk => 4,
         }
     }
 
@@ -100,7 +106,7 @@ impl Refusal {
             Refusal::HeaderTimeout => b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 33\r\nConnection: close\r\n\r\nthe request header took too long\n",
             Refusal::HeaderTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 32\r\nConnection: close\r\n\r\nthe request header is too large\n",
             Refusal::InvalidTarget => b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 45\r\nConnection: close\r\n\r\nbad request: the request target is not valid\n",
-            Refusal::Parser(_) => b"",
+            Refusal::Parser(_) | Refusal::InvalidChunk => b"",
         }
     }
 
@@ -113,11 +119,12 @@ impl Refusal {
 }
 
 /// Every refusal reason, in the order of [`Counters::refusals`].
-pub const REFUSALS: [Refusal; 4] = [
+pub const REFUSALS: [Refusal; 5] = [
     Refusal::HeaderTimeout,
     Refusal::HeaderTooLarge,
     Refusal::Parser(400),
     Refusal::InvalidTarget,
+    Refusal::InvalidChunk,
 ];
 
 /// The front door's counts, read by `GET /metrics`.
@@ -128,7 +135,7 @@ pub struct Counters {
     /// Connections closed at once because `max_connections` were open.
     pub refused_connections: AtomicU64,
     /// Requests refused before the proxy, by [`REFUSALS`] order.
-    pub refusals: [AtomicU64; 4],
+    pub refusals: [AtomicU64; 5],
 }
 
 /// The process's front-door counters.
@@ -136,6 +143,7 @@ pub static COUNTERS: Counters = Counters {
     open: AtomicUsize::new(0),
     refused_connections: AtomicU64::new(0),
     refusals: [
+        AtomicU64::new(0),
         AtomicU64::new(0),
         AtomicU64::new(0),
         AtomicU64::new(0),
@@ -274,11 +282,30 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FrontDoor<A> {
 }
 
 /// Tells the connection's front door that its current request reached the
-/// proxy (so a refusal written later is not taken for the parser's).
-pub fn reached_proxy(stream: Option<&Stream>) {
-    if let Some(g) = stream.and_then(|s| s.as_any().downcast_ref::<Guarded>()) {
-        g.mark().reached_proxy();
+/// proxy (so a refusal written later is not taken for the parser's), and how
+/// its body is framed (so the front door knows where the next request starts).
+pub fn reached_proxy(session: &pingora::protocols::http::ServerSession) {
+    if let Some(g) = session
+        .stream()
+        .and_then(|s| s.as_any().downcast_ref::<Guarded>())
+    {
+        g.mark().reached_proxy(framing(session.req_header()));
     }
+}
+
+/// How a request's body is framed, as Pingora will read it: chunked when it
+/// has `Transfer-Encoding` (Pingora refuses one whose last coding is not
+/// chunked, and Tether one that is not exactly `chunked`), else its
+/// `Content-Length` (a list of equal values, as Pingora checked), else none.
+fn framing(req: &pingora::http::RequestHeader) -> guard::Framing {
+    if req.headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return guard::Framing::Chunked;
+    }
+    let length = req.headers.get(http::header::CONTENT_LENGTH).and_then(|v| {
+        let first = v.as_bytes().split(|&b| b == b',').next()?;
+        std::str::from_utf8(first).ok()?.trim().parse().ok()
+    });
+    guard::Framing::Length(length.unwrap_or(0))
 }
 
 #[cfg(test)]

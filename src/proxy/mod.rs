@@ -31,7 +31,9 @@ use crate::sticky::{Decision, Routed};
 
 mod reply;
 mod upstream;
-use reply::{failure_status, https_location, redirect, refuse, respond_text, text_header};
+use reply::{
+    failure_status, https_location, is_invalid_chunk, redirect, refuse, respond_text, text_header,
+};
 use upstream::{keep_alive, one_content_length, strip_own_cookie};
 
 pub struct Proxy {
@@ -191,7 +193,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        front_door::reached_proxy(session.as_downstream().stream());
+        front_door::reached_proxy(session.as_downstream());
         ctx.client = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -516,6 +518,9 @@ impl ProxyHttp for Proxy {
         if code == 408 && ctx.refused.is_none() {
             ctx.refused = Some("body_timeout");
         }
+        if is_invalid_chunk(e) {
+            ctx.refused = Some("invalid_chunk");
+        }
         if code > 0 {
             let lb = ctx.lb.as_ref().map_or("-", |lb| lb.conf.name.as_str());
             let body = Bytes::from(format!("{code} {text} (load balancer {lb})\n"));
@@ -622,5 +627,22 @@ mod tests {
 
         let status = Error::explain(ErrorType::HTTPStatus(503), "x");
         assert_eq!(failure_status(&status).0, 503);
+
+        let slow_body = Error::explain(ErrorType::ReadTimedout, "x").into_down();
+        assert_eq!(failure_status(&slow_body).0, 408);
+
+        // The front door's verdict on a chunked body, under two of Pingora's errors.
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            crate::front_door::guard::InvalidChunk,
+        );
+        let read = Error::because(ErrorType::ReadError, "when reading body", io);
+        let chunk = Error::because(ErrorType::ReadError, "peer", read).into_down();
+        assert!(is_invalid_chunk(&chunk));
+        assert_eq!(failure_status(&chunk).0, 400);
+        let other =
+            Error::because(ErrorType::ReadError, "x", std::io::Error::other("reset")).into_down();
+        assert!(!is_invalid_chunk(&other));
+        assert_eq!(failure_status(&other).0, 0);
     }
 }

@@ -47,6 +47,9 @@ pub(super) async fn redirect(session: &mut Session, location: &str) -> Result<()
 
 /// SPEC 3.5: the status and short body for a request that failed in flight.
 pub(super) fn failure_status(e: &Error) -> (u16, &'static str) {
+    if is_invalid_chunk(e) {
+        return (400, "bad request: a malformed chunked body");
+    }
     match (e.esource(), e.etype()) {
         (_, ErrorType::HTTPStatus(code)) => (*code, "request failed"),
         (ErrorSource::Upstream, ErrorType::ConnectTimedout)
@@ -63,6 +66,33 @@ pub(super) fn failure_status(e: &Error) -> (u16, &'static str) {
         (ErrorSource::Downstream, _) => (400, "bad request"),
         _ => (500, "internal error"),
     }
+}
+
+/// Whether the client's connection failed because the front door found its
+/// chunked body malformed ([`crate::front_door::guard::InvalidChunk`]).
+pub(super) fn is_invalid_chunk(e: &Error) -> bool {
+    let mut cause = e
+        .cause
+        .as_deref()
+        .map(|c| c as &(dyn std::error::Error + 'static));
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<crate::front_door::guard::InvalidChunk>());
+        }
+        let pingora = c
+            .downcast_ref::<Error>()
+            .or_else(|| c.downcast_ref::<Box<Error>>().map(|b| &**b));
+        cause = match pingora {
+            Some(inner) => inner
+                .cause
+                .as_deref()
+                .map(|c| c as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    false
 }
 
 /// `400` for a request that names no usable authority; the connection is
