@@ -517,6 +517,30 @@ fn a_forged_event_is_dropped_and_counted_while_a_signed_change_applies() {
         );
         assert_eq!(cluster_view(p)["connected"], true);
     }
+    // Signed with the cluster's own key (a replica's bug, or a stolen key)
+    // but out of range: a drain that would never end, a weight of 2.
+    let authentic = [
+        r#"{"from":"r","changes":[{"change":"set_endpoint_enabled","pool":"p","endpoint":"b","enabled":false,"drain_started_unix_ms":18446744073709551615}]}"#,
+        r#"{"from":"r","changes":[{"change":"set_endpoint_weight","pool":"p","endpoint":"a","weight":2.0}]}"#,
+    ];
+    let own_key = ClusterKey::from_file_bytes(CLUSTER_KEY).unwrap();
+    for json in authentic {
+        let msg = seal(&own_key, &r.name, &channel, "", json);
+        ::redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(msg)
+            .query::<i64>(&mut con)
+            .unwrap();
+    }
+    for p in &r.procs {
+        assert!(
+            wait_until(Duration::from_secs(5), || rejected(p, "out_of_range") == 2),
+            "{}",
+            p.logs()
+        );
+        assert_eq!(endpoint_view(p, "p", "b")["enabled"], true);
+        assert_eq!(endpoint_view(p, "p", "a")["weight"], 1.0);
+    }
     // A change made through one replica's admin API is signed: in force on all.
     ok(patch(
         &r.procs[0],
@@ -633,6 +657,81 @@ fn forged_stored_changes_and_pins_are_ignored_at_resync() {
     );
     assert_eq!(cluster_view(p)["pins_received"], 0);
     assert!(!p.logs().contains(MARK));
+}
+
+#[test]
+fn a_changes_hash_past_its_bounds_is_not_read() {
+    let redis = Redis::start();
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let mut r = replicas(header_lb(), &refs, Some(&redis));
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/d",
+        r#"{"weight": 0.5}"#,
+    ));
+    let mut con = redis.connection();
+    let hash = format!("tether:{}:changes", r.name);
+    let restart = |r: &mut Replicas| {
+        r.procs[2].kill();
+        let restarted_at = unix_now() * 1000;
+        r.procs[2] = r.confs[2].start();
+        wait_for_link(&r.procs[2], true, restarted_at.saturating_sub(1000), LINK);
+    };
+    // 17 MiB of junk in one field: past 16 MiB, the hash is not read at all.
+    ::redis::cmd("HSET")
+        .arg(&hash)
+        .arg("junk")
+        .arg(vec![b'x'; 17 * 1024 * 1024])
+        .query::<i64>(&mut con)
+        .unwrap();
+    restart(&mut r);
+    let p = &r.procs[2];
+    assert_eq!(rejected(p, "too_large"), 1, "{}", p.logs());
+    assert!(
+        p.logs()
+            .contains("dropped the changes hash (2 fields, not read) of "),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(endpoint_view(p, "p", "d")["weight"], 1.0, "its own state");
+    assert_eq!(cluster_view(p)["connected"], true);
+    // 10,001 small fields: past the field bound.
+    ::redis::cmd("HDEL")
+        .arg(&hash)
+        .arg("junk")
+        .query::<i64>(&mut con)
+        .unwrap();
+    let mut pipe = ::redis::pipe();
+    for i in 0..10_000 {
+        pipe.hset(&hash, format!("junk{i}"), "x").ignore();
+    }
+    pipe.query::<()>(&mut con).unwrap();
+    restart(&mut r);
+    let p = &r.procs[2];
+    assert_eq!(rejected(p, "too_large"), 1, "{}", p.logs());
+    assert_eq!(endpoint_view(p, "p", "d")["weight"], 1.0);
+    // Back within bounds: read, the junk dropped one by one, the change applied.
+    ::redis::cmd("DEL")
+        .arg(&hash)
+        .query::<i64>(&mut con)
+        .unwrap();
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/d",
+        r#"{"weight": 0.25}"#,
+    ));
+    ::redis::cmd("HSET")
+        .arg(&hash)
+        .arg("junk")
+        .arg("x")
+        .query::<i64>(&mut con)
+        .unwrap();
+    restart(&mut r);
+    let p = &r.procs[2];
+    assert_eq!(endpoint_view(p, "p", "d")["weight"], 0.25);
+    assert_eq!(rejected(p, "malformed"), 1);
+    assert_eq!(rejected(p, "too_large"), 0);
 }
 
 #[test]

@@ -351,14 +351,14 @@ impl Link {
         let batch = self.read_changes(conn).await?;
         let state = self.changes.state();
         let mut applied = 0;
-        for change in &batch {
+        for (change, size) in &batch {
             match self
                 .changes
                 .apply_from_cluster(std::slice::from_ref(change), state.clock.now())
             {
                 Ok(_) => applied += 1,
                 Err(ChangeError::Invalid(_)) => {
-                    self.reject(Rejected::OutOfRange, "a stored change", 0)
+                    self.reject(Rejected::OutOfRange, "a stored change", *size)
                 }
                 Err(e) => warn!("cluster: a change in Redis was refused here: {e}"),
             }
@@ -369,7 +369,11 @@ impl Link {
 
     /// The changes of the `changes` hash that open, when the hash is within
     /// its bounds (checked before reading it).
-    async fn read_changes(&self, conn: &mut MultiplexedConnection) -> Result<Vec<Change>, String> {
+    /// Each with its stored size.
+    async fn read_changes(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<Vec<(Change, usize)>, String> {
         let hash = self.keys.changes();
         let (fields, bytes): (u64, RedisResult<Option<u64>>) = {
             let fields: u64 = timed(redis::cmd("HLEN").arg(&hash).query_async(conn)).await?;
@@ -412,7 +416,7 @@ impl Link {
             for pair in pairs.chunks_exact(2) {
                 seen += 1;
                 match wire::open_change(&self.cluster_key, &self.keys, &pair[0], &pair[1]) {
-                    Ok(change) => out.push(change),
+                    Ok(change) => out.push((change, pair[1].len())),
                     Err(reason) => self.reject(reason, "a stored change", pair[1].len()),
                 }
             }
