@@ -519,12 +519,17 @@ fn a_forged_event_is_dropped_and_counted_while_a_signed_change_applies() {
     }
     // Signed with the cluster's own key (a replica's bug, or a stolen key)
     // but out of range: a drain that would never end, a weight of 2.
+    let at = unix_now() * 1000;
     let authentic = [
-        r#"{"from":"r","changes":[{"change":"set_endpoint_enabled","pool":"p","endpoint":"b","enabled":false,"drain_started_unix_ms":18446744073709551615}]}"#,
-        r#"{"from":"r","changes":[{"change":"set_endpoint_weight","pool":"p","endpoint":"a","weight":2.0}]}"#,
+        format!(
+            r#"{{"from":"r","at_unix_ms":{at},"changes":[{{"change":"set_endpoint_enabled","pool":"p","endpoint":"b","enabled":false,"drain_started_unix_ms":18446744073709551615}}]}}"#
+        ),
+        format!(
+            r#"{{"from":"r","at_unix_ms":{at},"changes":[{{"change":"set_endpoint_weight","pool":"p","endpoint":"a","weight":2.0}}]}}"#
+        ),
     ];
     let own_key = ClusterKey::from_file_bytes(CLUSTER_KEY).unwrap();
-    for json in authentic {
+    for json in &authentic {
         let msg = seal(&own_key, &r.name, &channel, "", json);
         ::redis::cmd("PUBLISH")
             .arg(&channel)
@@ -554,6 +559,66 @@ fn a_forged_event_is_dropped_and_counted_while_a_signed_change_applies() {
     for p in &r.procs {
         assert_eq!(endpoint_view(p, "p", "b")["enabled"], true);
         assert_eq!(rejected(p, "bad_mac"), 1, "signed events are never dropped");
+    }
+}
+
+#[test]
+fn a_recorded_event_published_again_is_dropped_as_stale() {
+    let redis = Redis::start();
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let r = replicas(header_lb(), &refs, Some(&redis));
+    let channel = format!("tether:{}:events", r.name);
+    // The forger listens on the channel and records a real disable of b.
+    let mut listener = redis.connection();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut pubsub = listener.as_pubsub();
+    pubsub.subscribe(&channel).unwrap();
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/b",
+        r#"{"enabled": false}"#,
+    ));
+    let recorded: Vec<u8> = pubsub.get_message().unwrap().get_payload_bytes().to_vec();
+    drop(pubsub);
+    // The operator enables b again.
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/b",
+        r#"{"enabled": true}"#,
+    ));
+    assert!(wait_until(Duration::from_secs(2), || r
+        .procs
+        .iter()
+        .all(|p| endpoint_view(p, "p", "b")["enabled"] == true)));
+    // The recorded disable, published again: authentic, but received before.
+    let mut con = redis.connection();
+    ::redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(&recorded)
+        .query::<i64>(&mut con)
+        .unwrap();
+    // An authentic event written five minutes ago: too old.
+    let old = format!(
+        r#"{{"from":"r","at_unix_ms":{},"changes":[{{"change":"set_endpoint_enabled","pool":"p","endpoint":"c","enabled":false}}]}}"#,
+        unix_now() * 1000 - 300_000
+    );
+    let own_key = ClusterKey::from_file_bytes(CLUSTER_KEY).unwrap();
+    ::redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(seal(&own_key, &r.name, &channel, "", &old))
+        .query::<i64>(&mut con)
+        .unwrap();
+    for p in &r.procs {
+        assert!(
+            wait_until(Duration::from_secs(5), || rejected(p, "stale") == 2),
+            "{}",
+            p.logs()
+        );
+        assert_eq!(endpoint_view(p, "p", "b")["enabled"], true);
+        assert_eq!(endpoint_view(p, "p", "c")["enabled"], true);
     }
 }
 

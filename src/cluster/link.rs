@@ -52,6 +52,9 @@ pub const MAX_CHANGES_BYTES: u64 = 16 * 1024 * 1024;
 const HSCAN_COUNT: usize = 256;
 /// Entries of the `replicas` hash read per heartbeat at most.
 const MAX_REPLICAS: usize = 256;
+/// Events remembered (by MAC) to drop one received twice; an event older
+/// than [`wire::MAX_EVENT_SKEW_MS`] is stale anyway.
+const SEEN_EVENTS: usize = 16_384;
 
 /// The cluster key of `tether.cluster.key_file`, read (again) at start.
 pub fn key(c: &Cluster) -> Result<ClusterKey, String> {
@@ -112,6 +115,10 @@ pub fn client(c: &Cluster) -> Result<redis::Client, String> {
 pub struct Link {
     client: redis::Client,
     cluster_key: ClusterKey,
+    /// The MACs of the events received lately (a replay is dropped).
+    seen: parking_lot::Mutex<lru::LruCache<[u8; 32], ()>>,
+    /// The `at_unix_ms` of the last event written: each is later.
+    last_at: std::sync::atomic::AtomicU64,
     keys: Keys,
     changes: Arc<Changes>,
     status: Arc<Status>,
@@ -136,6 +143,8 @@ impl Link {
         Link {
             client,
             cluster_key,
+            seen: parking_lot::Mutex::new(lru::LruCache::unbounded()),
+            last_at: std::sync::atomic::AtomicU64::new(0),
             keys: Keys::new(&status.name),
             changes,
             status,
@@ -220,10 +229,20 @@ impl Link {
     /// event that is too large, unsigned, forged or out of range is dropped
     /// and counted, never logged.
     fn on_event(&self, bytes: &[u8]) {
-        let event = match wire::open_event(&self.cluster_key, &self.keys, bytes) {
+        let event = match wire::open_event(&self.cluster_key, &self.keys, bytes, clock::unix_ms()) {
             Ok(e) => e,
             Err(reason) => return self.reject(reason, "an event", bytes.len()),
         };
+        if let Some(tag) = wire::tag_of(bytes) {
+            let mut seen = self.seen.lock();
+            if seen.put(tag, ()).is_some() {
+                drop(seen);
+                return self.reject(Rejected::Stale, "an event received twice", bytes.len());
+            }
+            while seen.len() > SEEN_EVENTS {
+                seen.pop_lru();
+            }
+        }
         let own = event.from == self.status.replica;
         let state = self.changes.state();
         match event.what {
@@ -259,8 +278,20 @@ impl Link {
     /// The sealed events of `what`, each within the bound; an entry too
     /// large for any event is logged (its size) and left out.
     fn events(&self, what: &What) -> Vec<String> {
-        let (events, too_large) =
-            wire::seal_events(&self.cluster_key, &self.keys, &self.status.replica, what);
+        let now = clock::unix_ms();
+        let at = match self
+            .last_at
+            .fetch_update(Relaxed, Relaxed, |last| Some(now.max(last + 1)))
+        {
+            Ok(last) | Err(last) => now.max(last + 1),
+        };
+        let (events, too_large) = wire::seal_events(
+            &self.cluster_key,
+            &self.keys,
+            &self.status.replica,
+            at,
+            what,
+        );
         if !too_large.is_empty() {
             warn!(
                 "cluster {}: {} entr(ies) larger than {} bytes not shared",

@@ -47,9 +47,9 @@ pub struct Status {
     pub changes_received: AtomicU64,
     pub changes_dropped: AtomicU64,
     /// Values read from Redis and dropped, by [`Rejected::index`].
-    rejected: [AtomicU64; 4],
+    rejected: [AtomicU64; Rejected::ALL.len()],
     /// When each reason was last logged (unix ms; 0: never).
-    rejected_logged: [AtomicU64; 4],
+    rejected_logged: [AtomicU64; Rejected::ALL.len()],
     /// The replicas last seen in Redis (this one included).
     peers: parking_lot::Mutex<Vec<ReplicaSeen>>,
 }

@@ -21,7 +21,9 @@
 //! value cannot be replayed under another key, field or cluster. A value is
 //! opened in this order, and refused at the first failing step with its
 //! [`Rejected`] reason: its length ([`MAX_VALUE`], before anything is
-//! parsed), its form and MAC (constant-time), its JSON, then its ranges.
+//! parsed), its form and MAC (constant-time), its JSON, then its ranges
+//! (and for an event, its age: [`MAX_EVENT_SKEW_MS`]; the link also drops
+//! an event it has already received, by its MAC: [`tag_of`]).
 //! The `replicas` hash is not sealed: it only feeds `GET /v1/cluster`.
 
 use hmac::{Hmac, Mac};
@@ -39,6 +41,10 @@ type HmacSha256 = Hmac<Sha256>;
 pub const MAX_VALUE: usize = 64 * 1024;
 /// The fewest bytes of secret a cluster key file holds, after trimming.
 pub const MIN_KEY_BYTES: usize = 32;
+/// How far an event's `at_unix_ms` may be from the reader's clock, either
+/// way: delivery takes milliseconds, replicas' clocks differ a little; an
+/// event recorded and published again later is refused as stale.
+pub const MAX_EVENT_SKEW_MS: u64 = 60_000;
 /// Pins in one event at most (the link writes at most this many per round trip).
 pub const MAX_PINS_PER_EVENT: usize = 512;
 /// A pin's idle TTL at most: the longest `session_affinity_ttl` of the
@@ -65,14 +71,18 @@ pub enum Rejected {
     /// Authentic and well-formed, but a value is out of its range (a
     /// change the owner of changes refuses as invalid, a pin's TTL, too many pins).
     OutOfRange,
+    /// An authentic event written more than [`MAX_EVENT_SKEW_MS`] before
+    /// (or after) the reader's now, or one already received: a replay.
+    Stale,
 }
 
 impl Rejected {
-    pub const ALL: [Rejected; 4] = [
+    pub const ALL: [Rejected; 5] = [
         Rejected::BadMac,
         Rejected::Malformed,
         Rejected::TooLarge,
         Rejected::OutOfRange,
+        Rejected::Stale,
     ];
     pub fn reason(self) -> &'static str {
         match self {
@@ -80,6 +90,7 @@ impl Rejected {
             Rejected::Malformed => "malformed",
             Rejected::BadMac => "bad_mac",
             Rejected::OutOfRange => "out_of_range",
+            Rejected::Stale => "stale",
         }
     }
     /// Its index in [`Rejected::ALL`].
@@ -89,6 +100,7 @@ impl Rejected {
             Rejected::Malformed => 1,
             Rejected::TooLarge => 2,
             Rejected::OutOfRange => 3,
+            Rejected::Stale => 4,
         }
     }
 }
@@ -173,18 +185,23 @@ pub fn open<'a>(
     if value.len() < SEAL_LEN || !value.starts_with(TAG.as_bytes()) || value[SEAL_LEN - 1] != b'.' {
         return Err(Rejected::Malformed);
     }
-    let mut tag = [0u8; 32];
-    for (i, pair) in value[TAG.len()..SEAL_LEN - 1].chunks_exact(2).enumerate() {
-        let (Some(hi), Some(lo)) = (hex_digit(pair[0]), hex_digit(pair[1])) else {
-            return Err(Rejected::Malformed);
-        };
-        tag[i] = hi << 4 | lo;
-    }
+    let tag = tag_of(value).ok_or(Rejected::Malformed)?;
     let json = &value[SEAL_LEN..];
     key.mac(name, redis_key, field, json)
         .verify_slice(&tag)
         .map_err(|_| Rejected::BadMac)?;
     std::str::from_utf8(json).map_err(|_| Rejected::Malformed)
+}
+
+/// The MAC of a value in the sealed form (not verified): what tells one
+/// event from another, to notice one received twice.
+pub fn tag_of(value: &[u8]) -> Option<[u8; 32]> {
+    let hex = value.get(TAG.len()..SEAL_LEN - 1)?;
+    let mut tag = [0u8; 32];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        tag[i] = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+    }
+    Some(tag)
 }
 
 fn hex_digit(c: u8) -> Option<u8> {
@@ -272,6 +289,10 @@ pub struct SharedPin {
 pub struct Event {
     /// The replica that wrote it.
     pub from: String,
+    /// When it was written (the writer's wall clock, unix ms; strictly
+    /// increasing per writer): an event more than [`MAX_EVENT_SKEW_MS`]
+    /// away from the reader's clock is stale.
+    pub at_unix_ms: u64,
     #[serde(flatten)]
     pub what: What,
 }
@@ -305,11 +326,13 @@ pub fn seal_events(
     key: &ClusterKey,
     keys: &Keys,
     from: &str,
+    at_unix_ms: u64,
     what: &What,
 ) -> (Vec<String>, Vec<usize>) {
     let channel = keys.events();
     let empty = Event {
         from: from.to_string(),
+        at_unix_ms,
         what: match what {
             What::Changes(_) => What::Changes(Vec::new()),
             What::Pins(_) => What::Pins(Vec::new()),
@@ -354,6 +377,7 @@ pub fn seal_events(
             };
             let json = Event {
                 from: from.to_string(),
+                at_unix_ms,
                 what: part,
             }
             .encode();
@@ -367,10 +391,19 @@ fn json_len<T: Serialize>(v: &T) -> usize {
     serde_json::to_string(v).map_or(usize::MAX, |s| s.len())
 }
 
-/// A message of the events channel of `keys`, opened and range-checked.
-pub fn open_event(key: &ClusterKey, keys: &Keys, value: &[u8]) -> Result<Event, Rejected> {
+/// A message of the events channel of `keys`, opened, checked fresh
+/// against `now_unix_ms` and range-checked.
+pub fn open_event(
+    key: &ClusterKey,
+    keys: &Keys,
+    value: &[u8],
+    now_unix_ms: u64,
+) -> Result<Event, Rejected> {
     let json = open(key, keys.name(), &keys.events(), "", value)?;
     let event: Event = serde_json::from_str(json).map_err(|_| Rejected::Malformed)?;
+    if event.at_unix_ms.abs_diff(now_unix_ms) > MAX_EVENT_SKEW_MS {
+        return Err(Rejected::Stale);
+    }
     if let What::Pins(pins) = &event.what {
         if pins.len() > MAX_PINS_PER_EVENT {
             return Err(Rejected::OutOfRange);
@@ -500,12 +533,13 @@ mod tests {
         };
         let e = Event {
             from: "r1".into(),
+            at_unix_ms: 1_700_000_000_200,
             what: What::Changes(vec![change.clone()]),
         };
         let text = e.encode();
         assert_eq!(
             text,
-            r#"{"from":"r1","changes":[{"change":"set_endpoint_enabled","pool":"p","endpoint":"a","enabled":false,"drain_started_unix_ms":1700000000123}]}"#
+            r#"{"from":"r1","at_unix_ms":1700000000200,"changes":[{"change":"set_endpoint_enabled","pool":"p","endpoint":"a","enabled":false,"drain_started_unix_ms":1700000000123}]}"#
         );
         assert_eq!(Event::decode(&text).unwrap(), e);
         assert_eq!(target(&change), "endpoint_enabled:p/a");
@@ -517,6 +551,7 @@ mod tests {
         };
         let e = Event {
             from: "r2".into(),
+            at_unix_ms: 1,
             what: What::Pins(vec![pin]),
         };
         let text = e.encode();
@@ -525,6 +560,8 @@ mod tests {
         assert!(Event::decode(r#"{"from":"x","nonsense":1}"#).is_err());
         assert!(Event::decode("garbage").is_err());
     }
+
+    const NOW: u64 = 1_800_000_000_000;
 
     fn key(byte: u8) -> ClusterKey {
         ClusterKey::from_file_bytes(&[byte; 32]).unwrap()
@@ -655,7 +692,7 @@ mod tests {
         // Not sealed at all: unsigned JSON, a bad tag, non-hex digits, too short.
         let malformed = Err(Rejected::Malformed);
         for v in [
-            r#"{"from":"x","changes":[]}"#.to_string(),
+            r#"{"from":"x","at_unix_ms":1,"changes":[]}"#.to_string(),
             v.replacen("t1.", "t2.", 1),
             v.replacen(&v[3..5], "zz", 1),
             v.replacen(&v[3..5], "AB", 1),
@@ -679,15 +716,18 @@ mod tests {
     #[test]
     fn oversized_values_are_refused_before_anything_is_parsed() {
         let k = key(1);
-        let json = format!(r#"{{"from":"{}","pins":[]}}"#, "x".repeat(MAX_VALUE));
+        let json = format!(
+            r#"{{"from":"{}","at_unix_ms":1,"pins":[]}}"#,
+            "x".repeat(MAX_VALUE)
+        );
         let big = seal(&k, "c", "tether:c:events", "", &json);
         assert_eq!(
-            open_event(&k, &Keys::new("c"), big.as_bytes()),
+            open_event(&k, &Keys::new("c"), big.as_bytes(), NOW),
             Err(Rejected::TooLarge)
         );
         let garbage = vec![b'{'; 20 * 1024 * 1024];
         assert_eq!(
-            open_event(&k, &Keys::new("c"), &garbage),
+            open_event(&k, &Keys::new("c"), &garbage, NOW),
             Err(Rejected::TooLarge)
         );
         // Exactly at the bound: opened (and then judged on its MAC).
@@ -702,23 +742,24 @@ mod tests {
     fn events_are_sealed_for_their_channel_and_split_within_the_bound() {
         let (k, keys) = (key(1), Keys::new("shop"));
         let what = What::Changes(vec![disable("a"), disable("b")]);
-        let (events, too_large) = seal_events(&k, &keys, "r1", &what);
+        let (events, too_large) = seal_events(&k, &keys, "r1", NOW, &what);
         assert_eq!((events.len(), too_large.len()), (1, 0));
-        let e = open_event(&k, &keys, events[0].as_bytes()).unwrap();
+        let e = open_event(&k, &keys, events[0].as_bytes(), NOW).unwrap();
         assert_eq!(
             e,
             Event {
                 from: "r1".into(),
+                at_unix_ms: NOW,
                 what
             }
         );
         // Another cluster's channel, or the key of another cluster: refused.
         assert_eq!(
-            open_event(&k, &Keys::new("other"), events[0].as_bytes()),
+            open_event(&k, &Keys::new("other"), events[0].as_bytes(), NOW),
             Err(Rejected::BadMac)
         );
         assert_eq!(
-            open_event(&key(3), &keys, events[0].as_bytes()),
+            open_event(&key(3), &keys, events[0].as_bytes(), NOW),
             Err(Rejected::BadMac)
         );
         // A valid MAC over JSON that is not an event: malformed.
@@ -730,19 +771,19 @@ mod tests {
             r#"{"from":"r1","nonsense":1}"#,
         );
         assert_eq!(
-            open_event(&k, &keys, not_event.as_bytes()),
+            open_event(&k, &keys, not_event.as_bytes(), NOW),
             Err(Rejected::Malformed)
         );
 
         // 3,000 pins: split by count (512) and size, each event within the bound.
         let pins: Vec<SharedPin> = (0..3000).map(|i| pin(i, 60_000)).collect();
-        let (events, too_large) = seal_events(&k, &keys, "r1", &What::Pins(pins.clone()));
+        let (events, too_large) = seal_events(&k, &keys, "r1", NOW, &What::Pins(pins.clone()));
         assert!(too_large.is_empty());
         assert!(events.len() >= 6, "{}", events.len());
         let mut back = Vec::new();
         for e in &events {
             assert!(e.len() <= MAX_VALUE);
-            match open_event(&k, &keys, e.as_bytes()).unwrap().what {
+            match open_event(&k, &keys, e.as_bytes(), NOW).unwrap().what {
                 What::Pins(p) => {
                     assert!(p.len() <= MAX_PINS_PER_EVENT);
                     back.extend(p);
@@ -756,20 +797,50 @@ mod tests {
             .map(|i| disable(&format!("{i}-{}", "e".repeat(4000))))
             .chain([disable(&"x".repeat(MAX_VALUE))])
             .collect();
-        let (events, too_large) = seal_events(&k, &keys, "r1", &What::Changes(long));
+        let (events, too_large) = seal_events(&k, &keys, "r1", NOW, &What::Changes(long));
         assert_eq!(too_large, [40]);
         assert!(events.len() >= 3, "{}", events.len());
         let n: usize = events
             .iter()
             .map(|e| {
                 assert!(e.len() <= MAX_VALUE, "{}", e.len());
-                match open_event(&k, &keys, e.as_bytes()).unwrap().what {
+                match open_event(&k, &keys, e.as_bytes(), NOW).unwrap().what {
                     What::Changes(c) => c.len(),
                     What::Pins(_) => 0,
                 }
             })
             .sum();
         assert_eq!(n, 40);
+    }
+
+    #[test]
+    fn events_too_old_or_too_far_ahead_are_stale() {
+        let (k, keys) = (key(1), Keys::new("shop"));
+        let what = What::Changes(vec![disable("a")]);
+        for (at, fresh) in [
+            (NOW, true),
+            (NOW - MAX_EVENT_SKEW_MS, true),
+            (NOW + MAX_EVENT_SKEW_MS, true),
+            (NOW - MAX_EVENT_SKEW_MS - 1, false),
+            (NOW + MAX_EVENT_SKEW_MS + 1, false),
+            (0, false),
+            (u64::MAX, false),
+        ] {
+            let (events, _) = seal_events(&k, &keys, "r1", at, &what);
+            let opened = open_event(&k, &keys, events[0].as_bytes(), NOW);
+            assert_eq!(opened.is_ok(), fresh, "{at}: {opened:?}");
+            if !fresh {
+                assert_eq!(opened, Err(Rejected::Stale));
+            }
+        }
+        // Every event has its own tag: how a replay within the window is told.
+        let (a, _) = seal_events(&k, &keys, "r1", NOW, &what);
+        let (b, _) = seal_events(&k, &keys, "r1", NOW + 1, &what);
+        let (ta, tb) = (tag_of(a[0].as_bytes()), tag_of(b[0].as_bytes()));
+        assert!(ta.is_some() && ta != tb);
+        assert_eq!(tag_of(a[0].as_bytes()), ta);
+        assert_eq!(tag_of(b"t1.zz"), None);
+        assert_eq!(tag_of(b"{}"), None);
     }
 
     #[test]
@@ -788,8 +859,8 @@ mod tests {
             if !ok {
                 assert_eq!(opened, Err(Rejected::OutOfRange));
             }
-            let (events, _) = seal_events(&k, &keys, "r", &What::Pins(vec![pin(7, ttl)]));
-            assert_eq!(open_event(&k, &keys, events[0].as_bytes()).is_ok(), ok);
+            let (events, _) = seal_events(&k, &keys, "r", NOW, &What::Pins(vec![pin(7, ttl)]));
+            assert_eq!(open_event(&k, &keys, events[0].as_bytes(), NOW).is_ok(), ok);
         }
         // A pin replayed under another pin's key: its MAC is for the first.
         let (_, v) = seal_pin(&k, &keys, &pin(7, 1000));
@@ -807,11 +878,12 @@ mod tests {
         // More pins in one event than a replica ever writes: out of range.
         let many = Event {
             from: "r".into(),
+            at_unix_ms: NOW,
             what: What::Pins((0..513).map(|i| pin(i, 1000)).collect()),
         };
         let v = seal(&k, "shop", &keys.events(), "", &many.encode());
         assert_eq!(
-            open_event(&k, &keys, v.as_bytes()),
+            open_event(&k, &keys, v.as_bytes(), NOW),
             Err(Rejected::OutOfRange)
         );
     }
