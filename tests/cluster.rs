@@ -797,6 +797,20 @@ fn a_changes_hash_past_its_bounds_is_not_read() {
     assert_eq!(endpoint_view(p, "p", "d")["weight"], 0.25);
     assert_eq!(rejected(p, "malformed"), 1);
     assert_eq!(rejected(p, "too_large"), 0);
+    // Not a hash at all: counted, and the replica still connects (restart
+    // waits for it).
+    ::redis::cmd("DEL")
+        .arg(&hash)
+        .query::<i64>(&mut con)
+        .unwrap();
+    ::redis::cmd("SET")
+        .arg(&hash)
+        .arg(MARK)
+        .query::<()>(&mut con)
+        .unwrap();
+    restart(&mut r);
+    assert_eq!(rejected(&r.procs[2], "malformed"), 1);
+    assert!(!r.procs[2].logs().contains(MARK));
 }
 
 #[test]

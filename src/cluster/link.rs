@@ -407,7 +407,22 @@ impl Link {
     ) -> Result<Vec<(Change, usize)>, String> {
         let hash = self.keys.changes();
         let (fields, bytes): (u64, RedisResult<Option<u64>>) = {
-            let fields: u64 = timed(redis::cmd("HLEN").arg(&hash).query_async(conn)).await?;
+            let fields = tokio::time::timeout(
+                TIMEOUT,
+                redis::cmd("HLEN").arg(&hash).query_async::<u64>(conn),
+            )
+            .await
+            .map_err(|_| format!("no answer within {TIMEOUT:?}"))?;
+            let fields = match fields {
+                Ok(n) => n,
+                // Not a hash: nothing of it can be a change (and the link
+                // must not fail on it at every resync).
+                Err(e) if e.to_string().contains("WRONGTYPE") => {
+                    self.reject(Rejected::Malformed, "the changes key (not a hash)", 0);
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(e.to_string()),
+            };
             // MEMORY USAGE may be refused by an ACL: the field count then bounds alone.
             let bytes = tokio::time::timeout(
                 TIMEOUT,
