@@ -814,6 +814,44 @@ fn a_changes_hash_past_its_bounds_is_not_read() {
 }
 
 #[test]
+fn tether_t_checks_the_cluster_key_and_tls_files() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let good = cluster_key_file(dir.path(), "good.key", CLUSTER_KEY);
+    let short = cluster_key_file(dir.path(), "short.key", b"  too short  \n");
+    let not_pem = cluster_key_file(dir.path(), "ca.pem", b"not a certificate");
+    let conf = |url: &str, key: &str| {
+        tether()
+            .listener(free_port())
+            .load_balancer("*", header_lb())
+            .pool("p", pool([&Upstream::refusing("a")]))
+            .cluster(url, "t", key)
+    };
+    let (code, out, _) = conf("redis://127.0.0.1:1/0", &good).check();
+    assert_eq!((code, out.trim()), (0, "configuration OK"));
+    let (code, _, err) = conf("redis://127.0.0.1:1/0", &short).check();
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("tether.cluster.key_file: \"{short}\" holds 9 byte(s) of secret after trimming whitespace; a cluster key needs at least 32")),
+        "{err}"
+    );
+    let (code, _, err) = conf("rediss://127.0.0.1:1/0", &good)
+        .cluster_ca_file(&not_pem)
+        .check();
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "tether.cluster.ca_file: \"{not_pem}\" holds no PEM certificate"
+        )),
+        "{err}"
+    );
+    let (code, _, err) = conf("redis://127.0.0.1:1/0", &good)
+        .cluster_ca_file(&not_pem)
+        .check();
+    assert_eq!(code, 1);
+    assert!(err.contains("tether.cluster.ca_file: verifies the Redis server's TLS certificate: it needs a rediss:// redis_url"), "{err}");
+}
+
+#[test]
 fn replicas_over_rediss_share_a_change() {
     let redis = Redis::start_tls();
     let ups = four();

@@ -58,7 +58,7 @@ const SEEN_EVENTS: usize = 16_384;
 
 /// The cluster key of `tether.cluster.key_file`, read (again) at start.
 pub fn key(c: &Cluster) -> Result<ClusterKey, String> {
-    let shown = c.key_file.display();
+    let shown = format!("{:?}", c.key_file.display().to_string());
     let bytes = std::fs::read(&c.key_file)
         .map_err(|e| format!("tether.cluster.key_file: cannot read {shown}: {e}"))?;
     ClusterKey::from_file_bytes(&bytes).map_err(|e| format!("tether.cluster.key_file: {shown} {e}"))
@@ -76,8 +76,8 @@ pub fn client(c: &Cluster) -> Result<redis::Client, String> {
     if let Some(file) = &c.password_file {
         let text = std::fs::read_to_string(file).map_err(|e| {
             format!(
-                "tether.cluster.password_file: cannot read {}: {e}",
-                file.display()
+                "tether.cluster.password_file: cannot read {:?}: {e}",
+                file.display().to_string()
             )
         })?;
         let mut settings = info.redis_settings().clone().set_password(text.trim());
@@ -89,7 +89,7 @@ pub fn client(c: &Cluster) -> Result<redis::Client, String> {
     match &c.ca_file {
         None => redis::Client::open(info).map_err(|e| format!("tether.cluster.redis_url: {e}")),
         Some(file) => {
-            let shown = file.display();
+            let shown = format!("{:?}", file.display().to_string());
             let pem = std::fs::read(file)
                 .map_err(|e| format!("tether.cluster.ca_file: cannot read {shown}: {e}"))?;
             if !pem
