@@ -453,6 +453,16 @@ fn rejected(proxy: &TetherProc, reason: &str) -> u64 {
     ) as u64
 }
 
+/// `VmRSS` of `pid`, in KiB.
+fn vm_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
 /// A key that is not the cluster's: what a forger who knows the format but
 /// not the secret signs with.
 fn wrong_key() -> ClusterKey {
@@ -743,16 +753,23 @@ fn a_changes_hash_past_its_bounds_is_not_read() {
         r.procs[2] = r.confs[2].start();
         wait_for_link(&r.procs[2], true, restarted_at.saturating_sub(1000), LINK);
     };
-    // 17 MiB of junk in one field: past 16 MiB, the hash is not read at all.
+    // 64 MiB of junk in one field: past 16 MiB, the hash is not read at
+    // all, so the replica that resyncs is no larger than one that did not.
     ::redis::cmd("HSET")
         .arg(&hash)
         .arg("junk")
-        .arg(vec![b'x'; 17 * 1024 * 1024])
+        .arg(vec![b'x'; 64 * 1024 * 1024])
         .query::<i64>(&mut con)
         .unwrap();
     restart(&mut r);
     let p = &r.procs[2];
     assert_eq!(rejected(p, "too_large"), 1, "{}", p.logs());
+    let (resynced, other) = (vm_rss_kib(p.pid()), vm_rss_kib(r.procs[1].pid()));
+    println!("VmRSS after a resync past 64 MiB of junk: {resynced} KiB (a replica that did not resync: {other} KiB)");
+    assert!(
+        resynced < other + 16 * 1024,
+        "{resynced} KiB vs {other} KiB"
+    );
     assert!(
         p.logs()
             .contains("dropped the changes hash (2 fields, not read) of "),
