@@ -831,6 +831,76 @@ fn a_changes_hash_past_its_bounds_is_not_read() {
 }
 
 #[test]
+fn after_a_key_rotation_stored_changes_are_signed_again_from_the_replicas_state() {
+    let redis = Redis::start();
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let dir = tempfile::TempDir::new().unwrap();
+    let old_key = cluster_key_file(dir.path(), "old.key", CLUSTER_KEY);
+    let new_key = cluster_key_file(dir.path(), "new.key", b"the new cluster key, 32 bytes.!!");
+    let conf = |key: &str, state: Option<&str>| {
+        let c = tether()
+            .listener(free_port())
+            .admin(free_port())
+            .load_balancer("*", header_lb())
+            .pool("p", pool(refs.iter().copied()))
+            .cluster(&redis.url(), "rotate", key);
+        match state {
+            Some(name) => c.state_file(&dir.path().join(name)),
+            None => c,
+        }
+    };
+    // Two replicas with state files, under the old key: b disabled.
+    let mut old: Vec<TetherProc> = ["a.state", "b.state"]
+        .iter()
+        .map(|s| conf(&old_key, Some(s)).start())
+        .collect();
+    for p in &old {
+        wait_for_link(p, true, 0, LINK);
+    }
+    ok(patch(
+        &old[0],
+        "/v1/pools/p/endpoints/b",
+        r#"{"enabled": false}"#,
+    ));
+    assert!(wait_until(Duration::from_secs(2), || endpoint_view(
+        &old[1], "p", "b"
+    )["enabled"]
+        == false));
+    // All restarted with the new key: each restores b from its state file
+    // and signs again the stored value that no longer verifies.
+    for p in &mut old {
+        p.kill();
+    }
+    let new: Vec<TetherProc> = ["a.state", "b.state"]
+        .iter()
+        .map(|s| conf(&new_key, Some(s)).start())
+        .collect();
+    for p in &new {
+        wait_for_link(p, true, 0, LINK);
+        assert_eq!(endpoint_view(p, "p", "b")["enabled"], false);
+    }
+    // A replica without a state file, under the new key: the stored change
+    // verifies again, so it drains b too.
+    let fresh = conf(&new_key, None).start();
+    wait_for_link(&fresh, true, 0, LINK);
+    assert_eq!(
+        endpoint_view(&fresh, "p", "b")["enabled"],
+        false,
+        "{}",
+        fresh.logs()
+    );
+    assert_eq!(rejected(&fresh, "bad_mac"), 0);
+    assert!(
+        new.iter().any(|p| p.logs().contains(
+            "stored change(s) that did not verify replaced by this replica's own, signed"
+        )),
+        "{}",
+        new[0].logs()
+    );
+}
+
+#[test]
 fn tether_t_checks_the_cluster_key_and_tls_files() {
     let dir = tempfile::TempDir::new().unwrap();
     let good = cluster_key_file(dir.path(), "good.key", CLUSTER_KEY);

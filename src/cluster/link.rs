@@ -379,7 +379,8 @@ impl Link {
     /// only within [`MAX_CHANGE_FIELDS`] and [`MAX_CHANGES_BYTES`], pins up
     /// to the session table's `max_sessions`.
     async fn resync(&self, conn: &mut MultiplexedConnection) -> Result<(usize, usize), String> {
-        let batch = self.read_changes(conn).await?;
+        let (batch, inauthentic) = self.read_changes(conn).await?;
+        self.replace_inauthentic(conn, &inauthentic).await?;
         let state = self.changes.state();
         let mut applied = 0;
         for (change, size) in &batch {
@@ -398,13 +399,45 @@ impl Link {
         Ok((applied, pins))
     }
 
-    /// The changes of the `changes` hash that open, when the hash is within
-    /// its bounds (checked before reading it).
-    /// Each with its stored size.
+    /// The fields of the `changes` hash whose value did not open (forged,
+    /// unsigned, or signed with a key no longer in use) and for which this
+    /// replica has a value in force: overwritten with it, signed. An
+    /// inauthentic value has no say, so this is not a write over a peer's;
+    /// it is how stored values are signed again after the key changed.
+    async fn replace_inauthentic(
+        &self,
+        conn: &mut MultiplexedConnection,
+        fields: &std::collections::HashSet<String>,
+    ) -> Result<(), String> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        let mut n = 0;
+        for change in self.changes.snapshot() {
+            let (field, value) = wire::seal_change(&self.cluster_key, &self.keys, &change);
+            if fields.contains(&field) && value.len() <= wire::MAX_VALUE {
+                pipe.hset(self.keys.changes(), field, value).ignore();
+                n += 1;
+            }
+        }
+        if n > 0 {
+            timed(pipe.query_async::<()>(conn)).await?;
+            info!(
+                "cluster {}: {n} stored change(s) that did not verify replaced by this replica's own, signed",
+                self.status.name
+            );
+        }
+        Ok(())
+    }
+
+    /// The changes of the `changes` hash that open, each with its stored
+    /// size, when the hash is within its bounds (checked before reading
+    /// it); and the fields whose value did not open.
     async fn read_changes(
         &self,
         conn: &mut MultiplexedConnection,
-    ) -> Result<Vec<(Change, usize)>, String> {
+    ) -> Result<(Vec<(Change, usize)>, std::collections::HashSet<String>), String> {
         let hash = self.keys.changes();
         let (fields, bytes): (u64, RedisResult<Option<u64>>) = {
             let fields = tokio::time::timeout(
@@ -419,7 +452,7 @@ impl Link {
                 // must not fail on it at every resync).
                 Err(e) if e.to_string().contains("WRONGTYPE") => {
                     self.reject(Rejected::Malformed, "the changes key (not a hash)", 0);
-                    return Ok(Vec::new());
+                    return Ok(Default::default());
                 }
                 Err(e) => return Err(e.to_string()),
             };
@@ -444,9 +477,10 @@ impl Link {
                 &format!("the changes hash ({fields} fields, not read)"),
                 usize::try_from(bytes).unwrap_or(usize::MAX),
             );
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         let mut out = Vec::new();
+        let mut inauthentic = std::collections::HashSet::new();
         let mut seen = 0u64;
         let mut cursor = 0u64;
         loop {
@@ -463,7 +497,12 @@ impl Link {
                 seen += 1;
                 match wire::open_change(&self.cluster_key, &self.keys, &pair[0], &pair[1]) {
                     Ok(change) => out.push((change, pair[1].len())),
-                    Err(reason) => self.reject(reason, "a stored change", pair[1].len()),
+                    Err(reason) => {
+                        self.reject(reason, "a stored change", pair[1].len());
+                        if let Ok(field) = std::str::from_utf8(&pair[0]) {
+                            inauthentic.insert(field.to_string());
+                        }
+                    }
                 }
             }
             if next == 0 || seen > MAX_CHANGE_FIELDS {
@@ -471,7 +510,7 @@ impl Link {
             }
             cursor = next;
         }
-        Ok(out)
+        Ok((out, inauthentic))
     }
 
     /// Takes in the stored pins that open, at most the session table's
