@@ -27,6 +27,18 @@ pub fn read_cluster(node: &Node<'_>, errs: &mut Errors) -> Option<Cluster> {
     let redis_url = o.req(errs, "redis_url").and_then(|n| {
         let url = n.str(errs)?;
         match url.into_connection_info() {
+            Ok(info)
+                if matches!(
+                    info.addr(),
+                    redis::ConnectionAddr::TcpTls { insecure: true, .. }
+                ) =>
+            {
+                errs.at(
+                    n,
+                    "a rediss:// URL with #insecure (no certificate check) is not supported: give the Redis server's CA in ca_file",
+                );
+                None
+            }
             Ok(info) => Some((url.to_string(), info)),
             Err(e) => {
                 errs.at(

@@ -152,6 +152,10 @@ fn tls_and_credentials_are_checked_where_they_are_given() {
         &format!(r#", password_file: "{}""#, f("pw")),
     ));
     ok(&cluster("redis://u:p@127.0.0.1:6379", ""));
+    assert_eq!(
+        errors(&cluster("rediss://127.0.0.1:6379/#insecure", "")),
+        ["tether.cluster.redis_url: a rediss:// URL with #insecure (no certificate check) is not supported: give the Redis server's CA in ca_file"]
+    );
 }
 
 #[test]
