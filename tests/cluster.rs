@@ -731,6 +731,7 @@ fn forged_stored_changes_and_pins_are_ignored_at_resync() {
         "no forged pin in the session table"
     );
     assert_eq!(cluster_view(p)["pins_received"], 0);
+    assert_eq!(cluster_view(p)["rejected"]["bad_mac"], 502);
     assert!(!p.logs().contains(MARK));
 }
 

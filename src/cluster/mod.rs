@@ -137,6 +137,10 @@ impl Status {
             pins_dropped: self.pins_dropped.load(Relaxed),
             pins_received: self.pins_received.load(Relaxed),
             changes_received: self.changes_received.load(Relaxed),
+            rejected: Rejected::ALL
+                .iter()
+                .map(|&r| (r.reason(), self.rejected(r)))
+                .collect(),
             replicas: self
                 .peers
                 .lock()
@@ -164,6 +168,8 @@ pub struct ClusterView {
     pub pins_dropped: u64,
     pub pins_received: u64,
     pub changes_received: u64,
+    /// Values read from Redis and dropped, by reason (`tether_cluster_rejected_total`).
+    pub rejected: std::collections::BTreeMap<&'static str, u64>,
     pub replicas: Vec<ReplicaView>,
 }
 
@@ -260,6 +266,8 @@ mod tests {
         assert_eq!(status.rejected(Rejected::TooLarge), 1);
         assert_eq!(status.rejected(Rejected::Malformed), 0);
         let view = status.view(5_000);
+        assert_eq!(view.rejected["bad_mac"], 3);
+        assert_eq!(view.rejected["stale"], 0);
         assert!(!view.connected);
         assert_eq!(view.last_sync_unix_ms, None);
         status.synced(4_000);
