@@ -109,6 +109,19 @@ fn main() {
             }
         })
         .collect();
+    // The cluster's key, password and CA are read before `-t` answers too.
+    let cluster_link = match &tether.cluster {
+        None => None,
+        Some(c) => match cluster::link::key(c).and_then(|key| Ok((cluster::link::client(c)?, key)))
+        {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                eprintln!("tether: {path}: 1 configuration error:");
+                eprintln!("  {e}");
+                exit(1);
+            }
+        },
+    };
     let unshared_keys = tether.cookie_keys_file.is_none() && uses_cookies(&tether);
     const UNSHARED_KEYS: &str = "tether.cookie_keys_file is not set: __cflb cookies are signed with a random key made at start, so they will not survive a restart or be shared between instances (replicas)";
     if opt.test {
@@ -129,32 +142,31 @@ fn main() {
     }
     // With a cluster: local changes are published through the link, pins
     // that deviate from the ring are queued for it (docs/replicas.md).
-    let cluster = tether.cluster.as_ref().map(|c| {
-        let status = Arc::new(cluster::Status::new(
-            &c.name,
-            tether.admin.as_ref().map(|a| a.address.clone()),
-        ));
-        let (outbox, inbox) = cluster::queues(Arc::clone(&status));
-        let publisher = outbox.clone();
-        changes.set_publisher(Box::new(move |batch| publisher.changes(batch)));
-        let link = match Link::new(
-            &c.redis_url,
-            Arc::clone(&changes),
-            Arc::clone(&status),
-            inbox,
-        ) {
-            Ok(link) => link,
-            Err(e) => {
-                error!("{e}");
-                exit(1);
-            }
-        };
-        info!(
-            "cluster {}: replica {} shares run-time changes and session pins through Redis",
-            c.name, status.replica
-        );
-        (status, outbox, link)
-    });
+    let cluster = tether
+        .cluster
+        .as_ref()
+        .zip(cluster_link)
+        .map(|(c, (client, key))| {
+            let status = Arc::new(cluster::Status::new(
+                &c.name,
+                tether.admin.as_ref().map(|a| a.address.clone()),
+            ));
+            let (outbox, inbox) = cluster::queues(Arc::clone(&status));
+            let publisher = outbox.clone();
+            changes.set_publisher(Box::new(move |batch| publisher.changes(batch)));
+            let link = Link::new(
+                client,
+                key,
+                Arc::clone(&changes),
+                Arc::clone(&status),
+                inbox,
+            );
+            info!(
+                "cluster {}: replica {} shares run-time changes and session pins through Redis",
+                c.name, status.replica
+            );
+            (status, outbox, link)
+        });
     let mut server = Server::new_with_opt_and_conf(opt, loaded.server);
     server.bootstrap();
 

@@ -497,6 +497,18 @@ pub fn render_cluster(cluster: &crate::cluster::Status) -> String {
             &["cluster"],
             one(count(&cluster.changes_received)),
         ),
+        family(
+            "tether_cluster_rejected_total",
+            "Events, stored changes and stored pins read from Redis and dropped, by reason (bad_mac: not signed with this cluster's key for where it was found; malformed; too_large: over 64 KiB, or a changes hash past its bounds; out_of_range: a value a change or pin may not have; stale: an event more than 60 s old or ahead, or received twice).",
+            MetricType::COUNTER,
+            &["cluster", "reason"],
+            crate::cluster::wire::Rejected::ALL.map(|r| {
+                (
+                    [cluster.name.clone(), r.reason().to_string()],
+                    cluster.rejected(r) as f64,
+                )
+            }),
+        ),
     ];
     let mut out = String::new();
     if let Err(e) = TextEncoder::new().encode_utf8(&families, &mut out) {

@@ -27,6 +27,8 @@ pub struct Fixed {
     admin: Option<config::Admin>,
     state_file: Option<PathBuf>,
     max_sessions: usize,
+    /// The link to Redis and the cluster key are made at start.
+    cluster: Option<config::Cluster>,
     /// Pingora's keys, as Pingora read them.
     pingora: String,
 }
@@ -38,6 +40,7 @@ impl Fixed {
             admin: loaded.tether.admin.clone(),
             state_file: loaded.tether.state_file.clone(),
             max_sessions: loaded.tether.max_sessions,
+            cluster: loaded.tether.cluster.clone(),
             pingora: format!("{:?}", loaded.server),
         }
     }
@@ -56,6 +59,9 @@ impl Fixed {
         }
         if self.max_sessions != new.max_sessions {
             keys.push("tether.max_sessions");
+        }
+        if self.cluster != new.cluster {
+            keys.push("tether.cluster");
         }
         if self.pingora != new.pingora {
             keys.push("Pingora's keys (threads, work_stealing, ...)");
@@ -187,6 +193,19 @@ mod tests {
             base.differences(&changed),
             ["tether.admin", "tether.max_sessions"]
         );
+        // A cluster (its Redis, its key file) is set up at start.
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("cluster.key");
+        std::fs::write(&key, [b'k'; 32]).unwrap();
+        let cluster = |name: &str| {
+            Fixed::of(&loaded(&format!(
+                "  cluster: {{redis_url: \"redis://127.0.0.1:6379\", name: {name}, key_file: \"{}\"}}\n",
+                key.display()
+            )))
+        };
+        assert_eq!(base.differences(&cluster("a")), ["tether.cluster"]);
+        assert_eq!(cluster("a").differences(&cluster("b")), ["tether.cluster"]);
+        assert!(cluster("a").differences(&cluster("a")).is_empty());
         let threads = config::load_str(
             &("threads: 3\n".to_string()
                 + "tether:\n  listeners: [{address: \"127.0.0.1:8080\"}]\n  load_balancers: {\"*\": {default_pools: [p]}}\n  pools: {p: {endpoints: [{name: a, address: \"127.0.0.1:9001\"}]}}\n"),

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ::tether::cluster::wire::{seal, ClusterKey};
 use support::api::{cluster_view, endpoint_view, ok, patch, wait_for_health, wait_for_link};
 use support::cflb::{keys_file, mint, mint_v1, unix_now};
 use support::redis::Redis;
@@ -27,12 +28,15 @@ const LINK: Duration = Duration::from_secs(10);
 struct Replicas {
     procs: Vec<TetherProc>,
     confs: Vec<Tether>,
+    /// The cluster's name (its Redis keys are `tether:<name>:...`).
+    name: String,
     _dir: tempfile::TempDir,
 }
 
 fn replicas(balancer: LoadBalancer, ups: &[&Upstream], redis: Option<&Redis>) -> Replicas {
     let dir = tempfile::TempDir::new().unwrap();
     let keys = keys_file(dir.path(), "keys", &[KEY]);
+    let cluster_key = cluster_key_file(dir.path(), "cluster.key", CLUSTER_KEY);
     // Each scenario its own cluster: one Redis may serve several.
     static CLUSTERS: AtomicU64 = AtomicU64::new(0);
     let name = format!("test{}", CLUSTERS.fetch_add(1, Ordering::Relaxed));
@@ -47,7 +51,7 @@ fn replicas(balancer: LoadBalancer, ups: &[&Upstream], redis: Option<&Redis>) ->
                 .pool("p", pool(ups.iter().copied()).monitor("fast"))
                 .monitor("fast", Monitor::every(0.2));
             match redis {
-                Some(r) => conf.cluster(&r.url(), &name),
+                Some(r) => conf.cluster(&r.url(), &name, &cluster_key),
                 None => conf,
             }
         })
@@ -61,6 +65,7 @@ fn replicas(balancer: LoadBalancer, ups: &[&Upstream], redis: Option<&Redis>) ->
     Replicas {
         procs,
         confs,
+        name,
         _dir: dir,
     }
 }
@@ -424,6 +429,636 @@ fn the_cluster_view_lists_every_replica() {
         .start();
     let (status, _) = support::api::get(&alone, "/v1/cluster");
     assert_eq!(status, 404);
+}
+
+/// A sample of `proxy`'s `/metrics`: the first series line starting with
+/// `series` (name and labels up to where the test cares) that contains
+/// `label` (0 when absent).
+fn metric(proxy: &TetherProc, series: &str, label: &str) -> f64 {
+    let (_, metrics) = support::api::get(proxy, "/metrics");
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .find(|l| l.starts_with(series) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `tether_cluster_rejected_total{reason}` on `proxy`.
+fn rejected(proxy: &TetherProc, reason: &str) -> u64 {
+    metric(
+        proxy,
+        "tether_cluster_rejected_total{",
+        &format!("reason=\"{reason}\""),
+    ) as u64
+}
+
+/// `VmRSS` of `pid`, in KiB.
+fn vm_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A key that is not the cluster's: what a forger who knows the format but
+/// not the secret signs with.
+fn wrong_key() -> ClusterKey {
+    ClusterKey::from_file_bytes(b"not the cluster's key, 32 bytes!").unwrap()
+}
+
+/// In forged values: never to be seen in a log.
+const MARK: &str = "FORGED-7f3a";
+
+#[test]
+fn a_forged_event_is_dropped_and_counted_while_a_signed_change_applies() {
+    let redis = Redis::start();
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let r = replicas(header_lb(), &refs, Some(&redis));
+    let mut con = redis.connection();
+    let channel = format!("tether:{}:events", r.name);
+    // What disabled every endpoint before: a hand-written change, unsigned.
+    let unsigned = format!(
+        r#"{{"from":"{MARK}","changes":[{{"change":"set_endpoint_enabled","pool":"p","endpoint":"b","enabled":false,"drain_started_unix_ms":18446744073709551615}}]}}"#
+    );
+    // The same in the sealed form, with a key that is not the cluster's.
+    let forged = seal(&wrong_key(), &r.name, &channel, "", &unsigned);
+    // 20 MB of garbage.
+    let garbage = MARK.repeat(20 * 1024 * 1024 / MARK.len());
+    for msg in [&unsigned, &forged, &garbage] {
+        let receivers: i64 = ::redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(msg.as_str())
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(receivers, 3);
+    }
+    for p in &r.procs {
+        assert!(
+            wait_until(Duration::from_secs(5), || rejected(p, "bad_mac") == 1
+                && rejected(p, "malformed") == 1
+                && rejected(p, "too_large") == 1),
+            "{}",
+            p.logs()
+        );
+        assert_eq!(endpoint_view(p, "p", "b")["enabled"], true);
+        let logs = p.logs();
+        assert!(
+            !logs.contains(MARK),
+            "a dropped value's content is never logged"
+        );
+        assert!(
+            logs.contains("dropped an event of 20971520 bytes (too_large)")
+                || logs.contains(&format!(
+                    "dropped an event of {} bytes (too_large)",
+                    garbage.len()
+                )),
+            "{logs}"
+        );
+        assert!(
+            logs.contains(&format!(
+                "dropped an event of {} bytes (bad_mac)",
+                forged.len()
+            )),
+            "{logs}"
+        );
+        assert_eq!(cluster_view(p)["connected"], true);
+    }
+    // Signed with the cluster's own key (a replica's bug, or a stolen key)
+    // but out of range: a drain that would never end, a weight of 2.
+    let at = unix_now() * 1000;
+    let authentic = [
+        format!(
+            r#"{{"from":"r","at_unix_ms":{at},"changes":[{{"change":"set_endpoint_enabled","pool":"p","endpoint":"b","enabled":false,"drain_started_unix_ms":18446744073709551615}}]}}"#
+        ),
+        format!(
+            r#"{{"from":"r","at_unix_ms":{at},"changes":[{{"change":"set_endpoint_weight","pool":"p","endpoint":"a","weight":2.0}}]}}"#
+        ),
+    ];
+    let own_key = ClusterKey::from_file_bytes(CLUSTER_KEY).unwrap();
+    for json in &authentic {
+        let msg = seal(&own_key, &r.name, &channel, "", json);
+        ::redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(msg)
+            .query::<i64>(&mut con)
+            .unwrap();
+    }
+    for p in &r.procs {
+        assert!(
+            wait_until(Duration::from_secs(5), || rejected(p, "out_of_range") == 2),
+            "{}",
+            p.logs()
+        );
+        assert_eq!(endpoint_view(p, "p", "b")["enabled"], true);
+        assert_eq!(endpoint_view(p, "p", "a")["weight"], 1.0);
+    }
+    // A change made through one replica's admin API is signed: in force on all.
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/c",
+        r#"{"enabled": false}"#,
+    ));
+    assert!(wait_until(Duration::from_secs(2), || r
+        .procs
+        .iter()
+        .all(|p| endpoint_view(p, "p", "c")["enabled"] == false)));
+    for p in &r.procs {
+        assert_eq!(endpoint_view(p, "p", "b")["enabled"], true);
+        assert_eq!(rejected(p, "bad_mac"), 1, "signed events are never dropped");
+    }
+}
+
+#[test]
+fn a_recorded_event_published_again_is_dropped_as_stale() {
+    let redis = Redis::start();
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let r = replicas(header_lb(), &refs, Some(&redis));
+    let channel = format!("tether:{}:events", r.name);
+    // The forger listens on the channel and records a real disable of b.
+    let mut listener = redis.connection();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut pubsub = listener.as_pubsub();
+    pubsub.subscribe(&channel).unwrap();
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/b",
+        r#"{"enabled": false}"#,
+    ));
+    let recorded: Vec<u8> = pubsub.get_message().unwrap().get_payload_bytes().to_vec();
+    drop(pubsub);
+    // The operator enables b again.
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/b",
+        r#"{"enabled": true}"#,
+    ));
+    assert!(wait_until(Duration::from_secs(2), || r
+        .procs
+        .iter()
+        .all(|p| endpoint_view(p, "p", "b")["enabled"] == true)));
+    // The recorded disable, published again: authentic, but received before.
+    let mut con = redis.connection();
+    ::redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(&recorded)
+        .query::<i64>(&mut con)
+        .unwrap();
+    // An authentic event written five minutes ago: too old.
+    let old = format!(
+        r#"{{"from":"r","at_unix_ms":{},"changes":[{{"change":"set_endpoint_enabled","pool":"p","endpoint":"c","enabled":false}}]}}"#,
+        unix_now() * 1000 - 300_000
+    );
+    let own_key = ClusterKey::from_file_bytes(CLUSTER_KEY).unwrap();
+    ::redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(seal(&own_key, &r.name, &channel, "", &old))
+        .query::<i64>(&mut con)
+        .unwrap();
+    for p in &r.procs {
+        assert!(
+            wait_until(Duration::from_secs(5), || rejected(p, "stale") == 2),
+            "{}",
+            p.logs()
+        );
+        assert_eq!(endpoint_view(p, "p", "b")["enabled"], true);
+        assert_eq!(endpoint_view(p, "p", "c")["enabled"], true);
+    }
+}
+
+#[test]
+fn forged_stored_changes_and_pins_are_ignored_at_resync() {
+    let redis = Redis::start();
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let mut r = replicas(header_lb(), &refs, Some(&redis));
+    // A signed change first: it must still apply beside the forgeries.
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/d",
+        r#"{"weight": 0.5}"#,
+    ));
+    assert!(wait_until(Duration::from_secs(2), || endpoint_view(
+        &r.procs[2],
+        "p",
+        "d"
+    )["weight"]
+        == 0.5));
+    let mut con = redis.connection();
+    let hash = format!("tether:{}:changes", r.name);
+    let hset = |con: &mut ::redis::Connection, field: &str, value: &[u8]| {
+        ::redis::cmd("HSET")
+            .arg(&hash)
+            .arg(field)
+            .arg(value)
+            .query::<i64>(con)
+            .unwrap();
+    };
+    // Unsigned, as before: disable b.
+    let disable_b =
+        r#"{"change":"set_endpoint_enabled","pool":"p","endpoint":"b","enabled":false}"#;
+    hset(&mut con, "endpoint_enabled:p/b", disable_b.as_bytes());
+    // Signed with a wrong key: a's weight 0.
+    let weight_a = r#"{"change":"set_endpoint_weight","pool":"p","endpoint":"a","weight":0.0}"#;
+    let forged = seal(
+        &wrong_key(),
+        &r.name,
+        &hash,
+        "endpoint_weight:p/a",
+        weight_a,
+    );
+    hset(&mut con, "endpoint_weight:p/a", forged.as_bytes());
+    // d's valid, signed value replayed under c's field.
+    let legit: Vec<u8> = ::redis::cmd("HGET")
+        .arg(&hash)
+        .arg("endpoint_weight:p/d")
+        .query(&mut con)
+        .unwrap();
+    hset(&mut con, "endpoint_weight:p/c", &legit);
+    // 200 KiB of junk.
+    hset(
+        &mut con,
+        MARK,
+        MARK.repeat(200 * 1024 / MARK.len()).as_bytes(),
+    );
+    // 1,000 forged pins (half signed with a wrong key, half unsigned).
+    let mut pipe = ::redis::pipe();
+    for i in 0..1000u64 {
+        let key = format!("tether:{}:pin:{:016x}", r.name, i + 1);
+        let json = format!(
+            r#"{{"key":"{:016x}","pool":"p","endpoint":"b","ttl_ms":600000}}"#,
+            i + 1
+        );
+        let value = if i % 2 == 0 {
+            seal(&wrong_key(), &r.name, &key, "", &json)
+        } else {
+            json
+        };
+        pipe.cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(600_000)
+            .ignore();
+    }
+    pipe.query::<()>(&mut con).unwrap();
+    // Replica 2 restarts and resyncs from Redis.
+    r.procs[2].kill();
+    let restarted_at = unix_now() * 1000;
+    r.procs[2] = r.confs[2].start();
+    wait_for_link(&r.procs[2], true, restarted_at.saturating_sub(1000), LINK);
+    let p = &r.procs[2];
+    assert_eq!(endpoint_view(p, "p", "b")["enabled"], true);
+    assert_eq!(endpoint_view(p, "p", "a")["weight"], 1.0);
+    assert_eq!(endpoint_view(p, "p", "c")["weight"], 1.0);
+    assert_eq!(
+        endpoint_view(p, "p", "d")["weight"],
+        0.5,
+        "the signed change applies"
+    );
+    assert_eq!(rejected(p, "bad_mac"), 2 + 500, "{}", p.logs());
+    assert_eq!(rejected(p, "malformed"), 1 + 500);
+    assert_eq!(rejected(p, "too_large"), 1);
+    assert_eq!(
+        metric(p, "tether_sessions ", ""),
+        0.0,
+        "no forged pin in the session table"
+    );
+    assert_eq!(cluster_view(p)["pins_received"], 0);
+    assert_eq!(cluster_view(p)["rejected"]["bad_mac"], 502);
+    assert!(!p.logs().contains(MARK));
+}
+
+#[test]
+fn a_changes_hash_past_its_bounds_is_not_read() {
+    let redis = Redis::start();
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let mut r = replicas(header_lb(), &refs, Some(&redis));
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/d",
+        r#"{"weight": 0.5}"#,
+    ));
+    let mut con = redis.connection();
+    let hash = format!("tether:{}:changes", r.name);
+    let restart = |r: &mut Replicas| {
+        r.procs[2].kill();
+        let restarted_at = unix_now() * 1000;
+        r.procs[2] = r.confs[2].start();
+        wait_for_link(&r.procs[2], true, restarted_at.saturating_sub(1000), LINK);
+    };
+    // 64 MiB of junk in one field: past 16 MiB, the hash is not read at
+    // all, so the replica that resyncs is no larger than one that did not.
+    ::redis::cmd("HSET")
+        .arg(&hash)
+        .arg("junk")
+        .arg(vec![b'x'; 64 * 1024 * 1024])
+        .query::<i64>(&mut con)
+        .unwrap();
+    restart(&mut r);
+    let p = &r.procs[2];
+    assert_eq!(rejected(p, "too_large"), 1, "{}", p.logs());
+    let (resynced, other) = (vm_rss_kib(p.pid()), vm_rss_kib(r.procs[1].pid()));
+    println!("VmRSS after a resync past 64 MiB of junk: {resynced} KiB (a replica that did not resync: {other} KiB)");
+    assert!(
+        resynced < other + 16 * 1024,
+        "{resynced} KiB vs {other} KiB"
+    );
+    assert!(
+        p.logs()
+            .contains("dropped the changes hash (2 fields, not read) of "),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(endpoint_view(p, "p", "d")["weight"], 1.0, "its own state");
+    assert_eq!(cluster_view(p)["connected"], true);
+    // 10,001 small fields: past the field bound.
+    ::redis::cmd("HDEL")
+        .arg(&hash)
+        .arg("junk")
+        .query::<i64>(&mut con)
+        .unwrap();
+    let mut pipe = ::redis::pipe();
+    for i in 0..10_000 {
+        pipe.hset(&hash, format!("junk{i}"), "x").ignore();
+    }
+    pipe.query::<()>(&mut con).unwrap();
+    restart(&mut r);
+    let p = &r.procs[2];
+    assert_eq!(rejected(p, "too_large"), 1, "{}", p.logs());
+    assert_eq!(endpoint_view(p, "p", "d")["weight"], 1.0);
+    // Back within bounds: read, the junk dropped one by one, the change applied.
+    ::redis::cmd("DEL")
+        .arg(&hash)
+        .query::<i64>(&mut con)
+        .unwrap();
+    ok(patch(
+        &r.procs[0],
+        "/v1/pools/p/endpoints/d",
+        r#"{"weight": 0.25}"#,
+    ));
+    ::redis::cmd("HSET")
+        .arg(&hash)
+        .arg("junk")
+        .arg("x")
+        .query::<i64>(&mut con)
+        .unwrap();
+    restart(&mut r);
+    let p = &r.procs[2];
+    assert_eq!(endpoint_view(p, "p", "d")["weight"], 0.25);
+    assert_eq!(rejected(p, "malformed"), 1);
+    assert_eq!(rejected(p, "too_large"), 0);
+    // Not a hash at all: counted, and the replica still connects (restart
+    // waits for it).
+    ::redis::cmd("DEL")
+        .arg(&hash)
+        .query::<i64>(&mut con)
+        .unwrap();
+    ::redis::cmd("SET")
+        .arg(&hash)
+        .arg(MARK)
+        .query::<()>(&mut con)
+        .unwrap();
+    restart(&mut r);
+    assert_eq!(rejected(&r.procs[2], "malformed"), 1);
+    assert!(!r.procs[2].logs().contains(MARK));
+}
+
+#[test]
+fn after_a_key_rotation_stored_changes_are_signed_again_from_the_replicas_state() {
+    let redis = Redis::start();
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let dir = tempfile::TempDir::new().unwrap();
+    let old_key = cluster_key_file(dir.path(), "old.key", CLUSTER_KEY);
+    let new_key = cluster_key_file(dir.path(), "new.key", b"the new cluster key, 32 bytes.!!");
+    let conf = |key: &str, state: Option<&str>| {
+        let c = tether()
+            .listener(free_port())
+            .admin(free_port())
+            .load_balancer("*", header_lb())
+            .pool("p", pool(refs.iter().copied()))
+            .cluster(&redis.url(), "rotate", key);
+        match state {
+            Some(name) => c.state_file(&dir.path().join(name)),
+            None => c,
+        }
+    };
+    // Two replicas with state files, under the old key: b disabled.
+    let mut old: Vec<TetherProc> = ["a.state", "b.state"]
+        .iter()
+        .map(|s| conf(&old_key, Some(s)).start())
+        .collect();
+    for p in &old {
+        wait_for_link(p, true, 0, LINK);
+    }
+    ok(patch(
+        &old[0],
+        "/v1/pools/p/endpoints/b",
+        r#"{"enabled": false}"#,
+    ));
+    assert!(wait_until(Duration::from_secs(2), || endpoint_view(
+        &old[1], "p", "b"
+    )["enabled"]
+        == false));
+    // All restarted with the new key: each restores b from its state file
+    // and signs again the stored value that no longer verifies.
+    for p in &mut old {
+        p.kill();
+    }
+    let new: Vec<TetherProc> = ["a.state", "b.state"]
+        .iter()
+        .map(|s| conf(&new_key, Some(s)).start())
+        .collect();
+    for p in &new {
+        wait_for_link(p, true, 0, LINK);
+        assert_eq!(endpoint_view(p, "p", "b")["enabled"], false);
+    }
+    // A replica without a state file, under the new key: the stored change
+    // verifies again, so it drains b too.
+    let fresh = conf(&new_key, None).start();
+    wait_for_link(&fresh, true, 0, LINK);
+    assert_eq!(
+        endpoint_view(&fresh, "p", "b")["enabled"],
+        false,
+        "{}",
+        fresh.logs()
+    );
+    assert_eq!(rejected(&fresh, "bad_mac"), 0);
+    assert!(
+        new.iter().any(|p| p.logs().contains(
+            "stored change(s) that did not verify replaced by this replica's own, signed"
+        )),
+        "{}",
+        new[0].logs()
+    );
+}
+
+#[test]
+fn tether_t_checks_the_cluster_key_and_tls_files() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let good = cluster_key_file(dir.path(), "good.key", CLUSTER_KEY);
+    let short = cluster_key_file(dir.path(), "short.key", b"  too short  \n");
+    let not_pem = cluster_key_file(dir.path(), "ca.pem", b"not a certificate");
+    let conf = |url: &str, key: &str| {
+        tether()
+            .listener(free_port())
+            .load_balancer("*", header_lb())
+            .pool("p", pool([&Upstream::refusing("a")]))
+            .cluster(url, "t", key)
+    };
+    let (code, out, _) = conf("redis://127.0.0.1:1/0", &good).check();
+    assert_eq!((code, out.trim()), (0, "configuration OK"));
+    let (code, _, err) = conf("redis://127.0.0.1:1/0", &short).check();
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("tether.cluster.key_file: \"{short}\" holds 9 byte(s) of secret after trimming whitespace; a cluster key needs at least 32")),
+        "{err}"
+    );
+    let (code, _, err) = conf("rediss://127.0.0.1:1/0", &good)
+        .cluster_ca_file(&not_pem)
+        .check();
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "tether.cluster.ca_file: \"{not_pem}\" holds no PEM certificate"
+        )),
+        "{err}"
+    );
+    let (code, _, err) = conf("redis://127.0.0.1:1/0", &good)
+        .cluster_ca_file(&not_pem)
+        .check();
+    assert_eq!(code, 1);
+    assert!(err.contains("tether.cluster.ca_file: verifies the Redis server's TLS certificate: it needs a rediss:// redis_url"), "{err}");
+}
+
+#[test]
+fn replicas_over_rediss_share_a_change() {
+    let redis = Redis::start_tls();
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let dir = tempfile::TempDir::new().unwrap();
+    let key = cluster_key_file(dir.path(), "cluster.key", CLUSTER_KEY);
+    let conf = || {
+        tether()
+            .listener(free_port())
+            .admin(free_port())
+            .load_balancer("*", header_lb())
+            .pool("p", pool(refs.iter().copied()))
+            .cluster(&redis.url(), "tls", &key)
+            .cluster_ca_file(&redis.ca_file())
+    };
+    assert!(redis.url().starts_with("rediss://"));
+    let procs: Vec<TetherProc> = (0..2).map(|_| conf().start()).collect();
+    for p in &procs {
+        wait_for_link(p, true, 0, LINK);
+    }
+    ok(patch(
+        &procs[0],
+        "/v1/pools/p/endpoints/b",
+        r#"{"enabled": false}"#,
+    ));
+    assert!(
+        wait_until(Duration::from_secs(2), || endpoint_view(
+            &procs[1], "p", "b"
+        )["enabled"]
+            == false),
+        "{}",
+        procs[1].logs()
+    );
+    // Without the CA (the system's roots do not know it): never connected,
+    // and still serving.
+    let mut no_ca = conf();
+    if let Some(c) = no_ca.cluster.as_mut() {
+        c.ca_file = None;
+    }
+    let alone = no_ca.start();
+    assert!(
+        alone.wait_for_log("Redis is unreachable", LINK),
+        "{}",
+        alone.logs()
+    );
+    assert_eq!(cluster_view(&alone)["connected"], false);
+    let (status, _, _) = get_h(
+        &client(),
+        &alone.url("/"),
+        &[("host", "x"), ("x-user", "u")],
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn an_acl_user_connects_and_a_wrong_password_is_refused_while_the_replica_serves() {
+    let redis = Redis::start_with_acl("default-secret", "tether", "tether-secret");
+    let ups = four();
+    let refs: Vec<&Upstream> = ups.iter().collect();
+    let dir = tempfile::TempDir::new().unwrap();
+    let key = cluster_key_file(dir.path(), "cluster.key", CLUSTER_KEY);
+    let good_pw = dir.path().join("good.pw");
+    std::fs::write(&good_pw, "tether-secret\n").unwrap();
+    let bad_pw = dir.path().join("bad.pw");
+    std::fs::write(&bad_pw, "not-the-secret\n").unwrap();
+    let conf = |url: &str| {
+        tether()
+            .listener(free_port())
+            .admin(free_port())
+            .load_balancer("*", header_lb())
+            .pool("p", pool(refs.iter().copied()))
+            .cluster(url, "acl", &key)
+    };
+    // The ACL user with its password from password_file.
+    let user = conf(&redis.url())
+        .cluster_password(&good_pw.display().to_string(), Some("tether"))
+        .start();
+    wait_for_link(&user, true, 0, LINK);
+    // The default user's password in the URL.
+    let port = redis.addr().port();
+    let in_url = conf(&format!("redis://:default-secret@127.0.0.1:{port}/0")).start();
+    wait_for_link(&in_url, true, 0, LINK);
+    ok(patch(
+        &user,
+        "/v1/pools/p/endpoints/b",
+        r#"{"weight": 0.25}"#,
+    ));
+    assert!(wait_until(Duration::from_secs(2), || endpoint_view(
+        &in_url, "p", "b"
+    )["weight"]
+        == 0.25));
+    // A wrong password: refused, said so, and the replica keeps serving.
+    let wrong = conf(&redis.url())
+        .cluster_password(&bad_pw.display().to_string(), Some("tether"))
+        .start();
+    assert!(
+        wrong.wait_for_log("Redis refused this replica's credentials", LINK),
+        "{}",
+        wrong.logs()
+    );
+    assert!(
+        !wrong.logs().contains("not-the-secret"),
+        "the password is never logged"
+    );
+    assert_eq!(cluster_view(&wrong)["connected"], false);
+    assert_eq!(
+        metric(&wrong, "tether_cluster_connected{", "cluster=\"acl\""),
+        0.0
+    );
+    let client = client();
+    for i in 0..20 {
+        let user = format!("u{i}");
+        let (status, _, _) = get_h(
+            &client,
+            &wrong.url("/"),
+            &[("host", "x"), ("x-user", &user)],
+        );
+        assert_eq!(status, 200);
+    }
 }
 
 /// `scripts/replicas.sh`: the figures of issue 9, with and without `cluster`.

@@ -25,6 +25,7 @@ use crate::clock::Now;
 use crate::config::Config;
 use crate::live::{successor, Live};
 use crate::state::{NotFound, State};
+pub use plan::MAX_DRAIN_START_AHEAD_MS;
 use plan::{given_way, lay_over, Effect, Plan, Planner, Touched};
 use records::Records;
 use state_file::{Read, StateFile};

@@ -17,6 +17,11 @@ use crate::config::{
 };
 use crate::state::{NotFound, Pick, State};
 
+/// How far in the future a drain's given start (a cluster peer's wall
+/// clock) may be: clocks of replicas differ a little; a start later than
+/// this is refused, so that no drain can be made to never end.
+pub const MAX_DRAIN_START_AHEAD_MS: u64 = 60_000;
+
 /// What applying a change does to the state, decided before anything is
 /// written.
 #[derive(Debug)]
@@ -175,6 +180,14 @@ impl Planner<'_> {
                     .unwrap_or_else(|| e.enabled());
                 let now_unix_ms = now.unix_secs.saturating_mul(1000);
                 let given = drain_started_unix_ms.filter(|_| !enabled);
+                if let Some(t) = given {
+                    if t > now_unix_ms.saturating_add(MAX_DRAIN_START_AHEAD_MS) {
+                        return Err(ChangeError::Invalid(vec![format!(
+                            "drain_started_unix_ms: must not be more than {} s in the future, got {t} (now {now_unix_ms})",
+                            MAX_DRAIN_START_AHEAD_MS / 1000
+                        )]));
+                    }
+                }
                 let disabled_at = match (was, enabled) {
                     (_, true) => None,
                     _ if given.is_some() => given,

@@ -378,6 +378,8 @@ fn published(c: &Changes) -> Arc<parking_lot::Mutex<Vec<Vec<Change>>>> {
 fn local_changes_are_published_normalised_and_cluster_changes_are_not() {
     let c = owner(&cfg(None));
     let seen = published(&c);
+    // The real clock: the drain's start is published on the wall clock.
+    let c_now = c.state().clock.now();
     c.apply(
         "admin",
         &[
@@ -385,7 +387,7 @@ fn local_changes_are_published_normalised_and_cluster_changes_are_not() {
             weight("p-1", 0.5),
             patch(json!({"session_affinity": "cookie"})),
         ],
-        NOW,
+        c_now,
     )
     .unwrap();
     let batches = seen.lock().clone();
@@ -408,7 +410,8 @@ fn local_changes_are_published_normalised_and_cluster_changes_are_not() {
     // A peer applies them: the same settings, and nothing is published again.
     let peer = owner(&cfg(None));
     let peer_seen = published(&peer);
-    peer.apply_from_cluster(batch, NOW).unwrap();
+    let real_now = peer.state().clock.now();
+    peer.apply_from_cluster(batch, real_now).unwrap();
     assert!(peer_seen.lock().is_empty(), "no loop");
     assert_eq!(lb(&peer), lb(&c));
     let at = peer.state().find_endpoint("p", "p-1").unwrap();
@@ -416,7 +419,7 @@ fn local_changes_are_published_normalised_and_cluster_changes_are_not() {
     assert_eq!(peer.snapshot().len(), 3, "{:?}", peer.snapshot());
     // Applying the same again changes nothing.
     assert_eq!(
-        peer.apply_from_cluster(batch, NOW).unwrap(),
+        peer.apply_from_cluster(batch, real_now).unwrap(),
         Vec::<String>::new()
     );
 }
@@ -457,6 +460,52 @@ fn a_peers_drain_keeps_its_start() {
         panic!("p-2's disable is in force")
     };
     assert!(again.abs_diff(started) <= 2, "{again} vs {started}");
+}
+
+#[test]
+fn a_peers_values_are_range_checked_as_an_admin_change_is() {
+    let c = owner(&cfg(None));
+    let now_ms = NOW.unix_secs * 1000;
+    let drain_from = |t: u64| Change::SetEndpointEnabled {
+        pool: "p".into(),
+        endpoint: "p-0".into(),
+        enabled: false,
+        drain_started_unix_ms: Some(t),
+    };
+    // A drain that would never end (its start at u64::MAX), or one more than
+    // a minute ahead of this replica's clock: refused, nothing applied.
+    for t in [u64::MAX, now_ms + plan::MAX_DRAIN_START_AHEAD_MS + 1] {
+        let err = c.apply_from_cluster(&[drain_from(t)], NOW).unwrap_err();
+        assert!(
+            matches!(&err, ChangeError::Invalid(p) if p[0].starts_with("drain_started_unix_ms: must not be more than 60 s in the future")),
+            "{err:?}"
+        );
+    }
+    let at = c.state().find_endpoint("p", "p-0").unwrap();
+    assert!(c.state().endpoint(at).enabled());
+    // Within a minute of clock skew: accepted.
+    c.apply_from_cluster(&[drain_from(now_ms + 30_000)], NOW)
+        .unwrap();
+    assert!(!c.state().endpoint(at).enabled());
+    // Weights and load balancer fields: the admin API's own checks.
+    for bad in [
+        weight("p-1", 2.0),
+        weight("p-1", -0.5),
+        weight("p-1", f64::NAN),
+    ] {
+        assert!(matches!(
+            c.apply_from_cluster(&[bad], NOW),
+            Err(ChangeError::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        c.apply_from_cluster(&[patch(json!({"session_affinity_ttl": -1}))], NOW),
+        Err(ChangeError::Invalid(_))
+    ));
+    assert!(matches!(
+        c.apply_from_cluster(&[patch(json!({"rules": []}))], NOW),
+        Err(ChangeError::Invalid(_))
+    ));
 }
 
 #[test]

@@ -22,7 +22,10 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::changes::Change;
-use wire::{ReplicaSeen, SharedPin};
+use wire::{Rejected, ReplicaSeen, SharedPin};
+
+/// A reason's rejections are logged at most this often.
+const REJECTED_LOG_EVERY_MS: u64 = 60_000;
 
 /// Pins waiting for the link; more are dropped (and counted).
 pub const PIN_QUEUE: usize = 65_536;
@@ -43,6 +46,10 @@ pub struct Status {
     pub pins_received: AtomicU64,
     pub changes_received: AtomicU64,
     pub changes_dropped: AtomicU64,
+    /// Values read from Redis and dropped, by [`Rejected::index`].
+    rejected: [AtomicU64; Rejected::ALL.len()],
+    /// When each reason was last logged (unix ms; 0: never).
+    rejected_logged: [AtomicU64; Rejected::ALL.len()],
     /// The replicas last seen in Redis (this one included).
     peers: parking_lot::Mutex<Vec<ReplicaSeen>>,
 }
@@ -67,6 +74,8 @@ impl Status {
             pins_received: AtomicU64::new(0),
             changes_received: AtomicU64::new(0),
             changes_dropped: AtomicU64::new(0),
+            rejected: Default::default(),
+            rejected_logged: Default::default(),
             peers: parking_lot::Mutex::new(Vec::new()),
         }
     }
@@ -87,6 +96,34 @@ impl Status {
         *self.peers.lock() = peers;
     }
 
+    /// Values dropped for `reason` since start (`tether_cluster_rejected_total`).
+    pub fn rejected(&self, reason: Rejected) -> u64 {
+        self.rejected[reason.index()].load(Relaxed)
+    }
+
+    /// Counts a value read from Redis and dropped: `what` it was (a fixed
+    /// description, never its content), its size. Logged at most once a
+    /// minute per reason (`now_unix_ms`); returns whether it was.
+    pub fn reject(&self, reason: Rejected, what: &str, size: usize, now_unix_ms: u64) -> bool {
+        let i = reason.index();
+        let total = self.rejected[i].fetch_add(1, Relaxed) + 1;
+        let last = self.rejected_logged[i].load(Relaxed);
+        let due = last == 0 || now_unix_ms.saturating_sub(last) >= REJECTED_LOG_EVERY_MS;
+        if due
+            && self.rejected_logged[i]
+                .compare_exchange(last, now_unix_ms.max(1), Relaxed, Relaxed)
+                .is_ok()
+        {
+            log::warn!(
+                "cluster {}: dropped {what} of {size} bytes ({}); {total} dropped for this reason since start (tether_cluster_rejected_total); logged at most once a minute",
+                self.name,
+                reason.reason()
+            );
+            return true;
+        }
+        false
+    }
+
     /// `GET /v1/cluster`.
     pub fn view(&self, now_unix_ms: u64) -> ClusterView {
         let ago = |t: u64| (t > 0).then(|| now_unix_ms.saturating_sub(t) as f64 / 1000.0);
@@ -100,6 +137,10 @@ impl Status {
             pins_dropped: self.pins_dropped.load(Relaxed),
             pins_received: self.pins_received.load(Relaxed),
             changes_received: self.changes_received.load(Relaxed),
+            rejected: Rejected::ALL
+                .iter()
+                .map(|&r| (r.reason(), self.rejected(r)))
+                .collect(),
             replicas: self
                 .peers
                 .lock()
@@ -127,6 +168,8 @@ pub struct ClusterView {
     pub pins_dropped: u64,
     pub pins_received: u64,
     pub changes_received: u64,
+    /// Values read from Redis and dropped, by reason (`tether_cluster_rejected_total`).
+    pub rejected: std::collections::BTreeMap<&'static str, u64>,
     pub replicas: Vec<ReplicaView>,
 }
 
@@ -214,7 +257,17 @@ mod tests {
             inbox.changes.try_recv().is_err(),
             "empty batches are not sent"
         );
+        // Rejections: counted each, logged once a minute per reason.
+        assert!(status.reject(Rejected::BadMac, "an event", 10, 1_000));
+        assert!(!status.reject(Rejected::BadMac, "an event", 10, 30_000));
+        assert!(status.reject(Rejected::TooLarge, "an event", 10, 30_000));
+        assert!(status.reject(Rejected::BadMac, "an event", 10, 61_000));
+        assert_eq!(status.rejected(Rejected::BadMac), 3);
+        assert_eq!(status.rejected(Rejected::TooLarge), 1);
+        assert_eq!(status.rejected(Rejected::Malformed), 0);
         let view = status.view(5_000);
+        assert_eq!(view.rejected["bad_mac"], 3);
+        assert_eq!(view.rejected["stale"], 0);
         assert!(!view.connected);
         assert_eq!(view.last_sync_unix_ms, None);
         status.synced(4_000);

@@ -22,6 +22,21 @@ pub fn run(deferred: Vec<Deferred>, mut config: Option<&mut Config>, errs: &mut 
                     Ok(())
                 }
             }),
+            Check::ClusterKey(file) => readable(&file).and_then(|bytes| {
+                crate::cluster::wire::ClusterKey::from_file_bytes(&bytes)
+                    .map(drop)
+                    .map_err(|e| format!("{} {e}", shown(&file)))
+            }),
+            Check::PasswordFile(file) => {
+                readable(&file).and_then(|bytes| match std::str::from_utf8(&bytes).map(str::trim) {
+                    Ok("") => Err(format!("the password file {} is empty", shown(&file))),
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(format!(
+                        "the password file {} is not UTF-8 text",
+                        shown(&file)
+                    )),
+                })
+            }
             Check::StateFile(file) => state_file(&file),
             Check::Resolve {
                 address,

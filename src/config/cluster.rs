@@ -4,19 +4,42 @@
 //! here too, reported at each load balancer's `session_affinity`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use redis::IntoConnectionInfo;
 
 use super::model::{Cluster, LoadBalancer, SessionAffinity};
-use super::read::{quote, Errors, Node};
+use super::read::{quote, Check, Errors, Node};
 
-/// `tether.cluster: {redis_url, name}`.
+/// `tether.cluster: {redis_url, name, key_file, ca_file, username, password_file}`.
 pub fn read_cluster(node: &Node<'_>, errs: &mut Errors) -> Option<Cluster> {
-    let o = node.object(errs, &["redis_url", "name"])?;
+    let o = node.object(
+        errs,
+        &[
+            "redis_url",
+            "name",
+            "key_file",
+            "ca_file",
+            "username",
+            "password_file",
+        ],
+    )?;
     let redis_url = o.req(errs, "redis_url").and_then(|n| {
         let url = n.str(errs)?;
         match url.into_connection_info() {
-            Ok(_) => Some(url.to_string()),
+            Ok(info)
+                if matches!(
+                    info.addr(),
+                    redis::ConnectionAddr::TcpTls { insecure: true, .. }
+                ) =>
+            {
+                errs.at(
+                    n,
+                    "a rediss:// URL with #insecure (no certificate check) is not supported: give the Redis server's CA in ca_file",
+                );
+                None
+            }
+            Ok(info) => Some((url.to_string(), info)),
             Err(e) => {
                 errs.at(
                     n,
@@ -49,9 +72,77 @@ pub fn read_cluster(node: &Node<'_>, errs: &mut Errors) -> Option<Cluster> {
             None
         }
     });
+    let key_file = o.req(errs, "key_file").and_then(|n| {
+        let path = n.str(errs)?;
+        errs.defer(n, Check::ClusterKey(PathBuf::from(path)));
+        Some(PathBuf::from(path))
+    });
+    let tls = redis_url
+        .as_ref()
+        .map(|(url, _)| url.starts_with("rediss://"));
+    let ca_file = match o.opt("ca_file") {
+        None => Some(None),
+        Some(n) => n.str(errs).and_then(|path| {
+            if tls == Some(false) {
+                errs.at(
+                    n,
+                    "verifies the Redis server's TLS certificate: it needs a rediss:// redis_url",
+                );
+                return None;
+            }
+            errs.defer(n, Check::Readable(PathBuf::from(path)));
+            Some(Some(PathBuf::from(path)))
+        }),
+    };
+    let in_url = redis_url.as_ref().map(|(_, info)| {
+        let r = info.redis_settings();
+        (r.username().is_some(), r.password().is_some())
+    });
+    let password_file = match o.opt("password_file") {
+        None => Some(None),
+        Some(n) => n.str(errs).and_then(|path| {
+            if in_url.is_some_and(|(_, password)| password) {
+                errs.at(
+                    n,
+                    "redis_url already holds a password: give it in one place",
+                );
+                return None;
+            }
+            errs.defer(n, Check::PasswordFile(PathBuf::from(path)));
+            Some(Some(PathBuf::from(path)))
+        }),
+    };
+    let username = match o.opt("username") {
+        None => Some(None),
+        Some(n) => n.str(errs).and_then(|user| {
+            let problem = if user.is_empty() || user.chars().any(|c| c.is_whitespace()) {
+                Some(format!(
+                    "must be a Redis ACL user name (not empty, no spaces), got {}",
+                    quote(user)
+                ))
+            } else if o.opt("password_file").is_none() {
+                Some("needs password_file (the ACL user's password)".to_string())
+            } else if in_url.is_some_and(|(username, _)| username) {
+                Some("redis_url already holds a user name: give it in one place".to_string())
+            } else {
+                None
+            };
+            match problem {
+                Some(p) => {
+                    errs.at(n, p);
+                    None
+                }
+                None => Some(Some(user.to_string())),
+            }
+        }),
+    };
     Some(Cluster {
-        redis_url: redis_url?,
+        redis_url: redis_url?.0,
         name: name?,
+        key_file: key_file?,
+        ca_file: ca_file?,
+        username: username?,
+        password_file: password_file?,
     })
 }
 

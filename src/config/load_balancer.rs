@@ -160,11 +160,17 @@ pub fn runtime_fields() -> impl Iterator<Item = String> {
 }
 
 /// Default TTL and accepted range per affinity type (SPEC 4.1).
+/// The longest `session_affinity_ttl` of `header` / `source_ip` affinity
+/// (the session table's sessions): also the bound of a pin a cluster peer shares.
+pub const TABLE_TTL_MAX_SECS: u64 = 3600;
+
 fn ttl_rule(a: SessionAffinity) -> Option<(u64, i64, i64)> {
     match a {
         SessionAffinity::None => None,
         SessionAffinity::Cookie | SessionAffinity::IpCookie => Some((82_800, 1800, 604_800)),
-        SessionAffinity::Header | SessionAffinity::SourceIp => Some((1800, 30, 3600)),
+        SessionAffinity::Header | SessionAffinity::SourceIp => {
+            Some((1800, 30, TABLE_TTL_MAX_SECS as i64))
+        }
     }
 }
 

@@ -21,7 +21,7 @@ pub use checks::directory;
 pub use load::{load_file, load_str, Loaded};
 pub use load_balancer::{
     load_balancer_from_value, load_balancer_to_value, runtime_fields, Settable, ATTRIBUTES,
-    ATTRIBUTE_KEYS, LOAD_BALANCER_KEYS,
+    ATTRIBUTE_KEYS, LOAD_BALANCER_KEYS, TABLE_TTL_MAX_SECS,
 };
 pub use model::*;
 pub use read::{ConfigError, ConfigErrors};

@@ -45,6 +45,16 @@ pub struct Cluster {
     pub redis_url: String,
     /// The Redis key prefix `tether:{name}:`.
     pub name: String,
+    /// The secret every shared value is signed with (at least 32 bytes
+    /// after trimming; [`crate::cluster::wire::ClusterKey`]).
+    pub key_file: PathBuf,
+    /// PEM CA certificate(s) that verify the Redis server's certificate
+    /// (`rediss://` only); `None`: the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// The Redis ACL user (with `password_file`).
+    pub username: Option<String>,
+    /// The Redis password (or the ACL user's), trimmed.
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

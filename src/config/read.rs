@@ -75,6 +75,10 @@ pub enum Check {
     Readable(PathBuf),
     /// The admin token file must be readable and not empty.
     TokenFile(PathBuf),
+    /// The cluster key file must be readable and hold a usable key.
+    ClusterKey(PathBuf),
+    /// The Redis password file must be readable UTF-8 and not empty.
+    PasswordFile(PathBuf),
     /// The state file's directory must exist and be writable.
     StateFile(PathBuf),
     /// A `hostname:port` endpoint address, resolved into the endpoint's

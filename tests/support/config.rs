@@ -58,11 +58,28 @@ pub struct Tether {
 }
 
 /// `tether.cluster`: replicas with the same `name` share changes and pins
-/// through the Redis at `redis_url`.
+/// through the Redis at `redis_url`, signed with the secret of `key_file`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cluster {
     pub redis_url: String,
     pub name: String,
+    pub key_file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+}
+
+/// The cluster key of the tests (32 bytes), unless a test says otherwise.
+pub const CLUSTER_KEY: &[u8] = b"tether cluster test key, 32 b...";
+
+/// Writes a cluster key file holding `key` into `dir`; returns its path.
+pub fn cluster_key_file(dir: &Path, name: &str, key: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, key).expect("write the cluster key file");
+    path.display().to_string()
 }
 
 /// An empty `tether:` section, to be filled by the chained methods.
@@ -266,12 +283,34 @@ impl Tether {
         self
     }
 
-    /// `cluster: {redis_url, name}`.
-    pub fn cluster(mut self, redis_url: &str, name: &str) -> Tether {
+    /// `cluster: {redis_url, name, key_file}` (see [`cluster_key_file`]).
+    pub fn cluster(mut self, redis_url: &str, name: &str, key_file: &str) -> Tether {
         self.cluster = Some(Cluster {
             redis_url: redis_url.to_string(),
             name: name.to_string(),
+            key_file: key_file.to_string(),
+            ca_file: None,
+            username: None,
+            password_file: None,
         });
+        self
+    }
+
+    /// The cluster's `ca_file` (after [`cluster`](Self::cluster)).
+    pub fn cluster_ca_file(mut self, ca_file: &str) -> Tether {
+        if let Some(c) = self.cluster.as_mut() {
+            c.ca_file = Some(ca_file.to_string());
+        }
+        self
+    }
+
+    /// The cluster's `password_file` and optional `username` (after
+    /// [`cluster`](Self::cluster)).
+    pub fn cluster_password(mut self, password_file: &str, username: Option<&str>) -> Tether {
+        if let Some(c) = self.cluster.as_mut() {
+            c.password_file = Some(password_file.to_string());
+            c.username = username.map(str::to_string);
+        }
         self
     }
 
