@@ -41,9 +41,11 @@ pub async fn apply_rules(
         return Ok(RuleStep::Route(lb, None));
     }
     let req = session.req_header();
+    // Rules see the normalised path; the request goes upstream as sent.
+    let uri = rules::normalise_uri(req.uri.path_and_query().map_or("/", |p| p.as_str()));
     let view = rules::Request {
         host,
-        uri: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+        uri: &uri,
         method: req.method.as_str(),
         headers: &req.headers,
         client,
