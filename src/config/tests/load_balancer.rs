@@ -24,9 +24,28 @@ fn ttl_defaults_depend_on_the_affinity_type() {
             "{affinity}"
         );
     }
-    // Given with none: kept as written, not range-checked.
+    // Given with none: kept as written, at most what any type allows.
     let t = ok(&with_lb("session_affinity_ttl: 5")).tether;
     assert_eq!(t.load_balancers["*"].session_affinity_ttl.as_secs(), 5);
+    // Too large (past i64 too): the error names the type's range.
+    for (affinity, range) in [
+        ("cookie", "1800 and 604800 for session_affinity cookie"),
+        ("source_ip", "30 and 3600 for session_affinity source_ip"),
+        ("none", "0 and 604800"),
+    ] {
+        for ttl in ["604801", "9223372036854775808", "1.0e+30", "-1"] {
+            let e = errors(&with_lb(&format!(
+                "session_affinity: {affinity}\nsession_affinity_ttl: {ttl}"
+            )));
+            let want = format!(
+                r#"tether.load_balancers["*"].session_affinity_ttl: must be between {range}, got "#
+            );
+            assert!(
+                e.len() == 1 && e[0].starts_with(&want),
+                "{affinity} {ttl}: {e:?}"
+            );
+        }
+    }
     let t = ok(&with_lb(
         "session_affinity: source_ip\nsession_affinity_ttl: 30",
     ))
