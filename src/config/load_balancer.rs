@@ -159,19 +159,19 @@ pub fn runtime_fields() -> impl Iterator<Item = String> {
         })
 }
 
-/// The longest TTL any affinity type accepts: the bound of a TTL given
-/// with `session_affinity: none`.
-const MAX_TTL: i64 = 604_800;
-
-/// Default TTL and accepted range per affinity type (SPEC 4.1).
 /// The longest `session_affinity_ttl` of `header` / `source_ip` affinity
 /// (the session table's sessions): also the bound of a pin a cluster peer shares.
 pub const TABLE_TTL_MAX_SECS: u64 = 3600;
 
+/// The longest TTL any affinity type accepts (the cookie types'): also the
+/// bound of a TTL given with `session_affinity: none`.
+const MAX_TTL: i64 = 604_800;
+
+/// Default TTL and accepted range per affinity type (SPEC 4.1).
 fn ttl_rule(a: SessionAffinity) -> Option<(u64, i64, i64)> {
     match a {
         SessionAffinity::None => None,
-        SessionAffinity::Cookie | SessionAffinity::IpCookie => Some((82_800, 1800, 604_800)),
+        SessionAffinity::Cookie | SessionAffinity::IpCookie => Some((82_800, 1800, MAX_TTL)),
         SessionAffinity::Header | SessionAffinity::SourceIp => {
             Some((1800, 30, TABLE_TTL_MAX_SECS as i64))
         }
