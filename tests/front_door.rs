@@ -681,3 +681,30 @@ fn a_pipelined_request_the_parser_refuses_is_logged() {
         "no served request was taken for a refusal:\n{logs}"
     );
 }
+
+/// A request the client got wrong is the client's business: answered 400
+/// and logged in the access log, never at ERROR (Pingora logs its own
+/// "Fail to proxy: Downstream InvalidChunk ..., status: 400" at ERROR; Tether
+/// logs it at DEBUG).
+#[test]
+fn a_client_caused_400_is_not_logged_at_error() {
+    let a = Upstream::healthy("a");
+    let proxy = front(&a, ClientLimits::default()).start();
+    // Chunk lines ended by a bare LF: past the front door's chunk scan,
+    // refused by Pingora's chunk parser.
+    let answer = exchange(
+        &proxy,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n",
+    );
+    assert_eq!(status_of(&answer), Some(400), "{answer:?}");
+    assert!(
+        proxy.wait_for_log("path=/echo status=400", Duration::from_secs(3)),
+        "{}",
+        proxy.logs()
+    );
+    let logs = proxy.logs();
+    assert!(
+        !logs.lines().any(|l| l.contains(" ERROR ")),
+        "no ERROR line for the client's mistake:\n{logs}"
+    );
+}
