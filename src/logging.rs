@@ -2,8 +2,9 @@
 //! policy of Tether's on top. A client that goes away or is too slow is the
 //! client's business, not an operator's: Pingora logs such failures at ERROR
 //! ("Fail to proxy: Downstream ConnectionClosed ... while reading request
-//! headers"); they are logged at DEBUG here instead. The request itself,
-//! when there was one, still gets its access-log line.
+//! headers", or "failed to send error response to downstream" when the
+//! client is gone before its `400`); they are logged at DEBUG here instead.
+//! The request itself, when there was one, still gets its access-log line.
 
 use log::{Level, Log, Metadata, Record};
 
@@ -57,8 +58,13 @@ impl Log for Policy {
 }
 
 /// A Pingora error line about the client's side of a connection failing:
-/// it closed, reset, or was cut off by the front door's limits.
+/// it closed, reset, or was cut off by the front door's limits, also while
+/// its `400` was being written (`failed to send error response to
+/// downstream`: the write to the client failed).
 fn is_client_gone(text: &str) -> bool {
+    if text.starts_with("failed to send error response to downstream") {
+        return true;
+    }
     text.starts_with("Fail to proxy: Downstream")
         && [
             "ConnectionClosed",
@@ -83,8 +89,9 @@ mod tests {
         assert!(!is_client_gone(
             "Fail to proxy: Upstream ConnectRefused context: x"
         ));
-        assert!(!is_client_gone(
-            "failed to send error response to downstream: x"
+        assert!(is_client_gone(
+            "failed to send error response to downstream: Downstream WriteError context: x"
         ));
+        assert!(!is_client_gone("failed to build a response: x"));
     }
 }

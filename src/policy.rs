@@ -41,9 +41,11 @@ pub async fn apply_rules(
         return Ok(RuleStep::Route(lb, None));
     }
     let req = session.req_header();
+    // Rules see the normalised path; the request goes upstream as sent.
+    let uri = rules::normalise_uri(req.uri.path_and_query().map_or("/", |p| p.as_str()));
     let view = rules::Request {
         host,
-        uri: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+        uri: &uri,
         method: req.method.as_str(),
         headers: &req.headers,
         client,
@@ -70,18 +72,48 @@ async fn respond_fixed(
     fixed: &FixedResponse,
     decision: Option<String>,
 ) -> Result<()> {
-    let body = Bytes::from(fixed.message_body.clone());
+    let head = session.req_header().method == http::Method::HEAD;
+    let framing = fixed_framing(fixed.status_code, head, fixed.message_body.len());
     let mut resp = ResponseHeader::build(fixed.status_code, Some(4))?;
     resp.insert_header("Content-Type", fixed.content_type.as_str())?;
-    resp.insert_header("Content-Length", body.len().to_string())?;
+    if let Some(length) = framing.content_length {
+        resp.insert_header("Content-Length", length.to_string())?;
+    }
     if let Some(location) = &fixed.location {
         resp.insert_header(http::header::LOCATION, location.as_str())?;
     }
     if let Some(decision) = decision {
         resp.insert_header("X-Tether-Decision", decision)?;
     }
+    if !framing.body {
+        return session.write_response_header(Box::new(resp), true).await;
+    }
     session.write_response_header(Box::new(resp), false).await?;
+    let body = Bytes::from(fixed.message_body.clone());
     session.write_response_body(Some(body), true).await
+}
+
+/// How a fixed response is framed (RFC 9110 6.4.1, 9.3.2).
+#[derive(Debug, PartialEq, Eq)]
+struct Framing {
+    /// Its `Content-Length`: none for 204 and 304; for a `HEAD` request, the
+    /// length a `GET` would get.
+    content_length: Option<usize>,
+    /// Whether body bytes follow: never for 204, 304 or a `HEAD` request.
+    body: bool,
+}
+
+fn fixed_framing(status: u16, head: bool, body_len: usize) -> Framing {
+    match status {
+        204 | 304 => Framing {
+            content_length: None,
+            body: false,
+        },
+        _ => Framing {
+            content_length: Some(body_len),
+            body: !head,
+        },
+    }
 }
 
 /// Passive health: counts an endpoint's answer (or failure) and logs an
@@ -118,5 +150,27 @@ pub fn note_answer(
             note_outcome(state, pick, Outcome::GatewayFailure, e.etype().as_str())
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodiless_fixed_responses_have_no_length_and_head_gets_the_get_length() {
+        let framing = |content_length, body| Framing {
+            content_length,
+            body,
+        };
+        assert_eq!(fixed_framing(200, false, 11), framing(Some(11), true));
+        assert_eq!(fixed_framing(403, false, 0), framing(Some(0), true));
+        assert_eq!(fixed_framing(200, true, 11), framing(Some(11), false));
+        assert_eq!(fixed_framing(301, true, 5), framing(Some(5), false));
+        for status in [204, 304] {
+            for head in [false, true] {
+                assert_eq!(fixed_framing(status, head, 0), framing(None, false));
+            }
+        }
     }
 }

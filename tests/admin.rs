@@ -555,6 +555,93 @@ fn changes_made_through_the_api_survive_a_restart() {
     );
 }
 
+/// Small refusals and normalisations (issue 17 finding 9): a key named twice
+/// in a body is refused naming it (serde_json would keep the last), `-0` is
+/// stored, shown and written as 0, and a TTL past every bound is refused with
+/// the type's range, as the file's reader says it.
+#[test]
+fn duplicate_keys_negative_zero_and_ttl_ranges() {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let dir = tempfile::TempDir::new().unwrap();
+    let state_file = dir.path().join("state.json");
+    let proxy = tether()
+        .listener(free_port())
+        .admin(free_port())
+        .state_file(&state_file)
+        .load_balancer("*", lb(["p"]).affinity(Affinity::Cookie))
+        .pool("p", pool([&a, &b]))
+        .start();
+    let errors = refused(
+        patch(
+            &proxy,
+            "/v1/pools/p/endpoints/b",
+            r#"{"enabled": false, "enabled": true}"#,
+        ),
+        400,
+    );
+    assert!(
+        errors.len() == 1 && errors[0].contains(r#"key "enabled" appears twice"#),
+        "{errors:?}"
+    );
+    let errors = refused(
+        patch(
+            &proxy,
+            "/v1/load_balancers/*",
+            r#"{"session_affinity_attributes": {"samesite": "Lax", "samesite": "None"}}"#,
+        ),
+        400,
+    );
+    assert!(
+        errors.len() == 1 && errors[0].contains(r#"key "samesite" appears twice"#),
+        "{errors:?}"
+    );
+    assert_eq!(
+        ok(get(&proxy, "/v1/pools/p/endpoints/b"))["enabled"],
+        true,
+        "nothing applied"
+    );
+
+    let shown = ok(patch(
+        &proxy,
+        "/v1/pools/p/endpoints/b",
+        r#"{"weight": -0}"#,
+    ))["weight"]
+        .clone();
+    let weight = shown.as_f64().expect("a number");
+    assert!(weight == 0.0 && weight.is_sign_positive(), "{shown}");
+    let (_, _, text) = send(
+        &client(),
+        Method::GET,
+        &proxy.admin_url("/v1/pools/p/endpoints/b"),
+        &[],
+        "",
+    );
+    assert!(!text.contains("-0"), "{text}");
+    let on_disk = std::fs::read_to_string(&state_file).expect("the state file");
+    assert!(
+        on_disk.contains("\"weight\"") && !on_disk.contains("-0"),
+        "{on_disk}"
+    );
+
+    for ttl in ["604801", "9223372036854775808", "99999999999999999999"] {
+        assert_eq!(
+            refused(
+                patch(
+                    &proxy,
+                    "/v1/load_balancers/*",
+                    &format!(r#"{{"session_affinity_ttl": {ttl}}}"#)
+                ),
+                400
+            )
+            .iter()
+            .map(|e| e.split(", got").next().unwrap_or_default().to_string())
+            .collect::<Vec<_>>(),
+            ["session_affinity_ttl: must be between 1800 and 604800 for session_affinity cookie"],
+            "{ttl}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- the listener's hardening
 
 /// A raw connection to the admin listener (reads time out after 200 ms).

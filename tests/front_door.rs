@@ -621,3 +621,90 @@ fn a_chunk_size_line_without_digits_is_refused_400() {
         proxy.logs()
     );
 }
+
+/// A request pipelined behind another in the same read (a GET, no body),
+/// refused by Pingora's parser, has its access-log line with its own
+/// request line, and the pipelined requests that are served are never taken
+/// for refusals (issue 17 finding 9; the front door passes each request's
+/// bytes to Pingora on their own).
+#[test]
+fn a_pipelined_request_the_parser_refuses_is_logged() {
+    let a = Upstream::healthy("a");
+    let proxy = front(&a, ClientLimits::default()).start();
+    let mut s = connect(&proxy);
+    s.write_all(
+        b"GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    )
+    .unwrap();
+    let (all, _) = read_for(&mut s, Duration::from_secs(3));
+    assert_eq!(all.matches("HTTP/1.1 200").count(), 1, "{all}");
+    assert_eq!(all.matches("HTTP/1.1 400").count(), 1, "{all}");
+    assert!(
+        proxy.wait_for_logs(Duration::from_secs(3), |logs| logs.lines().any(|l| l
+            .contains("path=/second status=400 ")
+            && l.contains("reason=invalid_request"))),
+        "an access-log line for the refused pipelined request:\n{}",
+        proxy.logs()
+    );
+    let logs = proxy.logs();
+    assert_eq!(
+        logs.lines()
+            .filter(|l| l.contains("access]") && l.contains("path=/first"))
+            .count(),
+        1,
+        "the first request is logged once:\n{logs}"
+    );
+    assert_eq!(a.requests(), 1, "only the first was forwarded");
+    // Requests pipelined after a served one are logged once each as what
+    // they were (Tether's own 400 included), not as the parser's refusals.
+    let mut s = connect(&proxy);
+    s.write_all(
+        b"GET /p1 HTTP/1.1\r\nHost: a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: a\r\n\r\nGET /p3 HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let (all, _) = read_for(&mut s, Duration::from_secs(3));
+    assert_eq!(all.matches("HTTP/1.1 200 ").count(), 2, "{all}");
+    assert_eq!(all.matches("HTTP/1.1 400 ").count(), 1, "{all}");
+    assert!(
+        proxy.wait_for_logs(Duration::from_secs(3), |logs| logs.lines().any(|l| l
+            .contains("path=/p3 status=400")
+            && l.contains("reason=missing_host"))),
+        "{}",
+        proxy.logs()
+    );
+    let logs = proxy.logs();
+    assert_eq!(
+        logs.lines()
+            .filter(|l| l.contains("reason=invalid_request"))
+            .count(),
+        1,
+        "no served request was taken for a refusal:\n{logs}"
+    );
+}
+
+/// A request the client got wrong is the client's business: answered 400
+/// and logged in the access log, never at ERROR (Pingora logs its own
+/// "Fail to proxy: Downstream InvalidChunk ..., status: 400" at ERROR; Tether
+/// logs it at DEBUG).
+#[test]
+fn a_client_caused_400_is_not_logged_at_error() {
+    let a = Upstream::healthy("a");
+    let proxy = front(&a, ClientLimits::default()).start();
+    // Chunk lines ended by a bare LF: past the front door's chunk scan,
+    // refused by Pingora's chunk parser.
+    let answer = exchange(
+        &proxy,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n",
+    );
+    assert_eq!(status_of(&answer), Some(400), "{answer:?}");
+    assert!(
+        proxy.wait_for_log("path=/echo status=400", Duration::from_secs(3)),
+        "{}",
+        proxy.logs()
+    );
+    let logs = proxy.logs();
+    assert!(
+        !logs.lines().any(|l| l.contains(" ERROR ")),
+        "no ERROR line for the client's mistake:\n{logs}"
+    );
+}

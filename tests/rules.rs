@@ -395,3 +395,159 @@ fn deeply_nested_or_overlong_conditions_are_config_errors_not_crashes() {
     );
     assert_eq!(get(&client, &proxy.url("/"), "www.example.com").0, 200);
 }
+
+/// Sends `request` as it is on a new connection (no client library to
+/// normalise its target); what came back before the proxy closed it.
+fn raw_exchange(proxy: &TetherProc, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(proxy.addr()).expect("connect to tether");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).expect("send");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Rules match the normalised path (Cloudflare's URL normalization), so the
+/// usual ways around a path rule are caught; the endpoint still gets the
+/// path as sent.
+#[test]
+fn rules_see_the_normalised_path_and_the_endpoint_the_path_as_sent() {
+    let web = Upstream::healthy("web-1");
+    let api = Upstream::healthy("api-1");
+    let proxy = tether()
+        .listener(free_port())
+        .load_balancer(
+            "www.example.com",
+            lb(["web"])
+                .rule(
+                    rule("admin", r#"starts_with(http.request.uri.path, "/admin")"#)
+                        .fixed_response(FixedResponse {
+                            status_code: Some(403),
+                            location: None,
+                            content_type: None,
+                            message_body: Some("no".into()),
+                        }),
+                )
+                .rule(
+                    rule("api", r#"starts_with(http.request.uri.path, "/echo/api/")"#)
+                        .overrides(Overrides::pools(["api"])),
+                ),
+        )
+        .pool("web", pool([&web]))
+        .pool("api", pool([&api]))
+        .start();
+    let send = |target: &str| {
+        raw_exchange(
+            &proxy,
+            &format!("GET {target} HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    for target in [
+        "/admin",
+        "/%61dmin",
+        "//admin",
+        "/./admin",
+        "/x/../admin",
+        "/%2e%2e/admin/x",
+        "/a/b/../../../admin",
+    ] {
+        let answer = send(target);
+        assert!(answer.starts_with("HTTP/1.1 403 "), "{target}: {answer}");
+    }
+    assert_eq!(
+        web.requests() + api.requests(),
+        0,
+        "none reached an endpoint"
+    );
+    // Not the admin path (a reserved %2F is not decoded): forwarded.
+    let answer = send("/%2Fadmin");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+
+    // The api rule matches the normalised path; the endpoint gets it as sent.
+    let target = "/echo/%61pi/./x//y/../z?q=/../%61";
+    let answer = send(target);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let echo: serde_json::Value = serde_json::from_str(body).expect("the echo's JSON");
+    assert_eq!(echo["upstream"], "api-1", "{echo}");
+    assert_eq!(echo["path"], target, "{echo}");
+}
+
+/// A fixed response is framed as HTTP says: 204 (and 304) without
+/// `Content-Length` or body, a `HEAD` with the length a `GET` gets and no
+/// body bytes, so the kept-alive connection stays in step; a 1xx status or a
+/// body for a 204 is a config error under its key path.
+#[test]
+fn fixed_responses_are_framed_for_204_and_head_and_1xx_is_refused() {
+    let web = Upstream::healthy("web-1");
+    let fixed = |status_code: u16, message_body: Option<&str>| FixedResponse {
+        status_code: Some(status_code),
+        location: None,
+        content_type: None,
+        message_body: message_body.map(str::to_string),
+    };
+    let with = |empty: FixedResponse| {
+        tether()
+            .listener(free_port())
+            .load_balancer(
+                "www.example.com",
+                lb(["web"])
+                    .rule(
+                        rule("hello", r#"http.request.uri.path eq "/hello""#)
+                            .fixed_response(fixed(200, Some("hello world"))),
+                    )
+                    .rule(
+                        rule("empty", r#"http.request.uri.path eq "/empty""#).fixed_response(empty),
+                    ),
+            )
+            .pool("web", pool([&web]))
+    };
+    let proxy = with(fixed(204, None)).start();
+    let all = raw_exchange(
+        &proxy,
+        "HEAD /hello HTTP/1.1\r\nHost: www.example.com\r\n\r\n\
+         GET /empty HTTP/1.1\r\nHost: www.example.com\r\n\r\n\
+         GET /hello HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n",
+    );
+    let answers: Vec<&str> = all.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 3, "{all}");
+    let lower: Vec<String> = answers.iter().map(|a| a.to_ascii_lowercase()).collect();
+    assert!(
+        lower[0].starts_with("200 ")
+            && lower[0].contains("content-length: 11\r\n")
+            && lower[0].ends_with("\r\n\r\n"),
+        "HEAD: the GET's length, no body: {all}"
+    );
+    assert!(
+        lower[1].starts_with("204 ")
+            && !lower[1].contains("content-length")
+            && lower[1].ends_with("\r\n\r\n"),
+        "204: no length, no body: {all}"
+    );
+    assert!(
+        lower[2].starts_with("200 ") && lower[2].ends_with("\r\n\r\nhello world"),
+        "{all}"
+    );
+    assert!(
+        !proxy.logs().contains("over content-length"),
+        "{}",
+        proxy.logs()
+    );
+
+    let at = r#"tether.load_balancers["www.example.com"].rules[1].fixed_response"#;
+    for (empty, says) in [
+        (
+            fixed(101, None),
+            format!("{at}.status_code: must be between 200 and 599, got 101"),
+        ),
+        (
+            fixed(204, Some("not sent")),
+            format!("{at}.message_body: a 204 response has no body"),
+        ),
+    ] {
+        let (code, _, stderr) = with(empty).check();
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains(&says), "{says} in:\n{stderr}");
+    }
+}

@@ -8,7 +8,8 @@
 //! [`MAX_BODY`]), hands everything to the [`Router`], and writes its answer.
 //!
 //! - [`router`]: the routing table; [`admission`]: DNS rebinding and CSRF;
-//!   [`auth`]: the token; [`response`]: the envelope and errors.
+//!   [`auth`]: the token; [`response`]: the envelope and errors;
+//!   [`strict_json`]: bodies whose objects name each key once.
 //! - One file per resource: [`load_balancers`], [`pools`] (and endpoints),
 //!   [`session_persistence`], [`metrics`], [`cluster`] (this replica's link),
 //!   [`status`] (the status page).
@@ -23,6 +24,7 @@ mod response;
 mod router;
 mod session_persistence;
 mod status;
+mod strict_json;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;

@@ -201,9 +201,9 @@ pub fn bad_body_response(why: &str) -> AdminResponse {
     ApiError::new(400, format!("cannot read the request body: {why}")).envelope()
 }
 
-/// A JSON object body.
+/// A JSON object body, each key named once at every depth.
 pub fn json_object(body: &[u8]) -> Result<Map<String, Json>, ApiError> {
-    match serde_json::from_slice::<Json>(body) {
+    match super::strict_json::from_slice(body) {
         Ok(Json::Object(map)) => Ok(map),
         Ok(other) => Err(ApiError::new(
             400,

@@ -91,7 +91,7 @@ pub(super) fn lay_over(state: &State, baseline: &Config, mut kept: Records, now:
                 continue;
             };
             if let Some(weight) = &record.weight {
-                state.set_endpoint_weight(at, weight.value);
+                state.set_endpoint_weight(at, weight.value + 0.0);
                 info!(
                     "state file: pool {pool} endpoint {name}: weight {}",
                     weight.value
@@ -221,6 +221,8 @@ impl Planner<'_> {
                 endpoint,
                 weight,
             } => {
+                // -0 is 0: stored, shown and written as 0.
+                let weight = &(*weight + 0.0);
                 if !(0.0..=1.0).contains(weight) {
                     return Err(ChangeError::Invalid(vec![format!(
                         "weight: must be between 0 and 1, got {weight}"

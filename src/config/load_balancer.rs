@@ -159,15 +159,19 @@ pub fn runtime_fields() -> impl Iterator<Item = String> {
         })
 }
 
-/// Default TTL and accepted range per affinity type (SPEC 4.1).
 /// The longest `session_affinity_ttl` of `header` / `source_ip` affinity
 /// (the session table's sessions): also the bound of a pin a cluster peer shares.
 pub const TABLE_TTL_MAX_SECS: u64 = 3600;
 
+/// The longest TTL any affinity type accepts (the cookie types'): also the
+/// bound of a TTL given with `session_affinity: none`.
+const MAX_TTL: i64 = 604_800;
+
+/// Default TTL and accepted range per affinity type (SPEC 4.1).
 fn ttl_rule(a: SessionAffinity) -> Option<(u64, i64, i64)> {
     match a {
         SessionAffinity::None => None,
-        SessionAffinity::Cookie | SessionAffinity::IpCookie => Some((82_800, 1800, 604_800)),
+        SessionAffinity::Cookie | SessionAffinity::IpCookie => Some((82_800, 1800, MAX_TTL)),
         SessionAffinity::Header | SessionAffinity::SourceIp => {
             Some((1800, 30, TABLE_TTL_MAX_SECS as i64))
         }
@@ -302,25 +306,22 @@ pub(super) fn read_load_balancer(
     );
     let session_affinity_ttl = match o.opt("session_affinity_ttl") {
         None => session_affinity.map(|a| ttl_rule(a).map_or(0, |(default, _, _)| default)),
-        Some(n) => n.int(errs, i64::MIN, i64::MAX).and_then(|ttl| {
-            match session_affinity.and_then(ttl_rule) {
-                Some((_, lo, hi)) if ttl < lo || ttl > hi => {
-                    errs.at(
-                        n,
-                        format!(
-                            "must be between {lo} and {hi} for session_affinity {}, got {ttl}",
-                            session_affinity.unwrap_or(SessionAffinity::None).name()
-                        ),
-                    );
-                    None
-                }
-                _ if ttl < 0 => {
-                    errs.at(n, format!("must not be negative, got {ttl}"));
-                    None
-                }
-                _ => Some(ttl as u64),
-            }
-        }),
+        Some(n) => {
+            // The type's range; without a type (none), at most what any allows.
+            let (lo, hi, what) = match session_affinity.and_then(ttl_rule) {
+                Some((_, lo, hi)) => (
+                    lo,
+                    hi,
+                    format!(
+                        " for session_affinity {}",
+                        session_affinity.unwrap_or(SessionAffinity::None).name()
+                    ),
+                ),
+                None => (0, MAX_TTL, String::new()),
+            };
+            n.int_within(errs, lo, hi, &what)
+                .and_then(|ttl| u64::try_from(ttl).ok())
+        }
     };
     let adaptive_routing = match o.opt("adaptive_routing") {
         None => Some(AdaptiveRouting::default()),

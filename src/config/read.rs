@@ -306,6 +306,12 @@ impl<'a> Node<'a> {
     /// An integer in `min ..= max`. Integral floats (`1e6`, `3.0`) count as
     /// integers; a fraction is a type error.
     pub fn int(&self, errs: &mut Errors, min: i64, max: i64) -> Option<i64> {
+        self.int_within(errs, min, max, "")
+    }
+
+    /// As [`Node::int`], the range's error naming what it is for (`" for
+    /// session_affinity cookie"`).
+    pub fn int_within(&self, errs: &mut Errors, min: i64, max: i64, what: &str) -> Option<i64> {
         let n = match self.value {
             Value::Number(n) => n,
             _ => {
@@ -329,7 +335,7 @@ impl<'a> Node<'a> {
         if v < min as i128 || v > max as i128 {
             errs.at(
                 self,
-                format!("must be between {min} and {max}, got {shown}"),
+                format!("must be between {min} and {max}{what}, got {shown}"),
             );
             return None;
         }
@@ -357,7 +363,8 @@ impl<'a> Node<'a> {
             );
             return None;
         }
-        Some(v)
+        // -0 is 0 (JSON and YAML both spell it; it would show as -0.0).
+        Some(v + 0.0)
     }
 
     pub fn str(&self, errs: &mut Errors) -> Option<&'a str> {

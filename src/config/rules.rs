@@ -144,7 +144,9 @@ fn read_rule(node: &Node<'_>, errs: &mut Errors) -> Option<Rule> {
 
 fn read_fixed_response(node: &Node<'_>, errs: &mut Errors) -> Option<FixedResponse> {
     let o = node.object(errs, FIXED_RESPONSE_KEYS)?;
-    let status_code = o.int_or(errs, "status_code", 100, 599, 200);
+    // A final status: a 1xx is not a response (101 would leave the
+    // connection waiting for a protocol that never starts).
+    let status_code = o.int_or(errs, "status_code", 200, 599, 200);
     let location = o.opt_str(errs, "location");
     let content_type = o.opt_str(errs, "content_type").and_then(|c| {
         let c = c.unwrap_or("text/plain");
@@ -163,6 +165,21 @@ fn read_fixed_response(node: &Node<'_>, errs: &mut Errors) -> Option<FixedRespon
         l => Some(l.map(str::to_string)),
     });
     let message_body = o.opt_str(errs, "message_body");
+    // 204 and 304 have no body (RFC 9110 15.3.5, 15.4.5): a body given for
+    // one would never be sent.
+    if let (Some(code @ (204 | 304)), Some(Some(body)), Some(at)) =
+        (status_code, message_body, o.opt("message_body"))
+    {
+        if !body.is_empty() {
+            errs.at(
+                at,
+                format!(
+                    "a {code} response has no body: remove message_body or use another status_code"
+                ),
+            );
+            return None;
+        }
+    }
     Some(FixedResponse {
         status_code: u16::try_from(status_code?).unwrap_or(200),
         location: location?,

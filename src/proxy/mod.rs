@@ -424,6 +424,20 @@ impl ProxyHttp for Proxy {
         matches!(context, ProxyWarnLogContext::UpstreamRetry) && ctx.retried
     }
 
+    /// A failure the client caused (a malformed body, a close, its own
+    /// timeout) is not an operator's error: Pingora's ERROR line for it is
+    /// logged at DEBUG here; the access log has the request with its status.
+    fn suppress_error_log(&self, session: &Session, ctx: &RequestCtx, error: &Error) -> bool {
+        let client = reply::client_caused(error);
+        if client {
+            log::debug!(
+                "client's failure: {error}, {}",
+                self.request_summary(session, ctx)
+            );
+        }
+        client
+    }
+
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -531,7 +545,8 @@ impl ProxyHttp for Proxy {
                     .write_error_response(resp, body)
                     .await
                 {
-                    warn!("failed to send error response to the client: {err}");
+                    // The client's connection failed: its business, not the operator's.
+                    log::debug!("failed to send error response to the client: {err}");
                 }
             }
         }

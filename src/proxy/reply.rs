@@ -107,3 +107,41 @@ pub(super) async fn refuse(
     respond_text(session, bad.status(), bad.message()).await?;
     Ok(true)
 }
+
+/// Whether a request's failure is the client's doing — its connection (a
+/// close, a reset, a timeout of its own) or its request (a malformed body):
+/// the access log records it with its status; it is no operator's error, so
+/// Pingora's ERROR line for it is logged at DEBUG instead.
+pub(super) fn client_caused(e: &Error) -> bool {
+    e.esource() == &ErrorSource::Downstream
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clients_failures_are_the_clients() {
+        let bad_chunk = Error::explain(ErrorType::new("InvalidChunk"), "x").into_down();
+        assert!(client_caused(&bad_chunk));
+        assert_eq!(failure_status(&bad_chunk).0, 400);
+        for etype in [
+            ErrorType::ConnectionClosed,
+            ErrorType::ReadTimedout,
+            ErrorType::InvalidHTTPHeader,
+        ] {
+            assert!(client_caused(&Error::explain(etype, "x").into_down()));
+        }
+        // The endpoint's failures and Tether's own are the operator's.
+        assert!(!client_caused(
+            &Error::explain(ErrorType::ConnectRefused, "x").into_up()
+        ));
+        assert!(!client_caused(
+            &Error::explain(ErrorType::ReadTimedout, "x").into_up()
+        ));
+        assert!(!client_caused(&Error::explain(
+            ErrorType::HTTPStatus(503),
+            "x"
+        )));
+    }
+}

@@ -14,7 +14,8 @@ use super::expr::{Each, Expr, Field, Index, Literal, Op, Set, Value};
 pub struct Request<'a> {
     /// Lower-case, without a port (as Tether routes by it).
     pub host: &'a str,
-    /// Path and query as sent (`/a/b?c=d`).
+    /// Path and query (`/a/b?c=d`), the path normalised as rules see it
+    /// ([`super::normalise_uri`]), the query as sent.
     pub uri: &'a str,
     pub method: &'a str,
     pub headers: &'a HeaderMap,

@@ -11,9 +11,10 @@ use regex::Regex;
 pub enum Field {
     /// `http.host`: the request's host, lower-case, without a port.
     Host,
-    /// `http.request.uri`: path and query, as sent.
+    /// `http.request.uri`: path and query, the path normalised
+    /// (`super::path`), the query as sent.
     Uri,
-    /// `http.request.uri.path`
+    /// `http.request.uri.path`: normalised.
     UriPath,
     /// `http.request.uri.query`: without the `?`; empty when none.
     UriQuery,

@@ -11,6 +11,8 @@
 //!   key replaces an earlier one's). A matching rule that `terminates`
 //!   stops the evaluation; one with a `fixed_response` terminates and
 //!   answers.
+//! - **Path**: rules read the request's path normalised ([`path`]); the
+//!   request goes upstream as sent.
 
 use std::sync::Arc;
 
@@ -19,8 +21,10 @@ use crate::config;
 pub mod eval;
 pub mod expr;
 pub mod parse;
+pub mod path;
 
 pub use eval::Request;
+pub use path::{normalise_path, normalise_uri};
 
 /// One compiled rule.
 #[derive(Debug)]

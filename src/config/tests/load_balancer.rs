@@ -24,9 +24,28 @@ fn ttl_defaults_depend_on_the_affinity_type() {
             "{affinity}"
         );
     }
-    // Given with none: kept as written, not range-checked.
+    // Given with none: kept as written, at most what any type allows.
     let t = ok(&with_lb("session_affinity_ttl: 5")).tether;
     assert_eq!(t.load_balancers["*"].session_affinity_ttl.as_secs(), 5);
+    // Too large (past i64 too): the error names the type's range.
+    for (affinity, range) in [
+        ("cookie", "1800 and 604800 for session_affinity cookie"),
+        ("source_ip", "30 and 3600 for session_affinity source_ip"),
+        ("none", "0 and 604800"),
+    ] {
+        for ttl in ["604801", "9223372036854775808", "1.0e+30", "-1"] {
+            let e = errors(&with_lb(&format!(
+                "session_affinity: {affinity}\nsession_affinity_ttl: {ttl}"
+            )));
+            let want = format!(
+                r#"tether.load_balancers["*"].session_affinity_ttl: must be between {range}, got "#
+            );
+            assert!(
+                e.len() == 1 && e[0].starts_with(&want),
+                "{affinity} {ttl}: {e:?}"
+            );
+        }
+    }
     let t = ok(&with_lb(
         "session_affinity: source_ip\nsession_affinity_ttl: 30",
     ))
@@ -240,11 +259,48 @@ fn rule_errors_name_their_path_and_column() {
             r#"tether.load_balancers["*"].rules[1].overrides.default_pools[0]: no pool named "nope""#,
             r#"tether.load_balancers["*"].rules[2].name: a rule name must use only letters, digits, "_", "." and "-", got "bad name""#,
             r#"tether.load_balancers["*"].rules[2].fixed_response: a rule either answers (fixed_response) or routes (overrides), not both"#,
-            r#"tether.load_balancers["*"].rules[2].fixed_response.status_code: must be between 100 and 599, got 999"#,
+            r#"tether.load_balancers["*"].rules[2].fixed_response.status_code: must be between 200 and 599, got 999"#,
             r#"tether.load_balancers["*"].rules[3].priority: must be between 0 and 4294967295, got -1"#,
             r#"tether.load_balancers["*"].rules[3].overrides.session_affinity_attributes.headers: must name at least one header when session_affinity is header"#,
         ]
     );
+}
+
+#[test]
+fn fixed_responses_are_final_and_bodiless_statuses_have_no_body() {
+    let yaml = with_lb(
+        r#"rules:
+  - name: switch
+    fixed_response: { status_code: 101 }
+  - name: early
+    fixed_response: { status_code: 103, message_body: hints }
+  - name: empty
+    fixed_response: { status_code: 204, message_body: "not sent" }
+  - name: same
+    fixed_response: { status_code: 304, message_body: x }"#,
+    );
+    assert_eq!(
+        errors(&yaml),
+        vec![
+            r#"tether.load_balancers["*"].rules[0].fixed_response.status_code: must be between 200 and 599, got 101"#,
+            r#"tether.load_balancers["*"].rules[1].fixed_response.status_code: must be between 200 and 599, got 103"#,
+            r#"tether.load_balancers["*"].rules[2].fixed_response.message_body: a 204 response has no body: remove message_body or use another status_code"#,
+            r#"tether.load_balancers["*"].rules[3].fixed_response.message_body: a 304 response has no body: remove message_body or use another status_code"#,
+        ]
+    );
+    // Without a body (or with an empty one) they are fine; so are 200 and 599.
+    let yaml = with_lb(
+        r#"rules:
+  - name: empty
+    fixed_response: { status_code: 204 }
+  - name: same
+    fixed_response: { status_code: 304, message_body: "" }
+  - name: low
+    fixed_response: { status_code: 200, message_body: ok }
+  - name: high
+    fixed_response: { status_code: 599 }"#,
+    );
+    assert_eq!(ok(&yaml).tether.load_balancers["*"].rules.len(), 4);
 }
 
 #[test]
