@@ -384,14 +384,33 @@ impl Guarded {
     /// Whether the current request is read and answered, so the next read is
     /// the next request's: its response was written and its body (when the
     /// proxy said how it is framed) has ended.
-    fn request_over(&self) -> bool {
+    fn request_over(&mut self) -> bool {
+        self.learn_framing();
         matches!(self.phase, Phase::Body { responded: true, body } if body.done() || body == BodyLeft::Unknown)
     }
 
     /// Whether the current request's body has ended while its response has
     /// not been written: bytes that arrive now are the next request's.
-    fn between_requests(&self) -> bool {
+    fn between_requests(&mut self) -> bool {
+        self.learn_framing();
         matches!(self.phase, Phase::Body { responded: false, body } if body.done())
+    }
+
+    /// The body's framing, once the proxy has said it, before anything is
+    /// decided on it: a body Pingora drains after the response (to keep the
+    /// connection) is still the body's, not the next request's header.
+    fn learn_framing(&mut self) {
+        if let Phase::Body {
+            body: body @ BodyLeft::Unknown,
+            ..
+        } = &mut self.phase
+        {
+            match self.mark.framing() {
+                None => {}
+                Some(Framing::Length(n)) => *body = BodyLeft::Length(n),
+                Some(Framing::Chunked) => *body = BodyLeft::Chunked(Chunked::default()),
+            }
+        }
     }
 
     /// `rest` (bytes not yet through the phases) goes back in front of `held`.
