@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -646,52 +646,12 @@ fn duplicate_keys_negative_zero_and_ttl_ranges() {
 
 /// A raw connection to the admin listener (reads time out after 200 ms).
 fn raw(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).expect("connect to the admin listener");
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    s
+    raw_connect(addr)
 }
 
-/// Reads until the peer closes or `within` passes; what came, and whether it closed.
+/// Reads until the peer closes, a whole response came, or `within` passes.
 fn read_for(s: &mut TcpStream, within: Duration) -> (String, bool) {
-    let deadline = Instant::now() + within;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if complete(&out) {
-                    break;
-                }
-            }
-            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), true),
-        }
-    }
-    (String::from_utf8_lossy(&out).into_owned(), false)
-}
-
-/// Whether `bytes` hold a whole response (header and `Content-Length` bytes of body).
-fn complete(bytes: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(bytes);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return false;
-    };
-    let len = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    body.len() >= len
+    read_until(s, within, whole_response)
 }
 
 /// Sends `request` on a new connection; the status and the whole answer (read until

@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -27,72 +27,18 @@ fn front(a: &Upstream, limits: ClientLimits) -> Tether {
 }
 
 fn connect(proxy: &TetherProc) -> TcpStream {
-    let s = TcpStream::connect(proxy.addr()).expect("connect to tether");
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    s
-}
-
-/// Reads until the peer closes or `within` passes; returns what came and
-/// whether the peer closed.
-fn read_for(s: &mut TcpStream, within: Duration) -> (String, bool) {
-    let deadline = Instant::now() + within;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => return (String::from_utf8_lossy(&out).into_owned(), true),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), true),
-        }
-    }
-    (String::from_utf8_lossy(&out).into_owned(), false)
+    raw_connect(proxy.addr())
 }
 
 /// Sends `request` on a new connection; the response text (read until the
 /// connection closes or 3 s pass).
 fn exchange(proxy: &TetherProc, request: &[u8]) -> String {
-    let mut s = connect(proxy);
-    s.write_all(request).expect("send");
-    read_for(&mut s, Duration::from_secs(3)).0
-}
-
-fn status_of(response: &str) -> Option<u16> {
-    response.get(9..12)?.parse().ok()
+    exchange_raw(proxy.addr(), request)
 }
 
 /// Reads one complete response (with `Content-Length`) off a kept-alive connection.
 fn read_response(s: &mut TcpStream) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while Instant::now() < deadline {
-        let text = String::from_utf8_lossy(&out).to_string();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if body.len() >= len {
-                return text;
-            }
-        }
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(_) => {}
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    read_until(s, Duration::from_secs(5), whole_response).0
 }
 
 /// A new connection that has had one request answered `200` and is kept alive.

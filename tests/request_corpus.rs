@@ -5,14 +5,7 @@
 //! corpus names. Written from what HAProxy 2.6 and NGINX do with the same
 //! bytes where Tether once differed (issue 17).
 
-// A bounded read loop measures real time on purpose (see clippy.toml).
-#![allow(clippy::disallowed_methods)]
-
 mod support;
-
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -91,31 +84,6 @@ fn corpus() -> Vec<Case> {
         .collect()
 }
 
-/// Sends `request` on a new connection; what came back until the proxy
-/// closed it or 3 s passed.
-fn exchange(proxy: &TetherProc, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(proxy.addr()).expect("connect to tether");
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    s.write_all(request).expect("send");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while Instant::now() < deadline {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[test]
 fn every_corpus_case_gets_what_haproxy_and_nginx_give_it() {
     let cases = corpus();
@@ -130,7 +98,7 @@ fn every_corpus_case_gets_what_haproxy_and_nginx_give_it() {
     let mut failures = Vec::new();
     for case in &cases {
         let before = endpoint.requests();
-        let answer = exchange(&proxy, &case.request);
+        let answer = exchange_raw(proxy.addr(), &case.request);
         let status: Option<u16> = answer.get(9..12).and_then(|s| s.parse().ok());
         let forwarded = endpoint.requests() - before;
         let verdict = match &case.expect {

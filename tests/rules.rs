@@ -399,13 +399,7 @@ fn deeply_nested_or_overlong_conditions_are_config_errors_not_crashes() {
 /// Sends `request` as it is on a new connection (no client library to
 /// normalise its target); what came back before the proxy closed it.
 fn raw_exchange(proxy: &TetherProc, request: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(proxy.addr()).expect("connect to tether");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(request.as_bytes()).expect("send");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    exchange_raw(proxy.addr(), request.as_bytes())
 }
 
 /// Rules match the normalised path (Cloudflare's URL normalization), so the

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod cflb;
 pub mod config;
+pub mod raw;
 pub mod redis;
 pub mod tether;
 pub mod upstream;
@@ -29,6 +30,8 @@ use reqwest::redirect::Policy;
 // A test file may name the builder's items through `support::config` instead.
 #[allow(unused_imports)]
 pub use config::*;
+#[allow(unused_imports)]
+pub use raw::*;
 pub use tether::*;
 pub use upstream::{free_port, Upstream};
 
