@@ -11,8 +11,10 @@
 #          the block may name conf/example-cert.pem and the other files in conf/; endpoints
 #          should be IP addresses, since a host name would be resolved);
 #   path   every scripts/, conf/, examples/, src/, tests/ and benches/ path named exists;
-#   link   every relative markdown link resolves (a #anchor must be a heading of its target);
-#          links that leave the repository (../shared/SPEC.md) are not checked;
+#   link   every relative markdown link (inline, or a reference definition) resolves (a #anchor
+#          must be a heading of its target), and none leaves the repository: a relative path
+#          outside its root (../shared/...), an absolute path or another scheme (file:) fails,
+#          since a clone has no such file; http(s) and mailto links are allowed, not followed;
 #   flag   every flag shown after a `tether` command, and every flag in a table whose first
 #          column is headed "tether flag", is listed by `tether --help`;
 #   key    every key in the tables of docs/configuration.md, prefixed by the `tether...` path
@@ -93,6 +95,10 @@ for doc in "${docs[@]}"; do
     dir=$(dirname "$doc")
     while IFS=: read -r line target; do
         case $target in http://* | https://* | mailto:*) continue ;; esac
+        if [[ $target == /* || $target =~ ^[A-Za-z][A-Za-z0-9+.-]*: ]]; then
+            fail "link $doc:$line: ($target) leaves the repository: only relative paths inside it, http(s) and mailto"
+            continue
+        fi
         file=${target%%#*}
         anchor=
         [[ $target == *#* ]] && anchor=${target#*#}
@@ -100,7 +106,14 @@ for doc in "${docs[@]}"; do
             resolved=$doc
         else
             resolved=$(realpath -m "$dir/$file")
-            case $resolved in "$root"/*) resolved=${resolved#"$root"/} ;; *) continue ;; esac
+            case $resolved in
+                "$root") resolved=. ;;
+                "$root"/*) resolved=${resolved#"$root"/} ;;
+                *)
+                    fail "link $doc:$line: ($target) leaves the repository: a clone has no $resolved"
+                    continue
+                    ;;
+            esac
         fi
         if [ ! -e "$resolved" ]; then
             fail "link $doc:$line: ($target) does not resolve"
@@ -111,6 +124,10 @@ for doc in "${docs[@]}"; do
         fi
     done < <(awk '/^[ \t]*```/ { code = !code; next }
                   !code { s = $0
+                          # a reference definition: [name]: target
+                          if (match(s, /^ ? ? ?\[[^]]+\]:[ \t]*<?[^ \t>]+/)) {
+                              t = substr(s, RSTART, RLENGTH); sub(/^[^]]*\]:[ \t]*<?/, "", t)
+                              print NR ":" t; next }
                           while (match(s, /\]\([^) ]+\)/)) {
                               print NR ":" substr(s, RSTART + 2, RLENGTH - 3); s = substr(s, RSTART + RLENGTH) } }' "$doc")
 done
