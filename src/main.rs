@@ -25,11 +25,11 @@ use tether::cluster::{self, link::Link};
 use tether::config::{self, SessionAffinity};
 use tether::front_door::FrontDoor;
 use tether::health::LiveMonitors;
-use tether::live::Live;
 use tether::proxy::Proxy;
-use tether::reload::{Fixed, Reloader};
+use tether::services::reload::{Fixed, Reloader};
+use tether::services::sweeper::Sweeper;
+use tether::state::live::Live;
 use tether::state::State;
-use tether::sweeper::Sweeper;
 
 fn main() {
     tether::logging::init();
@@ -220,7 +220,7 @@ fn main() {
     ));
     server.add_service(background_service(
         "tether dns refresh",
-        tether::dns::DnsRefresher::new(Arc::clone(&live)),
+        tether::services::dns::DnsRefresher::new(Arc::clone(&live)),
     ));
     server.add_service(background_service(
         "tether session sweeper",
@@ -237,7 +237,7 @@ fn main() {
     ));
     server.add_service(background_service(
         "tether second stop signal",
-        tether::stop::SecondSignal,
+        tether::services::stop::SecondSignal,
     ));
     server.run_forever();
 }

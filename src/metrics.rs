@@ -40,8 +40,8 @@ use prometheus::TextEncoder;
 
 use crate::affinity::drain::{drain_state, DrainState};
 use crate::config::SessionAffinity;
+use crate::route::sticky::Decision;
 use crate::state::State;
-use crate::sticky::Decision;
 
 /// Every decision, in the order of the per-load-balancer counters.
 const DECISIONS: [Decision; 10] = [
@@ -571,7 +571,7 @@ mod tests {
     use crate::affinity::cookie::CookieKeys;
     use crate::affinity::table::TablePin;
     use crate::config::OriginSteering;
-    use crate::fixtures::{config, pool, set_health};
+    use crate::state::fixtures::{config, pool, set_health};
 
     fn state() -> State {
         let cfg = config(

@@ -3,7 +3,7 @@
 //! /etc/hosts, so here `localhost` names are re-resolved every 0.2 s while a
 //! cookie session keeps being served by its endpoint, and nothing moves; the
 //! move itself (a changed answer, a failed one, the interval) is unit-tested
-//! in `src/dns.rs` with a fake `ServiceDiscovery` under tokio's paused clock.
+//! in `src/services/dns.rs` with a fake `ServiceDiscovery` under tokio's paused clock.
 
 mod support;
 
@@ -26,7 +26,7 @@ fn host_name_endpoints_keep_serving_and_keep_their_sessions_while_re_resolved() 
             ]),
         )
         .builder()
-        .env("RUST_LOG", "info,tether::dns=debug")
+        .env("RUST_LOG", "info,tether::services::dns=debug")
         .start();
     let c = cookie_client();
     let (status, _, first) = get(&c, &proxy.url("/"), "shop.test");

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 
 use tether::affinity::cookie_header::{cflb_values, without_cflb};
 use tether::front_door::scan::{response_status, HeaderScan, Scanned};
-use tether::request::{forwarded_for, http1_authority, normalize_host};
+use tether::route::request::{forwarded_for, http1_authority, normalize_host};
 
 /// Request-ish bytes: mostly printable, with the separators that matter.
 fn request_bytes() -> impl Strategy<Value = Vec<u8>> {

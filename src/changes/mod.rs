@@ -23,7 +23,7 @@ use serde_json::{Map, Value as Json};
 use crate::affinity::cookie::CookieKeys;
 use crate::clock::Now;
 use crate::config::Config;
-use crate::live::{successor, Live};
+use crate::state::live::{successor, Live};
 use crate::state::{NotFound, State};
 pub use plan::MAX_DRAIN_START_AHEAD_MS;
 use plan::{given_way, lay_over, Effect, Plan, Planner, Touched};

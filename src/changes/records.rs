@@ -338,7 +338,7 @@ impl Records {
 mod tests {
     use super::*;
     use crate::config::OriginSteering;
-    use crate::fixtures::{config, pool};
+    use crate::state::fixtures::{config, pool};
     use serde_json::json;
 
     fn cfg() -> Config {

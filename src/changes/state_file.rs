@@ -91,7 +91,7 @@ impl StateFile {
 mod tests {
     use super::*;
     use crate::config::OriginSteering;
-    use crate::fixtures::{config, pool};
+    use crate::state::fixtures::{config, pool};
 
     #[test]
     fn writes_are_atomic_and_read_back() {

@@ -4,7 +4,7 @@ use super::*;
 use crate::affinity::cookie::CookieKeys;
 use crate::clock::MONOTONIC_BASE;
 use crate::config::{self, OriginSteering, SessionAffinity};
-use crate::fixtures::{config, pool};
+use crate::state::fixtures::{config, pool};
 use serde_json::json;
 
 const NOW: Now = Now {

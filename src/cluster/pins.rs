@@ -12,8 +12,8 @@
 
 use crate::affinity::table::TablePin;
 use crate::balance::hash::seeded_draws;
+use crate::route::sticky::{Decision, Routed, Session};
 use crate::state::{LbState, Pick, State};
-use crate::sticky::{Decision, Routed, Session};
 
 use super::wire::SharedPin;
 
@@ -66,7 +66,7 @@ mod tests {
     use crate::affinity::cookie::CookieKeys;
     use crate::clock::Now;
     use crate::config::*;
-    use crate::fixtures::{config, pool, set_health};
+    use crate::state::fixtures::{config, pool, set_health};
     use std::sync::Arc;
 
     fn state() -> State {

@@ -106,7 +106,7 @@ impl<P: Probe> HealthCheck for MonitorCheck<P> {
                 "backend carries no Tether endpoint",
             );
         };
-        // The endpoint's address now (a host name may have moved, src/dns.rs).
+        // The endpoint's address now (a host name may have moved, src/services/dns.rs).
         let mut now_at = target.clone();
         let live_addr = self.state.endpoint(target.at).socket_addr();
         now_at.addr.set_ip(live_addr.ip());

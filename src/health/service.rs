@@ -18,7 +18,7 @@ use super::check::{identity, MonitorCheck, Probe, Target};
 use super::probe::NetProbe;
 use super::LOG_TARGET;
 use crate::config::Monitor;
-use crate::live::Live;
+use crate::state::live::Live;
 use crate::state::State;
 
 /// Every endpoint of every pool that names a monitor, with that monitor.
@@ -198,8 +198,8 @@ mod tests {
     use super::*;
     use crate::affinity::cookie::CookieKeys;
     use crate::config::{OriginSteering, Pool};
-    use crate::fixtures;
     use crate::health::check::tests::monitor;
+    use crate::state::fixtures;
 
     /// What a scripted probe answers.
     #[derive(Debug, Clone, Copy)]

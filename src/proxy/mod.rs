@@ -1,5 +1,5 @@
 //! The Pingora glue: [`ProxyHttp`] callbacks that ask the selector
-//! ([`crate::select`]) where a request goes, forward it, retry a refused
+//! ([`crate::route::select`]) where a request goes, forward it, retry a refused
 //! connection once elsewhere, and log one access line. Nothing here decides.
 
 use std::net::IpAddr;
@@ -21,14 +21,15 @@ use crate::balance::outlier::Outcome;
 use crate::clock;
 use crate::config::ClientLimits;
 use crate::front_door::{self, body::BodyPace};
-use crate::live::Live;
-use crate::policy::{self, RuleStep};
-use crate::request::{
+use crate::route::request::{
     forwarded_for, http1_authority, normalize_host, transfer_encoding, Authority,
 };
+use crate::route::sticky::{Decision, Routed};
+use crate::state::live::Live;
 use crate::state::{InFlight, LbState, Pick, State};
-use crate::sticky::{Decision, Routed};
+use policy::RuleStep;
 
+mod policy;
 mod reply;
 mod upstream;
 use reply::{

@@ -9,7 +9,7 @@ use pingora::proxy::Session;
 use pingora::ErrorSource;
 
 use super::RequestCtx;
-use crate::request::BadRequest;
+use crate::route::request::BadRequest;
 
 /// The header of a plain-text reply Tether writes itself, for `body`.
 pub(super) fn text_header(status: u16, body: &Bytes) -> Result<ResponseHeader> {

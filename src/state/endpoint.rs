@@ -96,7 +96,7 @@ impl EndpointState {
     pub fn socket_addr(&self) -> std::net::SocketAddr {
         **self.addr.load()
     }
-    /// A host-name address re-resolved elsewhere (`src/dns.rs`).
+    /// A host-name address re-resolved elsewhere (`src/services/dns.rs`).
     pub fn set_socket_addr(&self, addr: std::net::SocketAddr) {
         self.addr.store(std::sync::Arc::new(addr));
     }

@@ -25,6 +25,9 @@ use crate::config::{self, Config, SessionAffinity};
 use crate::rules::Rules;
 
 mod endpoint;
+#[cfg(test)]
+pub(crate) mod fixtures;
+pub mod live;
 pub use endpoint::{EndpointState, LastCheck};
 
 /// One pool: its endpoints in file order and their hash ring.
@@ -562,7 +565,7 @@ impl Drop for InFlight {
 mod tests {
     use super::*;
     use crate::config::OriginSteering;
-    use crate::fixtures::pool;
+    use crate::state::fixtures::pool;
 
     #[test]
     fn up_count_follows_every_transition() {
@@ -614,7 +617,7 @@ mod tests {
 
     #[test]
     fn rules_overrides_make_variants_built_once() {
-        let mut cfg = crate::fixtures::config(
+        let mut cfg = crate::state::fixtures::config(
             vec![
                 pool("a", 1, OriginSteering::Random),
                 pool("b", 1, OriginSteering::Random),
@@ -666,7 +669,7 @@ mod tests {
             base_ejection_time: Duration::from_secs(10),
             max_ejection_percent: 50.0,
         });
-        let cfg = crate::fixtures::config(vec![p], &["p"], None);
+        let cfg = crate::state::fixtures::config(vec![p], &["p"], None);
         let state = State::new(&cfg, CookieKeys::random());
         let pool = &state.pools[0];
         let t = 5_000;

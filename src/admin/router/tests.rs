@@ -6,7 +6,7 @@ use crate::admin::response::JSON;
 use crate::affinity::cookie::CookieKeys;
 use crate::clock::MONOTONIC_BASE;
 use crate::config::{self, OriginSteering, SessionAffinity};
-use crate::fixtures::{config, pool, set_health};
+use crate::state::fixtures::{config, pool, set_health};
 use crate::state::LastCheck;
 use serde_json::json;
 use serde_json::Value as Json;
@@ -31,7 +31,7 @@ fn setup(token: Option<&str>) -> (Router, Arc<State>) {
     www.name = "www.example.com".into();
     www.default_pools = vec!["p".into(), "q".into()];
     cfg.load_balancers.insert(www.name.clone(), www);
-    let live = crate::live::Live::new(State::new(&cfg, CookieKeys::random()));
+    let live = crate::state::live::Live::new(State::new(&cfg, CookieKeys::random()));
     let changes = Arc::new(Changes::new(live, cfg));
     let state = changes.state();
     (Router::new(token, changes), state)

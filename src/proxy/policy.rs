@@ -15,9 +15,9 @@ use pingora::proxy::Session;
 
 use crate::balance::outlier::Outcome;
 use crate::config::FixedResponse;
+use crate::route::sticky::Decision;
 use crate::rules;
 use crate::state::{LbState, Pick, State};
-use crate::sticky::Decision;
 
 /// What a load balancer's rules made of a request.
 pub enum RuleStep {

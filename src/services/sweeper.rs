@@ -11,7 +11,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::config::SessionAffinity;
-use crate::live::Live;
+use crate::state::live::Live;
 use crate::state::State;
 
 const EVERY: Duration = Duration::from_secs(1);

@@ -92,7 +92,7 @@ mod tests {
     use super::*;
     use crate::clock::MONOTONIC_BASE;
     use crate::config::OriginSteering;
-    use crate::fixtures::{config, pool};
+    use crate::state::fixtures::{config, pool};
     use crate::state::LastCheck;
 
     #[test]
@@ -163,7 +163,7 @@ mod tests {
         old.endpoint(at(&old, "p-1"))
             .mark_usable_since(MONOTONIC_BASE + 50);
         // The new file adds p-2.
-        let extra = crate::fixtures::endpoint("p-2", 9002);
+        let extra = crate::state::fixtures::endpoint("p-2", 9002);
         cfg.pools.get_mut("p").unwrap().endpoints.push(extra);
         let now = MONOTONIC_BASE + 900;
         let new = successor(&old, &cfg, CookieKeys::random(), now);

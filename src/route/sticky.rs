@@ -3,7 +3,7 @@
 //! usable for existing sessions, otherwise choose and re-pin; on a refused
 //! connection apply `zero_downtime_failover`; after the response say what to
 //! write back (a `Set-Cookie`, a table entry). Choices of endpoints are
-//! delegated to [`crate::select`]; the cookie codec, session keys, table and
+//! delegated to [`crate::route::select`]; the cookie codec, session keys, table and
 //! drain timeline are the pure pieces of [`crate::affinity`].
 
 use std::net::IpAddr;
@@ -15,8 +15,8 @@ use crate::affinity::table::{Lookup, TablePin};
 use crate::balance::shed::{hash_draw, sheds};
 use crate::clock::Now;
 use crate::config::{SessionAffinity, ZeroDowntimeFailover};
-use crate::request::client_key;
-use crate::select::Facts;
+use crate::route::request::client_key;
+use crate::route::select::Facts;
 use crate::state::{LbState, Pick, State};
 
 /// How a request's endpoint was decided; logged, counted and (optionally)
@@ -390,7 +390,7 @@ mod tests {
     use super::*;
     use crate::affinity::cookie::CookieKeys;
     use crate::config::*;
-    use crate::fixtures::{config, pool, set_health};
+    use crate::state::fixtures::{config, pool, set_health};
     use std::sync::Arc;
 
     const KEY: &[u8] = b"unit-test key, thirty-two bytes!";

@@ -28,7 +28,7 @@ use pingora::prelude::*;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::live::Live;
+use crate::state::live::Live;
 use crate::state::State;
 
 /// How long one resolution may take.
@@ -183,7 +183,7 @@ mod tests {
     use super::*;
     use crate::affinity::cookie::CookieKeys;
     use crate::config::OriginSteering;
-    use crate::fixtures::{config, pool};
+    use crate::state::fixtures::{config, pool};
     use parking_lot::Mutex;
 
     fn addr(s: &str) -> SocketAddr {

@@ -279,7 +279,7 @@ mod tests {
     use super::*;
     use crate::affinity::cookie::CookieKeys;
     use crate::config::*;
-    use crate::fixtures::{config, pool, set_health};
+    use crate::state::fixtures::{config, pool, set_health};
 
     fn choose(state: &State, seed: &mut u64) -> Option<(String, String)> {
         let table = state.load_balancers();
