@@ -14,7 +14,6 @@ pub mod cluster;
 pub mod config;
 pub mod front_door;
 pub mod health;
-pub mod latency;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

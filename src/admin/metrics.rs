@@ -7,9 +7,9 @@ pub const PROMETHEUS: &str = "text/plain; version=0.0.4";
 
 pub fn handle(call: &Call<'_>) -> Answer {
     allow(call.method, &["GET"])?;
-    let mut text = crate::metrics::render(call.state());
+    let mut text = super::exposition::render(call.state());
     if let Some(cluster) = call.cluster {
-        text.push_str(&crate::metrics::render_cluster(cluster));
+        text.push_str(&super::exposition::render_cluster(cluster));
     }
     Ok(AdminResponse::new(200, PROMETHEUS, text.into_bytes()))
 }

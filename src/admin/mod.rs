@@ -17,6 +17,7 @@
 mod admission;
 mod auth;
 mod cluster;
+pub mod exposition;
 mod load_balancers;
 mod metrics;
 mod pools;

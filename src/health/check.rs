@@ -116,7 +116,7 @@ impl<P: Probe> HealthCheck for MonitorCheck<P> {
         let target = &now_at;
         let started = crate::clock::stopwatch();
         let outcome = self.probe_with_retries(target).await;
-        crate::latency::record_probe(target.id, started.elapsed());
+        crate::metrics::latency::record_probe(target.id, started.elapsed());
         let endpoint = self.state.endpoint(target.at);
         if let Ok(rtt) = outcome {
             endpoint.set_rtt(rtt);

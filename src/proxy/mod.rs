@@ -585,7 +585,7 @@ impl ProxyHttp for Proxy {
         }
         let ended = clock::stopwatch();
         let total_time = ended.saturating_duration_since(ctx.started);
-        crate::latency::record_request(
+        crate::metrics::latency::record_request(
             ctx.lb.as_ref().map_or(0, |lb| lb.id),
             endpoint_id,
             total_time,

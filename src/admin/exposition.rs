@@ -1,25 +1,15 @@
-//! Prometheus metrics (SPEC 5, `GET /metrics`): the request and affinity
-//! decision counters, recorded once per request by the proxy's `logging`,
-//! and gauges computed at scrape time from [`State`] (health, enabled,
-//! weight, in-flight, connections, drain time left, session-table size).
+//! The Prometheus exposition (SPEC 5, `GET /metrics`), beside the admin API
+//! that serves it: the counters recorded by `crate::metrics` (the ground
+//! floor, which imports no state) rendered with the gauges computed at
+//! scrape time from [`State`] (health, enabled, weight, in-flight,
+//! connections, drain time left, session-table size), the front door's
+//! counts, the rules', passive health's, the latency histograms and this
+//! replica's cluster link.
 //!
-//! - **Exact counters, kept here.** Counts are plain atomics keyed by the
-//!   load balancer's name and the request's endpoint id (the stable hash of its
-//!   pool and endpoint names, so a reload that reorders pools keeps labels right) and
-//!   status; the decision counts are a fixed array per load balancer. Not the
-//!   `prometheus` crate's `IntCounterVec`: it keys its series by an FNV hash
-//!   of the label values concatenated without a separator, so pool `web`
-//!   with endpoint `2a` and pool `web2` with endpoint `a` would silently
-//!   share one series.
 //! - **No registry.** [`render`] builds the metric families itself at scrape
 //!   time and writes them with the crate's `TextEncoder` (exposition format
-//!   0.0.4): counters from the atomics, gauges from `State`. Series with equal
-//!   label values (e.g. an endpoint literally named `-`) are added together,
-//!   never written twice.
-//! - **Cheap request path.** [`record_request`] takes two read locks and does
-//!   two hash-map lookups keyed by the load balancer's name and by
-//!   `(endpoint id, status)`, then atomic adds; it allocates only the first time a
-//!   load balancer or an `(endpoint, status)` pair is seen, and never panics.
+//!   0.0.4). Series with equal label values (e.g. an endpoint literally named
+//!   `-`) are added together, never written twice.
 //! - **Every request that reaches `logging` is counted once in each counter
 //!   family**, so `sum(tether_affinity_decisions_total) ==
 //!   sum(tether_requests_total)`: decision `none` is counted too (affinity
@@ -30,124 +20,17 @@
 //!   start (0 until seen), so `rate()` works from the first request; `-`
 //!   (requests without a load balancer) only has `none`, once seen.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, LazyLock};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
-use parking_lot::RwLock;
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::TextEncoder;
 
 use crate::affinity::drain::{drain_state, DrainState};
 use crate::config::SessionAffinity;
-use crate::route::sticky::Decision;
+use crate::metrics::{latency, LbCounters, Metrics, DECISIONS, METRICS, NONE_LABEL, RULES};
 use crate::state::State;
-
-/// Every decision, in the order of the per-load-balancer counters.
-const DECISIONS: [Decision; 10] = [
-    Decision::None,
-    Decision::New,
-    Decision::Hit,
-    Decision::Expired,
-    Decision::Invalid,
-    Decision::RepinUnhealthy,
-    Decision::RepinDrained,
-    Decision::FailoverTemporary,
-    Decision::FailoverSticky,
-    Decision::RepinShed,
-];
-
-fn decision_index(d: Decision) -> usize {
-    match d {
-        Decision::None => 0,
-        Decision::New => 1,
-        Decision::Hit => 2,
-        Decision::Expired => 3,
-        Decision::Invalid => 4,
-        Decision::RepinUnhealthy => 5,
-        Decision::RepinDrained => 6,
-        Decision::FailoverTemporary => 7,
-        Decision::FailoverSticky => 8,
-        Decision::RepinShed => 9,
-    }
-}
-
-/// Where no load balancer, pool or endpoint applies.
-const NONE_LABEL: &str = "-";
-
-/// The counters of one load balancer (or of `-`, requests without one).
-#[derive(Debug, Default)]
-pub struct LbCounters {
-    decisions: [AtomicU64; DECISIONS.len()],
-    /// `(endpoint id, status)` → requests.
-    requests: RwLock<HashMap<(Option<u64>, u16), AtomicU64>>,
-}
-
-impl LbCounters {
-    /// Counts one finished request of this load balancer (see [`record_request`]).
-    pub fn record(&self, pick: Option<u64>, status: u16, decision: Decision) {
-        self.decisions[decision_index(decision)].fetch_add(1, Relaxed);
-        let key = (pick, status);
-        if let Some(n) = self.requests.read().get(&key) {
-            n.fetch_add(1, Relaxed);
-            return;
-        }
-        self.requests
-            .write()
-            .entry(key)
-            .or_default()
-            .fetch_add(1, Relaxed);
-    }
-}
-
-/// The request and decision counters of one process (or of one test).
-#[derive(Default)]
-pub struct Metrics {
-    /// Load balancer name (`-`: none) → its counters.
-    lbs: RwLock<HashMap<Box<str>, Arc<LbCounters>>>,
-}
-
-/// The process's counters, read by [`render`].
-static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
-
-/// Counts one finished request: `lb` is the load balancer's name (`-` when
-/// none served it), `pick` the id of the endpoint it went to last (after a failover,
-/// the failover target), `status` the status written (0: none), `decision`
-/// the final affinity decision.
-pub fn record_request(lb: &str, pick: Option<u64>, status: u16, decision: Decision) {
-    METRICS.record_request(lb, pick, status, decision);
-}
-
-/// The process's counters of load balancer `lb`, created on first use. A
-/// state resolves them once per load balancer when it is built
-/// ([`crate::state::LbState`]), so a request counts without a lookup by name;
-/// they outlive reloads, as Prometheus counters must.
-pub fn counters_for(lb: &str) -> Arc<LbCounters> {
-    METRICS.counters_for(lb)
-}
-
-/// Requests each load balancing rule applied to (the last that matched),
-/// by `(load balancer, rule)`.
-/// Load balancer → rule → requests.
-type RuleCounts = HashMap<Box<str>, HashMap<Arc<str>, AtomicU64>>;
-
-static RULES: LazyLock<RwLock<RuleCounts>> = LazyLock::new(Default::default);
-
-/// Counts one request a rule applied to (`tether_rule_requests_total`);
-/// allocates only the first time a rule is seen.
-pub fn record_rule(lb: &str, rule: &Arc<str>) {
-    if let Some(n) = RULES.read().get(lb).and_then(|rules| rules.get(&**rule)) {
-        n.fetch_add(1, Relaxed);
-        return;
-    }
-    RULES
-        .write()
-        .entry(lb.into())
-        .or_default()
-        .entry(Arc::clone(rule))
-        .or_default()
-        .fetch_add(1, Relaxed);
-}
 
 /// `tether_rule_requests_total`: every configured rule (0 until seen) and
 /// every rule seen since start.
@@ -213,19 +96,6 @@ pub fn render(state: &State) -> String {
 }
 
 impl Metrics {
-    /// See [`record_request`].
-    pub fn record_request(&self, lb: &str, pick: Option<u64>, status: u16, decision: Decision) {
-        self.counters_for(lb).record(pick, status, decision);
-    }
-
-    /// See [`counters_for`].
-    pub fn counters_for(&self, lb: &str) -> Arc<LbCounters> {
-        if let Some(counters) = self.lbs.read().get(lb) {
-            return Arc::clone(counters);
-        }
-        Arc::clone(self.lbs.write().entry(lb.into()).or_default())
-    }
-
     /// See [`render`].
     pub fn render(&self, state: &State) -> String {
         let mut families = self.counter_families(state);
@@ -233,7 +103,7 @@ impl Metrics {
         families.extend(front_door_families());
         families.extend(rule_families(state));
         families.extend(outlier_families(state));
-        families.extend(crate::latency::families(state));
+        families.extend(latency_families(state));
         families.retain(|f| !f.get_metric().is_empty());
         families.sort_by(|a, b| a.name().cmp(b.name()));
         let mut out = String::new();
@@ -565,10 +435,104 @@ fn family<const N: usize>(
     f
 }
 
+// ---------------------------------------------------------------- latency histograms
+
+/// The labels of a series: the load balancer's name and the endpoint's pool
+/// and endpoint names; `None` when the series names what a reload removed.
+fn labels<T>(state: &State, s: &latency::Series<T>) -> Option<[String; 3]> {
+    let lb = if s.lb == 0 {
+        "-".to_string()
+    } else {
+        let lbs = state.load_balancers();
+        let lb = lbs.all().find(|lb| lb.id == s.lb)?;
+        lb.conf.name.clone()
+    };
+    let (pool, endpoint) = match s.endpoint {
+        None => ("-".to_string(), "-".to_string()),
+        Some(id) => {
+            let at = state.endpoint_by_id(id)?;
+            (
+                state.pools.get(at.pool())?.name().to_string(),
+                state.endpoint(at).name().to_string(),
+            )
+        }
+    };
+    Some([lb, pool, endpoint])
+}
+
+fn metric(names: &[&str], values: &[String], h: &latency::Histogram) -> proto::Metric {
+    let mut m = proto::Metric::default();
+    m.set_label(
+        names
+            .iter()
+            .zip(values)
+            .map(|(n, v)| {
+                let mut pair = proto::LabelPair::default();
+                pair.set_name(n.to_string());
+                pair.set_value(v.clone());
+                pair
+            })
+            .collect(),
+    );
+    m.set_histogram(h.proto());
+    m
+}
+
+fn histogram_family(name: &str, help: &str, metrics: Vec<proto::Metric>) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name.to_string());
+    f.set_help(help.to_string());
+    f.set_field_type(MetricType::HISTOGRAM);
+    f.set_metric(metrics);
+    f
+}
+
+/// The histogram families, labelled from `state` now. Series that are
+/// still empty are left out (the overflow one until it is used).
+fn latency_families(state: &State) -> Vec<MetricFamily> {
+    const LPE: &[&str] = &["load_balancer", "pool", "endpoint"];
+    let (mut total, mut upstream, mut probes) = (Vec::new(), Vec::new(), Vec::new());
+    for s in latency::request_series() {
+        let Some(l) = labels(state, s) else { continue };
+        if s.data.total.count() > 0 {
+            total.push(metric(LPE, &l, &s.data.total));
+        }
+        if s.data.upstream.count() > 0 {
+            upstream.push(metric(LPE, &l, &s.data.upstream));
+        }
+    }
+    for s in latency::probe_series() {
+        let Some([_, pool, endpoint]) = labels(state, s) else {
+            continue;
+        };
+        if s.data.count() > 0 {
+            probes.push(metric(&["pool", "endpoint"], &[pool, endpoint], &s.data));
+        }
+    }
+    vec![
+        histogram_family(
+            "tether_request_duration_seconds",
+            "Time from a request's arrival to its end (response written), by load balancer, pool and endpoint (the last one tried); - where none applies.",
+            total,
+        ),
+        histogram_family(
+            "tether_upstream_response_duration_seconds",
+            "Time from choosing the endpoint (connect included) to its response header, by load balancer, pool and endpoint.",
+            upstream,
+        ),
+        histogram_family(
+            "tether_monitor_probe_duration_seconds",
+            "Time of one monitor check (the probe and its immediate re-tries), by pool and endpoint.",
+            probes,
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::affinity::cookie::CookieKeys;
+    use crate::affinity::decision::Decision;
     use crate::affinity::table::TablePin;
     use crate::config::OriginSteering;
     use crate::state::fixtures::{config, pool, set_health};
@@ -832,7 +796,7 @@ mod tests {
         let state = state();
         // Other tests do not use the process-wide counters; this one uses a
         // load balancer name of its own anyway.
-        record_request("global.test", at(0, 0), 201, Decision::New);
+        crate::metrics::record_request("global.test", at(0, 0), 201, Decision::New);
         let text = render(&state);
         assert_eq!(
             value(&text, "tether_requests_total{load_balancer=\"global.test\",pool=\"p\",endpoint=\"p-0\",status=\"201\"}"),

@@ -16,9 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
-use prometheus::proto::{self, MetricFamily, MetricType};
-
-use crate::state::State;
+use prometheus::proto;
 
 /// Upper bounds of the buckets, in microseconds (`+Inf` is implied).
 pub const BOUNDS_US: [u64; 15] = [
@@ -54,7 +52,13 @@ impl Histogram {
     }
 
     /// The Prometheus form: cumulative buckets, sum in seconds, count.
-    fn proto(&self) -> proto::Histogram {
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    /// The histogram as Prometheus's protobuf type, for the exposition.
+    pub fn proto(&self) -> proto::Histogram {
         let mut h = proto::Histogram::default();
         let mut running = 0;
         let mut buckets = Vec::with_capacity(BOUNDS_US.len());
@@ -77,9 +81,9 @@ impl Histogram {
 /// What one slot's series are about.
 pub struct Series<T> {
     /// Load balancer id (0: none, or the overflow series).
-    lb: u64,
+    pub lb: u64,
     /// Endpoint id (`None`: none, or the overflow series).
-    endpoint: Option<u64>,
+    pub endpoint: Option<u64>,
     pub data: T,
 }
 
@@ -154,7 +158,7 @@ impl<T: Default> Table<T> {
     }
 
     /// Every series in use, and the overflow one last.
-    fn all(&self) -> impl Iterator<Item = &Series<T>> {
+    pub fn all(&self) -> impl Iterator<Item = &Series<T>> {
         self.slots
             .iter()
             .filter_map(|s| s.series.get().map(|b| &**b))
@@ -187,95 +191,14 @@ pub fn record_probe(endpoint: u64, took: Duration) {
     PROBES.get(0, Some(endpoint)).observe(took);
 }
 
-/// The labels of a series: the load balancer's name and the endpoint's pool
-/// and endpoint names; `None` when the series names what a reload removed.
-fn labels<T>(state: &State, s: &Series<T>) -> Option<[String; 3]> {
-    let lb = if s.lb == 0 {
-        "-".to_string()
-    } else {
-        let lbs = state.load_balancers();
-        let lb = lbs.all().find(|lb| lb.id == s.lb)?;
-        lb.conf.name.clone()
-    };
-    let (pool, endpoint) = match s.endpoint {
-        None => ("-".to_string(), "-".to_string()),
-        Some(id) => {
-            let at = state.endpoint_by_id(id)?;
-            (
-                state.pools.get(at.pool())?.name().to_string(),
-                state.endpoint(at).name().to_string(),
-            )
-        }
-    };
-    Some([lb, pool, endpoint])
+/// Every request series claimed so far (the overflow one last).
+pub fn request_series() -> impl Iterator<Item = &'static Series<RequestTimes>> {
+    REQUESTS.all()
 }
 
-fn metric(names: &[&str], values: &[String], h: &Histogram) -> proto::Metric {
-    let mut m = proto::Metric::default();
-    m.set_label(
-        names
-            .iter()
-            .zip(values)
-            .map(|(n, v)| {
-                let mut pair = proto::LabelPair::default();
-                pair.set_name(n.to_string());
-                pair.set_value(v.clone());
-                pair
-            })
-            .collect(),
-    );
-    m.set_histogram(h.proto());
-    m
-}
-
-fn histogram_family(name: &str, help: &str, metrics: Vec<proto::Metric>) -> MetricFamily {
-    let mut f = MetricFamily::default();
-    f.set_name(name.to_string());
-    f.set_help(help.to_string());
-    f.set_field_type(MetricType::HISTOGRAM);
-    f.set_metric(metrics);
-    f
-}
-
-/// The histogram families, labelled from `state` now. Series that are
-/// still empty are left out (the overflow one until it is used).
-pub fn families(state: &State) -> Vec<MetricFamily> {
-    const LPE: &[&str] = &["load_balancer", "pool", "endpoint"];
-    let (mut total, mut upstream, mut probes) = (Vec::new(), Vec::new(), Vec::new());
-    for s in REQUESTS.all() {
-        let Some(l) = labels(state, s) else { continue };
-        if s.data.total.count.load(Relaxed) > 0 {
-            total.push(metric(LPE, &l, &s.data.total));
-        }
-        if s.data.upstream.count.load(Relaxed) > 0 {
-            upstream.push(metric(LPE, &l, &s.data.upstream));
-        }
-    }
-    for s in PROBES.all() {
-        let Some([_, pool, endpoint]) = labels(state, s) else {
-            continue;
-        };
-        if s.data.count.load(Relaxed) > 0 {
-            probes.push(metric(&["pool", "endpoint"], &[pool, endpoint], &s.data));
-        }
-    }
-    vec![
-        histogram_family(
-            "tether_request_duration_seconds",
-            "Time from a request's arrival to its end (response written), by load balancer, pool and endpoint (the last one tried); - where none applies.",
-            total,
-        ),
-        histogram_family(
-            "tether_upstream_response_duration_seconds",
-            "Time from choosing the endpoint (connect included) to its response header, by load balancer, pool and endpoint.",
-            upstream,
-        ),
-        histogram_family(
-            "tether_monitor_probe_duration_seconds",
-            "Time of one monitor check (the probe and its immediate re-tries), by pool and endpoint.",
-            probes,
-        ),
-    ]
+/// Every monitor-probe series claimed so far.
+pub fn probe_series() -> impl Iterator<Item = &'static Series<Histogram>> {
+    PROBES.all()
 }
 
 #[cfg(test)]
