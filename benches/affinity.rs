@@ -10,6 +10,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tether::affinity::cookie::{CookieKeys, Pin};
 use tether::config::load_str;
+use tether::route::sticky::Sticky;
 use tether::state::{endpoint_id, LbState, State};
 
 /// One load balancer `*` with `affinity` over one pool of `n` endpoints.
@@ -52,7 +53,7 @@ fn cookie_hit(c: &mut Criterion) {
     let mut rand = dice();
     c.bench_function("cookie hit (decode, MAC, pin check)", |b| {
         b.iter(|| {
-            let routed = state.route(
+            let routed = Sticky(&state).route(
                 &lb,
                 std::iter::once(black_box(cookie.as_str())),
                 None,
@@ -77,7 +78,14 @@ fn new_pick(c: &mut Criterion) {
                 b.iter(|| {
                     last = last.wrapping_add(1);
                     let ip = Some(IpAddr::from(last.to_be_bytes()));
-                    black_box(state.route(&lb, std::iter::empty(), None, ip, now, &mut rand))
+                    black_box(Sticky(&state).route(
+                        &lb,
+                        std::iter::empty(),
+                        None,
+                        ip,
+                        now,
+                        &mut rand,
+                    ))
                 })
             });
         }
@@ -97,14 +105,14 @@ fn header_session_hit(c: &mut Criterion) {
     let spec = lb.header_key.as_ref().unwrap();
     let mut rand = dice();
     let key = spec.session_key(lb.id, &headers);
-    let first = state
+    let first = Sticky(&state)
         .route(&lb, std::iter::empty(), key, None, now, &mut rand)
         .unwrap();
-    state.commit(&lb, &first, now);
+    Sticky(&state).commit(&lb, &first, now);
     c.bench_function("header session hit (key + table)", |b| {
         b.iter(|| {
             let key = spec.session_key(lb.id, black_box(&headers));
-            black_box(state.route(&lb, std::iter::empty(), key, None, now, &mut rand))
+            black_box(Sticky(&state).route(&lb, std::iter::empty(), key, None, now, &mut rand))
         })
     });
 }

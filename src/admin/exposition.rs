@@ -30,6 +30,7 @@ use prometheus::TextEncoder;
 use crate::affinity::drain::{drain_state, DrainState};
 use crate::config::SessionAffinity;
 use crate::metrics::{latency, LbCounters, Metrics, DECISIONS, METRICS, NONE_LABEL, RULES};
+use crate::route::select::Selector;
 use crate::state::State;
 
 /// `tether_rule_requests_total`: every configured rule (0 until seen) and
@@ -202,7 +203,7 @@ fn gauge_families(state: &State) -> Vec<MetricFamily> {
     ) = Default::default();
     for (i, pool) in state.pools.iter().enumerate() {
         let p = pool.name().to_string();
-        pool_healthy.insert([p.clone()], flag(state.pool_is_healthy(i)));
+        pool_healthy.insert([p.clone()], flag(Selector(state).pool_is_healthy(i)));
         pool_enabled.insert([p.clone()], flag(pool.enabled()));
         pool_in_flight.insert([p.clone()], pool.in_flight() as f64);
         for e in &pool.endpoints {

@@ -158,7 +158,7 @@ pub fn pool(state: &State, index: usize, now: Now) -> PoolView {
         origin_steering: OriginSteeringView {
             policy: p.conf.origin_steering.name(),
         },
-        healthy: state.pool_is_healthy(index),
+        healthy: crate::route::select::Selector(state).pool_is_healthy(index),
         endpoints: (0..p.endpoints.len())
             .map(|e| endpoint_view(state, index, e, now))
             .collect(),

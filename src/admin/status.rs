@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::response::{allow, AdminResponse, Answer};
 use super::router::Call;
 use crate::config::{Spelled, SteeringPolicy};
+use crate::route::select::Selector;
 use crate::state::{LbState, State};
 
 /// The page, compiled in (docs/status-page.md).
@@ -106,14 +107,14 @@ fn lb_status(state: &State, lb: &LbState) -> LbStatus {
         .map(|&p| PoolRef {
             name: state.pools[p].name().to_string(),
             role: "default",
-            healthy: state.pool_is_healthy(p),
+            healthy: Selector(state).pool_is_healthy(p),
         })
         .collect();
     if let Some(f) = lb.fallback_pool.filter(|f| !lb.default_pools.contains(f)) {
         pools.push(PoolRef {
             name: state.pools[f].name().to_string(),
             role: "fallback",
-            healthy: state.pool_is_healthy(f),
+            healthy: Selector(state).pool_is_healthy(f),
         });
     }
     let fallback = lb.fallback_pool.map(|f| state.pools[f].name());

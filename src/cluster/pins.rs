@@ -12,6 +12,7 @@
 
 use crate::affinity::table::TablePin;
 use crate::balance::hash::seeded_draws;
+use crate::route::select::Selector;
 use crate::route::sticky::{Decision, Routed, Session};
 use crate::state::{LbState, Pick, State};
 
@@ -20,7 +21,7 @@ use super::wire::SharedPin;
 /// The ring's choice for `key` with every endpoint up: the first pool in the
 /// session's steering order, the first point of the ring at the key.
 pub fn ring_choice(state: &State, lb: &LbState, key: u64) -> Option<Pick> {
-    let order = state.pool_order(lb, &mut seeded_draws(key));
+    let order = Selector(state).pool_order(lb, &mut seeded_draws(key));
     let pool = *order.first()?;
     let endpoint = state.pools[pool].ring().pick(key, |_| true)?;
     state.pick(pool, endpoint)
@@ -66,6 +67,7 @@ mod tests {
     use crate::affinity::cookie::CookieKeys;
     use crate::clock::Now;
     use crate::config::*;
+    use crate::route::sticky::Sticky;
     use crate::state::fixtures::{config, pool, set_health};
     use std::sync::Arc;
 
@@ -88,7 +90,7 @@ mod tests {
     };
 
     fn visit(s: &State, ip: &str) -> Routed {
-        let routed = s
+        let routed = Sticky(s)
             .route(
                 &lb(s),
                 std::iter::empty(),
@@ -98,7 +100,7 @@ mod tests {
                 &mut || 0.5,
             )
             .unwrap();
-        s.commit(&lb(s), &routed, T0);
+        Sticky(s).commit(&lb(s), &routed, T0);
         routed
     }
 

@@ -24,7 +24,7 @@ use crate::front_door::{self, body::BodyPace};
 use crate::route::request::{
     forwarded_for, http1_authority, normalize_host, transfer_encoding, Authority,
 };
-use crate::route::sticky::{Decision, Routed};
+use crate::route::sticky::{Decision, Routed, Sticky};
 use crate::state::live::Live;
 use crate::state::{InFlight, LbState, Pick, State};
 use policy::RuleStep;
@@ -80,7 +80,7 @@ impl Proxy {
             .header_key
             .as_ref()
             .and_then(|spec| spec.session_key(lb.id, &req.headers));
-        state.route(
+        Sticky(state).route(
             lb,
             cflb_values(&req.headers),
             header_key,
@@ -383,7 +383,7 @@ impl ProxyHttp for Proxy {
             return e;
         }
         ctx.retried = true;
-        match state.connect_failed(&lb, &routed, ctx.client, &mut random_unit) {
+        match Sticky(&state).connect_failed(&lb, &routed, ctx.client, &mut random_unit) {
             Some((next, decision)) => {
                 let target = state.endpoint(next).name();
                 let next_pool = state.pools[next.pool()].name();
@@ -497,7 +497,7 @@ impl ProxyHttp for Proxy {
         };
         if routed.decision.pins() {
             let now = ctx.state.clock.now_at(ctx.started);
-            if let Some(cookie) = ctx.state.commit(lb, routed, now) {
+            if let Some(cookie) = Sticky(&ctx.state).commit(lb, routed, now) {
                 // Appended: the upstream's own Set-Cookie headers stay.
                 response.append_header(http::header::SET_COOKIE, cookie)?;
             }

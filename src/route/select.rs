@@ -51,7 +51,20 @@ enum Eligible {
     Fallback,
 }
 
-impl State {
+/// The selector over one state: steering over its pools and endpoints,
+/// failover. It reads the state (through `Deref`) and changes nothing but
+/// the randomness it is handed.
+#[derive(Clone, Copy)]
+pub struct Selector<'s>(pub &'s State);
+
+impl std::ops::Deref for Selector<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0
+    }
+}
+
+impl Selector<'_> {
     /// The pools of `lb` in steering order (borrowed for `off`: no allocation).
     pub fn pool_order<'l>(
         &self,
@@ -298,7 +311,7 @@ mod tests {
             now_ms: 0,
             admission_key: 0,
         };
-        state.choose(lb, &mut facts).map(|p| {
+        Selector(state).choose(lb, &mut facts).map(|p| {
             (
                 state.pools[p.pool()].name().to_string(),
                 state.endpoint(p).name().to_string(),
@@ -412,7 +425,7 @@ mod tests {
             admission_key: 0,
         };
         let failed = Pick::unchecked(state.pool_index("a").unwrap(), 0);
-        assert_eq!(state.failover(lb, failed, &mut facts), None);
+        assert_eq!(Selector(&state).failover(lb, failed, &mut facts), None);
 
         cfg.load_balancers
             .get_mut("*")
@@ -422,7 +435,7 @@ mod tests {
         let state = State::new(&cfg, CookieKeys::random());
         let table = state.load_balancers();
         let lb = table.get("x").unwrap();
-        let b = state.failover(lb, failed, &mut facts).unwrap();
+        let b = Selector(&state).failover(lb, failed, &mut facts).unwrap();
         assert_eq!(state.pools[b.pool()].name(), "b");
     }
 
@@ -465,7 +478,7 @@ mod tests {
                     now_ms: 0,
                     admission_key: 0,
                 };
-                let pick = state.choose(lb, &mut facts).unwrap();
+                let pick = Selector(state).choose(lb, &mut facts).unwrap();
                 state.pools[pick.pool()].name() == "b"
             })
             .count();
@@ -511,7 +524,7 @@ mod tests {
                         now_ms: 0,
                         admission_key: 0,
                     };
-                    state.choose(lb, &mut facts).map(|p| p.pool())
+                    Selector(state).choose(lb, &mut facts).map(|p| p.pool())
                 })
                 .collect()
         };
@@ -566,7 +579,7 @@ mod tests {
                         now_ms,
                         admission_key: k,
                     };
-                    state.choose(lb, &mut facts).unwrap().endpoint() == 1
+                    Selector(&state).choose(lb, &mut facts).unwrap().endpoint() == 1
                 })
                 .count();
             n as f64 / keys.len() as f64

@@ -16,7 +16,7 @@ use crate::balance::shed::{hash_draw, sheds};
 use crate::clock::Now;
 use crate::config::{SessionAffinity, ZeroDowntimeFailover};
 use crate::route::request::client_key;
-use crate::route::select::Facts;
+use crate::route::select::{Facts, Selector};
 use crate::state::{LbState, Pick, State};
 
 pub use crate::affinity::decision::Decision;
@@ -63,7 +63,25 @@ enum PinStatus {
     Foreign,
 }
 
-impl State {
+/// Session affinity over the selector, for one state: where a request's
+/// session says it goes, what its connection failure changes, and what
+/// the response pins. Reads the state through `Deref`; the session table
+/// and cookies are its only writes.
+#[derive(Clone, Copy)]
+pub struct Sticky<'s>(pub &'s State);
+
+impl std::ops::Deref for Sticky<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0
+    }
+}
+
+impl Sticky<'_> {
+    fn selector(&self) -> Selector<'_> {
+        Selector(self.0)
+    }
+
     fn pin_status(&self, lb: &LbState, pick: Pick, now_ms: u64) -> PinStatus {
         if !lb.is_default_pool(pick.pool()) && lb.fallback_pool != Some(pick.pool()) {
             return PinStatus::Foreign;
@@ -76,7 +94,10 @@ impl State {
             return PinStatus::Unhealthy;
         }
         if lb.is_fallback_only(pick.pool())
-            && lb.default_pools.iter().any(|&p| self.pool_is_healthy(p))
+            && lb
+                .default_pools
+                .iter()
+                .any(|&p| self.selector().pool_is_healthy(p))
         {
             return PinStatus::Unhealthy;
         }
@@ -158,7 +179,7 @@ impl State {
             now_ms: now.ms,
             admission_key,
         };
-        let pick = self.choose(lb, &mut facts)?;
+        let pick = self.selector().choose(lb, &mut facts)?;
         Some(Routed {
             pick,
             decision,
@@ -181,7 +202,7 @@ impl State {
             && lb
                 .default_pools
                 .iter()
-                .any(|&other| other != pool && self.pool_is_healthy(other))
+                .any(|&other| other != pool && self.selector().pool_is_healthy(other))
     }
 
     /// A usable pin among the cookies → `Ok`; else the most telling reason
@@ -277,7 +298,7 @@ impl State {
             now_ms: self.clock.now_ms(),
             admission_key,
         };
-        let pick = self.failover(lb, routed.pick, &mut facts)?;
+        let pick = self.selector().failover(lb, routed.pick, &mut facts)?;
         Some((pick, decision))
     }
 
@@ -386,7 +407,7 @@ mod tests {
             dice = (dice + 0.37) % 1.0;
             dice
         };
-        state
+        Sticky(state)
             .route(&lb, cookies.iter().copied(), None, ip, now, &mut rand)
             .expect("something is usable")
     }
@@ -423,7 +444,7 @@ mod tests {
         let lb = lb(&s);
         let fresh = route(&s, &[], T0);
         assert_eq!(fresh.decision, Decision::New);
-        let line = s
+        let line = Sticky(&s)
             .commit(&lb, &fresh, T0)
             .expect("a new session gets a cookie");
         assert!(
@@ -436,7 +457,11 @@ mod tests {
             (hit.decision, name(&s, &hit)),
             (Decision::Hit, "p-2".into())
         );
-        assert_eq!(s.commit(&lb, &hit, T0), None, "a hit sets no cookie");
+        assert_eq!(
+            Sticky(&s).commit(&lb, &hit, T0),
+            None,
+            "a hit sets no cookie"
+        );
 
         for bad in ["", "garbage", &cookie[..30]] {
             assert_eq!(route(&s, &[bad], T0).decision, Decision::Invalid);
@@ -533,7 +558,11 @@ mod tests {
         let lb = lb(&s);
         let first = route(&s, &[], T0);
         assert_eq!(first.decision, Decision::New);
-        assert_eq!(s.commit(&lb, &first, T0), None, "source_ip sets no cookie");
+        assert_eq!(
+            Sticky(&s).commit(&lb, &first, T0),
+            None,
+            "source_ip sets no cookie"
+        );
         let again = route(&s, &[], at(1_000 + 1_799_000));
         assert_eq!((again.decision, again.pick), (Decision::Hit, first.pick));
         // Idle for the whole TTL (1800 s) since that hit: expired.
@@ -559,14 +588,16 @@ mod tests {
             let lb = lb(&s);
             let cookie = pin_to(&s, "p", "p-0", T0.unix_secs + 3600);
             let hit = route(&s, &[&cookie], T0);
-            let retry = s.connect_failed(&lb, &hit, None, &mut || 0.5);
+            let retry = Sticky(&s).connect_failed(&lb, &hit, None, &mut || 0.5);
             assert_eq!(retry.map(|r| r.1), expected, "{mode:?}");
             if let Some((pick, _)) = retry {
                 assert_ne!(pick, hit.pick, "{mode:?}: another endpoint");
             }
             // Without a pin, a refused connection is always retried once.
             let fresh = route(&s, &[], T0);
-            let retry = s.connect_failed(&lb, &fresh, None, &mut || 0.5).unwrap();
+            let retry = Sticky(&s)
+                .connect_failed(&lb, &fresh, None, &mut || 0.5)
+                .unwrap();
             assert_eq!(retry.1, Decision::New);
             assert_ne!(retry.0, fresh.pick);
         }
@@ -582,18 +613,20 @@ mod tests {
         let lb = lb(&s);
         let cookie = pin_to(&s, "p", "p-0", T0.unix_secs + 3600);
         let hit = route(&s, &[&cookie], T0);
-        let (pick, decision) = s.connect_failed(&lb, &hit, None, &mut || 0.5).unwrap();
+        let (pick, decision) = Sticky(&s)
+            .connect_failed(&lb, &hit, None, &mut || 0.5)
+            .unwrap();
         let moved = Routed {
             pick,
             decision,
             ..hit
         };
-        assert!(s.commit(&lb, &moved, T0).is_some());
+        assert!(Sticky(&s).commit(&lb, &moved, T0).is_some());
         let temporary = Routed {
             decision: Decision::FailoverTemporary,
             ..moved
         };
-        assert_eq!(s.commit(&lb, &temporary, T0), None);
+        assert_eq!(Sticky(&s).commit(&lb, &temporary, T0), None);
     }
 
     #[test]
@@ -605,13 +638,14 @@ mod tests {
             let ip: IpAddr = format!("192.0.2.{last}").parse().unwrap();
             let pick = |s: &State, seed: f64| {
                 let mut r = || seed;
-                s.route(&lb(s), std::iter::empty(), None, Some(ip), T0, &mut r)
+                Sticky(s)
+                    .route(&lb(s), std::iter::empty(), None, Some(ip), T0, &mut r)
                     .unwrap()
             };
             let (a, b) = (pick(&one, 0.1), pick(&two, 0.9));
             assert_eq!(a.pick, b.pick, "{ip}: first pick, whatever the dice");
-            let fa = one.connect_failed(&lb(&one), &a, Some(ip), &mut || 0.2);
-            let fb = two.connect_failed(&lb(&two), &b, Some(ip), &mut || 0.8);
+            let fa = Sticky(&one).connect_failed(&lb(&one), &a, Some(ip), &mut || 0.2);
+            let fb = Sticky(&two).connect_failed(&lb(&two), &b, Some(ip), &mut || 0.8);
             assert_eq!(fa, fb, "{ip}: failover target");
             seen.insert(a.pick);
         }
@@ -631,8 +665,8 @@ mod tests {
     fn new_cookies_carry_a_fresh_nonce_and_repins_keep_it() {
         let s = state(SessionAffinity::Cookie, Default::default());
         let lb = lb(&s);
-        let a = s.commit(&lb, &route(&s, &[], T0), T0).unwrap();
-        let b = s.commit(&lb, &route(&s, &[], T0), T0).unwrap();
+        let a = Sticky(&s).commit(&lb, &route(&s, &[], T0), T0).unwrap();
+        let b = Sticky(&s).commit(&lb, &route(&s, &[], T0), T0).unwrap();
         let (na, nb) = (nonce_of(&s, &a).unwrap(), nonce_of(&s, &b).unwrap());
         assert_ne!(na, nb, "every new session has its own nonce");
         // Its endpoint goes down: re-pinned, same nonce.
@@ -645,7 +679,7 @@ mod tests {
         let moved = route(&s, &[&value], T0);
         assert_eq!(moved.decision, Decision::RepinUnhealthy);
         assert_ne!(name(&s, &moved), dead);
-        let line = s.commit(&lb, &moved, T0).unwrap();
+        let line = Sticky(&s).commit(&lb, &moved, T0).unwrap();
         assert_eq!(nonce_of(&s, &line), Some(na));
     }
 
@@ -666,7 +700,7 @@ mod tests {
         );
         let expired = route(&s, &[&v1], at(61_000 + T0.ms));
         assert_eq!(expired.decision, Decision::Expired);
-        let line = s.commit(&lb(&s), &expired, T0).unwrap();
+        let line = Sticky(&s).commit(&lb(&s), &expired, T0).unwrap();
         assert!(nonce_of(&s, &line).is_some(), "the new cookie is version 2");
     }
 
@@ -705,7 +739,7 @@ mod tests {
         for _ in 0..200 {
             let c = pin_to(&one, "p", "p-0", T0.unix_secs + 3600);
             let hit = route(&one, &[&c], T0);
-            let (pick, _) = one
+            let (pick, _) = Sticky(&one)
                 .connect_failed(&lb(&one), &hit, None, &mut || 0.5)
                 .unwrap();
             targets.insert(pick);
@@ -730,10 +764,10 @@ mod tests {
         let lb = lb(&state);
         let mut rand = || 0.5;
         let mut visit = |key: u64| {
-            let routed = state
+            let routed = Sticky(&state)
                 .route(&lb, std::iter::empty(), Some(key), None, T0, &mut rand)
                 .unwrap();
-            state.commit(&lb, &routed, T0);
+            Sticky(&state).commit(&lb, &routed, T0);
             (
                 state.pools[routed.pick.pool()].name().to_string(),
                 routed.decision,
