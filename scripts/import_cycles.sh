@@ -2,8 +2,9 @@
 # No import cycles between the files of src/ (issue 18; described in docs/testing.md).
 # The file-level import graph: `use` trees and `crate::` / `super::` / `self::` paths in code,
 # each name followed through `pub use` re-exports to the file defining it. Not arrows: comments,
-# `mod x;`, re-exports themselves, `#[cfg(test)]` items and test-only files, and a file naming
-# the mod.rs of its own folder (its parts share the module's root; `--strict` counts those too).
+# `mod x;`, a re-export its file does not use, `#[cfg(test)]` items and test-only files, and a
+# file naming the mod.rs of its own folder (a module's parts share its root; `--strict` counts
+# those too).
 # Exit 1 listing cycles if a strongly connected component holds more than one file, else 0.
 # `--arrows` prints the graph instead.
 set -euo pipefail
@@ -96,11 +97,10 @@ arrows = {p: set() for p in files}
 for p, text in files.items():
     code, paths = USE.sub("", text), []
     for pub, q in uses[p]:
-        target = resolve(p, q)
-        if target is None or pub:
-            continue  # another crate; a re-export is followed where it is used, not an arrow itself
-        if not walk(p, q)[1] and not q.endswith("*"):  # a whole module (`use crate::config;`): what `config::X` names
-            name = q.split("::")[-1]
+        name = q.split("::")[-1]
+        if resolve(p, q) is None or pub and (name == "*" or not re.search(rf"\b{name}\b", code)):
+            continue  # another crate, or a re-export (followed where it is used) the file does not use
+        if not walk(p, q)[1] and name != "*":  # a whole module (`use crate::config;`): its `config::X`s
             paths += [q + rest for rest in re.findall(rf"(?<![\w:]){name}((?:::\w+)+)", code)]
         else:
             paths.append(q)
@@ -113,24 +113,14 @@ for p, text in files.items():
 if "--arrows" in sys.argv:
     sys.exit(print("\n".join(f"{p} -> {q}" for p in arrows for q in sorted(arrows[p]))))
 
-index, low, stack, sccs = {}, {}, [], []
-def tarjan(v):  # strongly connected components (Tarjan; ~100 files, recursion is fine)
-    index[v] = low[v] = len(index)
-    stack.append(v)
-    for w in sorted(arrows[v]):
-        if w not in index:
-            tarjan(w)
-            low[v] = min(low[v], low[w])
-        elif w in stack:
-            low[v] = min(low[v], index[w])
-    if low[v] == index[v]:
-        scc = [stack.pop()]
-        while scc[-1] != v:
-            scc.append(stack.pop())
-        sccs.append(scc)
-for v in arrows:
-    if v not in index:
-        tarjan(v)
+def reach(v):  # every file v leads to (v included)
+    seen = [v]
+    for x in seen:
+        seen += [w for w in sorted(arrows[x]) if w not in seen]
+    return set(seen)
+
+reached = {v: reach(v) for v in arrows}  # ~100 files: plain reachability finds the components
+components = {tuple(sorted(w for w in reached[v] if v in reached[w])) for v in arrows}
 
 def shortest_cycle(start, within):  # breadth first from start back to it, inside one component
     back, queue = {}, [start]
@@ -145,7 +135,7 @@ def shortest_cycle(start, within):  # breadth first from start back to it, insid
                 back[w] = v
                 queue.append(w)
 
-cyclic = sorted(sorted(s) for s in sccs if len(s) > 1)
+cyclic = sorted(c for c in components if len(c) > 1)
 if not cyclic:
     print(f"import cycles: none ({len(arrows)} files, {sum(map(len, arrows.values()))} arrows)")
     sys.exit(0)
