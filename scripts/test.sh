@@ -27,6 +27,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+echo "== scripts/import_cycles.sh"
+bash scripts/import_cycles.sh
 echo "== cargo test"
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT

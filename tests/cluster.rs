@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ::tether::cluster::wire::{seal, ClusterKey};
+use ::tether::cluster::key::ClusterKey;
+use ::tether::cluster::wire::seal;
 use support::api::{cluster_view, endpoint_view, ok, patch, wait_for_health, wait_for_link};
 use support::cflb::{keys_file, mint, mint_v1, unix_now};
 use support::redis::Redis;

@@ -2,8 +2,8 @@
 //! not, when it last resynced in full, what it wrote, received and dropped —
 //! and the replicas it last saw in Redis.
 
+use super::call::Call;
 use super::response::{allow, AdminResponse, Answer, ApiError};
-use super::router::Call;
 
 pub fn handle(call: &Call<'_>) -> Answer {
     allow(call.method, &["GET"])?;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
+use super::call::Call;
 use super::response::{allow, json_object, AdminResponse, Answer, ApiError};
-use super::router::Call;
 use crate::changes::records::lb_json;
 use crate::changes::Change;
 use crate::config;

@@ -1,7 +1,7 @@
 //! `GET /metrics`: Prometheus text, rendered by [`crate::metrics`].
 
+use super::call::Call;
 use super::response::{allow, AdminResponse, Answer};
-use super::router::Call;
 
 pub const PROMETHEUS: &str = "text/plain; version=0.0.4";
 

@@ -7,7 +7,8 @@
 //! admitted (who may call, the token) before it reads the body (at most
 //! [`MAX_BODY`]), hands everything to the [`Router`], and writes its answer.
 //!
-//! - [`router`]: the routing table; [`admission`]: DNS rebinding and CSRF;
+//! - [`router`]: the routing table; [`call`]: one authorised call, as every
+//!   resource sees it; [`admission`]: DNS rebinding and CSRF;
 //!   [`auth`]: the token; [`response`]: the envelope and errors;
 //!   [`strict_json`]: bodies whose objects name each key once.
 //! - One file per resource: [`load_balancers`], [`pools`] (and endpoints),
@@ -16,6 +17,7 @@
 
 mod admission;
 mod auth;
+mod call;
 mod cluster;
 pub mod exposition;
 mod load_balancers;

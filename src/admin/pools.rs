@@ -7,8 +7,8 @@
 use serde::Serialize;
 use serde_json::Value as Json;
 
+use super::call::Call;
 use super::response::{allow, describe, json_object, AdminResponse, Answer, ApiError};
-use super::router::Call;
 use crate::affinity::drain::{drain_state, DrainState};
 use crate::changes::Change;
 use crate::clock::Now;

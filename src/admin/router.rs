@@ -2,8 +2,8 @@
 //! (method, path, `Authorization`, the fields the [`admission`] reads, body,
 //! client, time) to an answer. No sockets: [`super`] reads the request and
 //! writes the answer. [`Router::admit`] decides from the header alone, so a
-//! refused request's body is never read. Each resource has its own file;
-//! changes go to [`Changes`], reads to the state.
+//! refused request's body is never read. Each resource has its own file and
+//! sees a [`Call`] (`call.rs`); changes go to [`Changes`], reads to the state.
 //!
 //! [`admission`]: super::admission
 
@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use super::admission::{Admission, Head};
 use super::auth::Auth;
+use super::call::Call;
 use super::response::{allow, too_large_response, AdminResponse, Answer, ApiError, MAX_BODY, TEXT};
 use super::{cluster, load_balancers, metrics, pools, session_persistence, status};
-use crate::changes::{Change, ChangeError, Changes};
+use crate::changes::Changes;
 use crate::clock::Now;
-use crate::state::State;
 
 /// What the router needs of a request.
 #[derive(Debug, Clone, Copy)]
@@ -48,30 +48,6 @@ impl AdminRequest<'_> {
             sec_fetch_site: self.sec_fetch_site,
             client_ip: self.client_ip,
         }
-    }
-}
-
-/// One authorised call, as a resource handler sees it.
-pub struct Call<'a> {
-    /// `HEAD` is `GET` (Pingora leaves the body out).
-    pub method: &'a str,
-    pub body: &'a [u8],
-    pub now: Now,
-    changes: &'a Changes,
-    /// The state when the call arrived (a reload may replace it meanwhile).
-    state: Arc<State>,
-    /// This replica's link to the cluster, when `tether.cluster` is set.
-    pub cluster: Option<&'a crate::cluster::Status>,
-}
-
-impl Call<'_> {
-    pub fn state(&self) -> &State {
-        &self.state
-    }
-
-    /// Hands a batch to the owner of changes.
-    pub fn apply(&self, batch: &[Change]) -> Result<Vec<String>, ChangeError> {
-        self.changes.apply("admin", batch, self.now)
     }
 }
 
@@ -172,14 +148,13 @@ impl Router {
                 Err(e) => e.envelope(),
             };
         }
-        let call = Call {
+        let call = Call::new(
             method,
-            body: req.body,
-            now: req.now,
-            changes: &self.changes,
-            state: self.changes.state(),
-            cluster: self.cluster.as_deref(),
-        };
+            req.body,
+            req.now,
+            &self.changes,
+            self.cluster.as_deref(),
+        );
         let answer = if segments.is_none() {
             Err(ApiError::new(404, format!("no route for {}", req.path)))
         } else {

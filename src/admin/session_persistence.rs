@@ -5,9 +5,9 @@
 
 use serde_json::{json, Map, Value as Json};
 
+use super::call::Call;
 use super::load_balancers::find;
 use super::response::{allow, describe, json_object, AdminResponse, Answer, ApiError};
-use super::router::Call;
 use crate::changes::{Change, Persistence};
 use crate::config::{SessionAffinity, Spelled};
 

@@ -7,8 +7,8 @@
 
 use serde::Serialize;
 
+use super::call::Call;
 use super::response::{allow, AdminResponse, Answer};
-use super::router::Call;
 use crate::config::{Spelled, SteeringPolicy};
 use crate::route::select::Selector;
 use crate::state::{LbState, State};

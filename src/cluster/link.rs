@@ -24,8 +24,9 @@ use pingora::services::background::BackgroundService;
 use redis::aio::MultiplexedConnection;
 use redis::{IntoConnectionInfo, RedisResult};
 
+use super::key::ClusterKey;
 use super::pins::take_in;
-use super::wire::{self, ClusterKey, Keys, Rejected, ReplicaSeen, SharedPin, What};
+use super::wire::{self, Keys, Rejected, ReplicaSeen, SharedPin, What};
 use super::{Inbox, Status};
 use crate::changes::{Change, ChangeError, Changes};
 use crate::clock;

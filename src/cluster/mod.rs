@@ -2,6 +2,7 @@
 //! and the session pins that deviate from the hash ring, shared through
 //! Redis by the replicas of one `tether.cluster.name`.
 //!
+//! - [`key`]: the cluster key and the MAC of a sealed value (pure).
 //! - [`wire`]: key names and messages (pure).
 //! - [`pins`]: which pins are shared, and taking a peer's in (pure).
 //! - [`link`]: the background service that talks to Redis (I/O only).
@@ -11,6 +12,7 @@
 //! owner of changes hands it its normalised batches through its publisher.
 //! Changes from peers enter through [`crate::changes::Changes::apply_from_cluster`].
 
+pub mod key;
 pub mod link;
 pub mod pins;
 pub mod wire;

@@ -14,7 +14,7 @@
 //! | `events` | pub/sub channel | [`Event`]s (sealed JSON), in the order they were written |
 //!
 //! **Sealed** values carry an HMAC-SHA256 under the cluster key
-//! (`tether.cluster.key_file`, [`ClusterKey`]): `t1.<64 hex digits of the
+//! (`tether.cluster.key_file`, [`ClusterKey`], in `key.rs`): `t1.<64 hex digits of the
 //! MAC>.<JSON>`. The MAC covers the cluster name, the Redis key the value is
 //! stored under (the channel for an event), the hash field (`changes`
 //! only; empty otherwise) and the JSON, each length-prefixed, so a valid
@@ -26,21 +26,17 @@
 //! an event it has already received, by its MAC: [`tag_of`]).
 //! The `replicas` hash is not sealed: it only feeds `GET /v1/cluster`.
 
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
+use super::key::ClusterKey;
 use crate::changes::Change;
 use crate::config::TABLE_TTL_MAX_SECS;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The longest event, stored change or stored pin accepted or written
 /// (bytes, the seal included): 64 KiB, as an admin API request body. The
 /// writer splits a batch of changes or pins over as many events as needed.
 pub const MAX_VALUE: usize = 64 * 1024;
-/// The fewest bytes of secret a cluster key file holds, after trimming.
-pub const MIN_KEY_BYTES: usize = 32;
 /// How far an event's `at_unix_ms` may be from the reader's clock, either
 /// way: delivery takes milliseconds, replicas' clocks differ a little; an
 /// event recorded and published again later is refused as stale.
@@ -53,8 +49,6 @@ pub const MAX_PIN_TTL_MS: u64 = TABLE_TTL_MAX_SECS * 1000;
 
 /// The seal's version tag.
 const TAG: &str = "t1.";
-/// The MAC's domain: no other HMAC of Tether's (the cookies) can be taken for one.
-const DOMAIN: &[u8] = b"tether cluster v1\0";
 /// `t1.` + 64 hex digits + `.`.
 const SEAL_LEN: usize = TAG.len() + 64 + 1;
 
@@ -102,52 +96,6 @@ impl Rejected {
             Rejected::OutOfRange => 3,
             Rejected::Stale => 4,
         }
-    }
-}
-
-/// The secret every replica of a cluster signs and verifies with: the
-/// bytes of `tether.cluster.key_file`, trimmed of whitespace at both ends,
-/// at least [`MIN_KEY_BYTES`] of them. Never printed.
-#[derive(Clone)]
-pub struct ClusterKey {
-    mac: HmacSha256,
-}
-
-impl std::fmt::Debug for ClusterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClusterKey(..)")
-    }
-}
-
-impl ClusterKey {
-    /// The key held by a key file's bytes.
-    pub fn from_file_bytes(bytes: &[u8]) -> Result<ClusterKey, String> {
-        let secret = bytes.trim_ascii();
-        if secret.len() < MIN_KEY_BYTES {
-            return Err(format!(
-                "holds {} byte(s) of secret after trimming whitespace; a cluster key needs at least {MIN_KEY_BYTES} (e.g. head -c 32 /dev/urandom | base64 > cluster.key)",
-                secret.len()
-            ));
-        }
-        let mac = <HmacSha256 as Mac>::new_from_slice(secret)
-            .map_err(|e| format!("unusable key: {e}"))?;
-        Ok(ClusterKey { mac })
-    }
-
-    /// The MAC of `json` stored under `redis_key` / `field` of cluster `name`.
-    fn mac(&self, name: &str, redis_key: &str, field: &str, json: &[u8]) -> HmacSha256 {
-        let mut mac = self.mac.clone();
-        mac.update(DOMAIN);
-        for part in [
-            name.as_bytes(),
-            redis_key.as_bytes(),
-            field.as_bytes(),
-            json,
-        ] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        mac
     }
 }
 

@@ -1,10 +1,11 @@
 //! The `tether.load_balancers` section, and one load balancer validated
 //! alone (for the admin API): [`load_balancer_from_value`] and its inverse
-//! [`load_balancer_to_value`].
+//! [`load_balancer_to_value`]; its `rules` (read by `rules.rs`) and their
+//! `overrides`, checked against it and laid over it ([`apply_overrides`]).
 
 use super::model::*;
 use super::read::{all, join_key, quote, ConfigErrors, Errors, Node};
-use super::rules::{check_overrides, read_rules, rules_to_value};
+use super::rules::{read_rules, rules_to_value, OVERRIDE_KEYS, RULE_KEYS};
 use super::spelling::Spelled;
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -368,6 +369,73 @@ pub(super) fn read_load_balancer(
         rules: rules?,
         ..lb
     })
+}
+
+/// Checks every rule's `overrides` laid over `lb` (whatever else is wrong
+/// with the rule), reporting under the rule's `overrides` path.
+pub(super) fn check_overrides(
+    lb: &LoadBalancer,
+    rules_node: &Node<'_>,
+    pools: Option<&BTreeSet<String>>,
+    errs: &mut Errors,
+) {
+    let Some(items) = rules_node.list(&mut Errors::new()) else {
+        return;
+    };
+    for item in items {
+        let Some(o) = item.object(&mut Errors::new(), RULE_KEYS) else {
+            continue;
+        };
+        let Some(at) = o.opt("overrides") else {
+            continue;
+        };
+        let Value::Mapping(overrides) = at.value else {
+            continue;
+        };
+        // Unknown keys are the rule reader's to report.
+        let known: Mapping = overrides
+            .iter()
+            .filter(|(k, _)| k.as_str().is_some_and(|k| OVERRIDE_KEYS.contains(&k)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let merged = overlay(lb, &[&known]);
+        let node = Node::new(&merged, at.path.clone(), at.order.clone());
+        read_load_balancer(&node, Some(lb.name.clone()), pools, errs);
+    }
+}
+
+/// `lb` with `overrides` laid over it in order (a later rule's key replaces
+/// an earlier one's), without rules. Changing `session_affinity` without
+/// `session_affinity_ttl` lets the TTL default for the new type.
+fn overlay(lb: &LoadBalancer, overrides: &[&Mapping]) -> Value {
+    let mut base = match load_balancer_to_value(lb) {
+        Value::Mapping(m) => m,
+        _ => Mapping::new(),
+    };
+    base.remove("rules");
+    for o in overrides {
+        if o.contains_key("session_affinity") && !o.contains_key("session_affinity_ttl") {
+            base.remove("session_affinity_ttl");
+        }
+        for (k, v) in o.iter() {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Mapping(base)
+}
+
+/// The load balancer that routes a request matched by rules whose
+/// `overrides` are `overrides` (in the order they ran): `lb`'s settings with
+/// theirs laid over, and no rules of its own.
+pub fn apply_overrides(
+    lb: &LoadBalancer,
+    overrides: &[&Mapping],
+) -> Result<LoadBalancer, ConfigErrors> {
+    let merged = overlay(lb, overrides);
+    let mut errs = Errors::new();
+    let node = Node::new(&merged, "", vec![]);
+    let out = read_load_balancer(&node, Some(lb.name.clone()), None, &mut errs);
+    errs.finish(out)
 }
 
 fn read_random_steering(

@@ -2,7 +2,10 @@
 //!
 //! 1. [`read`]: the strict YAML reader, the error collector, shared helpers.
 //! 2. [`model`] (the typed configuration the rest reads) and `spelling`.
-//! 3. The section readers: `load_balancer`, `pool`, `monitor` — a pure walk.
+//! 3. The section readers: `load_balancer` (above `rules`, a load balancer's
+//!    rule list: the rules' overrides are laid over a load balancer there),
+//!    `pool`, `monitor`, `cluster` — a pure walk. A rule's condition is
+//!    parsed by `crate::rules::parse`, which imports nothing of config.
 //! 4. [`load`]: the whole file (Pingora's keys and `tether:`), then
 //!    `checks`: files read and host names resolved after the walk.
 
@@ -20,12 +23,12 @@ mod spelling;
 pub use checks::directory;
 pub use load::{load_file, load_str, Loaded};
 pub use load_balancer::{
-    load_balancer_from_value, load_balancer_to_value, runtime_fields, Settable, ATTRIBUTES,
-    ATTRIBUTE_KEYS, LOAD_BALANCER_KEYS, TABLE_TTL_MAX_SECS,
+    apply_overrides, load_balancer_from_value, load_balancer_to_value, runtime_fields, Settable,
+    ATTRIBUTES, ATTRIBUTE_KEYS, LOAD_BALANCER_KEYS, TABLE_TTL_MAX_SECS,
 };
 pub use model::*;
 pub use read::{ConfigError, ConfigErrors};
-pub use rules::{apply_overrides, OVERRIDE_KEYS};
+pub use rules::OVERRIDE_KEYS;
 pub use spelling::Spelled;
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub struct Cluster {
     /// The Redis key prefix `tether:{name}:`.
     pub name: String,
     /// The secret every shared value is signed with (at least 32 bytes
-    /// after trimming; [`crate::cluster::wire::ClusterKey`]).
+    /// after trimming; [`crate::cluster::key::ClusterKey`]).
     pub key_file: PathBuf,
     /// PEM CA certificate(s) that verify the Redis server's certificate
     /// (`rediss://` only); `None`: the system's roots.

@@ -1,15 +1,14 @@
 //! A load balancer's `rules`: Cloudflare's load balancing rules, read
-//! strictly (every error under its key path; a condition's with its column),
-//! and [`apply_overrides`], the load balancer a set of matching rules
-//! routes by.
-
-use std::collections::BTreeSet;
+//! strictly (every error under its key path; a condition's with its column)
+//! and written back. Below the load balancer reader: a rule's `overrides`
+//! are checked, and laid over a load balancer, in `load_balancer.rs`, which
+//! imports this file and never the reverse. A condition is parsed by
+//! [`crate::rules::parse`], the ground floor (it imports nothing of config).
 
 use serde_yaml::{Mapping, Value};
 
-use super::load_balancer::{load_balancer_to_value, read_load_balancer};
-use super::model::{FixedResponse, LoadBalancer, Rule};
-use super::read::{all, name_ok, quote, ConfigErrors, Errors, Node};
+use super::model::{FixedResponse, Rule};
+use super::read::{all, name_ok, quote, Errors, Node};
 use crate::rules::parse::parse;
 
 /// The keys of a rule.
@@ -186,73 +185,6 @@ fn read_fixed_response(node: &Node<'_>, errs: &mut Errors) -> Option<FixedRespon
         content_type: content_type?,
         message_body: message_body?.unwrap_or("").to_string(),
     })
-}
-
-/// Checks every rule's `overrides` laid over `lb` (whatever else is wrong
-/// with the rule), reporting under the rule's `overrides` path.
-pub(super) fn check_overrides(
-    lb: &LoadBalancer,
-    rules_node: &Node<'_>,
-    pools: Option<&BTreeSet<String>>,
-    errs: &mut Errors,
-) {
-    let Some(items) = rules_node.list(&mut Errors::new()) else {
-        return;
-    };
-    for item in items {
-        let Some(o) = item.object(&mut Errors::new(), RULE_KEYS) else {
-            continue;
-        };
-        let Some(at) = o.opt("overrides") else {
-            continue;
-        };
-        let Value::Mapping(overrides) = at.value else {
-            continue;
-        };
-        // Unknown keys are the rule reader's to report.
-        let known: Mapping = overrides
-            .iter()
-            .filter(|(k, _)| k.as_str().is_some_and(|k| OVERRIDE_KEYS.contains(&k)))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let merged = overlay(lb, &[&known]);
-        let node = Node::new(&merged, at.path.clone(), at.order.clone());
-        read_load_balancer(&node, Some(lb.name.clone()), pools, errs);
-    }
-}
-
-/// `lb` with `overrides` laid over it in order (a later rule's key replaces
-/// an earlier one's), without rules. Changing `session_affinity` without
-/// `session_affinity_ttl` lets the TTL default for the new type.
-fn overlay(lb: &LoadBalancer, overrides: &[&Mapping]) -> Value {
-    let mut base = match load_balancer_to_value(lb) {
-        Value::Mapping(m) => m,
-        _ => Mapping::new(),
-    };
-    base.remove("rules");
-    for o in overrides {
-        if o.contains_key("session_affinity") && !o.contains_key("session_affinity_ttl") {
-            base.remove("session_affinity_ttl");
-        }
-        for (k, v) in o.iter() {
-            base.insert(k.clone(), v.clone());
-        }
-    }
-    Value::Mapping(base)
-}
-
-/// The load balancer that routes a request matched by rules whose
-/// `overrides` are `overrides` (in the order they ran): `lb`'s settings with
-/// theirs laid over, and no rules of its own.
-pub fn apply_overrides(
-    lb: &LoadBalancer,
-    overrides: &[&Mapping],
-) -> Result<LoadBalancer, ConfigErrors> {
-    let merged = overlay(lb, overrides);
-    let mut errs = Errors::new();
-    let node = Node::new(&merged, "", vec![]);
-    let out = read_load_balancer(&node, Some(lb.name.clone()), None, &mut errs);
-    errs.finish(out)
 }
 
 /// The value [`read_rules`] turns back into `rules`.

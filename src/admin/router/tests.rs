@@ -7,7 +7,7 @@ use crate::affinity::cookie::CookieKeys;
 use crate::clock::MONOTONIC_BASE;
 use crate::config::{self, OriginSteering, SessionAffinity};
 use crate::state::fixtures::{config, pool, set_health};
-use crate::state::LastCheck;
+use crate::state::{LastCheck, State};
 use serde_json::json;
 use serde_json::Value as Json;
 
