@@ -9,6 +9,7 @@
 //! - [`records`]: what the state file holds (pure).
 //! - [`state_file`]: reading and writing it (I/O).
 
+pub mod patch;
 mod plan;
 pub mod records;
 pub mod state_file;
@@ -18,13 +19,13 @@ use std::sync::Arc;
 
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value as Json};
 
 use crate::affinity::cookie::CookieKeys;
 use crate::clock::Now;
 use crate::config::Config;
 use crate::live::{successor, Live};
 use crate::state::{NotFound, State};
+pub use patch::LbPatch;
 pub use plan::MAX_DRAIN_START_AHEAD_MS;
 use plan::{given_way, lay_over, Effect, Plan, Planner, Touched};
 use records::Records;
@@ -51,12 +52,13 @@ pub enum Change {
         endpoint: String,
         weight: f64,
     },
-    /// Load balancer keys as in the file; `session_affinity_attributes` is
-    /// merged key by key; a new `session_affinity` without a
-    /// `session_affinity_ttl` takes the new type's default TTL.
+    /// Load balancer keys as in the file, typed ([`LbPatch`]);
+    /// `session_affinity_attributes` is merged key by key; a new
+    /// `session_affinity` without a `session_affinity_ttl` takes the new
+    /// type's default TTL. In JSON, `fields` is the map of the keys it sets.
     PatchLoadBalancer {
         load_balancer: String,
-        fields: Map<String, Json>,
+        fields: LbPatch,
     },
     /// Rackspace's session persistence.
     SetSessionPersistence {

@@ -6,14 +6,13 @@
 use std::collections::HashMap;
 
 use log::{info, warn};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::records::{changed_fields, field, lb_json, Records};
-use super::{Change, ChangeError, Persistence};
+use super::{Change, ChangeError, LbPatch, Persistence};
 use crate::clock::Now;
 use crate::config::{
-    self, load_balancer_from_value, runtime_fields, Config, SessionAffinity, Settable, Spelled,
-    ATTRIBUTES, LOAD_BALANCER_KEYS,
+    self, load_balancer_from_value, runtime_fields, Config, SessionAffinity, ATTRIBUTES,
 };
 use crate::state::{NotFound, Pick, State};
 
@@ -276,9 +275,11 @@ impl Planner<'_> {
                     }
                     Persistence::Off => SessionAffinity::None,
                 };
-                let fields =
-                    Map::from_iter([("session_affinity".to_string(), Json::from(affinity.name()))]);
-                let new = self.patched(&current, &fields)?;
+                let patch = LbPatch {
+                    session_affinity: Some(affinity),
+                    ..LbPatch::default()
+                };
+                let new = self.patched(&current, &patch)?;
                 self.plan_lb(current, new, plan);
             }
         }
@@ -373,35 +374,22 @@ impl Planner<'_> {
             .ok_or(ChangeError::NotFound(NotFound::LoadBalancer(name)))
     }
 
-    /// `current` with `fields` laid over, validated exactly as the file is.
+    /// `current` with `patch` laid over, validated exactly as the file is
+    /// (the rules between fields: a TTL's range for its type, pools that
+    /// exist, ...).
     fn patched(
         &self,
         current: &config::LoadBalancer,
-        fields: &Map<String, Json>,
+        patch: &LbPatch,
     ) -> Result<config::LoadBalancer, ChangeError> {
-        let problems: Vec<String> = fields
-            .keys()
-            .filter_map(
-                |k| match LOAD_BALANCER_KEYS.iter().find(|(key, _)| key == k) {
-                    Some((_, Settable::RunTime)) => None,
-                    Some((_, Settable::FileOnly)) => {
-                        Some(format!("{k}: cannot be changed at run time"))
-                    }
-                    None if k == "name" => Some(format!("{k}: cannot be changed at run time")),
-                    None => Some(format!("{k}: unknown field")),
-                },
-            )
-            .collect();
-        if !problems.is_empty() {
-            return Err(ChangeError::Invalid(problems));
-        }
+        let fields = patch.to_json();
         let mut value = lb_json(current);
         let Json::Object(map) = &mut value else {
             return Err(ChangeError::Invalid(vec![
                 "internal error: settings are not a mapping".into(),
             ]));
         };
-        for (key, v) in fields {
+        for (key, v) in &fields {
             match (map.get_mut(key), v) {
                 (Some(Json::Object(attrs)), Json::Object(changes)) if key == ATTRIBUTES => {
                     for (k, v) in changes {
@@ -490,15 +478,9 @@ impl Touched {
 /// `null`), so that applying it anywhere gives these settings whatever the
 /// order patches arrive in.
 pub(super) fn lb_change(lb: &config::LoadBalancer) -> Change {
-    let json = lb_json(lb);
-    let fields = LOAD_BALANCER_KEYS
-        .iter()
-        .filter(|(_, settable)| *settable == Settable::RunTime)
-        .map(|(key, _)| (key.to_string(), field(&json, key)))
-        .collect();
     Change::PatchLoadBalancer {
         load_balancer: lb.name.clone(),
-        fields,
+        fields: LbPatch::whole(lb),
     }
 }
 
