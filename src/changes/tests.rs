@@ -604,3 +604,37 @@ fn the_untyped_patch_of_earlier_versions_reads_as_the_typed_one() {
     // And it is written the same way.
     assert_eq!(serde_json::to_value(&read).unwrap(), old);
 }
+
+/// The setters of run-time changes are disallowed outside `changes`
+/// (clippy.toml); an `allow` elsewhere would quietly reopen them. Only the
+/// clock, the owner of changes, the state itself and its successor on a
+/// reload (`live`) may say it.
+#[test]
+fn only_the_owners_of_disallowed_methods_allow_them() {
+    const MAY: &[&str] = &["src/clock", "src/changes/", "src/state/", "src/live"];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![root.join("src")];
+    let mut offenders = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if !rel.ends_with(".rs") || MAY.iter().any(|m| rel.starts_with(m)) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            if text.contains(concat!("clippy::", "disallowed_methods")) {
+                offenders.push(rel);
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:?}");
+}
