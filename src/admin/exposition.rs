@@ -663,7 +663,7 @@ mod tests {
         let state = Arc::new(state());
         set_health(&state, "p", &[true, false]);
         let q0 = state.find_endpoint("q", "q-0").unwrap();
-        state.set_endpoint_weight(q0, 0.25);
+        crate::changes::test_door::set_endpoint_weight(&state, q0, 0.25);
         let held = state.begin_request(crate::state::Pick::unchecked(
             state.pool_index("p").unwrap(),
             0,
@@ -746,7 +746,7 @@ mod tests {
         cfg.load_balancers.get_mut("*").unwrap().session_affinity = SessionAffinity::Cookie;
         let state = State::new(&cfg, CookieKeys::random());
         let p1 = state.find_endpoint("p", "p-1").unwrap();
-        state.set_endpoint_enabled(p1, false, state.clock.now_ms());
+        crate::changes::test_door::set_endpoint_enabled(&state, p1, false, state.clock.now_ms());
 
         let text = Metrics::default().render(&state);
         assert!(
@@ -774,8 +774,13 @@ mod tests {
         );
 
         // Once the drain is over the series is gone.
-        state.set_endpoint_enabled(p1, true, state.clock.now_ms());
-        state.set_endpoint_enabled(p1, false, state.clock.now_ms() - 61_000);
+        crate::changes::test_door::set_endpoint_enabled(&state, p1, true, state.clock.now_ms());
+        crate::changes::test_door::set_endpoint_enabled(
+            &state,
+            p1,
+            false,
+            state.clock.now_ms() - 61_000,
+        );
         let text = Metrics::default().render(&state);
         assert!(
             !text.contains("tether_endpoint_drain_seconds_left"),

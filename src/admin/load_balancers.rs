@@ -1,6 +1,7 @@
 //! `/v1/load_balancers` and `/v1/load_balancers/{name}`: the effective
 //! settings in Cloudflare's field names (the file's keys and canonical
 //! spellings, from [`crate::config::load_balancer_to_value`]), and `PATCH`,
+//! read as a typed [`LbPatch`] (400 naming each field it cannot read) and
 //! handed to the owner of changes as one [`Change::PatchLoadBalancer`].
 
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use serde_json::Value as Json;
 use super::call::Call;
 use super::response::{allow, json_object, AdminResponse, Answer, ApiError};
 use crate::changes::records::lb_json;
-use crate::changes::Change;
+use crate::changes::{Change, LbPatch};
 use crate::config;
 use crate::state::{LbState, NotFound, State};
 
@@ -40,7 +41,8 @@ pub fn one(call: &Call<'_>, name: &str) -> Answer {
     allow(call.method, &["GET", "PATCH"])?;
     let current = find(call.state(), name)?;
     if call.method == "PATCH" {
-        let fields = json_object(call.body)?;
+        let fields =
+            LbPatch::from_json(&json_object(call.body)?).map_err(|e| ApiError::bad_request(e.0))?;
         call.apply(&[Change::PatchLoadBalancer {
             load_balancer: current.conf.name.clone(),
             fields,

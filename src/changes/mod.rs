@@ -9,6 +9,7 @@
 //! - [`records`]: what the state file holds (pure).
 //! - [`state_file`]: reading and writing it (I/O).
 
+pub mod patch;
 mod plan;
 pub mod records;
 pub mod state_file;
@@ -18,13 +19,13 @@ use std::sync::Arc;
 
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value as Json};
 
 use crate::affinity::cookie::CookieKeys;
 use crate::clock::Now;
 use crate::config::Config;
 use crate::state::live::{successor, Live};
 use crate::state::{NotFound, State};
+pub use patch::LbPatch;
 pub use plan::MAX_DRAIN_START_AHEAD_MS;
 use plan::{given_way, lay_over, Effect, Plan, Planner, Touched};
 use records::Records;
@@ -51,12 +52,13 @@ pub enum Change {
         endpoint: String,
         weight: f64,
     },
-    /// Load balancer keys as in the file; `session_affinity_attributes` is
-    /// merged key by key; a new `session_affinity` without a
-    /// `session_affinity_ttl` takes the new type's default TTL.
+    /// Load balancer keys as in the file, typed ([`LbPatch`]);
+    /// `session_affinity_attributes` is merged key by key; a new
+    /// `session_affinity` without a `session_affinity_ttl` takes the new
+    /// type's default TTL. In JSON, `fields` is the map of the keys it sets.
     PatchLoadBalancer {
         load_balancer: String,
-        fields: Map<String, Json>,
+        fields: LbPatch,
     },
     /// Rackspace's session persistence.
     SetSessionPersistence {
@@ -204,6 +206,9 @@ impl Changes {
         self.apply_batch(CLUSTER, batch, now, false)
     }
 
+    // The owner of changes: the one place (with `plan::lay_over`) that may
+    // call the state's setters (clippy.toml `disallowed-methods`).
+    #[allow(clippy::disallowed_methods)]
     fn apply_batch(
         &self,
         source: &str,
@@ -246,7 +251,7 @@ impl Changes {
                     touched.enabled(at);
                 }
                 Effect::Enabled { at, enabled, .. } => {
-                    state.endpoint(at).set_enabled(enabled, now.ms);
+                    state.set_endpoint_enabled(at, enabled, now.ms);
                     touched.enabled(at);
                 }
                 Effect::Weight { at, weight } => {
@@ -348,3 +353,20 @@ impl Changes {
 
 #[cfg(test)]
 mod tests;
+
+/// Unit tests outside `changes` set an endpoint's enabled flag or weight
+/// through here: the state's setters are disallowed outside `changes`
+/// (clippy.toml), and this door exists in test builds only.
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) mod test_door {
+    use crate::state::{Pick, State};
+
+    pub(crate) fn set_endpoint_enabled(state: &State, at: Pick, enabled: bool, now_ms: u64) {
+        state.set_endpoint_enabled(at, enabled, now_ms);
+    }
+
+    pub(crate) fn set_endpoint_weight(state: &State, at: Pick, weight: f64) {
+        state.set_endpoint_weight(at, weight);
+    }
+}

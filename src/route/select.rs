@@ -375,7 +375,8 @@ mod tests {
             choose(&state, &mut seed),
             Some(("fb".into(), "fb-0".into()))
         );
-        state.pools[state.pool_index("fb").unwrap()].endpoints[0].set_enabled(false, 1);
+        let fb0 = state.pick(state.pool_index("fb").unwrap(), 0).unwrap();
+        crate::changes::test_door::set_endpoint_enabled(&state, fb0, false, 1);
         assert_eq!(choose(&state, &mut seed), None);
     }
 

@@ -507,7 +507,7 @@ mod tests {
         let p1 = s
             .endpoint_by_id(crate::state::endpoint_id("p", "p-1"))
             .unwrap();
-        s.endpoint(p1).set_enabled(false, 1_000);
+        crate::changes::test_door::set_endpoint_enabled(&s, p1, false, 1_000);
 
         let during = route(&s, &[&cookie], at(30_000));
         assert_eq!(
@@ -527,7 +527,7 @@ mod tests {
 
         // Without a drain, disabling is immediate.
         let s = state(SessionAffinity::Cookie, Default::default());
-        s.endpoint(p1).set_enabled(false, 1_000);
+        crate::changes::test_door::set_endpoint_enabled(&s, p1, false, 1_000);
         assert_eq!(
             route(&s, &[&cookie], at(1_000)).decision,
             Decision::RepinDrained
@@ -712,7 +712,7 @@ mod tests {
         for s in [&one, &two] {
             set_health(s, "p", &[false, true, true]);
             let at = s.find_endpoint("p", "p-2").unwrap();
-            s.set_endpoint_weight(at, 0.5);
+            crate::changes::test_door::set_endpoint_weight(s, at, 0.5);
         }
         let mut counts = std::collections::HashMap::new();
         // Nonces from a fixed sequence: the shares do not depend on chance.

@@ -217,7 +217,8 @@ impl EndpointState {
     }
 
     /// Disabling starts the drain clock at `now_ms`; enabling stops it.
-    pub fn set_enabled(&self, enabled: bool, now_ms: u64) {
+    /// Only [`crate::changes`] calls it (clippy.toml `disallowed-methods`).
+    pub(crate) fn set_enabled(&self, enabled: bool, now_ms: u64) {
         let was = self.set_flag(ENABLED, enabled) & ENABLED != 0;
         if enabled {
             self.disabled_since.store(0, Relaxed);
@@ -233,8 +234,10 @@ impl EndpointState {
         self.set_flag(HEALTHY, healthy) & HEALTHY != 0
     }
     /// Restores a disable that happened at `since` (monotonic ms), e.g. from
-    /// the state file, so its drain ends when it would have.
-    pub fn restore_disabled(&self, since: u64) {
+    /// the state file, so its drain ends when it would have. Only
+    /// [`crate::changes`] and a reload's successor call it (clippy.toml
+    /// `disallowed-methods`).
+    pub(crate) fn restore_disabled(&self, since: u64) {
         self.set_flag(ENABLED, false);
         self.disabled_since.store(since.max(1), Relaxed);
     }

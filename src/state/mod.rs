@@ -94,7 +94,7 @@ impl PoolState {
 
     /// Changes an endpoint's weight and rebuilds the ring (new sessions only;
     /// pinned sessions keep their endpoint).
-    pub fn set_weight(&self, endpoint: usize, weight: f64) {
+    fn set_weight(&self, endpoint: usize, weight: f64) {
         self.endpoints[endpoint].set_weight(weight);
         self.ring
             .store(Arc::new(build_ring(self.name(), &self.endpoints)));
@@ -467,19 +467,23 @@ impl State {
     }
 
     /// Enables or disables an endpoint at run time; disabling starts its drain.
-    pub fn set_endpoint_enabled(&self, at: Pick, enabled: bool, now_ms: u64) {
+    /// Only [`crate::changes`] calls it (clippy.toml `disallowed-methods`).
+    #[allow(clippy::disallowed_methods)] // the state's own: delegates to the endpoint
+    pub(crate) fn set_endpoint_enabled(&self, at: Pick, enabled: bool, now_ms: u64) {
         self.endpoint(at).set_enabled(enabled, now_ms);
     }
 
     /// Changes an endpoint's weight (0.0 ..= 1.0, validated by the caller).
-    pub fn set_endpoint_weight(&self, at: Pick, weight: f64) {
+    /// Only [`crate::changes`] calls it (clippy.toml `disallowed-methods`).
+    pub(crate) fn set_endpoint_weight(&self, at: Pick, weight: f64) {
         self.pools[at.pool].set_weight(at.endpoint, weight);
     }
 
     /// Replaces one load balancer's settings (validated by the caller as the
     /// file is); requests already routed keep the settings they started with.
     /// Callers serialise replacements ([`crate::changes::Changes`] does).
-    pub fn replace_load_balancer(&self, lb: config::LoadBalancer) -> Result<(), NotFound> {
+    /// Only [`crate::changes`] calls it (clippy.toml `disallowed-methods`).
+    pub(crate) fn replace_load_balancer(&self, lb: config::LoadBalancer) -> Result<(), NotFound> {
         let current = self.load_balancers();
         if current.named(&lb.name).is_none() {
             return Err(NotFound::LoadBalancer(lb.name));
@@ -561,7 +565,9 @@ impl Drop for InFlight {
     }
 }
 
+// The state's own tests may use its setters (clippy.toml `disallowed-methods`).
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use crate::config::OriginSteering;

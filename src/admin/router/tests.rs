@@ -557,7 +557,7 @@ fn pools_show_health_weight_and_last_check() {
         unix_ms: 1_700_000_001_000,
         failure: None,
     });
-    state.set_endpoint_weight(q1, 0.25);
+    crate::changes::test_door::set_endpoint_weight(&state, q1, 0.25);
     let list = call(&router, &state, "GET", "/v1/pools", "").result();
     let names: Vec<&str> = list
         .as_array()
