@@ -76,14 +76,19 @@ fn path_rules_route_to_their_pool_and_fixed_responses_answer() {
         "the fixed response reached no upstream"
     );
 
-    // The metrics count each rule's requests; the access log names the rule.
-    let (_, _, metrics) = get(&client, &proxy.admin_url("/metrics"), &proxy.admin_host());
-    for (rule, n) in [("api", 1), ("moved", 1)] {
-        let line = format!(
+    // The metrics count each rule's requests (once the request's `logging`
+    // ran, just after its response was sent); the access log names the rule.
+    let lines = [("api", 1), ("moved", 1)].map(|(rule, n)| {
+        format!(
             "tether_rule_requests_total{{load_balancer=\"www.example.com\",rule=\"{rule}\"}} {n}"
-        );
-        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
-    }
+        )
+    });
+    let mut metrics = String::new();
+    let counted = wait_until(Duration::from_secs(5), || {
+        metrics = get(&client, &proxy.admin_url("/metrics"), &proxy.admin_host()).2;
+        lines.iter().all(|l| metrics.contains(l.as_str()))
+    });
+    assert!(counted, "{lines:?} in:\n{metrics}");
     // A run-time change keeps the rules (laid over the new settings); the
     // rules themselves are file-only.
     api::ok(api::patch(
