@@ -20,11 +20,25 @@ use http::header::{ACCEPT, COOKIE, HOST};
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use tether::affinity::cookie::{CookieKeys, Decoded};
-use tether::affinity::cookie_header::{cflb_values, strip_cflb};
+use tether::affinity::cookie_header::{cflb_values, cookies_without_cflb};
 
 /// The clock for `decode`: 2023-11-14. Seeds expire after it (`Valid`) or
 /// before it (`Expired`).
 const NOW: u64 = 1_700_000_000;
+
+/// What the proxy does to a request's headers before they go upstream
+/// (`strip_own_cookie`): the `Cookie` headers replaced by
+/// `cookies_without_cflb`'s, when one has a `__cflb`. Whether it changed any.
+fn strip_cflb(h: &mut HeaderMap) -> bool {
+    let Some(kept) = cookies_without_cflb(h) else {
+        return false;
+    };
+    h.remove(COOKIE);
+    for v in kept {
+        h.append(COOKIE, v);
+    }
+    true
+}
 
 fn keys() -> &'static CookieKeys {
     static KEYS: OnceLock<CookieKeys> = OnceLock::new();
