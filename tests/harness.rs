@@ -527,3 +527,39 @@ fn tether_start_reports_an_early_exit() {
         "listeners:\n  - address: \"127.0.0.1:{port}\"\nno_such_key: 1\n"
     ));
 }
+
+/// A key the builder has no typed field for is set by name (`SetKey::set`),
+/// in any section, and reaches the configuration reader as written: a key
+/// the reader learns is usable from the tests with no edit of the builder.
+#[test]
+fn a_key_is_set_by_name_in_any_section() {
+    let up = Upstream::start("a");
+    let conf = tether()
+        .listener(free_port())
+        .set("max_sessions", 5000)
+        .client_limits(ClientLimits::default().set("min_body_rate", 0))
+        .load_balancer("*", lb(["p"]).set("always_use_https", false))
+        .pool("p", pool([&up]).set("minimum_origins", 1));
+    let yaml = conf.yaml();
+    for line in [
+        "max_sessions: 5000",
+        "min_body_rate: 0",
+        "always_use_https: false",
+        "minimum_origins: 1",
+    ] {
+        assert!(yaml.contains(line), "{line} in:\n{yaml}");
+    }
+    let (code, _, err) = conf.check();
+    assert_eq!(code, 0, "{err}");
+    // What the reader does not know is refused under its key path.
+    let (code, _, err) = tether()
+        .listener(free_port())
+        .load_balancer("*", lb(["p"]).set("no_such_key", 1))
+        .pool("p", pool([&up]))
+        .check();
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(r#"tether.load_balancers["*"].no_such_key: unknown key"#),
+        "{err}"
+    );
+}

@@ -27,6 +27,36 @@ use super::upstream::Upstream;
 
 // ---------------------------------------------------------------- the section
 
+/// The keys of a section the builder has no typed field for: a key the
+/// configuration reader learns is usable from every test at once, before
+/// (or without) a field of its own here — `lb(["p"]).set("new_key", 5)`.
+/// Serialised beside the typed fields (a key set both ways would appear
+/// twice, which the reader refuses).
+pub type Extra = BTreeMap<String, serde_yaml::Value>;
+
+/// Sets `key` to `value` in a builder's [`Extra`].
+pub trait SetKey: Sized {
+    fn extra_keys(&mut self) -> &mut Extra;
+
+    /// `key: value` in this section of the file, whatever the builder knows.
+    fn set(mut self, key: &str, value: impl Serialize) -> Self {
+        let value = serde_yaml::to_value(value).expect("a YAML value");
+        self.extra_keys().insert(key.to_string(), value);
+        self
+    }
+}
+
+macro_rules! set_key {
+    ($($t:ty),*) => {$(
+        impl SetKey for $t {
+            fn extra_keys(&mut self) -> &mut Extra {
+                &mut self.extra
+            }
+        }
+    )*};
+}
+set_key!(Tether, LoadBalancer, Pool, Endpoint, ClientLimits);
+
 /// The `tether:` section. Build it with [`tether()`] and the chained methods.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Tether {
@@ -55,6 +85,9 @@ pub struct Tether {
     pub monitors: BTreeMap<String, Monitor>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+    /// Keys the builder has no field for, set with `set` (see [`Extra`]).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// `tether.cluster`: replicas with the same `name` share changes and pins
@@ -158,6 +191,9 @@ pub struct ClientLimits {
     pub body_timeout: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min_body_rate: Option<u64>,
+    /// Keys the builder has no field for, set with `set` (see [`Extra`]).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 fn loopback(port: u16) -> String {
@@ -440,6 +476,9 @@ pub struct LoadBalancer {
     pub always_use_https: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Rule>,
+    /// Keys the builder has no field for, set with `set` (see [`Extra`]).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// One load balancing rule (Cloudflare's object); start with [`rule`].
@@ -710,6 +749,9 @@ pub struct Pool {
     /// Seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_start: Option<u64>,
+    /// Keys the builder has no field for, set with `set` (see [`Extra`]).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// A pool's `outlier_detection` (passive health).
@@ -805,6 +847,9 @@ pub struct Endpoint {
     pub enabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<BTreeMap<String, Vec<String>>>,
+    /// Keys the builder has no field for, set with `set` (see [`Extra`]).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// The endpoint of an upstream, named as it.
@@ -827,6 +872,7 @@ impl Endpoint {
             weight: None,
             enabled: None,
             header: None,
+            extra: Extra::default(),
         }
     }
 
