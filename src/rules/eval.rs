@@ -247,5 +247,4 @@ fn compare(s: &Scalar<'_>, op: &Op) -> bool {
 }
 
 #[cfg(test)]
-#[path = "eval_tests.rs"]
 mod tests;

@@ -544,5 +544,4 @@ fn ip_lit(i: &str) -> R<'_, IpNet> {
 }
 
 #[cfg(test)]
-#[path = "parse_tests.rs"]
 mod tests;
