@@ -177,6 +177,16 @@ fn without_grace_keys_a_stop_takes_30_s_and_a_second_signal_stops_at_once() {
         proxy.logs()
     );
     assert!(proxy.is_running(), "the first SIGTERM is a graceful stop");
+    // Listening for the next one (its listener may start after a SIGTERM sent
+    // this early, on a loaded machine): the line says so.
+    assert!(
+        proxy.wait_for_log(
+            "graceful stop under way: a second SIGINT or SIGTERM stops at once",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        proxy.logs()
+    );
     proxy.signal("TERM");
     let status = proxy
         .wait_exit(Duration::from_secs(10))

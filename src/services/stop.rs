@@ -10,7 +10,7 @@
 //! and most servers' double Ctrl-C do.
 
 use async_trait::async_trait;
-use log::{error, warn};
+use log::{error, info, warn};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
@@ -41,15 +41,24 @@ impl BackgroundService for SecondSignal {
                 return;
             }
         };
+        // Already stopping when this service starts listening: the first
+        // signal came before it did (a SIGTERM right after start).
         let mut stopping = *shutdown.borrow();
         let mut watching = true;
+        let mut said = false;
         loop {
+            if stopping && !said {
+                said = true;
+                info!("graceful stop under way: a second SIGINT or SIGTERM stops at once");
+            }
             // A signal first: the signal that starts a graceful stop also
             // wakes the shutdown watch, and must count as the first.
             let (name, number) = tokio::select! {
                 biased;
                 got = interrupts.recv() => match got { Some(()) => ("SIGINT", 2), None => return },
                 got = terminates.recv() => match got { Some(()) => ("SIGTERM", 15), None => return },
+                // Read only here, after the signals: a signal that started
+                // the stop is ready before Pingora could broadcast it.
                 changed = shutdown.changed(), if watching => {
                     match changed {
                         Ok(()) => stopping |= *shutdown.borrow(),
