@@ -110,15 +110,20 @@ impl BodyLeft {
         }
     }
 
-    /// How many of `data`'s bytes belong to the body.
-    fn take(&mut self, data: &[u8], mark: &RequestMark) -> Result<usize, BadChunk> {
+    /// The framing the proxy said (through `mark`), once it has said it.
+    fn learn(&mut self, mark: &RequestMark) {
         if *self == BodyLeft::Unknown {
             match mark.framing() {
-                None => return Ok(data.len()),
+                None => {}
                 Some(Framing::Length(n)) => *self = BodyLeft::Length(n),
                 Some(Framing::Chunked) => *self = BodyLeft::Chunked(Chunked::default()),
             }
         }
+    }
+
+    /// How many of `data`'s bytes belong to the body.
+    fn take(&mut self, data: &[u8], mark: &RequestMark) -> Result<usize, BadChunk> {
+        self.learn(mark);
         match self {
             BodyLeft::Unknown => Ok(data.len()),
             BodyLeft::Length(left) => {
@@ -400,16 +405,8 @@ impl Guarded {
     /// decided on it: a body Pingora drains after the response (to keep the
     /// connection) is still the body's, not the next request's header.
     fn learn_framing(&mut self) {
-        if let Phase::Body {
-            body: body @ BodyLeft::Unknown,
-            ..
-        } = &mut self.phase
-        {
-            match self.mark.framing() {
-                None => {}
-                Some(Framing::Length(n)) => *body = BodyLeft::Length(n),
-                Some(Framing::Chunked) => *body = BodyLeft::Chunked(Chunked::default()),
-            }
+        if let Phase::Body { body, .. } = &mut self.phase {
+            body.learn(&self.mark);
         }
     }
 
@@ -573,8 +570,7 @@ impl AsyncRead for Guarded {
             Ok(n) => {
                 // A header or a body ended inside this read: the rest is the
                 // next request's, and waits for it.
-                let rest = data[n..].to_vec();
-                this.hold(&rest);
+                this.hold(&data[n..]);
                 buf.set_filled(before + n);
                 if n == 0 {
                     // Nothing of this read is the current request's.

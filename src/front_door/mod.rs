@@ -284,13 +284,16 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FrontDoor<A> {
 /// Tells the connection's front door that its current request reached the
 /// proxy (so a refusal written later is not taken for the parser's), and how
 /// its body is framed (so the front door knows where the next request starts).
-pub fn reached_proxy(session: &pingora::protocols::http::ServerSession) {
+/// Returns that framing.
+pub fn reached_proxy(session: &pingora::protocols::http::ServerSession) -> guard::Framing {
+    let framing = framing(session.req_header());
     if let Some(g) = session
         .stream()
         .and_then(|s| s.as_any().downcast_ref::<Guarded>())
     {
-        g.mark().reached_proxy(framing(session.req_header()));
+        g.mark().reached_proxy(framing);
     }
+    framing
 }
 
 /// How a request's body is framed, as Pingora will read it: chunked when it

@@ -20,7 +20,7 @@ use crate::affinity::cookie_header::cflb_values;
 use crate::balance::outlier::Outcome;
 use crate::clock;
 use crate::config::ClientLimits;
-use crate::front_door::{self, body::BodyPace};
+use crate::front_door::{self, body::BodyPace, guard::Framing};
 use crate::route::request::{
     forwarded_for, http1_authority, normalize_host, transfer_encoding, Authority,
 };
@@ -89,15 +89,6 @@ impl Proxy {
             &mut random_unit,
         )
     }
-}
-
-/// Whether a request announces a body: chunked, or a length other than 0.
-fn has_body(req: &RequestHeader) -> bool {
-    req.headers.contains_key(http::header::TRANSFER_ENCODING)
-        || req
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// Per-request context: what was decided and what it cost.
@@ -194,7 +185,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        front_door::reached_proxy(session.as_downstream());
+        let framing = front_door::reached_proxy(session.as_downstream());
         ctx.client = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -239,12 +230,11 @@ impl ProxyHttp for Proxy {
         ) {
             return refuse(session, ctx, bad).await;
         }
-        let with_body = has_body(req);
         if let Authority::Target(target) = authority {
             ctx.target_authority = Some(target.to_string());
         }
         ctx.host = normalize_host(authority.host()).into_owned();
-        if with_body {
+        if framing != Framing::Length(0) {
             let limits = self.limits.load();
             ctx.body = Some(BodyPace::new(limits.min_body_rate, limits.header_timeout));
             session.set_read_timeout(Some(limits.body_timeout));
