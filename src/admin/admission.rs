@@ -26,6 +26,7 @@
 use std::net::IpAddr;
 
 use super::response::ApiError;
+use crate::route::request::split_authority;
 
 /// The loopback names a tokenless listener answers to, with any port.
 const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
@@ -187,37 +188,15 @@ fn origin_host_port(origin: &str) -> Option<(String, u16)> {
     Some((name, port.unwrap_or(default)))
 }
 
-/// `host[:port]` (an IPv6 host in brackets) → the host, lowercase, and the
-/// port if any; `None` if it is not that shape.
+/// `host[:port]` → the host, lowercase, and the port if any; `None` when it
+/// names no host (the proxy's rule, [`split_authority`]) or has an empty or
+/// out-of-range port.
 fn authority(text: &str) -> Option<(String, Option<u16>)> {
-    let text = text.trim();
-    let (name, port) = if text.starts_with('[') {
-        let end = text.find(']')?;
-        let (name, rest) = text.split_at(end + 1);
-        match rest {
-            "" => (name, None),
-            _ => (name, Some(rest.strip_prefix(':')?)),
-        }
-    } else {
-        match text.rsplit_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (text, None),
-        }
-    };
-    if name.is_empty()
-        || name.contains(':') && !name.starts_with('[')
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b))
-    {
-        return None;
-    }
+    let (name, port) = split_authority(text.trim())?;
     let port = match port {
         None => None,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(p.parse::<u16>().ok()?)
-        }
-        Some(_) => return None,
+        Some("") => return None,
+        Some(p) => Some(p.parse::<u16>().ok()?),
     };
     Some((name.to_ascii_lowercase(), port))
 }

@@ -170,39 +170,45 @@ fn absolute_form(target: &[u8]) -> Result<Option<&str>, BadRequest> {
 /// NGINX and HAProxy refuse the rest (`a.test:abc`, `a.test..`, `[::1`,
 /// `<script>`) with `400`; so does Tether, instead of routing them to `*`.
 pub fn valid_authority(authority: &str) -> bool {
+    split_authority(authority).is_some()
+}
+
+/// An authority [`valid_authority`] accepts, split into its host (an IPv6
+/// address with its brackets) and its port's digits (`Some("")` for a
+/// bare `:`); `None` for one it refuses.
+pub fn split_authority(authority: &str) -> Option<(&str, Option<&str>)> {
     let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => match v6.split_once(']') {
-            Some((addr, rest)) if addr.parse::<std::net::Ipv6Addr>().is_ok() => {
-                match rest.strip_prefix(':') {
-                    Some(port) => ("", Some(port)),
-                    None if rest.is_empty() => ("", None),
-                    None => return false,
-                }
+        Some(v6) => {
+            let (addr, rest) = v6.split_once(']')?;
+            addr.parse::<std::net::Ipv6Addr>().ok()?;
+            let host = &authority[..addr.len() + 2];
+            match rest.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None if rest.is_empty() => (host, None),
+                None => return None,
             }
-            _ => return false,
-        },
+        }
         None => match authority.rsplit_once(':') {
             Some((host, port)) => (host, Some(port)),
             None => (authority, None),
         },
     };
-    if let Some(port) = port {
-        if port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
+    if port.is_some_and(|p| p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
     }
-    if authority.starts_with('[') {
-        return true;
+    if host.starts_with('[') {
+        return Some((host, port));
     }
     let name = host.strip_suffix('.').unwrap_or(host);
-    !name.is_empty()
+    let named = !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~'))
-        })
+        });
+    named.then_some((host, port))
 }
 
 /// Whether a request's `Transfer-Encoding` header lines (as received) frame
@@ -379,6 +385,11 @@ mod tests {
             authority("http://other.test:abc/x", true, &["a"]),
             Err(BadRequest::InvalidTarget)
         );
+        // The split the admin listener reads its Host and Origin with.
+        assert_eq!(split_authority("[::1]:80"), Some(("[::1]", Some("80"))));
+        assert_eq!(split_authority("A.test"), Some(("A.test", None)));
+        assert_eq!(split_authority("a.test:"), Some(("a.test", Some(""))));
+        assert_eq!(split_authority("a..test"), None);
     }
 
     fn te(lines: &[&str]) -> Result<(), BadRequest> {
