@@ -6,6 +6,8 @@
 //! client is gone before its `400`); they are logged at DEBUG here instead.
 //! The request itself, when there was one, still gets its access-log line.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
 use log::{Level, Log, Metadata, Record};
 
 /// Installs the logger. Call once, first thing in `main`.
@@ -78,9 +80,46 @@ fn is_client_gone(text: &str) -> bool {
         .any(|kind| text.contains(kind))
 }
 
+/// At most one of a kind of log line per interval, across threads (a
+/// flood's first line, then one a minute, say). The caller passes the time.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    /// When the last line was let through (ms, at least 1; 0: never).
+    last_ms: AtomicU64,
+}
+
+impl Throttle {
+    pub const fn new() -> Throttle {
+        Throttle {
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a line is due at `now_ms` (none yet, or `every_ms` since the
+    /// last); if so it is claimed, so one thread of several logs it.
+    pub fn due(&self, now_ms: u64, every_ms: u64) -> bool {
+        let now_ms = now_ms.max(1);
+        let last = self.last_ms.load(Relaxed);
+        (last == 0 || now_ms.saturating_sub(last) >= every_ms)
+            && self
+                .last_ms
+                .compare_exchange(last, now_ms, Relaxed, Relaxed)
+                .is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_throttle_lets_one_line_through_per_interval() {
+        let t = Throttle::new();
+        assert!(t.due(0, 1_000), "the first line, even at time 0");
+        assert!(!t.due(999, 1_000));
+        assert!(t.due(1_001, 1_000));
+        assert!(!t.due(1_500, 1_000));
+    }
 
     #[test]
     fn client_side_failures_are_recognised() {

@@ -50,8 +50,8 @@ pub struct Status {
     pub changes_dropped: AtomicU64,
     /// Values read from Redis and dropped, by [`Rejected::index`].
     rejected: [AtomicU64; Rejected::ALL.len()],
-    /// When each reason was last logged (unix ms; 0: never).
-    rejected_logged: [AtomicU64; Rejected::ALL.len()],
+    /// Each reason's log line, at most once a minute (unix ms).
+    rejected_logged: [crate::logging::Throttle; Rejected::ALL.len()],
     /// The replicas last seen in Redis (this one included).
     peers: parking_lot::Mutex<Vec<ReplicaSeen>>,
 }
@@ -109,13 +109,7 @@ impl Status {
     pub fn reject(&self, reason: Rejected, what: &str, size: usize, now_unix_ms: u64) -> bool {
         let i = reason.index();
         let total = self.rejected[i].fetch_add(1, Relaxed) + 1;
-        let last = self.rejected_logged[i].load(Relaxed);
-        let due = last == 0 || now_unix_ms.saturating_sub(last) >= REJECTED_LOG_EVERY_MS;
-        if due
-            && self.rejected_logged[i]
-                .compare_exchange(last, now_unix_ms.max(1), Relaxed, Relaxed)
-                .is_ok()
-        {
+        if self.rejected_logged[i].due(now_unix_ms, REJECTED_LOG_EVERY_MS) {
             log::warn!(
                 "cluster {}: dropped {what} of {size} bytes ({}); {total} dropped for this reason since start (tether_cluster_rejected_total); logged at most once a minute",
                 self.name,

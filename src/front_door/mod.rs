@@ -180,7 +180,7 @@ pub struct FrontDoor<A> {
     /// The connections counted against this door's `max_connections`.
     tally: &'static Tally,
     /// When the last "too many connections" line was logged (ms since start).
-    last_refusal_log: AtomicU64,
+    last_refusal_log: crate::logging::Throttle,
     started: std::time::Instant,
 }
 
@@ -217,21 +217,15 @@ impl<A> FrontDoor<A> {
             inner: Arc::new(inner),
             limits,
             tally,
-            last_refusal_log: AtomicU64::new(0),
+            last_refusal_log: crate::logging::Throttle::new(),
             started: crate::clock::stopwatch(),
         }
     }
 
     fn log_refused_connection(&self, open: usize, max: usize) {
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
-        let last = self.last_refusal_log.load(Relaxed);
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let every = REFUSED_LOG_EVERY.as_millis() as u64;
-        if (last == 0 || now.saturating_sub(last) >= every)
-            && self
-                .last_refusal_log
-                .compare_exchange(last, now, Relaxed, Relaxed)
-                .is_ok()
-        {
+        if self.last_refusal_log.due(now, every) {
             let refused = self.tally.refused.load(Relaxed);
             let name = self.tally.name;
             warn!("{name} ({max}) reached with {open} open: new connections are closed at once ({refused} so far)");
