@@ -17,7 +17,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::config::read::{Errors, Node, Obj};
 use crate::config::{
-    self, SameSite, Secure, SessionAffinity, Settable, Spelled, SteeringPolicy,
+    self, runtime_keys, SameSite, Secure, SessionAffinity, Settable, Spelled, SteeringPolicy,
     ZeroDowntimeFailover, ATTRIBUTES, ATTRIBUTE_KEYS, LOAD_BALANCER_KEYS,
 };
 
@@ -203,13 +203,6 @@ impl From<LbPatch> for Map<String, Json> {
     fn from(patch: LbPatch) -> Self {
         patch.to_json()
     }
-}
-
-fn runtime_keys() -> impl Iterator<Item = &'static str> {
-    LOAD_BALANCER_KEYS
-        .iter()
-        .filter(|(_, settable)| *settable == Settable::RunTime)
-        .map(|(key, _)| *key)
 }
 
 /// An integer of any size (integral floats count, as in the file; `30.0`

@@ -593,10 +593,8 @@ fn the_untyped_patch_of_earlier_versions_reads_as_the_typed_one() {
         .headers = vec!["X-User".into()];
     let lb = file.load_balancers["*"].clone();
     let json = records::lb_json(&lb);
-    let fields: serde_json::Map<String, Json> = config::LOAD_BALANCER_KEYS
-        .iter()
-        .filter(|(_, settable)| *settable == config::Settable::RunTime)
-        .map(|(key, _)| (key.to_string(), records::field(&json, key)))
+    let fields: serde_json::Map<String, Json> = config::runtime_keys()
+        .map(|key| (key.to_string(), records::field(&json, key)))
         .collect();
     let old = json!({"change": "patch_load_balancer", "load_balancer": "*", "fields": fields});
     let read: Change = serde_json::from_value(old.clone()).unwrap();

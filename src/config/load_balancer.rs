@@ -142,22 +142,27 @@ pub const ATTRIBUTE_KEYS: &[&str] = &[
 /// one by one (`session_affinity_attributes.drain_duration`).
 pub const ATTRIBUTES: &str = "session_affinity_attributes";
 
-/// The fields a run-time change sets, as dotted paths: every run-time key,
-/// with the attributes one by one. The state file records changes per field.
-pub fn runtime_fields() -> impl Iterator<Item = String> {
+/// The keys a run-time change may set, in [`LOAD_BALANCER_KEYS`]' order.
+pub fn runtime_keys() -> impl Iterator<Item = &'static str> {
     LOAD_BALANCER_KEYS
         .iter()
         .filter(|(_, settable)| *settable == Settable::RunTime)
-        .flat_map(|(key, _)| {
-            if *key == ATTRIBUTES {
-                ATTRIBUTE_KEYS
-                    .iter()
-                    .map(|a| format!("{ATTRIBUTES}.{a}"))
-                    .collect()
-            } else {
-                vec![key.to_string()]
-            }
-        })
+        .map(|(key, _)| *key)
+}
+
+/// The fields a run-time change sets, as dotted paths: every run-time key,
+/// with the attributes one by one. The state file records changes per field.
+pub fn runtime_fields() -> impl Iterator<Item = String> {
+    runtime_keys().flat_map(|key| {
+        if key == ATTRIBUTES {
+            ATTRIBUTE_KEYS
+                .iter()
+                .map(|a| format!("{ATTRIBUTES}.{a}"))
+                .collect()
+        } else {
+            vec![key.to_string()]
+        }
+    })
 }
 
 /// The longest `session_affinity_ttl` of `header` / `source_ip` affinity

@@ -23,8 +23,8 @@ mod spelling;
 pub use checks::directory;
 pub use load::{load_file, load_str, Loaded};
 pub use load_balancer::{
-    apply_overrides, load_balancer_from_value, load_balancer_to_value, runtime_fields, Settable,
-    ATTRIBUTES, ATTRIBUTE_KEYS, LOAD_BALANCER_KEYS, TABLE_TTL_MAX_SECS,
+    apply_overrides, load_balancer_from_value, load_balancer_to_value, runtime_fields,
+    runtime_keys, Settable, ATTRIBUTES, ATTRIBUTE_KEYS, LOAD_BALANCER_KEYS, TABLE_TTL_MAX_SECS,
 };
 pub use model::*;
 pub use read::{ConfigError, ConfigErrors};
