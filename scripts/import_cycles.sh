@@ -1,16 +1,40 @@
 #!/usr/bin/env bash
-# No import cycles between the files of src/ (issue 18; described in docs/testing.md).
+# No import cycles between the files of src/, and no arrow running back up the floors of
+# docs/design.md (issue 18; described in docs/testing.md).
 # The file-level import graph: `use` trees and `crate::` / `super::` / `self::` paths in code,
 # each name followed through `pub use` re-exports to the file defining it. Not arrows: comments,
 # `mod x;`, a re-export its file does not use, `#[cfg(test)]` items and test-only files, and a
 # file naming the mod.rs of its own folder (a module's parts share its root; `--strict` counts
 # those too).
-# Exit 1 listing cycles if a strongly connected component holds more than one file, else 0.
-# `--arrows` prints the graph instead.
+# Floors: FLOORS below gives every folder of src/ (or one file, the longest entry wins) a floor,
+# from the ground (0) up; a file may import files on its own floor or below, never above.
+# Exit 1 listing cycles if a strongly connected component holds more than one file, listing
+# each arrow running up (and each file on no floor), else 0. `--arrows` prints the graph instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec python3 - "$@" <<'PY'
 import pathlib, re, sys
+
+# The floors of docs/design.md ("The floors"), from the ground up. Keep the two in step.
+FLOORS = {
+    # 0, the ground: one-job leaves and the vocabulary every room shares
+    "clock.rs": 0, "text.rs": 0, "logging.rs": 0, "cli.rs": 0,
+    "config/model.rs": 0, "config/spelling.rs": 0, "affinity/decision.rs": 0,
+    # 1: pure decisions, recording, the rules language, the access log's lines
+    "balance": 1, "metrics": 1, "rules": 1, "access_log": 1,
+    "config": 2,  # the readers of the file (rules' conditions parsed by rules/parse.rs, below)
+    "affinity": 3,
+    "state": 4,
+    "route": 5,
+    "changes": 6, "cluster": 6,
+    "health": 7, "services": 7, "front_door": 7, "proxy": 7, "admin": 7,
+    "lib.rs": 8, "main.rs": 8,
+}
+
+def floor_of(p):  # the floor of file p: its longest entry in FLOORS (a file, or a folder holding it)
+    rel = p.relative_to("src").as_posix()
+    hits = [k for k in FLOORS if rel == k or rel.startswith(k + "/")]
+    return FLOORS[max(hits, key=len)] if hits else None
 
 ITEM = r"\b(?:struct|enum|union|trait|type|fn|const|static|mod|macro_rules!)\s+{}\b"
 TEST_MOD = re.compile(r'#\[cfg\(test\)\]\s*(?:#\[path\s*=\s*"([^"]+)"\]\s*)?(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;')
@@ -138,7 +162,6 @@ def shortest_cycle(start, within):  # breadth first from start back to it, insid
 cyclic = sorted(c for c in components if len(c) > 1)
 if not cyclic:
     print(f"import cycles: none ({len(arrows)} files, {sum(map(len, arrows.values()))} arrows)")
-    sys.exit(0)
 for scc in cyclic:
     print(f"import cycle among {len(scc)} files:")
     covered = set()
@@ -147,5 +170,20 @@ for scc in cyclic:
             cycle = shortest_cycle(v, set(scc))
             covered.update(cycle)
             print("  " + " -> ".join(str(f.relative_to("src")) for f in cycle))
-sys.exit(1)
+
+def named(p):
+    return f"{p.relative_to('src')} (floor {floor_of(p)})"
+
+homeless = [p for p in arrows if floor_of(p) is None]
+upward = [(p, q) for p in arrows for q in sorted(arrows[p])
+          if None not in (floor_of(p), floor_of(q)) and floor_of(q) > floor_of(p)]
+for p in homeless:
+    print(f"on no floor: {p.relative_to('src')} (give its folder a floor in FLOORS, scripts/import_cycles.sh)")
+if upward:
+    print(f"arrows running up the floors ({len(upward)}):")
+for p, q in upward:
+    print(f"  {named(p)} -> {named(q)}")
+if not homeless and not upward:
+    print(f"floors: no arrow runs up ({len(set(FLOORS.values()))} floors)")
+sys.exit(1 if cyclic or homeless or upward else 0)
 PY

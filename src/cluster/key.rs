@@ -1,22 +1,20 @@
 //! The cluster key (`tether.cluster.key_file`): read from its file's bytes,
 //! and the MAC every sealed value carries ([`super::wire`] seals and opens
-//! them). Apart from the wire format so that the configuration's checks can
-//! read a key file without importing the messages (which name the owner of
-//! changes' `Change`): no import cycles between files.
+//! them). The key file's bytes are judged by the configuration
+//! ([`crate::config::key_secret`], a floor below), so the configuration's
+//! check of `key_file` imports nothing of the cluster.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 pub(super) type HmacSha256 = Hmac<Sha256>;
 
-/// The fewest bytes of secret a cluster key file holds, after trimming.
-pub const MIN_KEY_BYTES: usize = 32;
 /// The MAC's domain: no other HMAC of Tether's (the cookies) can be taken for one.
 const DOMAIN: &[u8] = b"tether cluster v1\0";
 
 /// The secret every replica of a cluster signs and verifies with: the
 /// bytes of `tether.cluster.key_file`, trimmed of whitespace at both ends,
-/// at least [`MIN_KEY_BYTES`] of them. Never printed.
+/// at least [`crate::config::MIN_KEY_BYTES`] of them. Never printed.
 #[derive(Clone)]
 pub struct ClusterKey {
     mac: HmacSha256,
@@ -31,13 +29,7 @@ impl std::fmt::Debug for ClusterKey {
 impl ClusterKey {
     /// The key held by a key file's bytes.
     pub fn from_file_bytes(bytes: &[u8]) -> Result<ClusterKey, String> {
-        let secret = bytes.trim_ascii();
-        if secret.len() < MIN_KEY_BYTES {
-            return Err(format!(
-                "holds {} byte(s) of secret after trimming whitespace; a cluster key needs at least {MIN_KEY_BYTES} (e.g. head -c 32 /dev/urandom | base64 > cluster.key)",
-                secret.len()
-            ));
-        }
+        let secret = crate::config::key_secret(bytes)?;
         let mac = <HmacSha256 as Mac>::new_from_slice(secret)
             .map_err(|e| format!("unusable key: {e}"))?;
         Ok(ClusterKey { mac })

@@ -23,7 +23,7 @@ pub fn run(deferred: Vec<Deferred>, mut config: Option<&mut Config>, errs: &mut 
                 }
             }),
             Check::ClusterKey(file) => readable(&file).and_then(|bytes| {
-                crate::cluster::key::ClusterKey::from_file_bytes(&bytes)
+                super::cluster::key_secret(&bytes)
                     .map(drop)
                     .map_err(|e| format!("{} {e}", shown(&file)))
             }),

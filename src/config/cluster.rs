@@ -11,6 +11,24 @@ use redis::IntoConnectionInfo;
 use super::model::{Cluster, LoadBalancer, SessionAffinity};
 use super::read::{quote, Check, Errors, Node};
 
+/// The fewest bytes of secret a cluster key file holds, after trimming.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// The secret a cluster key file's bytes hold: trimmed of whitespace at both
+/// ends, at least [`MIN_KEY_BYTES`] of it. The configuration's check of
+/// `key_file` and the cluster's key (`crate::cluster::key`) both read it here,
+/// so the configuration imports nothing of the cluster.
+pub fn key_secret(bytes: &[u8]) -> Result<&[u8], String> {
+    let secret = bytes.trim_ascii();
+    if secret.len() < MIN_KEY_BYTES {
+        return Err(format!(
+            "holds {} byte(s) of secret after trimming whitespace; a cluster key needs at least {MIN_KEY_BYTES} (e.g. head -c 32 /dev/urandom | base64 > cluster.key)",
+            secret.len()
+        ));
+    }
+    Ok(secret)
+}
+
 /// `tether.cluster: {redis_url, name, key_file, ca_file, username, password_file}`.
 pub fn read_cluster(node: &Node<'_>, errs: &mut Errors) -> Option<Cluster> {
     let o = node.object(

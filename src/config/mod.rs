@@ -21,6 +21,7 @@ mod rules;
 mod spelling;
 
 pub use checks::directory;
+pub use cluster::{key_secret, MIN_KEY_BYTES};
 pub use load::{load_file, load_str, Loaded};
 pub use load_balancer::{
     apply_overrides, load_balancer_from_value, load_balancer_to_value, runtime_fields,
