@@ -2,6 +2,8 @@
 //! accepts [`Spelled::SPELLINGS`], the writer ([`super::load_balancer_to_value`]),
 //! the admin API's views and the log all print [`Spelled::name`].
 
+use serde::{Serialize, Serializer};
+
 use super::model::*;
 
 /// An enumerated setting with its accepted spellings. The last spelling of a
@@ -99,6 +101,28 @@ impl Spelled for ShedPolicy {
     const SPELLINGS: &'static [(&'static str, Self)] =
         &[("random", ShedPolicy::Random), ("hash", ShedPolicy::Hash)];
 }
+
+/// Every enumerated setting is written as its canonical name.
+macro_rules! written_as_spelled {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+    )*};
+}
+written_as_spelled!(
+    SteeringPolicy,
+    SessionAffinity,
+    AccessLogFormat,
+    SameSite,
+    Secure,
+    ZeroDowntimeFailover,
+    OriginSteering,
+    MonitorType,
+    ShedPolicy
+);
 
 #[cfg(test)]
 mod tests {

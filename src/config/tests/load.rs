@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::*;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -644,4 +645,115 @@ proptest::proptest! {
         }
         let _ = load_str(&text);
     }
+}
+
+/// Every whole file the repository shows: `conf/*.yaml` and each ```yaml block
+/// of `docs/*.md` with a top-level `tether:` key (the blocks
+/// `scripts/docs_check.sh` passes to `tether -t`).
+fn shown_files() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["conf", "docs"] {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let name = path.strip_prefix(root).unwrap().display().to_string();
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("yaml") => files.push((name, text)),
+                Some("md") => {
+                    let mut block: Option<(usize, String)> = None;
+                    for (i, line) in text.lines().enumerate() {
+                        match &mut block {
+                            None if line.trim_end() == "```yaml" => {
+                                block = Some((i + 2, String::new()))
+                            }
+                            Some((start, body)) if line.starts_with("```") => {
+                                if body.lines().any(|l| l == "tether:") {
+                                    files.push((format!("{name}:{start}"), std::mem::take(body)));
+                                }
+                                block = None;
+                            }
+                            Some((_, body)) => {
+                                body.push_str(line);
+                                body.push('\n');
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    files
+}
+
+/// The model is the one description of the file's keys (issue 18): written
+/// out (serde, `model.rs`) it is a file the reader reads back as the same
+/// model, for every file the repository shows.
+#[test]
+fn model_round_trips() {
+    // Tests run in the repository's root, where the files' relative paths point.
+    let mut checked = 0;
+    for (name, text) in shown_files() {
+        let loaded = match load_str(&text) {
+            Ok(loaded) => loaded,
+            Err(e) if name.starts_with("conf/") => panic!("{name}: {e}"),
+            Err(_) => continue, // an example naming files of its reader's machine
+        };
+        let written = serde_yaml::to_string(&BTreeMap::from([("tether", &loaded.tether)]))
+            .unwrap_or_else(|e| panic!("{name}: the model does not serialise: {e}"));
+        let again = load_str(&written)
+            .unwrap_or_else(|e| panic!("{name}: written back, it is refused: {e}\n{written}"));
+        assert_eq!(
+            again.tether, loaded.tether,
+            "{name}: written back:\n{written}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} files shown load here");
+}
+
+/// The defaults the model writes nothing for are the reader's: a written
+/// default model, given a pool and a load balancer, reads back as itself.
+#[test]
+fn model_defaults_are_the_readers() {
+    let mut config = Config::default();
+    config.listeners.push(Listener {
+        address: "127.0.0.1:8080".into(),
+        tls: None,
+    });
+    let mut pool = Pool {
+        name: "p".into(),
+        ..Pool::default()
+    };
+    pool.endpoints.push(Endpoint::at("e", "127.0.0.1:9000"));
+    config.pools.insert("p".into(), pool);
+    config.load_balancers.insert(
+        "*".into(),
+        LoadBalancer {
+            name: "*".into(),
+            default_pools: vec!["p".into()],
+            ..LoadBalancer::default()
+        },
+    );
+    config.monitors.insert(
+        "m".into(),
+        Monitor {
+            name: "m".into(),
+            ..Monitor::default()
+        },
+    );
+    let written = serde_yaml::to_string(&BTreeMap::from([("tether", &config)])).unwrap();
+    assert!(!written.contains("max_sessions"), "{written}");
+    let again = load_str(&written)
+        .unwrap_or_else(|e| panic!("{e}\n{written}"))
+        .tether;
+    let resolved = again.pools["p"].endpoints[0].socket_addr;
+    config.pools.get_mut("p").unwrap().endpoints[0].socket_addr = resolved;
+    assert_eq!(again, config, "{written}");
 }
