@@ -368,7 +368,7 @@ fn the_config_builder_writes_the_yaml_keys() {
                 .and(endpoint(&b).weight(0.5).enabled(false).host("app.internal"))
                 .monitor("fast")
                 .origin_steering(OriginSteering::Hash)
-                .minimum_origins(1),
+                .minimum_origins(2),
         )
         .pool("spare", pool([&s]).monitor("fast").enabled(true))
         .monitor("fast", Monitor::every(0.2).consecutive_down(2))
@@ -418,7 +418,7 @@ fn the_config_builder_writes_the_yaml_keys() {
     let primary = &v["pools"]["primary"];
     assert_eq!(primary["monitor"], "fast");
     assert_eq!(primary["origin_steering"]["policy"], "hash");
-    assert_eq!(primary["minimum_origins"], 1);
+    assert_eq!(primary["minimum_origins"], 2);
     assert_eq!(primary["endpoints"][0]["name"], "web-1");
     assert!(primary["endpoints"][0].get("weight").is_none(), "{yaml}");
     let web2 = &primary["endpoints"][1];
@@ -427,7 +427,10 @@ fn the_config_builder_writes_the_yaml_keys() {
     assert_eq!(web2["weight"], 0.5);
     assert_eq!(web2["enabled"], false);
     assert_eq!(web2["header"]["Host"][0], "app.internal");
-    assert_eq!(v["pools"]["spare"]["enabled"], true);
+    assert!(
+        v["pools"]["spare"].get("enabled").is_none(),
+        "the reader's default is left out: {yaml}"
+    );
     let fast = &v["monitors"]["fast"];
     assert_eq!(
         (
@@ -445,7 +448,8 @@ fn the_config_builder_writes_the_yaml_keys() {
     );
     assert_eq!(fast["consecutive_down"], 2);
     assert_eq!(v["monitors"]["tcp"]["type"], "tcp");
-    assert!(v["monitors"]["tcp"].get("path").is_none(), "{yaml}");
+    assert_eq!(v["monitors"]["tcp"]["interval"], 1, "{yaml}");
+    assert_eq!(v["monitors"]["tcp"]["timeout"], 1, "{yaml}");
 
     // The harness finds the addresses to wait for.
     assert_eq!(
@@ -562,4 +566,71 @@ fn a_key_is_set_by_name_in_any_section() {
         err.contains(r#"tether.load_balancers["*"].no_such_key: unknown key"#),
         "{err}"
     );
+}
+
+/// The builder builds the model's own values (`tether::config`, issue 18):
+/// any model field, even one no chained method sets, is set with a closure,
+/// and the file written reads back as exactly the model built.
+#[test]
+fn the_builder_writes_the_model_it_builds() {
+    let up = Upstream::start("a");
+    let conf = tether()
+        .listener(free_port())
+        .with(|t| t.upstream_timeouts.connect = Duration::from_millis(1500))
+        .load_balancer(
+            "*",
+            lb(["p"])
+                .affinity(Affinity::Cookie)
+                .with(|lb| lb.random_steering.default_weight = 0.5)
+                .rule(rule("r", "").with(|r| {
+                    r.overrides
+                        .insert("session_affinity_ttl".into(), 7200.into());
+                })),
+        )
+        .pool(
+            "p",
+            pool([endpoint(&up).with(|e| e.weight = 0.25)])
+                .monitor("m")
+                .with(|p| p.origin_steering = OriginSteering::LeastConnections),
+        )
+        .monitor(
+            "m",
+            Monitor::http("/health").with(|m| {
+                m.port = up.addr().port();
+                m.header
+                    .insert("User-Agent".into(), vec!["tether-test".into()]);
+            }),
+        );
+    let yaml = conf.yaml();
+    for line in [
+        "connect: 1.5",
+        "default_weight: 0.5",
+        "session_affinity_ttl: 7200",
+        "weight: 0.25",
+        "policy: least_connections",
+        "User-Agent:",
+    ] {
+        assert!(yaml.contains(line), "{line} in:\n{yaml}");
+    }
+    let file = format!("tether:\n{}", indent(&yaml));
+    let read = ::tether::config::load_str(&file)
+        .unwrap_or_else(|e| panic!("{e}\n{file}"))
+        .tether;
+    let mut built = conf.model.clone();
+    for (name, p) in &mut built.pools {
+        for (e, read_e) in p.endpoints.iter_mut().zip(&read.pools[name].endpoints) {
+            e.socket_addr = read_e.socket_addr; // resolved at load, not in the file
+        }
+    }
+    // The reader fills in the type's default ttl that the builder left at zero.
+    let star = built
+        .load_balancers
+        .get_mut("*")
+        .expect("the load balancer");
+    star.session_affinity_ttl = read.load_balancers["*"].session_affinity_ttl;
+    assert_eq!(read, built, "{yaml}");
+}
+
+fn indent(yaml: &str) -> String {
+    yaml.lines().map(|l| format!("  {l}\n")).collect()
 }

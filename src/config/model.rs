@@ -335,6 +335,7 @@ pub struct FixedResponse {
     pub location: Option<String>,
     /// Default `text/plain`.
     pub content_type: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub message_body: String,
 }
 
@@ -697,6 +698,27 @@ pub enum CodePattern {
 }
 
 impl ExpectedCodes {
+    /// As the file spells them (`"200"`, `"2xx,302"`); `None`: not codes.
+    pub fn parse(s: &str) -> Option<ExpectedCodes> {
+        let mut out = Vec::new();
+        for item in s.split(',') {
+            let item = item.trim();
+            let b = item.as_bytes();
+            if b.len() != 3 || !(b'1'..=b'5').contains(&b[0]) {
+                return None;
+            }
+            let class = u16::from(b[0] - b'0');
+            if b[1..].eq_ignore_ascii_case(b"xx") {
+                out.push(CodePattern::Class(class));
+            } else if b[1..].iter().all(u8::is_ascii_digit) {
+                out.push(CodePattern::Exact(item.parse().ok()?));
+            } else {
+                return None;
+            }
+        }
+        Some(ExpectedCodes(out))
+    }
+
     pub fn matches(&self, status: u16) -> bool {
         self.0.iter().any(|p| match *p {
             CodePattern::Exact(code) => code == status,

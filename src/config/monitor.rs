@@ -42,23 +42,7 @@ pub(super) fn read_monitors(
 
 /// `"200"`, `"2xx"`, `"200,301"`: codes 100..=599 or classes 1xx..=5xx.
 fn parse_codes(s: &str) -> Option<ExpectedCodes> {
-    let mut out = Vec::new();
-    for item in s.split(',') {
-        let item = item.trim();
-        let b = item.as_bytes();
-        if b.len() != 3 || !(b'1'..=b'5').contains(&b[0]) {
-            return None;
-        }
-        let class = u16::from(b[0] - b'0');
-        if b[1..].eq_ignore_ascii_case(b"xx") {
-            out.push(CodePattern::Class(class));
-        } else if b[1..].iter().all(u8::is_ascii_digit) {
-            out.push(CodePattern::Exact(item.parse().ok()?));
-        } else {
-            return None;
-        }
-    }
-    Some(ExpectedCodes(out))
+    ExpectedCodes::parse(s)
 }
 
 fn read_monitor(node: &Node<'_>, name: &str, errs: &mut Errors) -> Option<Monitor> {

@@ -1,7 +1,8 @@
-//! A typed builder for the `tether:` section of a test configuration: plain values
-//! serialised with serde, never YAML text glued together. Struct fields are named
-//! exactly as the YAML keys (docs/configuration.md); `None` fields are left out, so a
-//! test states only what it means.
+//! The tests' configuration builder: it builds the configuration model's own
+//! values (`tether::config`, `src/config/model.rs`) and writes them with the
+//! model's serialisation, the one description of the file's keys (issue 18).
+//! Field names are the YAML keys; a setting left at the reader's default is
+//! not written, so a test states only what it means.
 //!
 //! ```ignore
 //! let proxy = tether()
@@ -13,41 +14,153 @@
 //!     .start();
 //! ```
 //!
-//! Invalid files (unknown keys, wrong types) are not expressible here on purpose: the
-//! tests whose subject they are write that YAML out literally and hand it to
-//! [`check_section`] or [`TetherProc::start`].
+//! The chained methods are thin setters over the model's fields. Any field,
+//! including one added to the model after this file was written, is set with
+//! a closure over the model value: `tether().with(|t| t.max_sessions = 10)`,
+//! `lb(["p"]).with(|lb| lb.always_use_https = true)`,
+//! `pool([&a]).with(|p| p.origin_steering = OriginSteering::Hash)`,
+//! `Monitor::tcp().with(|m| m.port = 80)` (each builder also dereferences to
+//! its model value). So a key added to the model and its reader is usable
+//! from every test with no edit here.
+//!
+//! A key is also set by name in any section (`lb(["p"]).set("new_key", 5)`,
+//! [`SetKey`]): laid over what the model writes, it wins over it; that is how
+//! a test writes what the model cannot hold (a spelling such as
+//! `steering_policy: ""`, an unknown key the reader must refuse).
+//!
+//! A narrow typed layer is kept where tests give a few keys of a sub-object
+//! as a struct literal (`ClientLimits { header_timeout: Some(1.0), ..default }`,
+//! [`Attributes`], [`LoadShedding`], [`OutlierDetection`], [`FixedResponse`]):
+//! each is laid over the model's default for that object (the reader's), so
+//! its `None`s are the reader's defaults. A rule's [`Overrides`] stays typed
+//! here because the model keeps them as written (a YAML mapping, validated
+//! over the load balancer). [`Tls`] keeps string paths for its callers.
+//!
+//! Invalid files (unknown keys, wrong types) are written out literally by the
+//! tests whose subject they are, and handed to [`check_section`] or
+//! [`TetherProc::start`].
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::ops::{Deref, DerefMut};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use ::tether::config as model;
+use ::tether::config::Spelled;
 use serde::Serialize;
+use serde_yaml::{Mapping, Value};
 
 use super::tether::{check_section, TetherBuilder, TetherProc};
 use super::upstream::Upstream;
 
-// ---------------------------------------------------------------- the section
+/// `session_affinity`.
+pub type Affinity = model::SessionAffinity;
+/// `session_affinity_attributes.samesite`.
+pub type SameSite = model::SameSite;
+/// `session_affinity_attributes.secure`.
+pub type Secure = model::Secure;
+/// `origin_steering.policy`.
+pub type OriginSteering = model::OriginSteering;
+/// A monitor's `type`.
+pub type Probe = model::MonitorType;
 
-/// The keys of a section the builder has no typed field for: a key the
-/// configuration reader learns is usable from every test at once, before
-/// (or without) a field of its own here — `lb(["p"]).set("new_key", 5)`.
-/// Serialised beside the typed fields (a key set both ways would appear
-/// twice, which the reader refuses).
-pub type Extra = BTreeMap<String, serde_yaml::Value>;
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
 
-/// Sets `key` to `value` in a builder's [`Extra`].
+// ---------------------------------------------------------------- keys set by name
+
+/// Keys set by name ([`SetKey::set`]), each at its path below the section that
+/// holds it; laid over the model's YAML when the file is written.
+#[derive(Debug, Clone, Default)]
+pub struct Extra(Vec<(Vec<Value>, String, Value)>);
+
+impl Extra {
+    /// These keys, `below` the given path (a map key or a list index each).
+    fn nest(&mut self, below: &[Value], other: Extra) {
+        for (path, key, value) in other.0 {
+            let full = below.iter().cloned().chain(path).collect();
+            self.0.push((full, key, value));
+        }
+    }
+
+    /// Forgets `key` set by name in this section itself.
+    fn forget(&mut self, key: &str) {
+        self.0.retain(|(p, k, _)| !(p.is_empty() && k == key));
+    }
+
+    /// Forgets the keys at or below `path` (a section replaced).
+    fn clear(&mut self, path: &[Value]) {
+        self.0.retain(|(p, _, _)| !p.starts_with(path));
+    }
+
+    /// Lays each key over `root`, making the mappings its path needs.
+    fn lay_over(&self, root: &mut Value) {
+        for (path, key, value) in &self.0 {
+            let mut at = &mut *root;
+            for step in path {
+                at = match step {
+                    Value::Number(i) => &mut at[i.as_u64().unwrap_or(0) as usize],
+                    _ => {
+                        if !at.is_mapping() {
+                            *at = Value::Mapping(Mapping::new());
+                        }
+                        let map = at.as_mapping_mut().expect("a mapping");
+                        map.entry(step.clone())
+                            .or_insert_with(|| Value::Mapping(Mapping::new()))
+                    }
+                };
+            }
+            if !at.is_mapping() {
+                *at = Value::Mapping(Mapping::new());
+            }
+            at.as_mapping_mut()
+                .expect("a mapping")
+                .insert(Value::from(key.as_str()), value.clone());
+        }
+    }
+}
+
+fn key(k: &str) -> Value {
+    Value::from(k)
+}
+
+/// Sets `key` to `value` in a builder's section, whatever the model holds.
 pub trait SetKey: Sized {
     fn extra_keys(&mut self) -> &mut Extra;
 
-    /// `key: value` in this section of the file, whatever the builder knows.
+    /// `key: value` in this section of the file; it wins over the model's own
+    /// value for that key.
     fn set(mut self, key: &str, value: impl Serialize) -> Self {
         let value = serde_yaml::to_value(value).expect("a YAML value");
-        self.extra_keys().insert(key.to_string(), value);
+        self.extra_keys()
+            .0
+            .push((Vec::new(), key.to_string(), value));
         self
     }
 }
 
-macro_rules! set_key {
-    ($($t:ty),*) => {$(
+/// The builders over a model value: `Deref` to it, [`with`](Self::with) to
+/// change any of its fields, and [`SetKey`].
+macro_rules! over_the_model {
+    ($($t:ident => $m:ty),*) => {$(
+        impl Deref for $t {
+            type Target = $m;
+            fn deref(&self) -> &$m {
+                &self.model
+            }
+        }
+        impl DerefMut for $t {
+            fn deref_mut(&mut self) -> &mut $m {
+                &mut self.model
+            }
+        }
+        impl $t {
+            /// Any field of the model value, set by a closure.
+            pub fn with(mut self, change: impl FnOnce(&mut $m)) -> Self {
+                change(&mut self.model);
+                self
+            }
+        }
         impl SetKey for $t {
             fn extra_keys(&mut self) -> &mut Extra {
                 &mut self.extra
@@ -55,54 +168,24 @@ macro_rules! set_key {
         }
     )*};
 }
-set_key!(Tether, LoadBalancer, Pool, Endpoint, ClientLimits);
+over_the_model!(
+    Tether => model::Config,
+    LoadBalancer => model::LoadBalancer,
+    Pool => model::Pool,
+    Endpoint => model::Endpoint,
+    Monitor => model::Monitor,
+    Rule => model::Rule
+);
 
-/// The `tether:` section. Build it with [`tether()`] and the chained methods.
-#[derive(Debug, Clone, Default, Serialize)]
+// ---------------------------------------------------------------- the section
+
+/// The `tether:` section: a [`model::Config`]. Build it with [`tether()`] and
+/// the chained methods.
+#[derive(Debug, Clone, Default)]
 pub struct Tether {
-    pub listeners: Vec<Listener>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin: Option<Admin>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cookie_keys_file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state_file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_sessions: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision_header: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream_timeouts: Option<UpstreamTimeouts>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_limits: Option<ClientLimits>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_log: Option<AccessLog>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dns_refresh: Option<f64>,
-    pub load_balancers: BTreeMap<String, LoadBalancer>,
-    pub pools: BTreeMap<String, Pool>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub monitors: BTreeMap<String, Monitor>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<Cluster>,
-    /// Keys the builder has no field for, set with `set` (see [`Extra`]).
-    #[serde(flatten)]
+    pub model: model::Config,
+    /// Keys set by name anywhere in the section (see [`SetKey`]).
     pub extra: Extra,
-}
-
-/// `tether.cluster`: replicas with the same `name` share changes and pins
-/// through the Redis at `redis_url`, signed with the secret of `key_file`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Cluster {
-    pub redis_url: String,
-    pub name: String,
-    pub key_file: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub password_file: Option<String>,
 }
 
 /// The cluster key of the tests (32 bytes), unless a test says otherwise.
@@ -115,20 +198,14 @@ pub fn cluster_key_file(dir: &Path, name: &str, key: &[u8]) -> String {
     path.display().to_string()
 }
 
-/// An empty `tether:` section, to be filled by the chained methods.
+/// An empty `tether:` section (the reader's defaults), to be filled by the
+/// chained methods.
 pub fn tether() -> Tether {
     Tether::default()
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Listener {
-    pub address: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<Tls>,
-}
-
 /// `tls: {cert_path, key_path}` of a listener; see [`Tls::self_signed`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Tls {
     pub cert_path: String,
     pub key_path: String,
@@ -150,50 +227,33 @@ impl Tls {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Admin {
-    pub address: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_file: Option<String>,
+impl From<&Tls> for model::Tls {
+    fn from(tls: &Tls) -> model::Tls {
+        model::Tls {
+            cert_path: PathBuf::from(&tls.cert_path),
+            key_path: PathBuf::from(&tls.key_path),
+        }
+    }
 }
 
-/// `upstream_timeouts`, in seconds.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct UpstreamTimeouts {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connect: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub read: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub write: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub idle: Option<f64>,
-}
-
-/// `access_log`: `format` is `text` or `json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct AccessLog {
-    pub format: String,
-}
-
-/// `client_limits`; timeouts in seconds.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Some of `client_limits`, in seconds; `None`: the reader's default. Laid
+/// over [`model::ClientLimits::default`] by [`Tether::client_limits`].
+#[derive(Debug, Clone, Default)]
 pub struct ClientLimits {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub header_timeout: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_request_header_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub body_timeout: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_body_rate: Option<u64>,
-    /// Keys the builder has no field for, set with `set` (see [`Extra`]).
-    #[serde(flatten)]
+    /// Keys set by name (see [`SetKey`]).
     pub extra: Extra,
+}
+
+impl SetKey for ClientLimits {
+    fn extra_keys(&mut self) -> &mut Extra {
+        &mut self.extra
+    }
 }
 
 fn loopback(port: u16) -> String {
@@ -208,7 +268,7 @@ impl Tether {
 
     /// A plain-HTTP listener on `address` as written.
     pub fn listener_at(mut self, address: &str) -> Tether {
-        self.listeners.push(Listener {
+        self.model.listeners.push(model::Listener {
             address: address.to_string(),
             tls: None,
         });
@@ -217,114 +277,141 @@ impl Tether {
 
     /// An HTTPS listener on `127.0.0.1:<port>` with these certificate files.
     pub fn tls_listener(mut self, port: u16, tls: &Tls) -> Tether {
-        self.listeners.push(Listener {
+        self.model.listeners.push(model::Listener {
             address: loopback(port),
-            tls: Some(tls.clone()),
+            tls: Some(tls.into()),
         });
         self
     }
 
     /// The admin listener on `127.0.0.1:<port>`, no token.
-    pub fn admin(mut self, port: u16) -> Tether {
-        self.admin = Some(Admin {
-            address: loopback(port),
-            token_file: None,
-        });
-        self
+    pub fn admin(self, port: u16) -> Tether {
+        self.admin_at(&loopback(port), None)
     }
 
     /// The admin listener on `127.0.0.1:<port>`, every call needing the token in
     /// `token_file`.
-    pub fn admin_with_token(mut self, port: u16, token_file: &Path) -> Tether {
-        self.admin = Some(Admin {
-            address: loopback(port),
-            token_file: Some(token_file.display().to_string()),
-        });
-        self
+    pub fn admin_with_token(self, port: u16, token_file: &Path) -> Tether {
+        self.admin_at(&loopback(port), Some(token_file))
     }
 
     /// The admin listener on `address` as written (`0.0.0.0:<port>`), with the token in
     /// `token_file` if given.
     pub fn admin_at(mut self, address: &str, token_file: Option<&Path>) -> Tether {
-        self.admin = Some(Admin {
+        self.model.admin = Some(model::Admin {
             address: address.to_string(),
-            token_file: token_file.map(|f| f.display().to_string()),
+            token_file: token_file.map(Path::to_path_buf),
         });
         self
     }
 
     pub fn cookie_keys_file(mut self, path: &str) -> Tether {
-        self.cookie_keys_file = Some(path.to_string());
+        self.model.cookie_keys_file = Some(PathBuf::from(path));
         self
     }
 
     pub fn state_file(mut self, path: &Path) -> Tether {
-        self.state_file = Some(path.display().to_string());
+        self.model.state_file = Some(path.to_path_buf());
         self
     }
 
     pub fn max_sessions(mut self, n: u64) -> Tether {
-        self.max_sessions = Some(n);
+        self.model.max_sessions = n as usize;
         self
     }
 
     /// `decision_header: true`: responses carry `X-Tether-Decision`.
     pub fn decision_header(mut self) -> Tether {
-        self.decision_header = Some(true);
+        self.model.decision_header = true;
         self
     }
 
-    /// `upstream_timeouts: {read: <seconds>}`.
+    /// `upstream_timeouts.read`, seconds.
     pub fn upstream_read_timeout(mut self, seconds: f64) -> Tether {
-        self.upstream_timeouts = Some(UpstreamTimeouts {
-            read: Some(seconds),
-            ..UpstreamTimeouts::default()
-        });
+        self.model.upstream_timeouts.read = self::seconds(seconds);
         self
     }
 
-    /// `access_log: { format }` (`text` or `json`).
+    /// `access_log: { format }` (`text` or `json`; another spelling is
+    /// written as given, for the reader to refuse).
     pub fn access_log(mut self, format: &str) -> Tether {
-        self.access_log = Some(AccessLog {
-            format: format.to_string(),
-        });
+        match model::AccessLogFormat::SPELLINGS
+            .iter()
+            .find(|(name, _)| *name == format)
+        {
+            Some((_, f)) => self.model.access_log.format = *f,
+            None => self
+                .extra
+                .0
+                .push((vec![key("access_log")], "format".to_string(), key(format))),
+        }
         self
     }
 
     /// `dns_refresh` in seconds.
     pub fn dns_refresh(mut self, seconds: f64) -> Tether {
-        self.dns_refresh = Some(seconds);
+        self.model.dns_refresh = self::seconds(seconds);
         self
     }
 
-    /// `client_limits` as given.
+    /// `client_limits`: these over the reader's defaults.
     pub fn client_limits(mut self, limits: ClientLimits) -> Tether {
-        self.client_limits = Some(limits);
+        let d = model::ClientLimits::default();
+        self.model.client_limits = model::ClientLimits {
+            max_connections: limits
+                .max_connections
+                .map_or(d.max_connections, |n| n as usize),
+            header_timeout: limits.header_timeout.map_or(d.header_timeout, seconds),
+            idle_timeout: limits.idle_timeout.map_or(d.idle_timeout, seconds),
+            max_request_header_bytes: limits
+                .max_request_header_bytes
+                .map_or(d.max_request_header_bytes, |n| n as usize),
+            body_timeout: limits.body_timeout.map_or(d.body_timeout, seconds),
+            min_body_rate: limits.min_body_rate.unwrap_or(d.min_body_rate),
+        };
+        let at = [key("client_limits")];
+        self.extra.clear(&at);
+        self.extra.nest(&at, limits.extra);
         self
     }
 
     /// The load balancer serving `host` (`"*"`: every host no other entry names).
     pub fn load_balancer(mut self, host: &str, lb: LoadBalancer) -> Tether {
-        self.load_balancers.insert(host.to_string(), lb);
+        let LoadBalancer { mut model, extra } = lb;
+        model.name = host.to_string();
+        self.model.load_balancers.insert(host.to_string(), model);
+        let at = [key("load_balancers"), key(host)];
+        self.extra.clear(&at);
+        self.extra.nest(&at, extra);
         self
     }
 
     pub fn pool(mut self, name: &str, pool: Pool) -> Tether {
-        self.pools.insert(name.to_string(), pool);
+        let Pool { mut model, extra } = pool;
+        model.name = name.to_string();
+        self.model.pools.insert(name.to_string(), model);
+        let at = [key("pools"), key(name)];
+        self.extra.clear(&at);
+        self.extra.nest(&at, extra);
         self
     }
 
     pub fn monitor(mut self, name: &str, monitor: Monitor) -> Tether {
-        self.monitors.insert(name.to_string(), monitor);
+        let Monitor { mut model, extra } = monitor;
+        model.name = name.to_string();
+        self.model.monitors.insert(name.to_string(), model);
+        let at = [key("monitors"), key(name)];
+        self.extra.clear(&at);
+        self.extra.nest(&at, extra);
         self
     }
 
     /// `cluster: {redis_url, name, key_file}` (see [`cluster_key_file`]).
     pub fn cluster(mut self, redis_url: &str, name: &str, key_file: &str) -> Tether {
-        self.cluster = Some(Cluster {
+        self.model.cluster = Some(model::Cluster {
             redis_url: redis_url.to_string(),
             name: name.to_string(),
-            key_file: key_file.to_string(),
+            key_file: PathBuf::from(key_file),
             ca_file: None,
             username: None,
             password_file: None,
@@ -334,8 +421,8 @@ impl Tether {
 
     /// The cluster's `ca_file` (after [`cluster`](Self::cluster)).
     pub fn cluster_ca_file(mut self, ca_file: &str) -> Tether {
-        if let Some(c) = self.cluster.as_mut() {
-            c.ca_file = Some(ca_file.to_string());
+        if let Some(c) = self.model.cluster.as_mut() {
+            c.ca_file = Some(PathBuf::from(ca_file));
         }
         self
     }
@@ -343,8 +430,8 @@ impl Tether {
     /// The cluster's `password_file` and optional `username` (after
     /// [`cluster`](Self::cluster)).
     pub fn cluster_password(mut self, password_file: &str, username: Option<&str>) -> Tether {
-        if let Some(c) = self.cluster.as_mut() {
-            c.password_file = Some(password_file.to_string());
+        if let Some(c) = self.model.cluster.as_mut() {
+            c.password_file = Some(PathBuf::from(password_file));
             c.username = username.map(str::to_string);
         }
         self
@@ -353,16 +440,25 @@ impl Tether {
     /// The first listener's address (panics if there is none).
     pub fn listen(&self) -> &str {
         &self
+            .model
             .listeners
             .first()
             .expect("the configuration has no listener")
             .address
     }
 
+    /// The section as a YAML value: the model's, with the keys set by name
+    /// laid over it.
+    pub fn value(&self) -> Value {
+        let mut v = serde_yaml::to_value(&self.model).expect("the model serialises");
+        self.extra.lay_over(&mut v);
+        v
+    }
+
     /// The section as YAML, unindented, ready for [`TetherProc::start`] or
     /// [`check_section`].
     pub fn yaml(&self) -> String {
-        serde_yaml::to_string(self).expect("a test configuration serialises")
+        serde_yaml::to_string(&self.value()).expect("a test configuration serialises")
     }
 
     /// Starts tether on this section and waits for its listener (and admin listener).
@@ -382,25 +478,21 @@ impl Tether {
     }
 }
 
-// ---------------------------------------------------------------- load balancers
-
-/// `session_affinity`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Affinity {
-    None,
-    Cookie,
-    IpCookie,
-    Header,
-    SourceIp,
+impl Serialize for Tether {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
 }
 
-/// `steering_policy`; `Unset` is the empty string, which means `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+// ---------------------------------------------------------------- load balancers
+
+/// `steering_policy`. The model reads `""` and `off` alike (both `Off`, its
+/// default, not written); these two are written as spelled, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Steering {
-    #[serde(rename = "")]
+    /// `steering_policy: ""`.
     Unset,
+    /// `steering_policy: off`.
     Off,
     Random,
     LeastOutstandingRequests,
@@ -408,8 +500,7 @@ pub enum Steering {
 }
 
 /// `session_affinity_attributes.zero_downtime_failover`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failover {
     None,
     Temporary,
@@ -419,13 +510,18 @@ pub enum Failover {
 impl Failover {
     pub const ALL: [Failover; 3] = [Failover::None, Failover::Temporary, Failover::Sticky];
 
+    /// The model's value.
+    pub fn model(self) -> model::ZeroDowntimeFailover {
+        match self {
+            Failover::None => model::ZeroDowntimeFailover::None,
+            Failover::Temporary => model::ZeroDowntimeFailover::Temporary,
+            Failover::Sticky => model::ZeroDowntimeFailover::Sticky,
+        }
+    }
+
     /// As the file spells it.
     pub fn name(self) -> &'static str {
-        match self {
-            Failover::None => "none",
-            Failover::Temporary => "temporary",
-            Failover::Sticky => "sticky",
-        }
+        self.model().name()
     }
 }
 
@@ -435,70 +531,30 @@ impl std::fmt::Display for Failover {
     }
 }
 
-/// `session_affinity_attributes.samesite`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum SameSite {
-    Auto,
-    Lax,
-    Strict,
-    None,
+impl Serialize for Failover {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.model().serialize(s)
+    }
 }
 
-/// `session_affinity_attributes.secure`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Secure {
-    Auto,
-    Always,
-    Never,
-}
-
-/// One entry of `tether.load_balancers`; start with [`lb`].
-#[derive(Debug, Clone, Default, Serialize)]
+/// One entry of `tether.load_balancers`: a [`model::LoadBalancer`]; start with [`lb`].
+#[derive(Debug, Clone, Default)]
 pub struct LoadBalancer {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    pub default_pools: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fallback_pool: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub steering_policy: Option<Steering>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub random_steering: Option<RandomSteering>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_affinity: Option<Affinity>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_affinity_ttl: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_affinity_attributes: Option<Attributes>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub adaptive_routing: Option<AdaptiveRouting>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub always_use_https: Option<bool>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub rules: Vec<Rule>,
-    /// Keys the builder has no field for, set with `set` (see [`Extra`]).
-    #[serde(flatten)]
+    pub model: model::LoadBalancer,
+    /// Keys set by name (see [`SetKey`]).
     pub extra: Extra,
 }
 
-/// One load balancing rule (Cloudflare's object); start with [`rule`].
-#[derive(Debug, Clone, Default, Serialize)]
+/// One load balancing rule: a [`model::Rule`]; start with [`rule`].
+#[derive(Debug, Clone)]
 pub struct Rule {
-    pub name: String,
-    pub condition: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub priority: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub disabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub terminates: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub overrides: Option<Overrides>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fixed_response: Option<FixedResponse>,
+    pub model: model::Rule,
+    /// Keys set by name (see [`SetKey`]).
+    pub extra: Extra,
 }
 
-/// A rule's `overrides`: the load balancer keys it replaces.
+/// A rule's `overrides`: the load balancer keys it replaces (the model keeps
+/// them as written, a mapping laid over the load balancer).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -506,9 +562,9 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback_pool: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub steering_policy: Option<Steering>,
+    pub steering_policy: Option<model::SteeringPolicy>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub random_steering: Option<RandomSteering>,
+    pub random_steering: Option<model::RandomSteering>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_affinity: Option<Affinity>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -516,50 +572,62 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_affinity_attributes: Option<Attributes>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub adaptive_routing: Option<AdaptiveRouting>,
+    pub adaptive_routing: Option<model::AdaptiveRouting>,
 }
 
-/// A rule's `fixed_response`.
-#[derive(Debug, Clone, Default, Serialize)]
+/// Some of a rule's `fixed_response`; `None`: the reader's default.
+#[derive(Debug, Clone, Default)]
 pub struct FixedResponse {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub message_body: Option<String>,
 }
 
 /// A rule named `name` with this condition (Cloudflare's Rules language).
 pub fn rule(name: &str, condition: &str) -> Rule {
     Rule {
-        name: name.to_string(),
-        condition: condition.to_string(),
-        ..Rule::default()
+        model: model::Rule {
+            name: name.to_string(),
+            condition: condition.to_string(),
+            priority: 0,
+            disabled: false,
+            terminates: false,
+            overrides: Mapping::new(),
+            fixed_response: None,
+        },
+        extra: Extra::default(),
     }
 }
 
 impl Rule {
     pub fn priority(mut self, priority: u32) -> Self {
-        self.priority = Some(priority);
+        self.model.priority = priority;
         self
     }
     pub fn disabled(mut self, disabled: bool) -> Self {
-        self.disabled = Some(disabled);
+        self.model.disabled = disabled;
         self
     }
     pub fn terminates(mut self, terminates: bool) -> Self {
-        self.terminates = Some(terminates);
+        self.model.terminates = terminates;
         self
     }
     pub fn overrides(mut self, overrides: Overrides) -> Self {
-        self.overrides = Some(overrides);
+        self.model.overrides = match serde_yaml::to_value(overrides) {
+            Ok(Value::Mapping(m)) => m,
+            _ => Mapping::new(),
+        };
         self
     }
     pub fn fixed_response(mut self, fixed: FixedResponse) -> Self {
-        self.fixed_response = Some(fixed);
+        let d = model::FixedResponse::default();
+        self.model.fixed_response = Some(model::FixedResponse {
+            status_code: fixed.status_code.unwrap_or(d.status_code),
+            location: fixed.location,
+            content_type: fixed.content_type.unwrap_or(d.content_type),
+            message_body: fixed.message_body.unwrap_or(d.message_body),
+        });
         self
     }
 }
@@ -574,7 +642,7 @@ impl Overrides {
     }
 }
 
-/// `session_affinity_attributes`; every field optional.
+/// Some of `session_affinity_attributes`; `None`: the reader's default.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Attributes {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -591,264 +659,265 @@ pub struct Attributes {
     pub require_all_headers: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RandomSteering {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_weight: Option<f64>,
-    pub pool_weights: BTreeMap<String, f64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct AdaptiveRouting {
-    pub failover_across_pools: bool,
+impl Attributes {
+    /// The model's attributes: these over the reader's defaults.
+    pub fn model(self) -> model::SessionAffinityAttributes {
+        let d = model::SessionAffinityAttributes::default();
+        model::SessionAffinityAttributes {
+            samesite: self.samesite.unwrap_or(d.samesite),
+            secure: self.secure.unwrap_or(d.secure),
+            drain_duration: self
+                .drain_duration
+                .map_or(d.drain_duration, Duration::from_secs),
+            zero_downtime_failover: self
+                .zero_downtime_failover
+                .map_or(d.zero_downtime_failover, Failover::model),
+            headers: self.headers.unwrap_or(d.headers),
+            require_all_headers: self.require_all_headers.unwrap_or(d.require_all_headers),
+        }
+    }
 }
 
 /// A load balancer over these `default_pools`, in failover order.
 pub fn lb<const N: usize>(default_pools: [&str; N]) -> LoadBalancer {
-    LoadBalancer {
-        default_pools: default_pools.iter().map(|p| p.to_string()).collect(),
-        ..LoadBalancer::default()
-    }
+    let mut lb = LoadBalancer::default();
+    lb.model.default_pools = default_pools.iter().map(|p| p.to_string()).collect();
+    lb
 }
 
 impl LoadBalancer {
     pub fn enabled(mut self, enabled: bool) -> Self {
-        self.enabled = Some(enabled);
+        self.model.enabled = enabled;
         self
     }
 
     pub fn fallback(mut self, pool: &str) -> Self {
-        self.fallback_pool = Some(pool.to_string());
+        self.model.fallback_pool = Some(pool.to_string());
         self
     }
 
     pub fn steering(mut self, policy: Steering) -> Self {
-        self.steering_policy = Some(policy);
-        self
+        use model::SteeringPolicy as P;
+        self.model.steering_policy = match policy {
+            Steering::Unset | Steering::Off => P::Off,
+            Steering::Random => P::Random,
+            Steering::LeastOutstandingRequests => P::LeastOutstandingRequests,
+            Steering::DynamicLatency => P::DynamicLatency,
+        };
+        self.extra.forget("steering_policy");
+        match policy {
+            Steering::Unset => self.set("steering_policy", ""),
+            Steering::Off => self.set("steering_policy", "off"),
+            _ => self,
+        }
     }
 
     /// `random_steering: {default_weight, pool_weights}`.
     pub fn random_steering(mut self, default_weight: f64, pool_weights: &[(&str, f64)]) -> Self {
-        self.random_steering = Some(RandomSteering {
-            default_weight: Some(default_weight),
+        self.model.random_steering = model::RandomSteering {
+            default_weight,
             pool_weights: pool_weights
                 .iter()
                 .map(|(p, w)| (p.to_string(), *w))
                 .collect(),
-        });
+        };
         self
     }
 
     pub fn affinity(mut self, affinity: Affinity) -> Self {
-        self.session_affinity = Some(affinity);
+        self.model.session_affinity = affinity;
         self
     }
 
-    /// `session_affinity_ttl`, seconds.
+    /// `session_affinity_ttl`, seconds (0: the type's default).
     pub fn ttl(mut self, seconds: u64) -> Self {
-        self.session_affinity_ttl = Some(seconds);
+        self.model.session_affinity_ttl = Duration::from_secs(seconds);
         self
     }
 
-    /// Replaces `session_affinity_attributes` as a whole (`Attributes::default()`
-    /// writes `{}`).
+    /// Replaces `session_affinity_attributes` as a whole (these over the
+    /// reader's defaults).
     pub fn attributes(mut self, attributes: Attributes) -> Self {
-        self.session_affinity_attributes = Some(attributes);
+        self.model.session_affinity_attributes = attributes.model();
         self
-    }
-
-    fn attrs(&mut self) -> &mut Attributes {
-        self.session_affinity_attributes
-            .get_or_insert_with(Attributes::default)
     }
 
     pub fn samesite(mut self, samesite: SameSite) -> Self {
-        self.attrs().samesite = Some(samesite);
+        self.model.session_affinity_attributes.samesite = samesite;
         self
     }
 
     pub fn secure(mut self, secure: Secure) -> Self {
-        self.attrs().secure = Some(secure);
+        self.model.session_affinity_attributes.secure = secure;
         self
     }
 
     /// `drain_duration`, seconds.
     pub fn drain(mut self, seconds: u64) -> Self {
-        self.attrs().drain_duration = Some(seconds);
+        self.model.session_affinity_attributes.drain_duration = Duration::from_secs(seconds);
         self
     }
 
     pub fn zero_downtime_failover(mut self, mode: Failover) -> Self {
-        self.attrs().zero_downtime_failover = Some(mode);
+        self.model
+            .session_affinity_attributes
+            .zero_downtime_failover = mode.model();
         self
     }
 
     /// The `headers` of `session_affinity: header` (names, `cookie:<a>,<b>` or `cookie`).
     pub fn headers<const N: usize>(mut self, headers: [&str; N]) -> Self {
-        self.attrs().headers = Some(headers.iter().map(|h| h.to_string()).collect());
+        self.model.session_affinity_attributes.headers =
+            headers.iter().map(|h| h.to_string()).collect();
         self
     }
 
     pub fn require_all_headers(mut self, all: bool) -> Self {
-        self.attrs().require_all_headers = Some(all);
+        self.model.session_affinity_attributes.require_all_headers = all;
         self
     }
 
     pub fn failover_across_pools(mut self, across: bool) -> Self {
-        self.adaptive_routing = Some(AdaptiveRouting {
-            failover_across_pools: across,
-        });
+        self.model.adaptive_routing.failover_across_pools = across;
         self
     }
 
     pub fn always_use_https(mut self, always: bool) -> Self {
-        self.always_use_https = Some(always);
+        self.model.always_use_https = always;
         self
     }
 
     /// Appends a load balancing rule.
     pub fn rule(mut self, rule: Rule) -> Self {
-        self.rules.push(rule);
+        let at = [key("rules"), Value::from(self.model.rules.len())];
+        self.model.rules.push(rule.model);
+        self.extra.nest(&at, rule.extra);
         self
     }
 }
 
 // ---------------------------------------------------------------- pools
 
-/// `origin_steering.policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OriginSteering {
-    Random,
-    Hash,
-    LeastOutstandingRequests,
-    LeastConnections,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct OriginSteeringPolicy {
-    pub policy: OriginSteering,
-}
-
-/// One entry of `tether.pools`; start with [`pool`].
-#[derive(Debug, Clone, Default, Serialize)]
+/// One entry of `tether.pools`: a [`model::Pool`]; start with [`pool`].
+#[derive(Debug, Clone, Default)]
 pub struct Pool {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub minimum_origins: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub monitor: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub origin_steering: Option<OriginSteeringPolicy>,
-    pub endpoints: Vec<Endpoint>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub load_shedding: Option<LoadShedding>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outlier_detection: Option<OutlierDetection>,
-    /// Seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub slow_start: Option<u64>,
-    /// Keys the builder has no field for, set with `set` (see [`Extra`]).
-    #[serde(flatten)]
+    pub model: model::Pool,
+    /// Keys set by name, the pool's and its endpoints' (see [`SetKey`]).
     pub extra: Extra,
 }
 
-/// A pool's `outlier_detection` (passive health).
-#[derive(Debug, Clone, Default, Serialize)]
+/// Some of a pool's `outlier_detection` (passive health); `None`: the reader's default.
+#[derive(Debug, Clone, Default)]
 pub struct OutlierDetection {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub consecutive_5xx: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub consecutive_gateway_failure: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_ejection_time: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_ejection_percent: Option<f64>,
 }
 
-/// A pool's `load_shedding` (Cloudflare's object).
-#[derive(Debug, Clone, Default, Serialize)]
+/// Some of a pool's `load_shedding` (Cloudflare's object); `None`: the reader's default.
+#[derive(Debug, Clone, Default)]
 pub struct LoadShedding {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_percent: Option<f64>,
     /// `random` or `hash`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_policy: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_percent: Option<f64>,
     /// `hash`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_policy: Option<String>,
+}
+
+fn shed_policy(name: Option<String>, default: model::ShedPolicy) -> model::ShedPolicy {
+    let known = |n: &str| model::ShedPolicy::SPELLINGS.iter().find(|(s, _)| *s == n);
+    match name {
+        None => default,
+        Some(n) => known(&n)
+            .map(|(_, p)| *p)
+            .unwrap_or_else(|| panic!("load_shedding: no policy {n:?} (random or hash)")),
+    }
 }
 
 /// A pool of these endpoints: upstreams (`&Upstream`, named as the upstream) or
 /// [`Endpoint`]s built with [`endpoint`].
 pub fn pool<E: Into<Endpoint>>(endpoints: impl IntoIterator<Item = E>) -> Pool {
-    Pool {
-        endpoints: endpoints.into_iter().map(Into::into).collect(),
-        ..Pool::default()
-    }
+    endpoints
+        .into_iter()
+        .fold(Pool::default(), |pool, e| pool.and(e))
 }
 
 impl Pool {
     /// `slow_start`, seconds.
     pub fn slow_start(mut self, seconds: u64) -> Self {
-        self.slow_start = Some(seconds);
+        self.model.slow_start = Duration::from_secs(seconds);
         self
     }
 
+    /// `outlier_detection`: these over the reader's defaults.
     pub fn outlier_detection(mut self, outlier: OutlierDetection) -> Self {
-        self.outlier_detection = Some(outlier);
+        let d = model::OutlierDetection::default();
+        self.model.outlier_detection = Some(model::OutlierDetection {
+            consecutive_5xx: outlier.consecutive_5xx.unwrap_or(d.consecutive_5xx),
+            consecutive_gateway_failure: outlier
+                .consecutive_gateway_failure
+                .unwrap_or(d.consecutive_gateway_failure),
+            base_ejection_time: outlier
+                .base_ejection_time
+                .map_or(d.base_ejection_time, Duration::from_secs),
+            max_ejection_percent: outlier
+                .max_ejection_percent
+                .unwrap_or(d.max_ejection_percent),
+        });
         self
     }
 
+    /// `load_shedding`: these over the reader's defaults.
     pub fn load_shedding(mut self, shedding: LoadShedding) -> Self {
-        self.load_shedding = Some(shedding);
+        let d = model::LoadShedding::default();
+        self.model.load_shedding = model::LoadShedding {
+            default_percent: shedding.default_percent.unwrap_or(d.default_percent),
+            default_policy: shed_policy(shedding.default_policy, d.default_policy),
+            session_percent: shedding.session_percent.unwrap_or(d.session_percent),
+            session_policy: shed_policy(shedding.session_policy, d.session_policy),
+        };
         self
     }
 
     /// One more endpoint, after the others.
     pub fn and(mut self, endpoint: impl Into<Endpoint>) -> Self {
-        self.endpoints.push(endpoint.into());
+        let Endpoint { model, extra } = endpoint.into();
+        let at = [key("endpoints"), Value::from(self.model.endpoints.len())];
+        self.model.endpoints.push(model);
+        self.extra.nest(&at, extra);
         self
     }
 
     pub fn enabled(mut self, enabled: bool) -> Self {
-        self.enabled = Some(enabled);
+        self.model.enabled = enabled;
         self
     }
 
     pub fn minimum_origins(mut self, n: u64) -> Self {
-        self.minimum_origins = Some(n);
+        self.model.minimum_origins = n as usize;
         self
     }
 
     /// Probed by the monitor of this name (define it with [`Tether::monitor`]).
     pub fn monitor(mut self, name: &str) -> Self {
-        self.monitor = Some(name.to_string());
+        self.model.monitor = Some(name.to_string());
         self
     }
 
     pub fn origin_steering(mut self, policy: OriginSteering) -> Self {
-        self.origin_steering = Some(OriginSteeringPolicy { policy });
+        self.model.origin_steering = policy;
         self
     }
 }
 
-/// One endpoint of a pool; start with [`endpoint`] or [`Endpoint::at`].
-#[derive(Debug, Clone, Serialize)]
+/// One endpoint of a pool: a [`model::Endpoint`]; start with [`endpoint`] or
+/// [`Endpoint::at`].
+#[derive(Debug, Clone)]
 pub struct Endpoint {
-    pub name: String,
-    pub address: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub header: Option<BTreeMap<String, Vec<String>>>,
-    /// Keys the builder has no field for, set with `set` (see [`Extra`]).
-    #[serde(flatten)]
+    pub model: model::Endpoint,
+    /// Keys set by name (see [`SetKey`]).
     pub extra: Extra,
 }
 
@@ -867,102 +936,54 @@ impl Endpoint {
     /// An endpoint `name` at `address` (`IP:port` or `host:port`) as written.
     pub fn at(name: &str, address: &str) -> Endpoint {
         Endpoint {
-            name: name.to_string(),
-            address: address.to_string(),
-            weight: None,
-            enabled: None,
-            header: None,
+            model: model::Endpoint::at(name, address),
             extra: Extra::default(),
         }
     }
 
     pub fn weight(mut self, weight: f64) -> Self {
-        self.weight = Some(weight);
+        self.model.weight = weight;
         self
     }
 
     pub fn enabled(mut self, enabled: bool) -> Self {
-        self.enabled = Some(enabled);
+        self.model.enabled = enabled;
         self
     }
 
     /// `header: {Host: [<host>]}`: the Host sent upstream.
     pub fn host(mut self, host: &str) -> Self {
-        self.header = Some(BTreeMap::from([(
-            "Host".to_string(),
-            vec![host.to_string()],
-        )]));
+        self.model.host = Some(host.to_string());
         self
     }
 }
 
 // ---------------------------------------------------------------- monitors
 
-/// `type` of a monitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Probe {
-    Http,
-    Https,
-    Tcp,
-}
-
-/// One entry of `tether.monitors`; start with [`Monitor::http`], [`Monitor::https`]
-/// or [`Monitor::tcp`]. Seconds are `f64` (`interval: 0.2`).
-#[derive(Debug, Clone, Default, Serialize)]
+/// One entry of `tether.monitors`: a [`model::Monitor`]; start with
+/// [`Monitor::http`], [`Monitor::https`] or [`Monitor::tcp`]. Seconds are `f64`
+/// (`interval: 0.2`).
+#[derive(Debug, Clone, Default)]
 pub struct Monitor {
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<Probe>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected_codes: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected_body: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub header: Option<BTreeMap<String, Vec<String>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interval: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retries: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consecutive_up: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub consecutive_down: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow_insecure: Option<bool>,
+    pub model: model::Monitor,
+    /// Keys set by name (see [`SetKey`]).
+    pub extra: Extra,
 }
 
 impl Monitor {
     /// `type: http`, `GET <path>`.
     pub fn http(path: &str) -> Monitor {
-        Monitor {
-            kind: Some(Probe::Http),
-            path: Some(path.to_string()),
-            ..Monitor::default()
-        }
+        Monitor::default().with(|m| m.path = path.to_string())
     }
 
     /// `type: https`, `GET <path>`.
     pub fn https(path: &str) -> Monitor {
-        Monitor {
-            kind: Some(Probe::Https),
-            ..Monitor::http(path)
-        }
+        Monitor::http(path).with(|m| m.r#type = Probe::Https)
     }
 
     /// `type: tcp`: a connect, no request.
     pub fn tcp() -> Monitor {
-        Monitor {
-            kind: Some(Probe::Tcp),
-            ..Monitor::default()
-        }
+        Monitor::default().with(|m| m.r#type = Probe::Tcp)
     }
 
     /// A quick HTTP monitor: `GET /health` every `seconds`, timeout `seconds`, no
@@ -975,47 +996,55 @@ impl Monitor {
     }
 
     pub fn method(mut self, method: &str) -> Self {
-        self.method = Some(method.to_string());
+        self.model.method = method.to_string();
         self
     }
 
+    /// `interval`, seconds; a `timeout` longer than it becomes it (the
+    /// reader's default timeout is 5 s, never more than the interval).
     pub fn interval(mut self, seconds: f64) -> Self {
-        self.interval = Some(seconds);
+        self.model.interval = self::seconds(seconds);
+        self.model.timeout = self.model.timeout.min(self.model.interval);
         self
     }
 
     pub fn timeout(mut self, seconds: f64) -> Self {
-        self.timeout = Some(seconds);
+        self.model.timeout = self::seconds(seconds);
         self
     }
 
     pub fn retries(mut self, n: u32) -> Self {
-        self.retries = Some(n);
+        self.model.retries = n;
         self
     }
 
     pub fn consecutive_up(mut self, n: u32) -> Self {
-        self.consecutive_up = Some(n);
+        self.model.consecutive_up = n;
         self
     }
 
     pub fn consecutive_down(mut self, n: u32) -> Self {
-        self.consecutive_down = Some(n);
+        self.model.consecutive_down = n;
         self
     }
 
+    /// `expected_codes` as the file spells them (`"200"`, `"2xx,302"`); codes
+    /// the model cannot hold are written as given, for the reader to refuse.
     pub fn expected_codes(mut self, codes: &str) -> Self {
-        self.expected_codes = Some(codes.to_string());
+        match model::ExpectedCodes::parse(codes) {
+            Some(parsed) => self.model.expected_codes = parsed,
+            None => return self.set("expected_codes", codes),
+        }
         self
     }
 
     pub fn expected_body(mut self, body: &str) -> Self {
-        self.expected_body = Some(body.to_string());
+        self.model.expected_body = body.to_lowercase();
         self
     }
 
     pub fn allow_insecure(mut self) -> Self {
-        self.allow_insecure = Some(true);
+        self.model.allow_insecure = true;
         self
     }
 }
