@@ -537,7 +537,7 @@ impl Default for OutlierDetection {
 /// `load_shedding`: shares of a pool's traffic sent to the next pool in the
 /// load balancer's order (docs/routing.md, "Load shedding").
 /// Written whole when any share differs from zero.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LoadShedding {
     /// Percent (0..=100) of new sessions and of traffic without affinity.
     pub default_percent: f64,
@@ -546,6 +546,17 @@ pub struct LoadShedding {
     pub session_percent: f64,
     /// Always `Hash` (Cloudflare's only value).
     pub session_policy: ShedPolicy,
+}
+
+impl Default for LoadShedding {
+    fn default() -> Self {
+        LoadShedding {
+            default_percent: 0.0,
+            default_policy: ShedPolicy::Random,
+            session_percent: 0.0,
+            session_policy: ShedPolicy::Hash,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -757,3 +757,55 @@ fn model_defaults_are_the_readers() {
     config.pools.get_mut("p").unwrap().endpoints[0].socket_addr = resolved;
     assert_eq!(again, config, "{written}");
 }
+
+/// Each object written empty reads as the model's `Default`: the defaults the
+/// model leaves out of a file are the reader's, key by key.
+#[test]
+fn empty_objects_read_as_the_model_defaults() {
+    let file = "tether:
+  listeners: [{address: 127.0.0.1:8080}]
+  upstream_timeouts: {}
+  client_limits: {}
+  access_log: {}
+  load_balancers:
+    '*': {default_pools: [p], random_steering: {}, session_affinity_attributes: {}, adaptive_routing: {}}
+  pools:
+    p:
+      endpoints: [{name: e, address: 127.0.0.1:9000}]
+      load_shedding: {}
+      outlier_detection: {}
+  monitors:
+    m: {}
+";
+    let t = load_str(file).unwrap_or_else(|e| panic!("{e}")).tether;
+    assert_eq!(t.upstream_timeouts, UpstreamTimeouts::default());
+    assert_eq!(t.client_limits, ClientLimits::default());
+    assert_eq!(t.access_log, AccessLog::default());
+    assert_eq!(
+        (t.max_sessions, t.dns_refresh),
+        (DEFAULT_MAX_SESSIONS, DEFAULT_DNS_REFRESH)
+    );
+    let lb = &t.load_balancers["*"];
+    assert_eq!(
+        (
+            &lb.random_steering,
+            &lb.session_affinity_attributes,
+            &lb.adaptive_routing
+        ),
+        (
+            &RandomSteering::default(),
+            &SessionAffinityAttributes::default(),
+            &AdaptiveRouting::default()
+        )
+    );
+    let p = &t.pools["p"];
+    assert_eq!(p.load_shedding, LoadShedding::default());
+    assert_eq!(p.outlier_detection, Some(OutlierDetection::default()));
+    assert_eq!(
+        t.monitors["m"],
+        Monitor {
+            name: "m".into(),
+            ..Monitor::default()
+        }
+    );
+}
