@@ -10,6 +10,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::websocket::WebSocket;
 use support::*;
 
@@ -41,4 +43,283 @@ fn a_websocket_through_tether_echoes() {
             == 0),
         "the client's close reaches the upstream"
     );
+}
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Cookie affinity over pool `p` of `ups` (with `pool`'s settings), an admin listener,
+/// the decision header.
+fn served(balancer: LoadBalancer, p: Pool) -> Tether {
+    tether()
+        .listener(free_port())
+        .admin(free_port())
+        .decision_header()
+        .load_balancer("*", balancer)
+        .pool("p", p)
+}
+
+fn cookie_lb() -> LoadBalancer {
+    lb(["p"]).affinity(Affinity::Cookie)
+}
+
+/// A WebSocket through `proxy` with an optional `Cookie` header.
+fn open(proxy: &TetherProc, cookie: Option<&str>) -> WebSocket {
+    WebSocket::connect(proxy.addr(), "x", "/ws", cookie)
+        .unwrap_or_else(|e| panic!("WebSocket through tether: {e}\n{}", proxy.logs()))
+}
+
+/// A WebSocket whose new session is pinned to `who` (new sessions until one lands
+/// there), and its cookie (`__cflb=...`).
+fn pinned_to(proxy: &TetherProc, who: &str) -> (WebSocket, String) {
+    for _ in 0..100 {
+        let mut ws = open(proxy, None);
+        if ws.whoami().as_deref() == Ok(who) {
+            let cookie = ws.cflb_cookie().expect("a new session gets a cookie");
+            return (ws, cookie);
+        }
+        ws.close();
+    }
+    panic!("no new WebSocket session landed on {who}");
+}
+
+/// The value of the series `series` (name and labels as rendered) on `GET /metrics`.
+fn metric(proxy: &TetherProc, series: &str) -> Option<f64> {
+    let (status, _, text) = get(&client(), &proxy.admin_url("/metrics"), &proxy.admin_host());
+    assert_eq!(status, 200);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn open_on(proxy: &TetherProc, endpoint: &str) -> Option<f64> {
+    metric(
+        proxy,
+        &format!(
+            "tether_upgraded_connections{{load_balancer=\"*\",pool=\"p\",endpoint=\"{endpoint}\"}}"
+        ),
+    )
+}
+
+/// After a close: a reconnect with the session's cookie lands on `expected` (a usable
+/// endpoint), echoes, and says how it was routed.
+fn reconnect_lands_on(proxy: &TetherProc, cookie: &str, expected: &str) -> String {
+    let mut ws = open(proxy, Some(cookie));
+    assert_eq!(
+        ws.whoami().as_deref(),
+        Ok(expected),
+        "the reconnect's endpoint"
+    );
+    assert_eq!(ws.ask("after"), Ok("after".to_string()));
+    let decision = ws.header("x-tether-decision").unwrap_or_default();
+    ws.close();
+    decision
+}
+
+fn assert_closed(ws: &mut WebSocket, up: &Upstream, proxy: &TetherProc, what: &str) {
+    assert!(
+        ws.closed_within(WAIT),
+        "{what}: the WebSocket is still open\n{}",
+        proxy.logs()
+    );
+    assert!(
+        wait_until(WAIT, || up.websockets_open() == 0),
+        "{what}: the upstream's side is still open"
+    );
+}
+
+#[test]
+fn upgraded_connections_are_counted_open_and_opened() {
+    let a = Upstream::healthy("a");
+    let proxy = served(cookie_lb(), pool([&a])).start();
+    assert_eq!(
+        open_on(&proxy, "a"),
+        Some(0.0),
+        "every endpoint from the start"
+    );
+    let mut first = open(&proxy, None);
+    let second = open(&proxy, None);
+    assert_eq!(first.whoami().as_deref(), Ok("a"));
+    assert_eq!(open_on(&proxy, "a"), Some(2.0));
+    second.close();
+    assert!(
+        wait_until(WAIT, || open_on(&proxy, "a") == Some(1.0)),
+        "a closed WebSocket is no longer open"
+    );
+    let total = "tether_upgraded_connections_total{load_balancer=\"*\",pool=\"p\",endpoint=\"a\"}";
+    assert_eq!(metric(&proxy, total), Some(2.0));
+    // A plain request is not an upgraded connection.
+    assert_eq!(get(&client(), &proxy.url("/"), "x").0, 200);
+    assert_eq!(metric(&proxy, total), Some(2.0));
+    first.close();
+    assert!(wait_until(WAIT, || open_on(&proxy, "a") == Some(0.0)));
+}
+
+#[test]
+fn least_connections_counts_open_websockets() {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let steered = pool([&a, &b]).origin_steering(OriginSteering::LeastConnections);
+    let proxy = served(cookie_lb(), steered).start();
+    let (mut first, cookie) = pinned_to(&proxy, "a");
+    let mut more: Vec<WebSocket> = (0..2).map(|_| open(&proxy, Some(&cookie))).collect();
+    for ws in &mut more {
+        assert_eq!(
+            ws.whoami().as_deref(),
+            Ok("a"),
+            "the session's WebSockets stay on a"
+        );
+    }
+    assert_eq!(first.ask("x"), Ok("x".into()));
+    assert_eq!(a.websockets_open(), 3);
+    // Three connections held on a, none on b: every new session goes to b.
+    let client = client();
+    for _ in 0..10 {
+        let (status, body, decision, _) = visit_as(&client, &proxy, "x", None);
+        assert_eq!(
+            (status, body.as_str(), decision.as_str()),
+            (200, "b", "new")
+        );
+    }
+}
+
+#[test]
+fn disabled_without_drain_closes_and_the_session_is_repinned() {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let proxy = served(cookie_lb(), pool([&a, &b])).start();
+    let (mut ws, cookie) = pinned_to(&proxy, "a");
+    api::ok(api::patch(
+        &proxy,
+        "/v1/pools/p/endpoints/a",
+        r#"{"enabled": false}"#,
+    ));
+    assert_closed(&mut ws, &a, &proxy, "disabled without drain");
+    assert!(proxy.wait_for_log(
+        "endpoint a: disabled, closing its 1 open upgraded connection",
+        WAIT
+    ));
+    assert!(wait_until(WAIT, || open_on(&proxy, "a") == Some(0.0)));
+    let decision = reconnect_lands_on(&proxy, &cookie, "b");
+    assert_eq!(decision, "*/p/b/repin_drained");
+}
+
+#[test]
+fn a_drain_keeps_websockets_until_it_ends() {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let proxy = served(cookie_lb().drain(4), pool([&a, &b])).start();
+    let (mut ws, cookie) = pinned_to(&proxy, "a");
+    let (mut other, _) = pinned_to(&proxy, "b");
+    api::ok(api::patch(
+        &proxy,
+        "/v1/pools/p/endpoints/a",
+        r#"{"enabled": false}"#,
+    ));
+    // While the drain runs: open, and the session still reaches a.
+    assert!(ws.still_open(), "open while the drain runs");
+    let during = reconnect_lands_on(&proxy, &cookie, "a");
+    assert_eq!(during, "*/p/a/hit");
+    // After drain_duration: closed, and the session goes elsewhere.
+    assert_closed(&mut ws, &a, &proxy, "drain ended");
+    assert!(proxy.wait_for_log("endpoint a: drain ended, closing", WAIT));
+    reconnect_lands_on(&proxy, &cookie, "b");
+    assert!(other.still_open(), "another endpoint's WebSocket stays");
+}
+
+#[test]
+fn an_unhealthy_endpoint_closes_its_websockets() {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let monitored = pool([&a, &b]).monitor("m");
+    let proxy = served(cookie_lb(), monitored)
+        .monitor("m", Monitor::http("/health").interval(0.5))
+        .start();
+    api::wait_for_health(&proxy, "p", "a", true, WAIT);
+    let (mut ws, cookie) = pinned_to(&proxy, "a");
+    a.set_healthy(false);
+    assert_closed(&mut ws, &a, &proxy, "unhealthy");
+    assert!(proxy.wait_for_log("endpoint a: unhealthy, closing", WAIT));
+    let decision = reconnect_lands_on(&proxy, &cookie, "b");
+    assert_eq!(decision, "*/p/b/repin_unhealthy");
+}
+
+#[test]
+fn an_ejected_endpoint_closes_its_websockets() {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let ejecting = pool([&a, &b]).outlier_detection(OutlierDetection {
+        consecutive_5xx: Some(3),
+        consecutive_gateway_failure: Some(0),
+        base_ejection_time: Some(60),
+        max_ejection_percent: Some(50.0),
+    });
+    let proxy = served(cookie_lb(), ejecting).start();
+    let (mut ws, cookie) = pinned_to(&proxy, "a");
+    let value = cookie.trim_start_matches("__cflb=");
+    a.set_traffic_status(Some(500));
+    let client = client();
+    for _ in 0..3 {
+        assert_eq!(visit_as(&client, &proxy, "x", Some(value)).0, 500);
+    }
+    assert_closed(&mut ws, &a, &proxy, "ejected");
+    assert!(proxy.wait_for_log("endpoint a: ejected, closing", WAIT));
+    a.set_traffic_status(None);
+    reconnect_lands_on(&proxy, &cookie, "b");
+}
+
+#[test]
+fn a_reload_that_removes_the_endpoint_closes_and_one_that_keeps_it_does_not() {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let config = served(cookie_lb(), pool([&a, &b]));
+    let mut proxy = config.start();
+    let (mut on_a, cookie) = pinned_to(&proxy, "a");
+    let (mut on_b, _) = pinned_to(&proxy, "b");
+
+    // A reload that keeps both (a new setting elsewhere): nothing closes.
+    let kept = config.clone().load_balancer("*", cookie_lb().ttl(3600));
+    proxy.rewrite_config(&kept.yaml());
+    proxy.signal("HUP");
+    assert!(
+        proxy.wait_for_log("is the running configuration", WAIT),
+        "{}",
+        proxy.logs()
+    );
+    assert!(
+        on_a.still_open() && on_b.still_open(),
+        "a reload closes nothing else"
+    );
+    assert!(!on_a.closed_within(Duration::from_millis(500)));
+
+    // A reload without a: its WebSocket closes, b's stays.
+    let removed = kept.pool("p", pool([&b]));
+    proxy.rewrite_config(&removed.yaml());
+    proxy.signal("HUP");
+    assert_closed(&mut on_a, &a, &proxy, "removed by a reload");
+    assert!(proxy.wait_for_log("endpoint a: removed, closing", WAIT));
+    assert!(
+        on_b.still_open(),
+        "the endpoint the reload kept keeps its WebSocket"
+    );
+    reconnect_lands_on(&proxy, &cookie, "b");
+}
+
+#[test]
+fn a_hot_upgrade_closes_the_old_process_websockets_when_its_grace_ends() {
+    const KEY: &[u8] = b"websocket-test-key-0123456789abcd";
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let keys_dir = tempfile::TempDir::new().unwrap();
+    let keys = support::cflb::keys_file(keys_dir.path(), "cookie.keys", &[KEY]);
+    let config = served(cookie_lb(), pool([&a, &b])).cookie_keys_file(&keys);
+    let mut old = config.builder().grace(3, 1).start();
+    let (mut ws, cookie) = pinned_to(&old, "a");
+
+    let new = old.spawn_upgrade(None);
+    old.signal("QUIT");
+    // The old process keeps relaying until its grace period ends.
+    assert!(ws.still_open(), "open while the old process hands over");
+    assert!(
+        ws.closed_within(Duration::from_secs(60)),
+        "closed when the old process's grace ends\n{}",
+        old.logs()
+    );
+    assert!(old.wait_exit(WAIT).is_some(), "the old process exits");
+    assert!(wait_until(WAIT, || a.websockets_open() == 0));
+    assert!(wait_for_port(new.addr(), WAIT), "the new process accepts");
+    // The reconnect reaches the new process, and its cookie the same endpoint.
+    let decision = reconnect_lands_on(&new, &cookie, "a");
+    assert_eq!(decision, "*/p/a/hit");
 }

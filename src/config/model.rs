@@ -30,6 +30,9 @@ pub struct Config {
     /// `tether.dns_refresh`: how often endpoints whose address is a host
     /// name are resolved again (default 60 s).
     pub dns_refresh: Duration,
+    /// `tether.upgraded_connections`: what happens to open WebSockets when
+    /// their endpoint may take no more traffic (docs/realtime-connections.md).
+    pub upgraded_connections: UpgradedConnections,
     /// Keyed by host name, lower-cased; `"*"` is the catch-all.
     pub load_balancers: BTreeMap<String, LoadBalancer>,
     pub pools: BTreeMap<String, Pool>,
@@ -126,6 +129,16 @@ impl Default for ClientLimits {
             min_body_rate: 500,
         }
     }
+}
+
+/// `tether.upgraded_connections`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UpgradedConnections {
+    /// How long an endpoint must have been unfit for traffic (drain ended,
+    /// disabled without drain, unhealthy, ejected, removed) before its open
+    /// upgraded connections are closed. Default 0: at once, as HAProxy's
+    /// `on-marked-down shutdown-sessions`.
+    pub close_grace: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -49,11 +49,17 @@ const FRAMING_UNKNOWN: u64 = u64::MAX;
 const FRAMING_CHUNKED: u64 = u64::MAX - 1;
 
 /// Shared between the connection and the proxy: whether the current request
-/// reached Tether's proxy callbacks, and how its body is framed.
+/// reached Tether's proxy callbacks, and how its body is framed; and, once
+/// the connection is upgraded, the signal that closes it
+/// ([`RequestMark::close_upgraded`]).
 #[derive(Debug)]
 pub struct RequestMark {
     reached_proxy: AtomicBool,
     framing: AtomicU64,
+    /// Set once: the upgraded connection is to end (its reads end).
+    close: AtomicBool,
+    /// The task reading an upgraded connection, woken by the close.
+    reader: futures_util::task::AtomicWaker,
 }
 
 impl Default for RequestMark {
@@ -61,11 +67,26 @@ impl Default for RequestMark {
         RequestMark {
             reached_proxy: AtomicBool::new(false),
             framing: AtomicU64::new(FRAMING_UNKNOWN),
+            close: AtomicBool::new(false),
+            reader: futures_util::task::AtomicWaker::new(),
         }
     }
 }
 
 impl RequestMark {
+    /// Ends an upgraded connection (a WebSocket): its next read from the
+    /// client ends as if the client had closed, which ends Pingora's relay
+    /// both ways; the reader is woken for it. Any thread, any time; a
+    /// connection not (yet) upgraded ignores it.
+    pub fn close_upgraded(&self) {
+        self.close.store(true, Ordering::Release);
+        self.reader.wake();
+    }
+    /// Whether [`RequestMark::close_upgraded`] was called.
+    pub fn upgraded_closing(&self) -> bool {
+        self.close.load(Ordering::Acquire)
+    }
+
     pub fn reached_proxy(&self, framing: Framing) {
         let code = match framing {
             Framing::Length(n) => n.min(FRAMING_CHUNKED - 1),
@@ -519,6 +540,14 @@ impl AsyncRead for Guarded {
         }
         if this.between_requests() {
             return this.poll_hold(cx);
+        }
+        if matches!(this.phase, Phase::Tunnel) && this.held.is_empty() {
+            // Upgraded: the reader registers for the close signal first, so
+            // a close set after the check below still wakes it.
+            this.mark.reader.register(cx.waker());
+            if this.mark.upgraded_closing() {
+                return Poll::Ready(Ok(()));
+            }
         }
         let before = buf.filled().len();
         if !this.held.is_empty() {
