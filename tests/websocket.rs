@@ -198,6 +198,27 @@ fn disabled_without_drain_closes_and_the_session_is_repinned() {
     assert!(wait_until(WAIT, || open_on(&proxy, "a") == Some(0.0)));
     let decision = reconnect_lands_on(&proxy, &cookie, "b");
     assert_eq!(decision, "*/p/b/repin_drained");
+    let errors = proxy.log_lines("ERROR");
+    assert!(errors.is_empty(), "closing is not an error: {errors:?}");
+}
+
+#[test]
+fn the_close_grace_delays_the_close() {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let grace = std::collections::BTreeMap::from([("close_grace", 3)]);
+    let proxy = served(cookie_lb(), pool([&a, &b]))
+        .set("upgraded_connections", grace)
+        .start();
+    let (mut ws, cookie) = pinned_to(&proxy, "a");
+    api::ok(api::patch(
+        &proxy,
+        "/v1/pools/p/endpoints/a",
+        r#"{"enabled": false}"#,
+    ));
+    // Within the grace: still open (new sessions already go elsewhere).
+    assert!(ws.still_open(), "open during close_grace");
+    reconnect_lands_on(&proxy, &cookie, "b");
+    assert_closed(&mut ws, &a, &proxy, "close_grace over");
 }
 
 #[test]
