@@ -139,6 +139,8 @@ fn upgraded_connections_are_counted_open_and_opened() {
     let second = open(&proxy, None);
     assert_eq!(first.whoami().as_deref(), Ok("a"));
     assert_eq!(open_on(&proxy, "a"), Some(2.0));
+    let view = api::endpoint_view(&proxy, "p", "a");
+    assert_eq!(view["upgraded_connections"], 2, "{view}");
     second.close();
     assert!(
         wait_until(WAIT, || open_on(&proxy, "a") == Some(1.0)),

@@ -76,6 +76,16 @@ pub fn open(lb: &str, pool: &str, endpoint: &str) -> u64 {
     UPGRADED.read().get(&key).map_or(0, |c| c.open())
 }
 
+/// Open now to `endpoint` of `pool`, all load balancers together.
+pub fn open_to(pool: &str, endpoint: &str) -> u64 {
+    UPGRADED
+        .read()
+        .iter()
+        .filter(|((_, p, e), _)| &**p == pool && &**e == endpoint)
+        .map(|(_, c)| c.open())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +96,12 @@ mod tests {
         let first = record_upgraded(names.0, names.1, names.2);
         let second = record_upgraded(names.0, names.1, names.2);
         assert_eq!(open(names.0, names.1, names.2), 2);
+        let other_lb = record_upgraded("upgraded-test-lb-2", names.1, names.2);
+        assert!(
+            open_to(names.1, names.2) >= 3,
+            "all load balancers together"
+        );
+        drop(other_lb);
         drop(first);
         assert_eq!(open(names.0, names.1, names.2), 1);
         drop(second);
