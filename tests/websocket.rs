@@ -323,26 +323,46 @@ fn a_reload_that_removes_the_endpoint_closes_and_one_that_keeps_it_does_not() {
 #[test]
 fn a_hot_upgrade_closes_the_old_process_websockets_when_its_grace_ends() {
     const KEY: &[u8] = b"websocket-test-key-0123456789abcd";
-    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    const SESSIONS: usize = 12;
+    let ups = ["a", "b", "c"].map(Upstream::healthy);
     let keys_dir = tempfile::TempDir::new().unwrap();
     let keys = support::cflb::keys_file(keys_dir.path(), "cookie.keys", &[KEY]);
-    let config = served(cookie_lb(), pool([&a, &b])).cookie_keys_file(&keys);
+    let config = served(cookie_lb(), pool(&ups)).cookie_keys_file(&keys);
     let mut old = config.builder().grace(3, 1).start();
-    let (mut ws, cookie) = pinned_to(&old, "a");
+    // New sessions, each a WebSocket on the endpoint its cookie pins.
+    let mut sessions: Vec<(WebSocket, String, String)> = (0..SESSIONS)
+        .map(|_| {
+            let mut ws = open(&old, None);
+            let who = ws.whoami().expect("whoami");
+            let cookie = ws.cflb_cookie().expect("a new session gets a cookie");
+            (ws, cookie, who)
+        })
+        .collect();
 
     let new = old.spawn_upgrade(None);
     old.signal("QUIT");
     // The old process keeps relaying until its grace period ends.
-    assert!(ws.still_open(), "open while the old process hands over");
-    assert!(
-        ws.closed_within(Duration::from_secs(60)),
-        "closed when the old process's grace ends\n{}",
-        old.logs()
-    );
+    for (ws, _, _) in &mut sessions {
+        assert!(ws.still_open(), "open while the old process hands over");
+    }
+    for (ws, _, who) in &mut sessions {
+        assert!(
+            ws.closed_within(Duration::from_secs(60)),
+            "{who}: closed when the old process's grace ends\n{}",
+            old.logs()
+        );
+    }
     assert!(old.wait_exit(WAIT).is_some(), "the old process exits");
-    assert!(wait_until(WAIT, || a.websockets_open() == 0));
+    assert!(wait_until(WAIT, || ups
+        .iter()
+        .all(|u| u.websockets_open() == 0)));
     assert!(wait_for_port(new.addr(), WAIT), "the new process accepts");
-    // The reconnect reaches the new process, and its cookie the same endpoint.
-    let decision = reconnect_lands_on(&new, &cookie, "a");
-    assert_eq!(decision, "*/p/a/hit");
+    // Every reconnect reaches the new process, and its cookie the same endpoint.
+    let mut same = 0;
+    for (_, cookie, who) in &sessions {
+        let decision = reconnect_lands_on(&new, cookie, who);
+        assert_eq!(decision, format!("*/p/{who}/hit"));
+        same += 1;
+    }
+    eprintln!("hot upgrade: {same} of {SESSIONS} WebSocket sessions reconnected to their endpoint");
 }
