@@ -16,8 +16,10 @@ use parking_lot::RwLock;
 pub type Names = (Box<str>, Box<str>, Box<str>);
 
 /// The counts of one `(load balancer, pool, endpoint)`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counts {
+    /// Its names, shared (an open connection keeps no copy of its own).
+    names: Arc<Names>,
     open: AtomicU64,
     opened: AtomicU64,
 }
@@ -37,6 +39,13 @@ static UPGRADED: LazyLock<RwLock<HashMap<Names, Arc<Counts>>>> = LazyLock::new(D
 /// One open upgraded connection, counted until dropped.
 #[derive(Debug)]
 pub struct Open(Arc<Counts>);
+
+impl Open {
+    /// The `(load balancer, pool, endpoint)` it is counted under.
+    pub fn names(&self) -> &Arc<Names> {
+        &self.0.names
+    }
+}
 
 impl Drop for Open {
     fn drop(&mut self) {
@@ -58,7 +67,14 @@ fn counts_for(lb: &str, pool: &str, endpoint: &str) -> Arc<Counts> {
     if let Some(counts) = UPGRADED.read().get(&key) {
         return Arc::clone(counts);
     }
-    Arc::clone(UPGRADED.write().entry(key).or_default())
+    let names = Arc::new(key.clone());
+    Arc::clone(UPGRADED.write().entry(key).or_insert_with(|| {
+        Arc::new(Counts {
+            names,
+            open: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
+        })
+    }))
 }
 
 /// `(names, open now, opened since start)` of every key seen since start.

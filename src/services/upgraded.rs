@@ -48,7 +48,7 @@ impl BackgroundService for UpgradedCloser {
             let now_ms = state.clock.now_ms();
             let grace_ms = u64::try_from(state.upgraded_connections.close_grace.as_millis())
                 .unwrap_or(u64::MAX);
-            for names in &open {
+            for names in open.iter().map(|n| &**n) {
                 let why = must_close(endpoint_now(&state, names, now_ms), now_ms);
                 if let Some(why) = verdicts.due(names, why, now_ms, grace_ms) {
                     let closed = registry.close(names);

@@ -23,11 +23,14 @@ use crate::front_door::guard::RequestMark;
 use crate::metrics::upgraded::{record_upgraded, Names, Open};
 use crate::state::State;
 
+/// The close signals of one endpoint's open upgraded connections, by id.
+type Marks = HashMap<u64, Arc<RequestMark>>;
+
 /// The open upgraded connections of one process, by names.
 #[derive(Debug, Default)]
 pub struct Upgraded {
     next_id: AtomicU64,
-    open: Mutex<HashMap<Names, HashMap<u64, Arc<RequestMark>>>>,
+    open: Mutex<HashMap<Arc<Names>, Marks>>,
 }
 
 /// One open upgraded connection in the registry (and counted in
@@ -35,18 +38,19 @@ pub struct Upgraded {
 #[derive(Debug)]
 pub struct Registration {
     registry: Arc<Upgraded>,
-    names: Names,
     id: u64,
-    _open: Open,
+    /// Counted open until dropped; its names are the registry's key.
+    open: Open,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut open = self.registry.open.lock();
-        if let Some(marks) = open.get_mut(&self.names) {
+        let names: &Names = self.open.names();
+        if let Some(marks) = open.get_mut(names) {
             marks.remove(&self.id);
             if marks.is_empty() {
-                open.remove(&self.names);
+                open.remove(names);
             }
         }
     }
@@ -62,23 +66,22 @@ impl Upgraded {
         endpoint: &str,
         mark: Arc<RequestMark>,
     ) -> Registration {
-        let names: Names = (lb.into(), pool.into(), endpoint.into());
+        let open = record_upgraded(lb, pool, endpoint);
         let id = self.next_id.fetch_add(1, Relaxed);
         self.open
             .lock()
-            .entry(names.clone())
+            .entry(Arc::clone(open.names()))
             .or_default()
             .insert(id, mark);
         Registration {
             registry: Arc::clone(self),
-            names,
             id,
-            _open: record_upgraded(lb, pool, endpoint),
+            open,
         }
     }
 
     /// The names that have open upgraded connections now.
-    pub fn keys(&self) -> Vec<Names> {
+    pub fn keys(&self) -> Vec<Arc<Names>> {
         self.open.lock().keys().cloned().collect()
     }
 
@@ -212,8 +215,8 @@ impl Verdicts {
     }
 
     /// Forgets every endpoint but `open`'s (those without open connections).
-    pub fn retain(&mut self, open: &[Names]) {
-        self.since.retain(|k, _| open.contains(k));
+    pub fn retain(&mut self, open: &[Arc<Names>]) {
+        self.since.retain(|k, _| open.iter().any(|o| **o == *k));
     }
 }
 
@@ -317,7 +320,7 @@ mod tests {
             v.due(&names("b"), Some(Why::Ejected), 5, 0),
             Some(Why::Ejected)
         );
-        v.retain(&[names("b")]);
+        v.retain(&[Arc::new(names("b"))]);
         assert_eq!(v.since.len(), 1);
     }
 
