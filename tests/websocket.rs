@@ -241,7 +241,8 @@ fn a_drain_keeps_websockets_until_it_ends() {
     // After drain_duration: closed, and the session goes elsewhere.
     assert_closed(&mut ws, &a, &proxy, "drain ended");
     assert!(proxy.wait_for_log("endpoint a: drain ended, closing", WAIT));
-    reconnect_lands_on(&proxy, &cookie, "b");
+    let after = reconnect_lands_on(&proxy, &cookie, "b");
+    assert_eq!(after, "*/p/b/repin_drained");
     assert!(other.still_open(), "another endpoint's WebSocket stays");
 }
 
@@ -281,7 +282,8 @@ fn an_ejected_endpoint_closes_its_websockets() {
     assert_closed(&mut ws, &a, &proxy, "ejected");
     assert!(proxy.wait_for_log("endpoint a: ejected, closing", WAIT));
     a.set_traffic_status(None);
-    reconnect_lands_on(&proxy, &cookie, "b");
+    let decision = reconnect_lands_on(&proxy, &cookie, "b");
+    assert_eq!(decision, "*/p/b/repin_unhealthy");
 }
 
 #[test]
@@ -317,7 +319,8 @@ fn a_reload_that_removes_the_endpoint_closes_and_one_that_keeps_it_does_not() {
         on_b.still_open(),
         "the endpoint the reload kept keeps its WebSocket"
     );
-    reconnect_lands_on(&proxy, &cookie, "b");
+    let decision = reconnect_lands_on(&proxy, &cookie, "b");
+    assert_eq!(decision, "*/p/b/invalid", "a pin to a removed endpoint");
 }
 
 #[test]
