@@ -186,15 +186,26 @@ fn least_connections_counts_open_websockets() {
 fn disabled_without_drain_closes_and_the_session_is_repinned() {
     let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
     let proxy = served(cookie_lb(), pool([&a, &b])).start();
-    let (mut ws, cookie) = pinned_to(&proxy, "a");
+    let (ws, cookie) = pinned_to(&proxy, "a");
+    // The session's WebSockets (a page with several tabs), all on a.
+    let mut all = vec![ws];
+    all.extend((0..9).map(|_| open(&proxy, Some(&cookie))));
+    assert_eq!(a.websockets_open(), 10);
+    let started = std::time::Instant::now();
     api::ok(api::patch(
         &proxy,
         "/v1/pools/p/endpoints/a",
         r#"{"enabled": false}"#,
     ));
-    assert_closed(&mut ws, &a, &proxy, "disabled without drain");
+    for ws in &mut all {
+        assert_closed(ws, &a, &proxy, "disabled without drain");
+    }
+    eprintln!(
+        "disabled without drain: 10 WebSockets closed {:?} after the PATCH was sent",
+        started.elapsed()
+    );
     assert!(proxy.wait_for_log(
-        "endpoint a: disabled, closing its 1 open upgraded connection",
+        "endpoint a: disabled, closing its 10 open upgraded connection(s)",
         WAIT
     ));
     assert!(wait_until(WAIT, || open_on(&proxy, "a") == Some(0.0)));
