@@ -731,3 +731,72 @@ impl Peek for Guarded {
         self.inner.try_peek(buf).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A guarded server side and its client, over loopback TCP.
+    async fn pair() -> (Guarded, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(server));
+        (Guarded::new(stream, ClientLimits::default()), client)
+    }
+
+    #[tokio::test]
+    async fn the_close_signal_ends_an_upgraded_connections_reads() {
+        let (mut guarded, mut client) = pair().await;
+        client
+            .write_all(
+                b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        guarded.read_first_header().await.unwrap();
+        let mut header = vec![0u8; 256];
+        let n = guarded.read(&mut header).await.unwrap();
+        assert!(header[..n].starts_with(b"GET /ws"));
+        guarded
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+            .await
+            .unwrap();
+        // Upgraded: bytes pass both ways.
+        client.write_all(b"frame").await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = guarded.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"frame");
+
+        // A read waiting for the client ends (EOF) when the signal comes.
+        let mark = Arc::clone(guarded.mark());
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            guarded.read(&mut buf).await
+        });
+        tokio::task::yield_now().await;
+        assert!(!reader.is_finished(), "nothing to read yet");
+        mark.close_upgraded();
+        let read = tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("the close wakes the reader")
+            .unwrap();
+        assert_eq!(read.unwrap(), 0, "EOF");
+    }
+
+    #[tokio::test]
+    async fn the_close_signal_leaves_a_connection_that_is_not_upgraded_alone() {
+        let (mut guarded, mut client) = pair().await;
+        guarded.mark().close_upgraded();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        guarded.read_first_header().await.unwrap();
+        let mut header = vec![0u8; 256];
+        let n = guarded.read(&mut header).await.unwrap();
+        assert!(header[..n].starts_with(b"GET / "), "the request is read");
+    }
+}
