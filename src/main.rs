@@ -227,6 +227,10 @@ fn main() {
         Sweeper::new(Arc::clone(&live)),
     ));
     server.add_service(background_service(
+        "tether upgraded connections closer",
+        tether::services::upgraded::UpgradedCloser::new(Arc::clone(&live)),
+    ));
+    server.add_service(background_service(
         "tether reload (SIGHUP)",
         Reloader::new(
             conf_path,

@@ -90,6 +90,51 @@ fn outlier_families(state: &State) -> Vec<MetricFamily> {
     ]
 }
 
+/// Upgraded connections (WebSockets): `tether_upgraded_connections` (open
+/// now) and `tether_upgraded_connections_total` (opened since start), by
+/// load balancer, pool and endpoint: every endpoint of each load balancer's
+/// pools (0 until seen), and every one seen since start (a reload may have
+/// removed it while its connections were open).
+fn upgraded_families(state: &State) -> Vec<MetricFamily> {
+    let mut open: BTreeMap<[String; 3], f64> = BTreeMap::new();
+    for lb in state.load_balancers().all() {
+        let mut pools = lb.default_pools.clone();
+        pools.extend(lb.fallback_pool);
+        for pool in pools.iter().filter_map(|&p| state.pools.get(p)) {
+            for e in &pool.endpoints {
+                let key = [
+                    lb.conf.name.clone(),
+                    pool.name().to_string(),
+                    e.name().to_string(),
+                ];
+                open.insert(key, 0.0);
+            }
+        }
+    }
+    let mut opened = open.clone();
+    for ((lb, pool, endpoint), now, total) in crate::metrics::upgraded::snapshot() {
+        let key = [lb.to_string(), pool.to_string(), endpoint.to_string()];
+        *open.entry(key.clone()).or_default() += now as f64;
+        *opened.entry(key).or_default() += total as f64;
+    }
+    const LPE: &[&str] = &["load_balancer", "pool", "endpoint"];
+    vec![
+        gauge(
+            "tether_upgraded_connections",
+            "Upgraded client connections (WebSockets, 101 Switching Protocols) open now, by load balancer, pool and endpoint.",
+            LPE,
+            open,
+        ),
+        family(
+            "tether_upgraded_connections_total",
+            "Client connections upgraded (WebSockets, 101 Switching Protocols) since start, by load balancer, pool and endpoint.",
+            MetricType::COUNTER,
+            LPE,
+            opened.into_iter(),
+        ),
+    ]
+}
+
 /// The Prometheus text exposition of the process's metrics (`GET /metrics`,
 /// content type [`prometheus::TEXT_FORMAT`]).
 pub fn render(state: &State) -> String {
@@ -104,6 +149,7 @@ impl Metrics {
         families.extend(front_door_families());
         families.extend(rule_families(state));
         families.extend(outlier_families(state));
+        families.extend(upgraded_families(state));
         families.extend(latency_families(state));
         families.retain(|f| !f.get_metric().is_empty());
         families.sort_by(|a, b| a.name().cmp(b.name()));

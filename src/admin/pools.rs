@@ -49,6 +49,8 @@ pub struct EndpointView {
     pub ejected_seconds_left: u64,
     /// Ejections since start.
     pub ejections: u64,
+    /// Upgraded connections (WebSockets) open to it now, all load balancers.
+    pub upgraded_connections: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -202,6 +204,7 @@ pub fn endpoint_view(state: &State, pool: usize, index: usize, now: Now) -> Endp
             .ejected_until_ms()
             .map_or(0, |until| until.saturating_sub(now.ms).div_ceil(1000)),
         ejections: e.ejections_total(),
+        upgraded_connections: crate::metrics::upgraded::open_to(state.pools[pool].name(), e.name()),
     }
 }
 

@@ -193,6 +193,7 @@ const TETHER_KEYS: &[&str] = &[
     "client_limits",
     "access_log",
     "dns_refresh",
+    "upgraded_connections",
     "load_balancers",
     "pools",
     "monitors",
@@ -236,7 +237,13 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         None => Some(None),
         Some(n) => n.str(errs).and_then(|s| state_path(n, s, errs)).map(Some),
     };
-    let max_sessions = o.int_or(errs, "max_sessions", 1, 100_000_000, 1_000_000);
+    let max_sessions = o.int_or(
+        errs,
+        "max_sessions",
+        1,
+        100_000_000,
+        DEFAULT_MAX_SESSIONS as i64,
+    );
     let decision_header = o.bool_or(errs, "decision_header", false);
     let upstream_timeouts = match o.opt("upstream_timeouts") {
         None => Some(UpstreamTimeouts::default()),
@@ -247,8 +254,18 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         Some(n) => read_client_limits(n, errs),
     };
     let dns_refresh = o
-        .number_or(errs, "dns_refresh", 0.1, 86_400.0, 60.0)
+        .number_or(
+            errs,
+            "dns_refresh",
+            0.1,
+            86_400.0,
+            DEFAULT_DNS_REFRESH.as_secs_f64(),
+        )
         .map(Duration::from_secs_f64);
+    let upgraded_connections = match o.opt("upgraded_connections") {
+        None => Some(UpgradedConnections::default()),
+        Some(n) => read_upgraded_connections(n, errs),
+    };
     let access_log = match o.opt("access_log") {
         None => Some(AccessLog::default()),
         Some(n) => read_access_log(n, errs),
@@ -285,6 +302,7 @@ fn read_config(node: &Node<'_>, errs: &mut Errors) -> Option<Config> {
         client_limits: client_limits?,
         access_log: access_log?,
         dns_refresh: dns_refresh?,
+        upgraded_connections: upgraded_connections?,
         load_balancers: load_balancers?,
         pools: pools?,
         monitors: monitors?,
@@ -495,6 +513,15 @@ fn read_access_log(node: &Node<'_>, errs: &mut Errors) -> Option<AccessLog> {
         AccessLogFormat::Text,
     );
     Some(AccessLog { format: format? })
+}
+
+/// `tether.upgraded_connections`: `close_grace` in seconds, 0 ..= 86400.
+fn read_upgraded_connections(node: &Node<'_>, errs: &mut Errors) -> Option<UpgradedConnections> {
+    let o = node.object(errs, &["close_grace"])?;
+    let close_grace = o
+        .number_or(errs, "close_grace", 0.0, 86_400.0, 0.0)
+        .map(Duration::from_secs_f64)?;
+    Some(UpgradedConnections { close_grace })
 }
 
 fn read_timeouts(node: &Node<'_>, errs: &mut Errors) -> Option<UpstreamTimeouts> {

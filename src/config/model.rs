@@ -72,6 +72,10 @@ pub struct Config {
         skip_serializing_if = "is_default_dns_refresh"
     )]
     pub dns_refresh: Duration,
+    /// `tether.upgraded_connections`: what happens to open WebSockets when
+    /// their endpoint may take no more traffic (docs/realtime-connections.md).
+    #[serde(skip_serializing_if = "is_default")]
+    pub upgraded_connections: UpgradedConnections,
     /// Keyed by host name, lower-cased; `"*"` is the catch-all.
     pub load_balancers: BTreeMap<String, LoadBalancer>,
     pub pools: BTreeMap<String, Pool>,
@@ -110,6 +114,7 @@ impl Default for Config {
             client_limits: ClientLimits::default(),
             access_log: AccessLog::default(),
             dns_refresh: DEFAULT_DNS_REFRESH,
+            upgraded_connections: UpgradedConnections::default(),
             load_balancers: BTreeMap::new(),
             pools: BTreeMap::new(),
             monitors: BTreeMap::new(),
@@ -215,6 +220,17 @@ impl Default for ClientLimits {
             min_body_rate: 500,
         }
     }
+}
+
+/// `tether.upgraded_connections`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct UpgradedConnections {
+    /// How long an endpoint must have been unfit for traffic (drain ended,
+    /// disabled without drain, unhealthy, ejected, removed) before its open
+    /// upgraded connections are closed. Default 0: at once, as HAProxy's
+    /// `on-marked-down shutdown-sessions`.
+    #[serde(serialize_with = "seconds")]
+    pub close_grace: Duration,
 }
 
 /// `upstream_timeouts`, in seconds; written whole when one differs from the defaults.

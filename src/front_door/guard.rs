@@ -49,11 +49,17 @@ const FRAMING_UNKNOWN: u64 = u64::MAX;
 const FRAMING_CHUNKED: u64 = u64::MAX - 1;
 
 /// Shared between the connection and the proxy: whether the current request
-/// reached Tether's proxy callbacks, and how its body is framed.
+/// reached Tether's proxy callbacks, and how its body is framed; and, once
+/// the connection is upgraded, the signal that closes it
+/// ([`RequestMark::close_upgraded`]).
 #[derive(Debug)]
 pub struct RequestMark {
     reached_proxy: AtomicBool,
     framing: AtomicU64,
+    /// Set once: the upgraded connection is to end (its reads end).
+    close: AtomicBool,
+    /// The task reading an upgraded connection, woken by the close.
+    reader: futures_util::task::AtomicWaker,
 }
 
 impl Default for RequestMark {
@@ -61,11 +67,26 @@ impl Default for RequestMark {
         RequestMark {
             reached_proxy: AtomicBool::new(false),
             framing: AtomicU64::new(FRAMING_UNKNOWN),
+            close: AtomicBool::new(false),
+            reader: futures_util::task::AtomicWaker::new(),
         }
     }
 }
 
 impl RequestMark {
+    /// Ends an upgraded connection (a WebSocket): its next read from the
+    /// client ends as if the client had closed, which ends Pingora's relay
+    /// both ways; the reader is woken for it. Any thread, any time; a
+    /// connection not (yet) upgraded ignores it.
+    pub fn close_upgraded(&self) {
+        self.close.store(true, Ordering::Release);
+        self.reader.wake();
+    }
+    /// Whether [`RequestMark::close_upgraded`] was called.
+    pub fn upgraded_closing(&self) -> bool {
+        self.close.load(Ordering::Acquire)
+    }
+
     pub fn reached_proxy(&self, framing: Framing) {
         let code = match framing {
             Framing::Length(n) => n.min(FRAMING_CHUNKED - 1),
@@ -520,6 +541,14 @@ impl AsyncRead for Guarded {
         if this.between_requests() {
             return this.poll_hold(cx);
         }
+        if matches!(this.phase, Phase::Tunnel) && this.held.is_empty() {
+            // Upgraded: the reader registers for the close signal first, so
+            // a close set after the check below still wakes it.
+            this.mark.reader.register(cx.waker());
+            if this.mark.upgraded_closing() {
+                return Poll::Ready(Ok(()));
+            }
+        }
         let before = buf.filled().len();
         if !this.held.is_empty() {
             // Bytes that arrived with an earlier request: they go through
@@ -700,5 +729,74 @@ impl GetSocketDigest for Guarded {
 impl Peek for Guarded {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A guarded server side and its client, over loopback TCP.
+    async fn pair() -> (Guarded, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(server));
+        (Guarded::new(stream, ClientLimits::default()), client)
+    }
+
+    #[tokio::test]
+    async fn the_close_signal_ends_an_upgraded_connections_reads() {
+        let (mut guarded, mut client) = pair().await;
+        client
+            .write_all(
+                b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        guarded.read_first_header().await.unwrap();
+        let mut header = vec![0u8; 256];
+        let n = guarded.read(&mut header).await.unwrap();
+        assert!(header[..n].starts_with(b"GET /ws"));
+        guarded
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+            .await
+            .unwrap();
+        // Upgraded: bytes pass both ways.
+        client.write_all(b"frame").await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = guarded.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"frame");
+
+        // A read waiting for the client ends (EOF) when the signal comes.
+        let mark = Arc::clone(guarded.mark());
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            guarded.read(&mut buf).await
+        });
+        tokio::task::yield_now().await;
+        assert!(!reader.is_finished(), "nothing to read yet");
+        mark.close_upgraded();
+        let read = tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("the close wakes the reader")
+            .unwrap();
+        assert_eq!(read.unwrap(), 0, "EOF");
+    }
+
+    #[tokio::test]
+    async fn the_close_signal_leaves_a_connection_that_is_not_upgraded_alone() {
+        let (mut guarded, mut client) = pair().await;
+        guarded.mark().close_upgraded();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        guarded.read_first_header().await.unwrap();
+        let mut header = vec![0u8; 256];
+        let n = guarded.read(&mut header).await.unwrap();
+        assert!(header[..n].starts_with(b"GET / "), "the request is read");
     }
 }

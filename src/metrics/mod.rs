@@ -20,6 +20,7 @@
 //!   panics.
 
 pub mod latency;
+pub mod upgraded;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -20,12 +20,14 @@ use crate::affinity::cookie_header::cflb_values;
 use crate::balance::outlier::Outcome;
 use crate::clock;
 use crate::config::ClientLimits;
-use crate::front_door::{self, body::BodyPace, guard::Framing};
+use crate::front_door::guard::{Framing, Guarded, RequestMark};
+use crate::front_door::{self, body::BodyPace};
 use crate::route::request::{
     forwarded_for, http1_authority, normalize_host, transfer_encoding, Authority,
 };
 use crate::route::sticky::{Decision, Routed, Sticky};
 use crate::state::live::Live;
+use crate::state::upgraded::Registration;
 use crate::state::{InFlight, LbState, Pick, State};
 use policy::RuleStep;
 
@@ -127,6 +129,20 @@ pub struct RequestCtx {
     request_id_ours: bool,
     /// A request with a body: its pace so far (`client_limits.min_body_rate`).
     body: Option<BodyPace>,
+    /// An upgraded connection (`101`, a WebSocket): registered to follow its
+    /// endpoint's state and counted open until the request ends.
+    upgraded: Option<Registration>,
+}
+
+/// The close signal of the client connection, when the front door guards it
+/// (HTTP/1): what closes it once upgraded ([`crate::state::upgraded`]).
+fn close_signal(session: &Session) -> Option<Arc<RequestMark>> {
+    session
+        .as_downstream()
+        .stream()?
+        .as_any()
+        .downcast_ref::<Guarded>()
+        .map(|g| Arc::clone(g.mark()))
 }
 
 fn random_unit() -> f64 {
@@ -181,6 +197,7 @@ impl ProxyHttp for Proxy {
             request_id: None,
             request_id_ours: false,
             body: None,
+            upgraded: None,
         }
     }
 
@@ -478,13 +495,24 @@ impl ProxyHttp for Proxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let (Some(lb), Some(routed)) = (ctx.lb.as_ref(), ctx.routed.as_ref()) else {
             return Ok(());
         };
+        if response.status == http::StatusCode::SWITCHING_PROTOCOLS && ctx.upgraded.is_none() {
+            if let Some(mark) = close_signal(session) {
+                let (pool, endpoint) = ctx.names(&ctx.state);
+                ctx.upgraded = Some(self.live.upgraded().register(
+                    &lb.conf.name,
+                    pool,
+                    endpoint,
+                    mark,
+                ));
+            }
+        }
         if routed.decision.pins() {
             let now = ctx.state.clock.now_at(ctx.started);
             if let Some(cookie) = Sticky(&ctx.state).commit(lb, routed, now) {
@@ -548,6 +576,8 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        // An upgraded connection has ended: no longer open.
+        ctx.upgraded = None;
         if let Some(connected) = ctx.connected.take() {
             ctx.state.endpoint(connected).remove_connection();
         }

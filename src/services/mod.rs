@@ -6,8 +6,11 @@
 //! - [`sweeper`]: expires idle sessions of the session table.
 //! - [`reload`]: `SIGHUP` reloads the file in place.
 //! - [`stop`]: a second `SIGINT` / `SIGTERM` stops at once.
+//! - [`upgraded`]: closes the open WebSockets of endpoints that may take no
+//!   more traffic.
 
 pub mod dns;
 pub mod reload;
 pub mod stop;
 pub mod sweeper;
+pub mod upgraded;

@@ -59,6 +59,7 @@ pub fn config(pools: Vec<Pool>, default_pools: &[&str], fallback: Option<&str>) 
         client_limits: ClientLimits::default(),
         access_log: Default::default(),
         dns_refresh: std::time::Duration::from_secs(60),
+        upgraded_connections: Default::default(),
         load_balancers: BTreeMap::from([("*".to_string(), lb)]),
         pools: pools.into_iter().map(|p| (p.name.clone(), p)).collect(),
         monitors: BTreeMap::new(),

@@ -11,12 +11,15 @@ use tokio::sync::watch;
 
 use crate::affinity::cookie::CookieKeys;
 use crate::config::Config;
+use crate::state::upgraded::Upgraded;
 use crate::state::State;
 
 /// The current [`State`], replaced whole by a reload.
 pub struct Live {
     current: ArcSwap<State>,
     generation: watch::Sender<u64>,
+    /// The open upgraded connections, kept across reloads.
+    upgraded: Arc<Upgraded>,
 }
 
 impl Live {
@@ -24,7 +27,13 @@ impl Live {
         Arc::new(Live {
             current: ArcSwap::from_pointee(state),
             generation: watch::Sender::new(0),
+            upgraded: Arc::default(),
         })
+    }
+
+    /// The open upgraded connections (WebSockets) of this process.
+    pub fn upgraded(&self) -> &Arc<Upgraded> {
+        &self.upgraded
     }
 
     /// The state now (one reference-count increment).

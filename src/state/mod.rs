@@ -28,6 +28,7 @@ mod endpoint;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod live;
+pub mod upgraded;
 pub use endpoint::{EndpointState, LastCheck};
 
 /// One pool: its endpoints in file order and their hash ring.
@@ -265,6 +266,9 @@ pub struct State {
     pub decision_header: bool,
     /// `tether.dns_refresh`: how often host-name endpoints are re-resolved.
     pub dns_refresh: std::time::Duration,
+    /// `tether.upgraded_connections`: when open WebSockets of an unfit
+    /// endpoint close ([`upgraded`]).
+    pub upgraded_connections: config::UpgradedConnections,
     pub clock: Clock,
     pub keys: CookieKeys,
     /// `header` and `source_ip` sessions of every load balancer; shared with
@@ -323,6 +327,7 @@ impl State {
             upstream_timeouts: config.upstream_timeouts,
             decision_header: config.decision_header,
             dns_refresh: config.dns_refresh,
+            upgraded_connections: config.upgraded_connections,
             clock,
             keys,
             sessions,

@@ -20,6 +20,7 @@ pub mod raw;
 pub mod redis;
 pub mod tether;
 pub mod upstream;
+pub mod websocket;
 
 use std::time::Duration;
 

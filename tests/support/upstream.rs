@@ -1,7 +1,8 @@
 //! A scriptable HTTP/1.1 upstream for the integration tests and the demo.
 //!
 //! Shared by `tests/support` and `examples/demo_upstream.rs` (through `#[path]`), so it
-//! uses only std, tokio, hyper (+ hyper-util, http-body-util) and serde_json.
+//! uses only std, tokio, hyper (+ hyper-util, http-body-util), serde_json and
+//! tokio-tungstenite (the WebSocket echo).
 //!
 //! Each [`Upstream`] runs its server on its OWN thread with its own current-thread tokio
 //! runtime, so plain `#[test]` and `#[tokio::test]` callers can both use it. Every
@@ -15,6 +16,10 @@
 //!   `{"upstream", "method", "path" (with query), "headers": {name: [values]}, "body"}`.
 //! - `/set-cookie`: as any other path, plus `Set-Cookie: upstream=<name>; Path=/` (to check
 //!   that upstream cookies pass through the proxy).
+//! - `/ws` with `Upgrade: websocket`: `101`, then a WebSocket that echoes every text and
+//!   binary message, answers the text `whoami` with the upstream's name, and closes when
+//!   the client does. [`Upstream::websockets_open`] counts the open ones, and
+//!   [`Upstream::websockets`] all that were opened.
 //! - anything else: `200`, body `<name>`.
 //!
 //! The fakes a test names its endpoints by: [`Upstream::healthy`], [`Upstream::refusing`]
@@ -71,6 +76,8 @@ struct State {
     requests: AtomicU64,
     health_checks: AtomicU64,
     connections: AtomicU64,
+    websockets: AtomicU64,
+    websockets_open: AtomicU64,
 }
 
 /// A running server thread.
@@ -194,6 +201,16 @@ impl Upstream {
     /// a proxy reuses kept-alive connections).
     pub fn connections(&self) -> u64 {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// WebSockets opened since start (`GET /ws` upgraded).
+    pub fn websockets(&self) -> u64 {
+        self.state.websockets.load(Ordering::SeqCst)
+    }
+
+    /// WebSockets open now: opened and not yet closed by either side.
+    pub fn websockets_open(&self) -> u64 {
+        self.state.websockets_open.load(Ordering::SeqCst)
     }
 
     /// Zeroes the three counters.
@@ -336,6 +353,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, name: Arc<str>, state: 
     let _ = http1::Builder::new()
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
         .await;
 }
 
@@ -355,6 +373,9 @@ async fn handle(
     }
 
     state.requests.fetch_add(1, Ordering::SeqCst);
+    if req.uri().path() == WEBSOCKET_PATH {
+        return Ok(websocket(req, name, state));
+    }
     let delay = Duration::from_millis(state.delay_ms.load(Ordering::SeqCst));
 
     let (parts, body) = req.into_parts();
@@ -409,6 +430,78 @@ async fn handle(
         _ => text(StatusCode::OK, &name, name.to_string()),
     };
     Ok(response)
+}
+
+/// The path answered with a WebSocket echo.
+pub const WEBSOCKET_PATH: &str = "/ws";
+
+/// `GET /ws`: `101` with the handshake's accept key, then the echo on the upgraded
+/// connection; `400` without a WebSocket handshake.
+fn websocket(req: Request<Incoming>, name: Arc<str>, state: Arc<State>) -> Response<Full<Bytes>> {
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    let upgrade = req
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let key = req.headers().get(hyper::header::SEC_WEBSOCKET_KEY).cloned();
+    let Some(key) = key.filter(|_| upgrade) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            &name,
+            "not a WebSocket handshake".into(),
+        );
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let task_name = name.clone();
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        state.websockets.fetch_add(1, Ordering::SeqCst);
+        state.websockets_open.fetch_add(1, Ordering::SeqCst);
+        echo(TokioIo::new(upgraded), &task_name).await;
+        state.websockets_open.fetch_sub(1, Ordering::SeqCst);
+    });
+    let mut response = text(StatusCode::SWITCHING_PROTOCOLS, &name, String::new());
+    *response.body_mut() = Full::new(Bytes::new());
+    let headers = response.headers_mut();
+    headers.remove(CONTENT_TYPE);
+    headers.insert(
+        hyper::header::UPGRADE,
+        HeaderValue::from_static("websocket"),
+    );
+    headers.insert(
+        hyper::header::CONNECTION,
+        HeaderValue::from_static("Upgrade"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&accept) {
+        headers.insert(hyper::header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    response
+}
+
+/// Echoes messages until the client closes or the connection ends; `whoami` is
+/// answered with `name`.
+async fn echo<S>(io: S, name: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+    while let Some(Ok(message)) = ws.next().await {
+        let reply = match message {
+            Message::Text(t) if t.as_str() == "whoami" => Message::text(name),
+            Message::Text(_) | Message::Binary(_) => message,
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+        };
+        if ws.send(reply).await.is_err() {
+            break;
+        }
+    }
+    let _ = ws.close(None).await;
 }
 
 fn text(status: StatusCode, name: &str, body: String) -> Response<Full<Bytes>> {

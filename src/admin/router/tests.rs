@@ -581,13 +581,15 @@ fn pools_show_health_weight_and_last_check() {
                     "name": "q-0", "address": "127.0.0.1:9000", "enabled": true,
                     "weight": 1.0, "healthy": false, "in_flight": 0, "draining": [],
                     "last_check": {"time": "2023-11-14T22:13:20.123Z", "ok": false, "failure": "connect: ConnectRefused"},
-                    "ejected_seconds_left": 0, "ejections": 0
+                    "ejected_seconds_left": 0, "ejections": 0,
+                    "upgraded_connections": 0
                 },
                 {
                     "name": "q-1", "address": "127.0.0.1:9001", "enabled": true,
                     "weight": 0.25, "healthy": true, "in_flight": 0, "draining": [],
                     "last_check": {"time": "2023-11-14T22:13:21.000Z", "ok": true, "failure": null},
-                    "ejected_seconds_left": 0, "ejections": 0
+                    "ejected_seconds_left": 0, "ejections": 0,
+                    "upgraded_connections": 0
                 }
             ]
         })

@@ -809,3 +809,28 @@ fn empty_objects_read_as_the_model_defaults() {
         }
     );
 }
+
+#[test]
+fn upgraded_connections_close_grace() {
+    let t = load_str(&(MINIMAL.to_string() + "  upgraded_connections: { close_grace: 2.5 }\n"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .tether;
+    assert_eq!(
+        t.upgraded_connections.close_grace,
+        Duration::from_millis(2500)
+    );
+    let t = load_str(MINIMAL).unwrap().tether;
+    assert_eq!(
+        t.upgraded_connections.close_grace,
+        Duration::ZERO,
+        "at once"
+    );
+    assert_eq!(
+        errors(&(MINIMAL.to_string() + "  upgraded_connections: { close_grace: -1 }\n")),
+        vec!["tether.upgraded_connections.close_grace: must be between 0 and 86400, got -1"]
+    );
+    assert_eq!(
+        errors(&(MINIMAL.to_string() + "  upgraded_connections: { grace: 1 }\n")),
+        vec!["tether.upgraded_connections.grace: unknown key (expected one of: close_grace)"]
+    );
+}
