@@ -25,8 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import sys
 
 import socketio
 from aiohttp import web
@@ -146,9 +144,9 @@ def main():
     app.router.add_get("/sse", sse)
     app.router.add_get("/sse-ack", sse_ack)
 
-    # SIGTERM ends the process at once (the tests also SIGKILL it).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
+    # SIGTERM/SIGINT stop it within a second (the tests SIGKILL it).
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None,
+                shutdown_timeout=1)
 
 
 if __name__ == "__main__":
