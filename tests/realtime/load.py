@@ -29,12 +29,16 @@ import argparse
 import asyncio
 import collections
 import json
+import logging
 import os
 import sys
 import time
 
 import aiohttp
 import socketio
+
+
+ENGINEIO_LOGGER = logging.getLogger("load.engineio")
 
 
 class Session:
@@ -122,6 +126,7 @@ class Session:
             reconnection_delay_max=1,
             handle_sigint=False,
             request_timeout=args.echo_timeout,
+            engineio_logger=ENGINEIO_LOGGER if args.log_upgrades else False,
         )
 
         @self.client.event
@@ -276,7 +281,12 @@ async def main():
     parser.add_argument("--hold-until", help="keep the sessions open until this file exists")
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--max-hold", type=float, default=60)
+    parser.add_argument("--log-upgrades", action="store_true",
+                        help="engine.io client warnings (a failed upgrade, and why) on stderr")
     args = parser.parse_args()
+    if args.log_upgrades:
+        logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+        ENGINEIO_LOGGER.setLevel(logging.WARNING)
     args.transports = args.transports.split(",")
 
     sessions = [Session(i, args) for i in range(args.sessions)]
