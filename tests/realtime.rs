@@ -369,6 +369,12 @@ fn retries(proxy: &TetherProc) -> Option<f64> {
 
 // ---------------------------------------------------------------- the tests
 
+/// load.py's options for the scenario tests (drain, kill, upgrade): a first connect
+/// that fails is retried with a fresh client and counted (`connect_retries`), so a
+/// scenario is judged on what happens to sessions that were up; the first test
+/// judges first connects, with no retry.
+const SCENARIO: &[&str] = &["--rounds", "3", "--retry-connect"];
+
 #[test]
 fn socketio_sessions_keep_their_process_with_cookie_affinity() {
     let apps = App::three();
@@ -412,7 +418,7 @@ fn without_affinity_socketio_sessions_fail() {
 fn a_drained_endpoint_keeps_its_sessions_and_gets_no_new_ones() {
     let apps = App::three();
     let proxy = in_front_of(&apps, Affinity::Cookie).start();
-    let mut held = start_load(&proxy, 30, true, &["--rounds", "3"]);
+    let mut held = start_load(&proxy, 30, true, SCENARIO);
     let connected = held.connected();
     assert_eq!(connected["failed"], 0, "{connected}");
     let on_a = on(&connected, "by_server", "a");
@@ -432,7 +438,7 @@ fn a_drained_endpoint_keeps_its_sessions_and_gets_no_new_ones() {
     );
 
     // New sessions avoid a; they all work.
-    let fresh = load(&proxy, 30, &["--rounds", "3"]);
+    let fresh = load(&proxy, 30, SCENARIO);
     assert_none_failed(&fresh, &proxy);
     assert_eq!(on(&fresh, "first_server", "a"), 0, "{}", summary(&fresh));
 
@@ -453,7 +459,7 @@ fn a_drained_endpoint_keeps_its_sessions_and_gets_no_new_ones() {
 fn sessions_of_a_killed_endpoint_reconnect_to_a_live_one() {
     let mut apps = App::three();
     let proxy = in_front_of(&apps, Affinity::Cookie).start();
-    let mut held = start_load(&proxy, 30, true, &["--rounds", "3"]);
+    let mut held = start_load(&proxy, 30, true, SCENARIO);
     let connected = held.connected();
     assert_eq!(connected["failed"], 0, "{connected}");
     let on_b = on(&connected, "by_server", "b");
@@ -493,7 +499,7 @@ fn sessions_come_back_to_their_endpoint_after_a_hot_upgrade() {
     );
     let config = in_front_of(&apps, Affinity::Cookie).cookie_keys_file(&keys);
     let mut old = config.builder().grace(1, 1).start();
-    let mut held = start_load(&old, 30, true, &["--rounds", "3"]);
+    let mut held = start_load(&old, 30, true, SCENARIO);
     let connected = held.connected();
     assert_eq!(connected["failed"], 0, "{connected}");
 

@@ -16,9 +16,10 @@ upgrade something and create FILE); the last line is the report:
    "first_server": {...}, "final_server": {...}, "websocket": n, "reconnected": n,
    "same_server_after_reconnect": n, "lost": n, "unsent": n, "sessions": [...]}
 
-A session fails when: it cannot connect (within --connect-timeout, retries
-included), its first connect needed more than one engine.io handshake (the client's
-own reconnection hid a lost session), an echo gets no answer or a wrong one in its first or last rounds,
+A session fails when: it cannot connect (with --retry-connect: within
+--connect-timeout, retries counted in connect_retries), its first connect needed more
+than one engine.io handshake (the client's own reconnection hid a lost session; not
+with --retry-connect), an echo gets no answer or a wrong one in its first or last rounds,
 it does not end on websocket when websocket was asked, or it is not connected
 at the end. Echoes that go unanswered during the hold (the connection was cut
 under them) are counted as lost, not as failures; echoes not sent because the
@@ -119,31 +120,7 @@ class Session:
         trace.on_request_start.append(self.on_request_start)
         trace.on_request_end.append(self.on_request_end)
         self.http = aiohttp.ClientSession(cookie_jar=jar, trace_configs=[trace])
-        self.client = socketio.AsyncClient(
-            http_session=self.http,
-            reconnection=True,
-            reconnection_delay=0.2,
-            reconnection_delay_max=1,
-            handle_sigint=False,
-            request_timeout=args.echo_timeout,
-            engineio_logger=ENGINEIO_LOGGER if args.log_upgrades else False,
-        )
-
-        @self.client.event
-        async def connect():
-            self.connects += 1
-            try:
-                who = await self.client.call("whoami", {}, timeout=args.echo_timeout)
-                self.servers.append(who.get("server", "?"))
-            except Exception as e:  # noqa: BLE001 - any failure here is a session error
-                self.servers.append("?")
-                self.errors.append("whoami after connect: " + type(e).__name__)
-            self.connected.set()
-
-        @self.client.event
-        async def disconnect(*_):
-            self.disconnects += 1
-            self.connected.clear()
+        self.client = self.new_client()
 
         try:
             async with gate:
@@ -153,7 +130,7 @@ class Session:
                     for _ in range(args.rounds):
                         if not await self.echo(strict=True):
                             break
-                if not self.errors and self.handshakes > 1:
+                if not self.errors and self.handshakes > 1 and not args.retry_connect:
                     # The client's own reconnection made it work in the end, but the
                     # first engine.io session was lost: the user saw a reconnect.
                     self.errors.append("needed %d engine.io handshakes to connect" % self.handshakes)
@@ -182,6 +159,37 @@ class Session:
                 pass
             await self.http.close()
 
+    def new_client(self):
+        """A python-socketio client on this session's HTTP session (its cookie jar)."""
+        args = self.args
+        client = socketio.AsyncClient(
+            http_session=self.http,
+            reconnection=True,
+            reconnection_delay=0.2,
+            reconnection_delay_max=1,
+            handle_sigint=False,
+            request_timeout=args.echo_timeout,
+            engineio_logger=ENGINEIO_LOGGER if args.log_upgrades else False,
+        )
+
+        @client.event
+        async def connect():
+            self.connects += 1
+            try:
+                who = await client.call("whoami", {}, timeout=args.echo_timeout)
+                self.servers.append(who.get("server", "?"))
+            except Exception as e:  # noqa: BLE001 - any failure here is a session error
+                self.servers.append("?")
+                self.errors.append("whoami after connect: " + type(e).__name__)
+            self.connected.set()
+
+        @client.event
+        async def disconnect(*_):
+            self.disconnects += 1
+            self.connected.clear()
+
+        return client
+
     async def connect_with_retries(self):
         """socket.io's connect, retried (as its reconnection would) until the timeout."""
         args = self.args
@@ -201,6 +209,12 @@ class Session:
                 self.connect_failures += 1
                 if not args.retry_connect:
                     break
+                # A fresh client, as a user's reload would make (same cookies).
+                try:
+                    await asyncio.wait_for(self.client.disconnect(), 5)
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass
+                self.client = self.new_client()
                 await asyncio.sleep(0.2)
         self.errors.append("connect failed: %s" % last)
 
@@ -277,7 +291,9 @@ async def main():
     parser.add_argument("--echo-timeout", type=float, default=5)
     parser.add_argument("--connect-timeout", type=float, default=20)
     parser.add_argument("--retry-connect", action="store_true",
-                        help="retry a failed first connect (default: a failed connect fails the session)")
+                        help="retry a failed first connect with a fresh client (counted in "
+                             "connect_retries); default: a failed first connect, or one that "
+                             "needed a second handshake, fails the session")
     parser.add_argument("--hold-until", help="keep the sessions open until this file exists")
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--max-hold", type=float, default=60)
