@@ -33,6 +33,7 @@ use policy::RuleStep;
 
 mod policy;
 mod reply;
+mod upgrade;
 mod upstream;
 use reply::{
     failure_status, https_location, is_invalid_chunk, redirect, refuse, respond_text, text_header,
@@ -331,7 +332,7 @@ impl ProxyHttp for Proxy {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let Some(pick) = ctx.pick() else {
@@ -347,6 +348,9 @@ impl ProxyHttp for Proxy {
         peer.options.read_timeout = Some(timeouts.read);
         peer.options.write_timeout = Some(timeouts.write);
         peer.options.idle_timeout = Some(timeouts.idle);
+        if session.is_upgrade_req() {
+            upgrade::prepare(&mut peer, timeouts.connect);
+        }
         Ok(Box::new(peer))
     }
 
