@@ -380,3 +380,99 @@ fn a_hot_upgrade_closes_the_old_process_websockets_when_its_grace_ends() {
     }
     eprintln!("hot upgrade: {same} of {SESSIONS} WebSocket sessions reconnected to their endpoint");
 }
+
+/// An endpoint that answers `101` the moment it accepts a connection, before it
+/// reads the request (the answer is readable before Tether first looks for it:
+/// the ordering Pingora 0.9.1 tears the tunnel down on, its issue #946), then
+/// echoes whatever comes after the request's header.
+fn eager_101_endpoint() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    // A blocking accept: the 101 is written the moment the connection is in.
+    std::thread::spawn(move || {
+        while let Ok((mut conn, _)) = listener.accept() {
+            if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            std::thread::spawn(move || {
+                conn.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let _ = conn.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                );
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    seen.extend_from_slice(&buf[..n]);
+                    if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let rest = seen.split_off(end + 4);
+                        if !rest.is_empty() && conn.write_all(&rest).is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                }
+                while let Ok(n @ 1..) = conn.read(&mut buf) {
+                    if conn.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, stop)
+}
+
+/// Pingora 0.9.1 ends an upgraded tunnel right after the `101` when it reads
+/// the `101` before the upgrade request's own empty body end (half the time
+/// when both are ready: src/proxy/upgrade.rs). An endpoint that answers `101`
+/// before reading the request makes that ordering common: every one of 100
+/// handshakes must still relay both ways (without the fix 6 of 40 failed here).
+#[test]
+fn a_101_readable_before_the_request_is_read_keeps_its_tunnel() {
+    use std::io::Write;
+    let (addr, stop) = eager_101_endpoint();
+    let proxy = tether()
+        .listener(free_port())
+        .load_balancer("*", lb(["p"]))
+        .pool("p", pool([Endpoint::at("eager", &addr.to_string())]))
+        .start();
+    let mut lost = Vec::new();
+    for i in 0..100 {
+        let mut s = raw_connect(proxy.addr());
+        s.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .unwrap();
+        let (head, closed) = read_until(&mut s, Duration::from_secs(5), |b| {
+            b.windows(4).any(|w| w == b"\r\n\r\n")
+        });
+        assert_eq!(
+            status_of(&head),
+            Some(101),
+            "handshake {i}: {head:?} closed={closed}"
+        );
+        let token = format!("frame-{i}");
+        let echoed = s.write_all(token.as_bytes()).is_ok() && {
+            let (got, _) = read_until(&mut s, Duration::from_secs(5), |b| {
+                b.ends_with(token.as_bytes())
+            });
+            got.ends_with(&token)
+        };
+        if !echoed {
+            lost.push(i);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = std::net::TcpStream::connect(addr); // ends the accept loop
+    assert!(
+        lost.is_empty(),
+        "tunnels lost right after the 101: {lost:?} of 100"
+    );
+}
