@@ -73,7 +73,7 @@ pub struct Config {
     )]
     pub dns_refresh: Duration,
     /// `tether.upgraded_connections`: what happens to open WebSockets when
-    /// their endpoint may take no more traffic (docs/realtime-connections.md).
+    /// their endpoint may take no more traffic (docs/realtime.md).
     #[serde(skip_serializing_if = "is_default")]
     pub upgraded_connections: UpgradedConnections,
     /// Keyed by host name, lower-cased; `"*"` is the catch-all.
