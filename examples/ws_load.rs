@@ -93,8 +93,10 @@ async fn echo_one(stream: TcpStream) {
     let n = stream.peek(&mut peek).await.unwrap_or(0);
     let head = String::from_utf8_lossy(&peek[..n]).to_ascii_lowercase();
     if !head.contains("upgrade: websocket") {
-        use tokio::io::AsyncWriteExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = stream;
+        // The request is read first, so the close that follows is not a reset.
+        let _ = stream.read_exact(&mut peek[..n]).await;
         let _ = stream
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
             .await;

@@ -454,7 +454,7 @@ EOF
             cat >"$dir/haproxy.cfg" <<EOF
 global
     nbthread $threads
-    maxconn 4096
+    maxconn $(if ((WS)); then echo $((2 * WS_CONNS + 1024)); else echo 4096; fi)
 
 defaults
     mode http
@@ -492,7 +492,8 @@ worker_processes $threads;
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
-events { worker_connections 4096; }
+$(if ((WS)); then echo "worker_rlimit_nofile $((4 * WS_CONNS + 1024));"; fi)
+events { worker_connections $(if ((WS)); then echo $((4 * WS_CONNS + 1024)); else echo 4096; fi); }
 http {
     access_log off;
     keepalive_timeout 300s;
@@ -825,7 +826,7 @@ if ((WS)); then
     (($(ulimit -n) >= 4 * WS_CONNS + 256)) || die "open files limit $(ulimit -n) is too low for $WS_CONNS WebSockets (need $((4 * WS_CONNS + 256)))"
     set_pinning 1
     start_ws_upstream
-    echo "== WebSockets: $WS_CONNS held, $WS_MESSAGES echoes each, 1 thread, $ROUNDS rounds ($PIN_DESC)"
+    echo "== WebSockets: $WS_CONNS held, $WS_MESSAGES echoes each, 1 thread, $ROUNDS rounds (${PIN_DESC/wrk and the upstream NGINX/ws_load and the echo server})"
     for ((round = 1; round <= ROUNDS; round++)); do
         echo "-- round $round of $ROUNDS"
         for proxy in $PROXIES; do
@@ -839,7 +840,7 @@ if ((WS)); then
         echo
         echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), tether $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)'), $(haproxy -v 2>/dev/null | head -1 | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //')"
         echo "- machine: $NCPU CPUs, Linux $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-        echo "- each proxy: 1 worker thread/process ($PIN_DESC), in front of the WebSocket echo server of examples/ws_load.rs; \`ws_load load --conns $WS_CONNS --messages $WS_MESSAGES\`: $WS_CONNS WebSockets opened (each echoed one 64-byte message) and held; RSS (VmRSS summed over the proxy's processes) 1 s after the last opened, minus RSS before the first, per WebSocket; then $WS_MESSAGES echoes on each, all at once: proxy CPU (utime+stime) per relayed message (an echo is two)"
+        echo "- each proxy: 1 worker thread/process (${PIN_DESC/wrk and the upstream NGINX/ws_load and the echo server}), in front of the WebSocket echo server of examples/ws_load.rs; \`ws_load load --conns $WS_CONNS --messages $WS_MESSAGES\`: $WS_CONNS WebSockets opened (each echoed one 64-byte message) and held; RSS (VmRSS summed over the proxy's processes) 1 s after the last opened, minus RSS before the first, per WebSocket; then $WS_MESSAGES echoes on each, all at once: proxy CPU (utime+stime) per relayed message (an echo is two)"
         echo "- $ROUNDS rounds interleaved (in the order $PROXIES); each cell: the median of the rounds (min–max); each ratio: the median of the rounds' ratios"
         echo
         echo "| proxy | KiB per open WebSocket | KiB per WebSocket after the echoes | CPU µs per relayed message | relayed messages/s |"
