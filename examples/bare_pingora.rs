@@ -4,7 +4,7 @@
 //! read as a ratio. Like every proxy in the benchmark it adds
 //! `X-Forwarded-For`, `-Proto` and `-Host`, and it uses Tether's allocator.
 //!
-//!     cargo run --release --example bare_pingora -- -c conf.yaml [--peer-timeouts] [--log] LISTEN UPSTREAM...
+//!     cargo run --release --example bare_pingora -- -c conf.yaml [--peer-timeouts] [--log] [--l4-read BYTES] LISTEN UPSTREAM...
 //!
 //! `-c` takes a Pingora config file (threads, keep-alive pool, ...), so both
 //! proxies run with the same Pingora settings. Two opt-in variants measure
@@ -12,7 +12,10 @@
 //! the gap goes"); without them the example is the floor as shipped:
 //! `--peer-timeouts` sets the four upstream timeouts Tether sets by default
 //! (`UpstreamTimeouts::default()`: connect 5 s, read 100 s, write 100 s, idle 90 s), and `--log` writes one
-//! env_logger line per request to stderr, the plain way.
+//! env_logger line per request to stderr, the plain way. `--l4-read BYTES`
+//! sets the listener's L4 read buffer (Pingora's `L4BufferSettings`; its
+//! default is 64 KiB), as Tether sets it (docs/benchmarks.md, "Memory per
+//! WebSocket").
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -23,6 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use async_trait::async_trait;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::prelude::*;
 use pingora::proxy::{http_proxy_service, ProxyHttp, Session};
 use pingora::server::configuration::{Opt, ServerConf};
@@ -99,7 +103,7 @@ impl ProxyHttp for RoundRobin {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: bare_pingora -c PINGORA_CONF [--peer-timeouts] [--log] LISTEN_ADDR UPSTREAM_ADDR...");
+    eprintln!("usage: bare_pingora -c PINGORA_CONF [--peer-timeouts] [--log] [--l4-read BYTES] LISTEN_ADDR UPSTREAM_ADDR...");
     std::process::exit(2)
 }
 
@@ -109,11 +113,19 @@ fn main() {
         [flag, conf, rest @ ..] if flag == "-c" => (conf, rest),
         _ => usage(),
     };
-    let (mut peer_timeouts, mut log) = (false, false);
+    let (mut peer_timeouts, mut log, mut l4_read) = (false, false, None);
     while let Some((first, more)) = rest.split_first() {
         match first.as_str() {
             "--peer-timeouts" => peer_timeouts = true,
             "--log" => log = true,
+            "--l4-read" => {
+                let Some((bytes, more)) = more.split_first() else {
+                    usage()
+                };
+                l4_read = Some(bytes.parse::<usize>().unwrap_or_else(|_| usage()));
+                rest = more;
+                continue;
+            }
             _ => break,
         }
         rest = more;
@@ -144,7 +156,12 @@ fn main() {
             log,
         },
     );
-    proxy.add_tcp(listen);
+    match l4_read {
+        None => proxy.add_tcp(listen),
+        Some(read) => proxy.add_listener(
+            ListenerConfig::tcp(listen.as_str()).l4_buffer(L4BufferSettings::default().read(read)),
+        ),
+    }
     server.add_service(proxy);
     server.run_forever();
 }

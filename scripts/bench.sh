@@ -10,6 +10,14 @@
 #                                    (1 thread) holds BENCH_CONNS (default 2000) connections that
 #                                    sent half a request header; RSS before, with them, per
 #                                    connection, and 15 s after they closed
+#   scripts/bench.sh --ws            (or BENCH_WS=1) WebSockets instead: each proxy (1 thread,
+#                                    pinned) in front of a WebSocket echo server
+#                                    (examples/ws_load.rs); BENCH_WS_CONNS (default 2000)
+#                                    WebSockets opened and held: RSS per open WebSocket; then
+#                                    BENCH_WS_MESSAGES (default 50) echoes on each: proxy CPU per
+#                                    relayed message (each echo crosses the proxy twice);
+#                                    BENCH_ROUNDS rounds, interleaved, medians; BENCH_PROXIES
+#                                    default "tether pingora pingora_unbuffered haproxy nginx"
 #
 # Environment: BENCH_SECONDS (measurement length, default 10), BENCH_ROUNDS (default 5),
 # BENCH_THREADS (default "1 2"), BENCH_PROXIES (default "tether tether_nolog pingora haproxy
@@ -25,7 +33,8 @@
 # tether_1000 (cookie affinity over a pool of 1,000 endpoints: 1,000 loopback addresses of one
 # NGINX), haproxy, nginx, pingora (the bare
 # Pingora example as shipped), pingora_timeouts (bare with Tether's four upstream timeouts),
-# pingora_log (bare with an env_logger line per request).
+# pingora_log (bare with an env_logger line per request), pingora_unbuffered (bare with the
+# listener's L4 read buffer off: Pingora's `L4BufferSettings`, read 0).
 #
 # One NGINX process serves the upstreams; each proxy in turn is started in front of them,
 # warmed up for 2 s with wrk, then measured with `wrk -t1 -c32 --latency`, once with clients
@@ -42,7 +51,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 usage() {
-    sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
@@ -50,6 +59,8 @@ ROUNDS="${BENCH_ROUNDS:-5}"
 IDLE_CONNS="${BENCH_IDLE_CONNS:-1000}"
 WAIT_QUIET=0
 CONN_MEMORY=0
+WS=0
+[[ ${BENCH_WS:-0} == 1 ]] && WS=1
 for arg in "$@"; do
     case "$arg" in
         --quick)
@@ -57,6 +68,7 @@ for arg in "$@"; do
             ROUNDS="${BENCH_ROUNDS:-3}"
             ;;
         --conn-memory) CONN_MEMORY=1 ;;
+        --ws) WS=1 ;;
         --wait-quiet) WAIT_QUIET=1 ;;
         -h | --help)
             usage
@@ -69,7 +81,13 @@ for arg in "$@"; do
     esac
 done
 THREAD_COUNTS="${BENCH_THREADS:-1 2}"
-PROXIES="${BENCH_PROXIES:-tether tether_nolog pingora haproxy nginx}"
+if ((WS)); then
+    PROXIES="${BENCH_PROXIES:-tether pingora pingora_unbuffered haproxy nginx}"
+else
+    PROXIES="${BENCH_PROXIES:-tether tether_nolog pingora haproxy nginx}"
+fi
+WS_CONNS="${BENCH_WS_CONNS:-2000}"
+WS_MESSAGES="${BENCH_WS_MESSAGES:-50}"
 PIN_MODE="${BENCH_PIN:-auto}"
 QUIET_TIMEOUT="${BENCH_QUIET_TIMEOUT:-900}"
 WARMUP_SECONDS=2
@@ -82,6 +100,10 @@ if ! [[ $SECONDS_PER_RUN =~ ^[1-9][0-9]*$ ]]; then
 fi
 if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
     echo "BENCH_ROUNDS must be a positive integer, got $ROUNDS" >&2
+    exit 2
+fi
+if ! [[ $WS_CONNS =~ ^[1-9][0-9]*$ && $WS_MESSAGES =~ ^[1-9][0-9]*$ ]]; then
+    echo "BENCH_WS_CONNS and BENCH_WS_MESSAGES must be positive integers, got $WS_CONNS and $WS_MESSAGES" >&2
     exit 2
 fi
 if ! [[ $IDLE_CONNS =~ ^[0-9]+$ ]]; then
@@ -100,8 +122,8 @@ for t in $THREAD_COUNTS; do
     }
 done
 for p in $PROXIES; do
-    case "$p" in tether | tether_nolog | tether_off | tether_json | tether_header | tether_ip_cookie | tether_1000 | haproxy | nginx | pingora | pingora_timeouts | pingora_log) ;; *)
-        echo "BENCH_PROXIES: unknown proxy $p (tether tether_nolog tether_off tether_json tether_header tether_ip_cookie tether_1000 haproxy nginx pingora pingora_timeouts pingora_log)" >&2
+    case "$p" in tether | tether_nolog | tether_off | tether_json | tether_header | tether_ip_cookie | tether_1000 | haproxy | nginx | pingora | pingora_timeouts | pingora_log | pingora_unbuffered) ;; *)
+        echo "BENCH_PROXIES: unknown proxy $p (tether tether_nolog tether_off tether_json tether_header tether_ip_cookie tether_1000 haproxy nginx pingora pingora_timeouts pingora_log pingora_unbuffered)" >&2
         exit 2
         ;;
     esac
@@ -132,10 +154,11 @@ fi
 # The packages' own services are not used; the bench starts its own processes.
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-echo "== cargo build --release --bin tether --example bare_pingora"
-cargo build --release --quiet --bin tether --example bare_pingora
+echo "== cargo build --release --bin tether --example bare_pingora --example ws_load"
+cargo build --release --quiet --bin tether --example bare_pingora --example ws_load
 TETHER_BIN="$TARGET_DIR/release/tether"
 PINGORA_BIN="$TARGET_DIR/release/examples/bare_pingora"
+WS_LOAD_BIN="$TARGET_DIR/release/examples/ws_load"
 OUT_DIR="$TARGET_DIR/bench"
 mkdir -p "$OUT_DIR/raw"
 RESULTS="$OUT_DIR/results.md"
@@ -150,6 +173,7 @@ chmod 755 "$TMP"
 UPSTREAM_PID=""
 PROXY_PID=""
 WRK_PID=""
+WS_LOAD_PID=""
 KEEP_TMP=0
 
 # Sends $2 (default TERM) to pid $1, waits at most 5 s, then SIGKILL.
@@ -166,6 +190,7 @@ cleanup() {
     [[ $CLEANED == 1 ]] && return
     CLEANED=1
     stop_pid "$WRK_PID" TERM
+    stop_pid "$WS_LOAD_PID" TERM
     stop_pid "$PROXY_PID" "${PROXY_STOP_SIG:-TERM}"
     stop_pid "$UPSTREAM_PID" TERM
     if [[ $rc != 0 && $rc != 130 && $rc != 143 ]]; then KEEP_TMP=1; fi
@@ -429,7 +454,7 @@ EOF
             cat >"$dir/haproxy.cfg" <<EOF
 global
     nbthread $threads
-    maxconn 4096
+    maxconn $(if ((WS)); then echo $((2 * WS_CONNS + 1024)); else echo 4096; fi)
 
 defaults
     mode http
@@ -437,6 +462,8 @@ defaults
     timeout client 100s
     timeout server 100s
     timeout http-keep-alive 100s
+    # WebSockets (--ws): the tunnel's idle timeout
+    timeout tunnel 1h
     option http-keep-alive
     http-reuse always
 
@@ -465,7 +492,8 @@ worker_processes $threads;
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
-events { worker_connections 4096; }
+$(if ((WS)); then echo "worker_rlimit_nofile $((4 * WS_CONNS + 1024));"; fi)
+events { worker_connections $(if ((WS)); then echo $((4 * WS_CONNS + 1024)); else echo 4096; fi); }
 http {
     access_log off;
     keepalive_timeout 300s;
@@ -486,7 +514,13 @@ http {
         location / {
             proxy_pass http://three;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+$(if ((WS)); then
+                    echo '            proxy_set_header Upgrade $http_upgrade;'
+                    echo '            proxy_set_header Connection "upgrade";'
+                    echo '            proxy_read_timeout 1h;'
+                else
+                    echo '            proxy_set_header Connection "";'
+                fi)
             # the forwarding headers Tether sets, and the client's Host as Tether passes it
             proxy_set_header Host \$http_host;
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
@@ -521,6 +555,7 @@ start_proxy() {
             local flags=()
             [[ $proxy == pingora_timeouts ]] && flags=(--peer-timeouts)
             [[ $proxy == pingora_log ]] && flags=(--log)
+            [[ $proxy == pingora_unbuffered ]] && flags=(--l4-read 0)
             RUST_LOG=info "${PROXY_PIN[@]}" "$PINGORA_BIN" -c "$conf" "${flags[@]}" "127.0.0.1:$port" "${UPSTREAMS[@]}" >"$log" 2>&1 &
             PROXY_STOP_SIG=INT
             ;;
@@ -718,9 +753,113 @@ conn_memory() {
 
 # ---------------------------------------------------------------- the run
 
-declare -A NAME=([tether]="Tether (default logging)" [tether_nolog]="Tether, access log off" [tether_off]="Tether, affinity and access log off" [tether_json]="Tether, access log json" [tether_header]="Tether, header affinity" [tether_ip_cookie]="Tether, ip_cookie affinity" [tether_1000]="Tether, 1,000 endpoints" [haproxy]="HAProxy" [nginx]="NGINX" [pingora]="bare Pingora" [pingora_timeouts]="bare Pingora + Tether's peer timeouts" [pingora_log]="bare Pingora + a log line per request")
+declare -A NAME=([tether]="Tether (default logging)" [tether_nolog]="Tether, access log off" [tether_off]="Tether, affinity and access log off" [tether_json]="Tether, access log json" [tether_header]="Tether, header affinity" [tether_ip_cookie]="Tether, ip_cookie affinity" [tether_1000]="Tether, 1,000 endpoints" [haproxy]="HAProxy" [nginx]="NGINX" [pingora]="bare Pingora" [pingora_timeouts]="bare Pingora + Tether's peer timeouts" [pingora_log]="bare Pingora + a log line per request" [pingora_unbuffered]="bare Pingora, L4 read buffer off")
 declare -A KIND=([cookie]="with session" [none]="no session")
 declare -A PINNING=()
+
+# ---------------------------------------------------------------- WebSockets (--ws)
+
+# Whether proxy $1 is measured.
+has() { [[ " $PROXIES " == *" $1 "* ]]; }
+
+# The WebSocket echo server (examples/ws_load.rs) on the upstream ports, instead of NGINX.
+start_ws_upstream() {
+    stop_pid "$UPSTREAM_PID" TERM
+    "${LOAD_PIN[@]}" "$WS_LOAD_BIN" echo "${UPSTREAMS[@]}" >"$TMP/ws-echo.log" 2>&1 &
+    UPSTREAM_PID=$!
+    local a
+    for a in "${UPSTREAMS[@]}"; do
+        wait_http "http://$a/" "$UPSTREAM_PID" || die "the WebSocket echo server does not answer on $a: $(tail -5 "$TMP/ws-echo.log")"
+    done
+}
+
+# Proxy $1 (1 thread), round $2: ws_load through it; its fields go to R["ws|proxy|field|round"].
+measure_ws() {
+    local proxy=$1 round=$2 port conf pids out line f
+    port=$(free_port)
+    conf=$(write_config "$proxy" 1 "$port")
+    start_proxy "$proxy" 1 "$port" "$conf"
+    pids=$(tree_pids "$PROXY_PID")
+    out="$OUT_DIR/raw/ws-$proxy-r$round.txt"
+    "${LOAD_PIN[@]}" "$WS_LOAD_BIN" load --url "ws://127.0.0.1:$port/ws" --conns "$WS_CONNS" \
+        --messages "$WS_MESSAGES" --clk-tck "$CLK_TCK" --pids "${pids// /,}" >"$out" 2>&1 &
+    WS_LOAD_PID=$!
+    wait "$WS_LOAD_PID" || die "ws_load through $proxy failed: $(tail -5 "$out"; tail -5 "$(dirname "$conf")/stderr.log")"
+    WS_LOAD_PID=""
+    stop_pid "$PROXY_PID" "$PROXY_STOP_SIG"
+    PROXY_PID=""
+    line=$(grep -m1 '^conns=' "$out") || die "cannot read ws_load's output for $proxy: $(cat "$out")"
+    for f in rss_kib_per_conn pss_kib_per_conn rss_kib_per_conn_after_relay cpu_us_per_msg msgs_per_s base_rss_kib; do
+        R["ws|$proxy|$f|$round"]=$(tr ' ' '\n' <<<"$line" | awk -F= -v k="$f" '$1 == k {print $2}')
+    done
+    printf '   %-20s %7s KiB/WebSocket open  %7s KiB after relay  %6s us CPU/message  %7s messages/s\n' "$proxy" \
+        "${R["ws|$proxy|rss_kib_per_conn|$round"]}" "${R["ws|$proxy|rss_kib_per_conn_after_relay|$round"]}" \
+        "${R["ws|$proxy|cpu_us_per_msg|$round"]}" "${R["ws|$proxy|msgs_per_s|$round"]}"
+}
+
+# "median (min–max)" of WebSocket field $2 of proxy $1 over the rounds, printf format $3.
+ws_summary() {
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+        [[ -n ${R[ws|$1|$2|$r]:-} ]] && echo "${R[ws|$1|$2|$r]}"
+    done | sort -g | awk -v f="$3" '{v[NR] = $1} END {
+        if (NR == 0) { print "-"; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf f " (" f "–" f ")\n", m, v[1], v[NR] }'
+}
+
+# The median over the rounds of proxy $1's field $3 divided by proxy $2's (each round's ratio).
+ws_ratio() {
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+        if [[ -n ${R[ws|$1|$3|$r]:-} && -n ${R[ws|$2|$3|$r]:-} ]]; then
+            awk -v a="${R[ws|$1|$3|$r]}" -v b="${R[ws|$2|$3|$r]}" 'BEGIN{ if (b + 0 != 0) printf "%.4f\n", a / b }'
+        fi
+    done | sort -g | awk '{v[NR] = $1} END {
+        if (NR == 0) { print "-"; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2f (%.2f–%.2f)\n", m, v[1], v[NR] }'
+}
+
+if ((WS)); then
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    (($(ulimit -n) >= 4 * WS_CONNS + 256)) || die "open files limit $(ulimit -n) is too low for $WS_CONNS WebSockets (need $((4 * WS_CONNS + 256)))"
+    set_pinning 1
+    start_ws_upstream
+    echo "== WebSockets: $WS_CONNS held, $WS_MESSAGES echoes each, 1 thread, $ROUNDS rounds (${PIN_DESC/wrk and the upstream NGINX/ws_load and the echo server})"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        echo "-- round $round of $ROUNDS"
+        for proxy in $PROXIES; do
+            measure_ws "$proxy" "$round"
+        done
+    done
+    stop_pid "$UPSTREAM_PID" TERM
+    UPSTREAM_PID=""
+    {
+        echo "# Memory per open WebSocket and CPU per relayed message"
+        echo
+        echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), tether $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)'), $(haproxy -v 2>/dev/null | head -1 | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //')"
+        echo "- machine: $NCPU CPUs, Linux $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+        echo "- each proxy: 1 worker thread/process (${PIN_DESC/wrk and the upstream NGINX/ws_load and the echo server}), in front of the WebSocket echo server of examples/ws_load.rs; \`ws_load load --conns $WS_CONNS --messages $WS_MESSAGES\`: $WS_CONNS WebSockets opened (each echoed one 64-byte message) and held; RSS (VmRSS summed over the proxy's processes) 1 s after the last opened, minus RSS before the first, per WebSocket; then $WS_MESSAGES echoes on each, all at once: proxy CPU (utime+stime) per relayed message (an echo is two)"
+        echo "- $ROUNDS rounds interleaved (in the order $PROXIES); each cell: the median of the rounds (min–max); each ratio: the median of the rounds' ratios"
+        echo
+        echo "| proxy | KiB per open WebSocket | KiB per WebSocket after the echoes | CPU µs per relayed message | relayed messages/s |"
+        echo "|---|---:|---:|---:|---:|"
+        for proxy in $PROXIES; do
+            echo "| ${NAME[$proxy]} | $(ws_summary "$proxy" rss_kib_per_conn %.1f) | $(ws_summary "$proxy" rss_kib_per_conn_after_relay %.1f) | $(ws_summary "$proxy" cpu_us_per_msg %.2f) | $(ws_summary "$proxy" msgs_per_s %.0f) |"
+        done
+        if has tether; then
+            echo
+            echo "| ratio | KiB per open WebSocket | CPU per relayed message | target (memory) |"
+            echo "|---|---:|---:|---|"
+            has pingora && echo "| Tether / bare Pingora | $(ws_ratio tether pingora rss_kib_per_conn) | $(ws_ratio tether pingora cpu_us_per_msg) | ≤ 1.10 |"
+            has pingora_unbuffered && echo "| Tether / bare Pingora, L4 read buffer off | $(ws_ratio tether pingora_unbuffered rss_kib_per_conn) | $(ws_ratio tether pingora_unbuffered cpu_us_per_msg) | |"
+            has nginx && echo "| Tether / NGINX | $(ws_ratio tether nginx rss_kib_per_conn) | $(ws_ratio tether nginx cpu_us_per_msg) | ≤ 1.00 |"
+            has haproxy && echo "| Tether / HAProxy | $(ws_ratio tether haproxy rss_kib_per_conn) | $(ws_ratio tether haproxy cpu_us_per_msg) | |"
+        fi
+    } | tee "$OUT_DIR/ws.md"
+    exit 0
+fi
 
 if ((CONN_MEMORY)); then
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -805,7 +944,6 @@ ratio_summary() {
         fi
     done | stats
 }
-has() { [[ " $PROXIES " == *" $1 "* ]]; }
 
 # One row of a ratio table: Tether-like $1 against $2, clients $3, field ratios and a target
 # "$4 $5 $6" (field, comparison, bound).

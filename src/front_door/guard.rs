@@ -306,8 +306,13 @@ impl Guarded {
                     match scanned {
                         Ok(_) if matches!(self.phase, Phase::Header(_)) => continue,
                         Ok(header_part) => {
-                            // What followed the header waits for its turn.
-                            self.held = self.prefix.split_off(start + header_part);
+                            // What followed the header waits for its turn. Nothing
+                            // followed (the usual case): `held` keeps no share of the
+                            // prefix's buffer, which is freed once Pingora read it.
+                            let rest = self.prefix.split_off(start + header_part);
+                            if !rest.is_empty() {
+                                self.held = rest;
+                            }
                             return Ok(());
                         }
                         Err(refusal) => refusal,
@@ -471,6 +476,18 @@ impl Guarded {
         io::Error::new(refusal.io_kind(), refusal.reason())
     }
 
+    /// After `101 Switching Protocols` no request header comes again: what
+    /// was kept for the next one (request-line buffers, the timer) is freed,
+    /// as an upgraded connection (a WebSocket) may stay open for hours.
+    fn enter_tunnel(&mut self) {
+        self.last_line = Vec::new();
+        self.spare_line = Vec::new();
+        self.deadline = Deadline::default();
+        if self.held.is_empty() {
+            self.held = bytes::BytesMut::new();
+        }
+    }
+
     /// A response is being written: note it, and log it when it refuses a
     /// request that never reached the proxy (Pingora's own 400s).
     fn on_write(&mut self, data: &[u8]) {
@@ -496,7 +513,10 @@ impl Guarded {
                 );
             }
             self.phase = match (status, &self.phase) {
-                (101, _) => Phase::Tunnel,
+                (101, _) => {
+                    self.enter_tunnel();
+                    Phase::Tunnel
+                }
                 // `100 Continue` and the like: the request's body is still to come.
                 (100..=199, _) => return,
                 (_, Phase::Body { body, .. }) => Phase::Body {
@@ -555,6 +575,10 @@ impl AsyncRead for Guarded {
             // the phases now, as if just read.
             let n = this.held.len().min(buf.remaining());
             buf.put_slice(&this.held.split_to(n));
+            if this.held.is_empty() {
+                // Its buffer is not kept for a connection that may stay open for hours.
+                this.held = bytes::BytesMut::new();
+            }
         } else {
             match Pin::new(&mut this.inner).poll_read(cx, buf) {
                 Poll::Ready(Ok(())) if buf.filled().len() == before => return Poll::Ready(Ok(())),
@@ -798,5 +822,64 @@ mod tests {
         let mut header = vec![0u8; 256];
         let n = guarded.read(&mut header).await.unwrap();
         assert!(header[..n].starts_with(b"GET / "), "the request is read");
+    }
+
+    #[tokio::test]
+    async fn an_upgraded_connection_keeps_no_buffer_of_the_guard() {
+        let (mut guarded, mut client) = pair().await;
+        let request =
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        client.write_all(request).await.unwrap();
+        guarded.read_first_header().await.unwrap();
+        let mut got = vec![0u8; 4096];
+        let n = guarded.read(&mut got).await.unwrap();
+        assert_eq!(&got[..n], request);
+
+        let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        guarded.write_all(response).await.unwrap();
+        guarded.flush().await.unwrap();
+        assert!(matches!(guarded.phase, Phase::Tunnel));
+        // Nothing read ahead or kept for a next request outlives the header.
+        assert_eq!(guarded.prefix.capacity(), 0);
+        assert_eq!(guarded.held.capacity(), 0);
+        assert_eq!(guarded.last_line.capacity(), 0);
+        assert_eq!(guarded.spare_line.capacity(), 0);
+        assert!(!guarded.deadline.is_set());
+
+        // The tunnel still passes bytes both ways.
+        client.write_all(b"frame one").await.unwrap();
+        let n = guarded.read(&mut got).await.unwrap();
+        assert_eq!(&got[..n], b"frame one");
+        guarded.write_all(b"frame two").await.unwrap();
+        guarded.flush().await.unwrap();
+        let mut back = vec![0u8; response.len() + 9];
+        client.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back[response.len()..], b"frame two");
+    }
+
+    #[tokio::test]
+    async fn bytes_after_the_first_header_are_still_served_in_order() {
+        let (mut guarded, mut client) = pair().await;
+        let first = b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n";
+        let mut sent = first.to_vec();
+        sent.extend_from_slice(b"body");
+        client.write_all(&sent).await.unwrap();
+        guarded.read_first_header().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        for _ in 0..10 {
+            if got.len() >= sent.len() {
+                break;
+            }
+            let n = guarded.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early after {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, sent);
+        assert_eq!(
+            guarded.held.capacity(),
+            0,
+            "the rest's buffer is freed once served"
+        );
     }
 }

@@ -262,11 +262,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FrontDoor<A> {
             self.log_refused_connection(open - 1, limits.max_connections);
             return None;
         }
-        let mut guarded = Guarded::new(stream, limits);
+        // Boxed now, not when handed over: this future (alive as long as the
+        // connection) then holds a pointer, not the whole guard.
+        let mut guarded = Box::new(Guarded::new(stream, limits));
         if !guarded.passthrough() && guarded.read_first_header().await.is_err() {
             return None;
         }
-        self.inner.process_new(Box::new(guarded), shutdown).await
+        self.inner.process_new(guarded, shutdown).await
     }
 
     async fn cleanup(&self) {
