@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use log::{error, info, warn};
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::proxy::http_proxy;
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -191,7 +193,14 @@ fn main() {
     );
     for (listener, tls) in tether.listeners.iter().zip(tls_settings) {
         match tls {
-            None => proxy.add_tcp(&listener.address),
+            // No L4 read buffer on a plain listener: the front door reads the
+            // first header itself and Pingora's HTTP session buffers its own
+            // reads, so the stream's 64 KiB buffer only held a WebSocket's
+            // memory (4.6 KiB resident each, docs/benchmarks.md).
+            None => proxy.add_listener(
+                ListenerConfig::tcp(&listener.address)
+                    .l4_buffer(L4BufferSettings::default().read(0)),
+            ),
             Some(settings) => proxy.add_tls_with_settings(&listener.address, None, settings),
         }
         info!("listening on {}", listener.address);
