@@ -319,6 +319,10 @@ pub struct Pool {
     /// An endpoint that becomes usable takes a linearly growing share of new
     /// sessions over this window; zero: at once. Whole seconds in the file.
     pub slow_start: Duration,
+    /// `read_timeout`: the longest wait for the next bytes from this pool's
+    /// endpoints (long polls, server-sent events, idle WebSockets);
+    /// `None`: `tether.upstream_timeouts.read`. Seconds in the file.
+    pub read_timeout: Option<Duration>,
 }
 
 /// `outlier_detection`: live requests' failures eject an endpoint for a while
