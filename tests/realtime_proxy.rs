@@ -432,3 +432,146 @@ fn a_post_without_a_body_is_sent_again() {
     assert_eq!(status_of(&answer), Some(200), "{answer}\n{}", proxy.logs());
     assert_eq!(retries(&proxy, "stale_connection"), 1.0);
 }
+
+// ---------------------------------------------------------------- upgraded connections
+
+/// Opens an upgraded (WebSocket-like) connection to `/ws?end=<tag>`.
+fn upgrade(proxy: &TetherProc, tag: &str) -> TcpStream {
+    let mut s = raw_connect(proxy.addr());
+    s.write_all(
+        format!(
+            "GET /ws?end={tag} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("send");
+    let (answer, _) = read_until(&mut s, WAIT, |b| b.windows(4).any(|w| w == b"\r\n\r\n"));
+    assert_eq!(status_of(&answer), Some(101), "{answer}\n{}", proxy.logs());
+    s
+}
+
+/// Sends an 8-byte message and reads its echo.
+fn echo(s: &mut TcpStream, message: &[u8; 8]) {
+    s.write_all(message).expect("send a message");
+    let (back, _) = read_until(s, WAIT, |b| b.len() >= 8);
+    assert_eq!(back.as_bytes(), message);
+}
+
+#[test]
+fn upgraded_connections_end_normally_whichever_side_closes() {
+    let up = RawUpstream::start(Mode::Serve);
+    let proxy = proxy_for(&up);
+    // The client closes; the endpoint closes after it.
+    let mut s = upgrade(&proxy, "client");
+    echo(&mut s, b"hello___");
+    echo(&mut s, b"again___");
+    s.shutdown(std::net::Shutdown::Write).expect("close");
+    assert!(read_for(&mut s, WAIT).1, "tether closes the client's side");
+    // The endpoint closes.
+    let mut s = upgrade(&proxy, "endpoint");
+    echo(&mut s, b"hello___");
+    s.write_all(b"CLOSEUP_").expect("send");
+    assert!(read_for(&mut s, WAIT).1, "tether closes the client's side");
+    // The endpoint resets (closes with bytes unread) after the client's last message.
+    let mut s = upgrade(&proxy, "reset");
+    echo(&mut s, b"hello___");
+    s.write_all(b"RESETUP_unread__").expect("send");
+    assert!(read_for(&mut s, WAIT).1, "tether closes the client's side");
+    drop(s);
+
+    for (tag, received) in [("client", 16), ("endpoint", 16), ("reset", 24)] {
+        let path = format!("/ws?end={tag}");
+        assert!(
+            proxy.wait_for_logs(WAIT, |_| !access_lines(&proxy, &path).is_empty()),
+            "no access line for {path}:\n{}",
+            proxy.logs()
+        );
+        let lines = access_lines(&proxy, &path);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert!(line.contains(" status=101 "), "{line}");
+        assert!(!line.contains(" error="), "a normal end: {line}");
+        assert!(line.contains(" bytes_sent=8 ") || tag == "client", "{line}");
+        assert!(
+            line.contains(&format!(" bytes_received={received}")),
+            "{line}"
+        );
+        assert!(!line.contains("total_time=0.000000"), "{line}");
+    }
+    assert!(
+        error_lines(&proxy).is_empty(),
+        "normal ends are no errors:\n{}",
+        proxy.logs()
+    );
+    assert_eq!(up.upgraded_bytes().len(), 3);
+}
+
+// ---------------------------------------------------------------- streaming
+
+#[test]
+fn server_sent_events_are_streamed_event_by_event_past_the_read_timeout() {
+    let up = RawUpstream::start(Mode::Serve);
+    // A read timeout shorter than the whole stream, longer than its gaps.
+    let proxy = configured(
+        &up,
+        tether()
+            .listener(free_port())
+            .admin(free_port())
+            .upstream_read_timeout(1.0),
+    );
+    let mut s = raw_connect(proxy.addr());
+    s.write_all(b"GET /sse?n=6 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    // The endpoint writes event i+1 only once the client saw event i: a
+    // buffered stream would stall here until the endpoint gave up.
+    let mut seen = String::new();
+    for i in 0..6 {
+        let want = format!("data: event {i}\n\n");
+        let (more, closed) =
+            read_until(&mut s, WAIT, |b| String::from_utf8_lossy(b).contains(&want));
+        seen.push_str(&more);
+        assert!(
+            seen.contains(&want),
+            "event {i} did not arrive before the next was written (closed: {closed}):\n{seen}\n{}",
+            proxy.logs()
+        );
+        // Gaps of 0.4 s: the stream (2 s) outlasts the 1 s read timeout.
+        std::thread::sleep(Duration::from_millis(400));
+        up.saw_event(i + 1);
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(
+        read_for(&mut s, WAIT).1,
+        "the stream ends when the endpoint closes"
+    );
+    assert!(error_lines(&proxy).is_empty(), "{}", proxy.logs());
+}
+
+#[test]
+fn a_long_poll_waits_for_its_pools_read_timeout() {
+    let up = RawUpstream::start(Mode::Serve);
+    let proxy = tether()
+        .listener(free_port())
+        .admin(free_port())
+        .upstream_read_timeout(0.5)
+        .load_balancer("short.test", lb(["short"]))
+        .load_balancer("long.test", lb(["long"]))
+        .pool("short", pool([up.endpoint("raw-short")]))
+        .pool(
+            "long",
+            pool([up.endpoint("raw-long")]).set("read_timeout", 10),
+        )
+        .start();
+    let poll = |host: &str| {
+        request(
+            &proxy,
+            &format!("GET /poll?ms=1500 HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let short = poll("short.test");
+    assert_eq!(status_of(&short), Some(504), "{short}");
+    let long = poll("long.test");
+    assert_eq!(status_of(&long), Some(200), "{long}\n{}", proxy.logs());
+    assert!(long.ends_with("polled\n"), "{long}");
+}
