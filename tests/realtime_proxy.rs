@@ -11,6 +11,9 @@
 //! when a second request arrives on it, as an endpoint whose idle timeout
 //! fires just as a reused connection's request arrives.
 
+// The upstream's reads are bounded by real time on purpose (as in tests/support).
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 use std::io::{Read, Write};
@@ -110,10 +113,6 @@ impl RawUpstream {
 
     fn seen(&self) -> Vec<Seen> {
         self.shared.seen.lock().unwrap().clone()
-    }
-
-    fn connections(&self) -> usize {
-        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// The SSE client saw `n` events.
