@@ -574,3 +574,38 @@ fn a_long_poll_waits_for_its_pools_read_timeout() {
     assert_eq!(status_of(&long), Some(200), "{long}\n{}", proxy.logs());
     assert!(long.ends_with("polled\n"), "{long}");
 }
+
+#[test]
+fn a_reload_sets_a_pools_read_timeout_and_the_admin_api_shows_it() {
+    let up = RawUpstream::start(Mode::Serve);
+    let (listen, admin) = (free_port(), free_port());
+    let section = |read_timeout: Option<f64>| {
+        let mut p = pool([up.endpoint("raw-1")]);
+        if let Some(t) = read_timeout {
+            p = p.set("read_timeout", t);
+        }
+        tether()
+            .listener(listen)
+            .admin(admin)
+            .upstream_read_timeout(0.5)
+            .load_balancer("*", lb(["p"]))
+            .pool("p", p)
+    };
+    let mut proxy = section(None).start();
+    let poll = "GET /poll?ms=1500 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_eq!(status_of(&request(&proxy, poll)), Some(504));
+    let view = support::api::get(&proxy, "/v1/pools/p").1["result"].clone();
+    assert_eq!(view["read_timeout"], serde_json::Value::Null, "{view}");
+
+    proxy.rewrite_config(&section(Some(10.0)).yaml());
+    proxy.signal("HUP");
+    assert!(
+        proxy.wait_for_log("is the running configuration", WAIT),
+        "{}",
+        proxy.logs()
+    );
+    let answer = request(&proxy, poll);
+    assert_eq!(status_of(&answer), Some(200), "{answer}\n{}", proxy.logs());
+    let view = support::api::get(&proxy, "/v1/pools/p").1["result"].clone();
+    assert_eq!(view["read_timeout"], 10.0, "{view}");
+}
