@@ -416,7 +416,11 @@ fn a_request_whose_body_was_sent_is_not_sent_again() {
         .collect();
     assert_eq!(posts.len(), 1, "sent once: {posts:?}");
     assert_eq!(posts[0].body, b"hello");
-    assert_eq!(retries(&proxy, "stale_connection"), 0.0);
+    let text = metrics(&proxy);
+    for reason in ["stale_connection", "connect_failure"] {
+        let line = format!("tether_upstream_retries_total{{reason=\"{reason}\"}} 0");
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
 }
 
 #[test]
@@ -608,4 +612,33 @@ fn a_reload_sets_a_pools_read_timeout_and_the_admin_api_shows_it() {
     assert_eq!(status_of(&answer), Some(200), "{answer}\n{}", proxy.logs());
     let view = support::api::get(&proxy, "/v1/pools/p").1["result"].clone();
     assert_eq!(view["read_timeout"], 10.0, "{view}");
+}
+
+#[test]
+fn a_connect_failure_failed_over_is_counted_as_a_retry() {
+    let up = RawUpstream::start(Mode::Serve);
+    let refusing = format!("127.0.0.1:{}", free_port());
+    let proxy = tether()
+        .listener(free_port())
+        .admin(free_port())
+        .load_balancer("*", lb(["p"]))
+        .pool(
+            "p",
+            pool([up.endpoint("raw-1"), Endpoint::at("refusing", &refusing)]),
+        )
+        .start();
+    // Random steering: within 40 requests one goes to `refusing` first.
+    for _ in 0..40 {
+        let answer = get_path(&proxy, "/");
+        assert_eq!(status_of(&answer), Some(200), "{answer}\n{}", proxy.logs());
+        if retries(&proxy, "connect_failure") >= 1.0 {
+            break;
+        }
+    }
+    assert!(
+        retries(&proxy, "connect_failure") >= 1.0,
+        "{}",
+        proxy.logs()
+    );
+    assert_eq!(retries(&proxy, "stale_connection"), 0.0);
 }
