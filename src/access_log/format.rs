@@ -53,6 +53,10 @@ pub struct Record<'a> {
     /// The load balancing rule that applied (the last that matched).
     pub rule: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// Request body bytes read from the client (for an upgraded connection,
+    /// a WebSocket: everything the client sent after the `101`), all of
+    /// which went upstream unless the request failed.
+    pub bytes_received: u64,
 }
 
 /// Appends `record`'s line (with its newline) to `out`.
@@ -174,6 +178,8 @@ fn text(r: &Record<'_>, out: &mut String) {
         Some(ua) => quoted(ua, out),
         None => out.push('-'),
     }
+    out.push_str(" bytes_received=");
+    push_decimal(r.bytes_received, 1, out);
 }
 
 /// A value that may be written bare: non-empty, no space, quote,
@@ -239,6 +245,7 @@ struct Json<'a> {
     request_id: Option<&'a str>,
     rule: Option<&'a str>,
     user_agent: Option<&'a str>,
+    bytes_received: u64,
 }
 
 fn json(r: &Record<'_>, out: &mut String) {
@@ -264,6 +271,7 @@ fn json(r: &Record<'_>, out: &mut String) {
         request_id: r.request_id,
         rule: r.rule,
         user_agent: r.user_agent,
+        bytes_received: r.bytes_received,
     };
     // Serialising plain strings and numbers into memory cannot fail.
     if let Ok(s) = serde_json::to_string(&line) {
@@ -310,6 +318,7 @@ mod tests {
             upstream: Some("127.0.0.1:8081".parse().unwrap()),
             request_id: Some("abc-1"),
             user_agent: Some("curl/8.5 \"x\"\n"),
+            bytes_received: 56,
             ..Record::default()
         }
     }
@@ -320,7 +329,7 @@ mod tests {
         write_line(&record(), AccessLogFormat::Text, &mut out);
         assert_eq!(
             out,
-            "[2026-11-30T07:19:39Z INFO  access] client=127.0.0.1 host=shop.test method=GET path=/cart?x=1 status=200 lb=* pool=p endpoint=web-1 affinity=hit upstream_time=0.000412 total_time=0.000538 bytes_sent=1234 upstream=127.0.0.1:8081 request_id=abc-1 rule=- user_agent=\"curl/8.5 \\\"x\\\"\\x0a\"\n"
+            "[2026-11-30T07:19:39Z INFO  access] client=127.0.0.1 host=shop.test method=GET path=/cart?x=1 status=200 lb=* pool=p endpoint=web-1 affinity=hit upstream_time=0.000412 total_time=0.000538 bytes_sent=1234 upstream=127.0.0.1:8081 request_id=abc-1 rule=- user_agent=\"curl/8.5 \\\"x\\\"\\x0a\" bytes_received=56\n"
         );
     }
 
@@ -338,7 +347,7 @@ mod tests {
         };
         let mut out = String::new();
         write_line(&r, AccessLogFormat::Text, &mut out);
-        assert!(out.ends_with("client=- host=- method=- path=- status=408 lb=- pool=- endpoint=- affinity=none upstream_time=- total_time=0.000000 error=\"ReadTimedout\" reason=header_timeout bytes_sent=0 upstream=- request_id=- rule=- user_agent=-\n"), "{out}");
+        assert!(out.ends_with("client=- host=- method=- path=- status=408 lb=- pool=- endpoint=- affinity=none upstream_time=- total_time=0.000000 error=\"ReadTimedout\" reason=header_timeout bytes_sent=0 upstream=- request_id=- rule=- user_agent=- bytes_received=0\n"), "{out}");
     }
 
     #[test]
@@ -352,16 +361,17 @@ mod tests {
         assert_eq!(v["status"], 200);
         assert_eq!(v["upstream_time"], 0.000412);
         assert_eq!(v["bytes_sent"], 1234);
+        assert_eq!(v["bytes_received"], 56);
         assert_eq!(v["upstream"], "127.0.0.1:8081");
         assert_eq!(v["user_agent"], "curl/8.5 \"x\"\n");
         assert_eq!(v["rule"], serde_json::Value::Null);
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        assert_eq!(keys.len(), 19, "{keys:?}");
+        assert_eq!(keys.len(), 20, "{keys:?}");
 
         let mut empty = String::new();
         write_line(&Record::default(), AccessLogFormat::Json, &mut empty);
         let v: serde_json::Value = serde_json::from_str(&empty).unwrap();
-        assert_eq!(v.as_object().unwrap().len(), 19, "{empty}");
+        assert_eq!(v.as_object().unwrap().len(), 20, "{empty}");
     }
 
     #[test]

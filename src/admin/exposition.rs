@@ -340,6 +340,15 @@ fn front_door_families() -> Vec<MetricFamily> {
             [([], COUNTERS.refused_connections.load(Relaxed) as f64)].into_iter(),
         ),
         family(
+            "tether_upstream_retries_total",
+            "Requests sent upstream again, by reason (connect_failure: the connect failed and the request went to another endpoint; stale_connection: a pooled connection the endpoint had closed failed before any byte of the response, and the request, its body not yet sent, went again on a fresh connection to the same endpoint).",
+            MetricType::COUNTER,
+            &["reason"],
+            crate::metrics::RetryReason::ALL
+                .iter()
+                .map(|r| ([r.as_str().to_string()], crate::metrics::retries(*r) as f64)),
+        ),
+        family(
             "tether_access_log_dropped_total",
             "Access-log lines dropped because the writer thread was 4 MiB of lines behind on their worker thread (a request never waits for the log).",
             MetricType::COUNTER,

@@ -23,6 +23,8 @@ pub struct PoolView {
     pub minimum_origins: usize,
     pub monitor: Option<String>,
     pub origin_steering: OriginSteeringView,
+    /// The pool's `read_timeout` in seconds (`None`: `upstream_timeouts.read`).
+    pub read_timeout: Option<f64>,
     /// Enabled, with at least `minimum_origins` endpoints enabled and healthy.
     pub healthy: bool,
     pub endpoints: Vec<EndpointView>,
@@ -160,6 +162,7 @@ pub fn pool(state: &State, index: usize, now: Now) -> PoolView {
         origin_steering: OriginSteeringView {
             policy: p.conf.origin_steering.name(),
         },
+        read_timeout: p.conf.read_timeout.map(|t| t.as_secs_f64()),
         healthy: crate::route::select::Selector(state).pool_is_healthy(index),
         endpoints: (0..p.endpoints.len())
             .map(|e| endpoint_view(state, index, e, now))

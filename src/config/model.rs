@@ -39,6 +39,14 @@ fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+/// An optional duration as the file writes it (only called for `Some`).
+fn optional_seconds<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => seconds(d, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// Everything under the `tether:` key.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
@@ -496,6 +504,14 @@ pub struct Pool {
     /// sessions over this window; zero: at once. Whole seconds in the file.
     #[serde(serialize_with = "seconds", skip_serializing_if = "Duration::is_zero")]
     pub slow_start: Duration,
+    /// `read_timeout`: the longest wait for the next bytes from this pool's
+    /// endpoints (long polls, server-sent events, idle WebSockets);
+    /// `None`: `tether.upstream_timeouts.read`. Seconds in the file.
+    #[serde(
+        serialize_with = "optional_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub read_timeout: Option<Duration>,
 }
 
 fn is_one(n: &usize) -> bool {
@@ -520,6 +536,7 @@ impl Default for Pool {
             load_shedding: LoadShedding::default(),
             outlier_detection: None,
             slow_start: Duration::ZERO,
+            read_timeout: None,
         }
     }
 }

@@ -45,6 +45,7 @@ fn read_pool(
             "load_shedding",
             "outlier_detection",
             "slow_start",
+            "read_timeout",
         ],
     )?;
     let enabled = o.bool_or(errs, "enabled", true);
@@ -111,7 +112,15 @@ fn read_pool(
         Some(n) => read_outlier_detection(n, errs).map(Some),
     };
     let slow_start = o.int_or(errs, "slow_start", 0, 3600, 0);
+    // As `tether.upstream_timeouts.read`, for this pool's endpoints only.
+    let read_timeout = match o.opt("read_timeout") {
+        None => Some(None),
+        Some(n) => n
+            .number(errs, 0.001, 86_400.0)
+            .map(|s| Some(std::time::Duration::from_secs_f64(s))),
+    };
     Some(Pool {
+        read_timeout: read_timeout?,
         slow_start: std::time::Duration::from_secs(u64::try_from(slow_start?).unwrap_or(0)),
         load_shedding: load_shedding?,
         outlier_detection: outlier_detection?,

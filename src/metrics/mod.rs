@@ -150,3 +150,47 @@ impl Metrics {
         Arc::clone(self.lbs.write().entry(lb.into()).or_default())
     }
 }
+
+/// Why a request was sent upstream again (`tether_upstream_retries_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// The endpoint refused or did not answer the connect: the request went
+    /// to another endpoint (SPEC 4.4, `zero_downtime_failover`).
+    ConnectFailure,
+    /// A pooled connection the endpoint had closed failed before any byte of
+    /// the response: the request went again on a fresh connection to the
+    /// same endpoint (`crate::proxy` retry policy).
+    StaleConnection,
+}
+
+impl RetryReason {
+    /// Every reason, in the order of their counters.
+    pub const ALL: [RetryReason; 2] = [RetryReason::ConnectFailure, RetryReason::StaleConnection];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::ConnectFailure => "connect_failure",
+            RetryReason::StaleConnection => "stale_connection",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            RetryReason::ConnectFailure => 0,
+            RetryReason::StaleConnection => 1,
+        }
+    }
+}
+
+static RETRIES: [AtomicU64; RetryReason::ALL.len()] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// Counts one request sent upstream again.
+pub fn record_retry(reason: RetryReason) {
+    RETRIES[reason.index()].fetch_add(1, Relaxed);
+}
+
+/// Requests sent upstream again for `reason` since start.
+pub fn retries(reason: RetryReason) -> u64 {
+    RETRIES[reason.index()].load(Relaxed)
+}

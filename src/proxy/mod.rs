@@ -33,6 +33,7 @@ use policy::RuleStep;
 
 mod policy;
 mod reply;
+mod retry;
 mod upgrade;
 mod upstream;
 use reply::{
@@ -133,6 +134,12 @@ pub struct RequestCtx {
     /// An upgraded connection (`101`, a WebSocket): registered to follow its
     /// endpoint's state and counted open until the request ends.
     upgraded: Option<Registration>,
+    /// A byte of the request body was read to go upstream: the request is
+    /// never sent again for a stale connection ([`retry::send_again`]).
+    body_forwarded: bool,
+    /// The request is being sent again after a stale pooled connection: on
+    /// a fresh connection.
+    stale_retried: bool,
 }
 
 /// The close signal of the client connection, when the front door guards it
@@ -157,6 +164,12 @@ impl RequestCtx {
 
     fn decision(&self) -> Decision {
         self.routed.map_or(Decision::None, |r| r.decision)
+    }
+
+    /// How the upgraded connection of this request ended with `e` (`None`:
+    /// the endpoint did not answer `101`).
+    fn upgraded_end(&self, e: &Error) -> Option<retry::UpgradedEnd> {
+        retry::upgraded_end(self.upstream_status == Some(101), e)
     }
 
     fn names<'a>(&self, state: &'a State) -> (&'a str, &'a str) {
@@ -199,6 +212,8 @@ impl ProxyHttp for Proxy {
             request_id_ours: false,
             body: None,
             upgraded: None,
+            body_forwarded: false,
+            stale_retried: false,
         }
     }
 
@@ -315,6 +330,9 @@ impl ProxyHttp for Proxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if body.as_ref().is_some_and(|b| !b.is_empty()) {
+            ctx.body_forwarded = true;
+        }
         if let (Some(pace), Some(bytes), false) = (ctx.body.as_mut(), body.as_ref(), end_of_stream)
         {
             let elapsed = clock::stopwatch().saturating_duration_since(ctx.started);
@@ -344,8 +362,13 @@ impl ProxyHttp for Proxy {
         let endpoint = ctx.state.endpoint(pick);
         let timeouts = &ctx.state.upstream_timeouts;
         let mut peer = HttpPeer::new(endpoint.socket_addr(), false, String::new());
+        if ctx.stale_retried {
+            // A pool key no pooled connection has: a fresh connection.
+            peer.group_key = rand::random::<u64>() | 1;
+        }
         peer.options.connection_timeout = Some(timeouts.connect);
-        peer.options.read_timeout = Some(timeouts.read);
+        let pool_read = ctx.state.pools[pick.pool()].conf.read_timeout;
+        peer.options.read_timeout = Some(pool_read.unwrap_or(timeouts.read));
         peer.options.write_timeout = Some(timeouts.write);
         peer.options.idle_timeout = Some(timeouts.idle);
         if session.is_upgrade_req() {
@@ -405,6 +428,7 @@ impl ProxyHttp for Proxy {
                     ..routed
                 });
                 ctx.in_flight = None;
+                crate::metrics::record_retry(crate::metrics::RetryReason::ConnectFailure);
                 e.set_retry(true);
             }
             None if routed.decision == Decision::Hit => warn!("load balancer {lb_name} pool {pool} endpoint {endpoint}: connect failed ({why}); pinned session and zero_downtime_failover is none, not retrying"),
@@ -426,6 +450,8 @@ impl ProxyHttp for Proxy {
 
     /// A retried connect failure is already logged by `fail_to_connect` with
     /// the load balancer, pool and endpoint; Pingora's own line would repeat it.
+    /// A stale pooled connection sent again is routine (counted in
+    /// `tether_upstream_retries_total`, logged at DEBUG by `error_while_proxy`).
     fn suppress_proxy_warn_log(
         &self,
         _session: &Session,
@@ -433,21 +459,64 @@ impl ProxyHttp for Proxy {
         _error: &Error,
         context: ProxyWarnLogContext,
     ) -> bool {
-        matches!(context, ProxyWarnLogContext::UpstreamRetry) && ctx.retried
+        matches!(context, ProxyWarnLogContext::UpstreamRetry) && (ctx.retried || ctx.stale_retried)
     }
 
     /// A failure the client caused (a malformed body, a close, its own
     /// timeout) is not an operator's error: Pingora's ERROR line for it is
     /// logged at DEBUG here; the access log has the request with its status.
+    /// Nor is the normal end of an upgraded connection (a WebSocket closed
+    /// or reset by either side, [`retry::upgraded_end`]).
     fn suppress_error_log(&self, session: &Session, ctx: &RequestCtx, error: &Error) -> bool {
         let client = reply::client_caused(error);
-        if client {
+        let normal_end = ctx.upgraded_end(error) == Some(retry::UpgradedEnd::Normal);
+        if client || normal_end {
             log::debug!(
-                "client's failure: {error}, {}",
+                "{}: {error}, {}",
+                if normal_end {
+                    "upgraded connection ended"
+                } else {
+                    "client's failure"
+                },
                 self.request_summary(session, ctx)
             );
         }
-        client
+        client || normal_end
+    }
+
+    /// An error on a connection that was had (fresh or pooled): a request
+    /// that met a stale pooled connection before any byte of its response,
+    /// its body not yet sent, is sent again on a fresh connection
+    /// ([`retry::send_again`]); nothing else is (this replaces Pingora's
+    /// default, which retries only idempotent methods and may reuse another
+    /// pooled connection).
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let attempt = retry::Attempt {
+            reused: client_reused,
+            response_started: ctx.upstream_status.is_some(),
+            body_forwarded: ctx.body_forwarded,
+            already_retried: ctx.stale_retried,
+        };
+        let again = retry::send_again(attempt, retry::failure_of(&e));
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        e.set_retry(again);
+        if again {
+            log::debug!(
+                "stale pooled connection ({e}), sending again on a fresh connection: {}",
+                self.request_summary(session, ctx)
+            );
+            crate::metrics::record_retry(crate::metrics::RetryReason::StaleConnection);
+            ctx.stale_retried = true;
+            ctx.in_flight = None;
+        }
+        e
     }
 
     async fn upstream_request_filter(
@@ -483,6 +552,16 @@ impl ProxyHttp for Proxy {
         }
         one_content_length(upstream_request)?;
         strip_own_cookie(upstream_request)?;
+        if ctx.stale_retried
+            && upstream_request
+                .headers
+                .get(http::header::UPGRADE)
+                .is_none()
+        {
+            // The fresh connection of a retry has a pool key of its own
+            // (`upstream_peer`): not kept idle where no request would find it.
+            upstream_request.insert_header(http::header::CONNECTION, "close")?;
+        }
         Ok(())
     }
 
@@ -551,7 +630,12 @@ impl ProxyHttp for Proxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let (code, text) = failure_status(e);
+        let (mut code, text) = failure_status(e);
+        if session.response_written().is_some() {
+            // The client has the response's header (a `101`, or a stream
+            // cut short): no second response; the connection just ends.
+            code = 0;
+        }
         if code == 408 && ctx.refused.is_none() {
             ctx.refused = Some("body_timeout");
         }
@@ -622,7 +706,9 @@ impl ProxyHttp for Proxy {
             .headers
             .get(http::header::USER_AGENT)
             .map(|v| String::from_utf8_lossy(v.as_bytes()));
-        let error = e.map(|e| e.etype().as_str());
+        let error = e
+            .filter(|e| ctx.upgraded_end(e) != Some(retry::UpgradedEnd::Normal))
+            .map(|e| e.etype().as_str());
         access_log::log(&access_log::Record {
             unix_ms: clock::unix_ms_at(ended),
             client: ctx.client,
@@ -639,6 +725,7 @@ impl ProxyHttp for Proxy {
             error,
             reason: ctx.refused,
             bytes_sent: session.as_downstream().body_bytes_sent() as u64,
+            bytes_received: session.as_downstream().body_bytes_read() as u64,
             upstream: ctx
                 .pick()
                 .filter(|_| ctx.upstream_started.is_some())

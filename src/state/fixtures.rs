@@ -27,6 +27,7 @@ pub fn pool(name: &str, n: u16, steering: OriginSteering) -> Pool {
         load_shedding: Default::default(),
         outlier_detection: None,
         slow_start: std::time::Duration::ZERO,
+        read_timeout: None,
         endpoints: (0..n)
             .map(|i| endpoint(&format!("{name}-{i}"), 9000 + i))
             .collect(),

@@ -34,6 +34,8 @@ pub use config::*;
 #[allow(unused_imports)]
 pub use raw::*;
 pub use tether::*;
+// A test file with upstreams of its own (tests/realtime_proxy.rs) names no `Upstream`.
+#[allow(unused_imports)]
 pub use upstream::{free_port, Upstream};
 
 /// Per-request timeout of the clients built here.

@@ -575,6 +575,7 @@ fn pools_show_health_weight_and_last_check() {
             "minimum_origins": 1,
             "monitor": null,
             "origin_steering": {"policy": "hash"},
+            "read_timeout": null,
             "healthy": true,
             "endpoints": [
                 {

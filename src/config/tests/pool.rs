@@ -130,3 +130,27 @@ fn slow_start_is_whole_seconds() {
         ["tether.pools.primary.slow_start: must be between 0 and 3600, got -1"]
     );
 }
+
+#[test]
+fn read_timeout_is_seconds_for_the_pool_only() {
+    let with = |v: &str| {
+        MINIMAL.replace(
+            "      endpoints:\n",
+            &format!("      read_timeout: {v}\n      endpoints:\n"),
+        )
+    };
+    let pools = ok(&with("1.5")).tether.pools;
+    assert_eq!(
+        pools["primary"].read_timeout,
+        Some(std::time::Duration::from_millis(1500))
+    );
+    assert_eq!(ok(MINIMAL).tether.pools["primary"].read_timeout, None);
+    assert_eq!(
+        errors(&with("0")),
+        ["tether.pools.primary.read_timeout: must be between 0.001 and 86400, got 0"]
+    );
+    assert_eq!(
+        errors(&with("long")),
+        ["tether.pools.primary.read_timeout: expected a number, got a string (\"long\")"]
+    );
+}
