@@ -111,6 +111,13 @@ impl RequestMark {
     }
 }
 
+/// The registry of upgraded connections closes one through its mark.
+impl crate::state::upgraded::CloseSignal for RequestMark {
+    fn close(&self) {
+        self.close_upgraded();
+    }
+}
+
 /// What is left of the current request's body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BodyLeft {

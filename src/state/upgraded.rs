@@ -19,12 +19,19 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::affinity::drain::{drain_state, DrainState};
-use crate::front_door::guard::RequestMark;
 use crate::metrics::upgraded::{record_upgraded, Names, Open};
 use crate::state::State;
 
+/// What ends one open upgraded connection: the front door's mark of the
+/// client connection (`front_door::guard::RequestMark`), whose next read then
+/// ends and with it the relay both ways.
+pub trait CloseSignal: std::fmt::Debug + Send + Sync {
+    /// Ends the connection (idempotent).
+    fn close(&self);
+}
+
 /// The close signals of one endpoint's open upgraded connections, by id.
-type Marks = HashMap<u64, Arc<RequestMark>>;
+type Marks = HashMap<u64, Arc<dyn CloseSignal>>;
 
 /// The open upgraded connections of one process, by names.
 #[derive(Debug, Default)]
@@ -64,7 +71,7 @@ impl Upgraded {
         lb: &str,
         pool: &str,
         endpoint: &str,
-        mark: Arc<RequestMark>,
+        mark: Arc<dyn CloseSignal>,
     ) -> Registration {
         let open = record_upgraded(lb, pool, endpoint);
         let id = self.next_id.fetch_add(1, Relaxed);
@@ -93,14 +100,14 @@ impl Upgraded {
     /// Signals every open upgraded connection of `names` to close; returns how
     /// many were signalled. They leave the registry as they end.
     pub fn close(&self, names: &Names) -> usize {
-        let marks: Vec<Arc<RequestMark>> = self
+        let marks: Vec<Arc<dyn CloseSignal>> = self
             .open
             .lock()
             .get(names)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
         for mark in &marks {
-            mark.close_upgraded();
+            mark.close();
         }
         marks.len()
     }
@@ -324,17 +331,33 @@ mod tests {
         assert_eq!(v.since.len(), 1);
     }
 
+    /// A close signal that remembers it was given.
+    #[derive(Debug, Default)]
+    struct Signal(std::sync::atomic::AtomicBool);
+
+    impl CloseSignal for Signal {
+        fn close(&self) {
+            self.0.store(true, Relaxed);
+        }
+    }
+
+    impl Signal {
+        fn upgraded_closing(&self) -> bool {
+            self.0.load(Relaxed)
+        }
+    }
+
     #[test]
     fn the_registry_closes_the_connections_of_one_endpoint_and_forgets_ended_ones() {
         let registry = Arc::new(Upgraded::default());
         let (m1, m2, m3) = (
-            Arc::new(RequestMark::default()),
-            Arc::new(RequestMark::default()),
-            Arc::new(RequestMark::default()),
+            Arc::new(Signal::default()),
+            Arc::new(Signal::default()),
+            Arc::new(Signal::default()),
         );
-        let r1 = registry.register("upgraded-registry-lb", "p", "a", Arc::clone(&m1));
-        let _r2 = registry.register("upgraded-registry-lb", "p", "a", Arc::clone(&m2));
-        let _r3 = registry.register("upgraded-registry-lb", "p", "b", Arc::clone(&m3));
+        let r1 = registry.register("upgraded-registry-lb", "p", "a", m1.clone());
+        let _r2 = registry.register("upgraded-registry-lb", "p", "a", m2.clone());
+        let _r3 = registry.register("upgraded-registry-lb", "p", "b", m3.clone());
         let a: Names = ("upgraded-registry-lb".into(), "p".into(), "a".into());
         assert_eq!(registry.count(&a), 2);
         assert_eq!(registry.close(&a), 2);
