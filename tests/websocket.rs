@@ -334,6 +334,48 @@ fn a_reload_that_removes_the_endpoint_closes_and_one_that_keeps_it_does_not() {
     assert_eq!(decision, "*/p/b/invalid", "a pin to a removed endpoint");
 }
 
+/// A pool the load balancer no longer uses (an admin change of `default_pools`) or a
+/// disabled pool (a reload) is one routing takes no session to: its WebSockets close,
+/// as routing's pins move (`pin_status`), and the reconnect lands on a pool in use.
+#[test]
+fn a_pool_taken_out_of_the_load_balancer_or_disabled_closes_its_websockets() {
+    let (a, b) = (Upstream::healthy("a"), Upstream::healthy("b"));
+    let balancer = lb(["p", "q"]).affinity(Affinity::Cookie);
+    let config = served(balancer, pool([&a])).pool("q", pool([&b]));
+    let proxy = config.start();
+    let (mut on_a, cookie) = pinned_to(&proxy, "a");
+    let ok = support::api::ok(support::api::patch(
+        &proxy,
+        "/v1/load_balancers/*",
+        r#"{"default_pools": ["q"]}"#,
+    ));
+    assert!(ok.is_object(), "{ok}");
+    assert_closed(
+        &mut on_a,
+        &a,
+        &proxy,
+        "its pool taken out of the load balancer",
+    );
+    assert!(proxy.wait_for_log("endpoint a: removed, closing", WAIT));
+    let decision = reconnect_lands_on(&proxy, &cookie, "b");
+    assert!(decision.starts_with("*/q/b/"), "{decision}");
+
+    drop(proxy);
+
+    // A pool disabled by a reload: its WebSockets close, the reconnect fails over.
+    let failover = lb(["q", "p"]).affinity(Affinity::Cookie);
+    let config = served(failover, pool([&a])).pool("q", pool([&b]));
+    let mut proxy = config.start();
+    let (mut on_b, cookie) = pinned_to(&proxy, "b");
+    let disabled = config.clone().pool("q", pool([&b]).set("enabled", false));
+    proxy.rewrite_config(&disabled.yaml());
+    proxy.signal("HUP");
+    assert_closed(&mut on_b, &b, &proxy, "its pool disabled");
+    assert!(proxy.wait_for_log("endpoint b: unhealthy, closing", WAIT));
+    let decision = reconnect_lands_on(&proxy, &cookie, "a");
+    assert!(decision.starts_with("*/p/a/"), "{decision}");
+}
+
 #[test]
 fn a_hot_upgrade_closes_the_old_process_websockets_when_its_grace_ends() {
     const KEY: &[u8] = b"websocket-test-key-0123456789abcd";

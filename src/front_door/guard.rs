@@ -78,9 +78,11 @@ impl RequestMark {
     /// client ends as if the client had closed, which ends Pingora's relay
     /// both ways; the reader is woken for it. Any thread, any time; a
     /// connection not (yet) upgraded ignores it.
-    pub fn close_upgraded(&self) {
-        self.close.store(true, Ordering::Release);
+    /// `true` the first time.
+    pub fn close_upgraded(&self) -> bool {
+        let first = !self.close.swap(true, Ordering::AcqRel);
         self.reader.wake();
+        first
     }
     /// Whether [`RequestMark::close_upgraded`] was called.
     pub fn upgraded_closing(&self) -> bool {
@@ -113,8 +115,8 @@ impl RequestMark {
 
 /// The registry of upgraded connections closes one through its mark.
 impl crate::state::upgraded::CloseSignal for RequestMark {
-    fn close(&self) {
-        self.close_upgraded();
+    fn close(&self) -> bool {
+        self.close_upgraded()
     }
 }
 

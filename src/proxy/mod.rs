@@ -371,7 +371,7 @@ impl ProxyHttp for Proxy {
         peer.options.read_timeout = Some(pool_read.unwrap_or(timeouts.read));
         peer.options.write_timeout = Some(timeouts.write);
         peer.options.idle_timeout = Some(timeouts.idle);
-        if session.is_upgrade_req() {
+        if session.is_upgrade_req() && upgrade::asks_for_websocket(&session.req_header().headers) {
             upgrade::prepare(&mut peer, timeouts.connect);
         }
         Ok(Box::new(peer))
@@ -503,6 +503,7 @@ impl ProxyHttp for Proxy {
             response_started: ctx.upstream_status.is_some(),
             body_forwarded: ctx.body_forwarded,
             already_retried: ctx.stale_retried,
+            idempotent: retry::idempotent(&session.req_header().method),
         };
         let again = retry::send_again(attempt, retry::failure_of(&e));
         let mut e = e.more_context(format!("Peer: {peer}"));
@@ -585,7 +586,10 @@ impl ProxyHttp for Proxy {
         let (Some(lb), Some(routed)) = (ctx.lb.as_ref(), ctx.routed.as_ref()) else {
             return Ok(());
         };
-        if response.status == http::StatusCode::SWITCHING_PROTOCOLS && ctx.upgraded.is_none() {
+        if response.status == http::StatusCode::SWITCHING_PROTOCOLS
+            && ctx.upgraded.is_none()
+            && session.is_upgrade_req()
+        {
             if let Some(mark) = close_signal(session) {
                 let (pool, endpoint) = ctx.names(&ctx.state);
                 ctx.upgraded = Some(self.live.upgraded().register(
@@ -631,9 +635,13 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let (mut code, text) = failure_status(e);
-        if session.response_written().is_some() {
+        if session
+            .response_written()
+            .is_some_and(|r| !r.status.is_informational() || r.status.as_u16() == 101)
+        {
             // The client has the response's header (a `101`, or a stream
-            // cut short): no second response; the connection just ends.
+            // cut short): no second response; the connection just ends. (After
+            // a `100 Continue` the client still gets its error response.)
             code = 0;
         }
         if code == 408 && ctx.refused.is_none() {

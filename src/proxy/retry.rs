@@ -5,13 +5,16 @@
 //!
 //! A pooled (kept-alive) connection can be closed by the endpoint while it
 //! idles; the request sent on it then meets an EOF or a reset before any
-//! byte of the response. The endpoint never saw it (or closed without
-//! answering), so it is sent again, once, on a fresh connection to the same
-//! endpoint — whatever its method, as long as no byte of its body left
-//! Tether (NGINX and HAProxy do the same for a cached keepalive connection).
-//! A request whose body was (even partly) forwarded, whose response had
-//! begun, that went on a fresh connection, or that timed out is not sent
-//! again: the endpoint may have acted on it.
+//! byte of the response. It is sent again, once, on a fresh connection to
+//! the same endpoint when that is safe, as NGINX does for its cached
+//! keepalive connections: when the request could not even be written (the
+//! endpoint never saw it), whatever its method; when it was written and no
+//! answer came, only for an idempotent method (RFC 9110 9.2.2: `GET`,
+//! `HEAD`, `OPTIONS`, `TRACE`, `PUT`, `DELETE`) — an endpoint that received a
+//! `POST`, ran it and died before answering looks the same as a stale
+//! connection, and a `POST` is never run twice. Never when a byte of the
+//! body was forwarded, the response had begun, the connection was fresh, or
+//! the attempt timed out.
 
 use pingora::prelude::*;
 use pingora::ErrorSource;
@@ -29,14 +32,20 @@ pub struct Attempt {
     pub body_forwarded: bool,
     /// The request was already sent again once for a stale connection.
     pub already_retried: bool,
+    /// Its method is idempotent (RFC 9110 9.2.2).
+    pub idempotent: bool,
 }
 
 /// How an upstream attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// The endpoint's connection closed, reset or broke (EOF, `ECONNRESET`,
-    /// `EPIPE`) before any byte of the response: what a stale pooled
-    /// connection does.
+    /// Writing the request failed (`EPIPE`, a reset): the endpoint's
+    /// connection was gone before it had the request.
+    Unsent,
+    /// The endpoint's connection closed or reset (EOF, `ECONNRESET`) after
+    /// the request was written, before any byte of the response: what a
+    /// stale pooled connection does, and also an endpoint that died while
+    /// handling the request.
     Closed,
     /// Anything else: a timeout, a malformed response, a failure after the
     /// response began, the client's failure or Tether's own.
@@ -50,7 +59,8 @@ pub fn failure_of(e: &Error) -> Failure {
         return Failure::Other;
     }
     match e.etype() {
-        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+        ErrorType::WriteError => Failure::Unsent,
+        ErrorType::ConnectionClosed | ErrorType::ReadError
             if response_bytes_read(e.context.as_ref().map(|c| c.as_str())).unwrap_or(0) == 0 =>
         {
             Failure::Closed
@@ -73,11 +83,29 @@ pub fn response_bytes_read(context: Option<&str>) -> Option<u64> {
 /// Whether the request is sent again on a fresh connection to the same
 /// endpoint (`tether_upstream_retries_total{reason="stale_connection"}`).
 pub fn send_again(attempt: Attempt, failure: Failure) -> bool {
-    failure == Failure::Closed
-        && attempt.reused
+    let safe = match failure {
+        Failure::Unsent => true,
+        Failure::Closed => attempt.idempotent,
+        Failure::Other => false,
+    };
+    safe && attempt.reused
         && !attempt.response_started
         && !attempt.body_forwarded
         && !attempt.already_retried
+}
+
+/// Whether `method` is idempotent (RFC 9110 9.2.2).
+pub fn idempotent(method: &http::Method) -> bool {
+    use http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
 }
 
 /// How an upgraded connection (a `101 Switching Protocols` exchange, e.g. a
@@ -113,6 +141,7 @@ mod tests {
     fn stale() -> Attempt {
         Attempt {
             reused: true,
+            idempotent: true,
             ..Attempt::default()
         }
     }
@@ -124,6 +153,22 @@ mod tests {
     #[test]
     fn a_closed_reused_connection_before_the_response_is_sent_again() {
         assert!(send_again(stale(), Failure::Closed));
+        assert!(send_again(stale(), Failure::Unsent));
+    }
+
+    #[test]
+    fn a_non_idempotent_request_is_sent_again_only_if_it_was_never_written() {
+        let post = Attempt {
+            idempotent: false,
+            ..stale()
+        };
+        assert!(send_again(post, Failure::Unsent));
+        assert!(
+            !send_again(post, Failure::Closed),
+            "the endpoint may have run it"
+        );
+        assert!(idempotent(&http::Method::GET) && idempotent(&http::Method::DELETE));
+        assert!(!idempotent(&http::Method::POST) && !idempotent(&http::Method::PATCH));
     }
 
     #[test]
@@ -146,12 +191,13 @@ mod tests {
         ];
         for attempt in no {
             assert!(!send_again(attempt, Failure::Closed), "{attempt:?}");
+            assert!(!send_again(attempt, Failure::Unsent), "{attempt:?}");
         }
         assert!(!send_again(stale(), Failure::Other));
     }
 
     #[test]
-    fn closes_resets_and_broken_pipes_before_the_response_are_stale() {
+    fn closes_and_resets_before_the_response_are_stale_and_broken_pipes_unsent() {
         let closed = up(
             ErrorType::ConnectionClosed,
             "while reading response headers, bytes already read: 0",
@@ -163,7 +209,7 @@ mod tests {
         );
         assert_eq!(failure_of(&reset), Failure::Closed);
         let pipe = up(ErrorType::WriteError, "while writing request headers");
-        assert_eq!(failure_of(&pipe), Failure::Closed);
+        assert_eq!(failure_of(&pipe), Failure::Unsent);
     }
 
     #[test]

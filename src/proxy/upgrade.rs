@@ -16,10 +16,11 @@
 //! `Pending` once (its waker woken at once) leaves only the queued body end
 //! ready, so it is always handled first, and the `101` then opens the tunnel.
 //!
-//! A new connection (a pool of its own, `UPGRADE_GROUP`, never kept idle)
-//! makes that first read the answer's: an upgrade request never waits behind
-//! a pooled connection the endpoint may have closed, either. Plain requests
-//! use Pingora's own connector and pool, untouched.
+//! A new connection (a pool key of its own, never kept idle) makes that
+//! first read the answer's: a handshake never waits behind a pooled
+//! connection the endpoint may have closed, either. Only `Upgrade:
+//! websocket` takes this path; plain requests (and other upgrades) use
+//! Pingora's own connector and pool, untouched.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,14 +36,27 @@ use pingora::protocols::l4::virt::{VirtualSockOpt, VirtualSocket, VirtualSocketS
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// The connection pool key of upgrade requests' connections (Pingora's
-/// `HttpPeer::group_key`): none of them is shared with plain requests.
-pub const UPGRADE_GROUP: u64 = 0x7765_6273_6f63_6b74; // "websockt"
+/// The low bit of every WebSocket handshake's connection pool key (Pingora's
+/// `HttpPeer::group_key`, 0 for plain requests); the rest is random, so no
+/// two handshakes share a pool either.
+const UPGRADE_GROUP: u64 = 1;
 
-/// Sets `peer` up for an upgrade request: a new connection through
-/// [`UpgradeConnect`], never returned to the pool.
+/// Whether the request asks to become a WebSocket (`Upgrade: websocket`):
+/// other upgrades (`h2c`, which `curl --http2` asks for on every plain
+/// request) keep Pingora's pooled connections.
+pub fn asks_for_websocket(headers: &http::HeaderMap) -> bool {
+    headers.get_all(http::header::UPGRADE).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+    })
+}
+
+/// Sets `peer` up for a WebSocket handshake: a new connection through
+/// [`UpgradeConnect`], in a pool of its own that no other request looks in
+/// (a handshake answered without `101` leaves a connection nobody reuses).
 pub fn prepare(peer: &mut HttpPeer, connect_timeout: Duration) {
-    peer.group_key = UPGRADE_GROUP;
+    peer.group_key = UPGRADE_GROUP ^ (rand::random::<u64>() << 1);
     peer.options.idle_timeout = Some(Duration::ZERO);
     peer.options.custom_l4 = Some(Arc::new(UpgradeConnect { connect_timeout }));
 }
@@ -211,5 +225,20 @@ mod tests {
         assert_ne!(peer.reuse_hash(), plain.reuse_hash());
         assert_eq!(peer.options.idle_timeout, Some(Duration::ZERO));
         assert!(peer.options.custom_l4.is_some());
+        let mut other = plain.clone();
+        prepare(&mut other, Duration::from_secs(1));
+        assert_ne!(other.reuse_hash(), peer.reuse_hash(), "nor with each other");
+    }
+
+    #[test]
+    fn only_websocket_upgrades_take_a_new_connection() {
+        let mut headers = http::HeaderMap::new();
+        assert!(!asks_for_websocket(&headers));
+        headers.insert(http::header::UPGRADE, "h2c".parse().unwrap());
+        assert!(!asks_for_websocket(&headers));
+        headers.insert(http::header::UPGRADE, "WebSocket".parse().unwrap());
+        assert!(asks_for_websocket(&headers));
+        headers.insert(http::header::UPGRADE, "foo/2, websocket".parse().unwrap());
+        assert!(asks_for_websocket(&headers));
     }
 }

@@ -26,8 +26,8 @@ use crate::state::State;
 /// client connection (`front_door::guard::RequestMark`), whose next read then
 /// ends and with it the relay both ways.
 pub trait CloseSignal: std::fmt::Debug + Send + Sync {
-    /// Ends the connection (idempotent).
-    fn close(&self);
+    /// Ends the connection; `true` the first time only (later calls change nothing).
+    fn close(&self) -> bool;
 }
 
 /// The close signals of one endpoint's open upgraded connections, by id.
@@ -98,7 +98,7 @@ impl Upgraded {
     }
 
     /// Signals every open upgraded connection of `names` to close; returns how
-    /// many were signalled. They leave the registry as they end.
+    /// many were signalled now (not before). They leave the registry as they end.
     pub fn close(&self, names: &Names) -> usize {
         let marks: Vec<Arc<dyn CloseSignal>> = self
             .open
@@ -106,10 +106,7 @@ impl Upgraded {
             .get(names)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
-        for mark in &marks {
-            mark.close();
-        }
-        marks.len()
+        marks.iter().filter(|mark| mark.close()).count()
     }
 }
 
@@ -120,6 +117,8 @@ pub struct EndpointNow {
     pub disabled_since: Option<u64>,
     /// The load balancer's `drain_duration` in ms.
     pub drain_ms: u64,
+    /// Healthy, in an enabled pool (a disabled pool's endpoints are
+    /// unusable, as routing sees them).
     pub healthy: bool,
     /// Serving from the load balancer's fallback pool, whose health is ignored.
     pub health_ignored: bool,
@@ -172,17 +171,21 @@ pub fn must_close(endpoint: Option<EndpointNow>, now_ms: u64) -> Option<Why> {
     e.ejected.then_some(Why::Ejected)
 }
 
-/// What the state says now of the endpoint `names` name (`None`: removed).
+/// What the state says now of the endpoint `names` name (`None`: removed, or
+/// its pool no longer one of the load balancer's).
 pub fn endpoint_now(state: &State, names: &Names, now_ms: u64) -> Option<EndpointNow> {
     let (lb, pool, endpoint) = names;
     let table = state.load_balancers();
     let lb = table.named(lb)?;
     let at = state.find_endpoint(pool, endpoint).ok()?;
+    if !lb.is_default_pool(at.pool()) && lb.fallback_pool != Some(at.pool()) {
+        return None; // a reload took the pool out of the load balancer
+    }
     let e = state.endpoint(at);
     Some(EndpointNow {
         disabled_since: e.disabled_since(),
         drain_ms: lb.drain_ms,
-        healthy: e.healthy(),
+        healthy: e.healthy() && state.pools[at.pool()].enabled(),
         health_ignored: lb.is_fallback_only(at.pool()),
         ejected: e.ejected(now_ms),
     })
@@ -336,8 +339,8 @@ mod tests {
     struct Signal(std::sync::atomic::AtomicBool);
 
     impl CloseSignal for Signal {
-        fn close(&self) {
-            self.0.store(true, Relaxed);
+        fn close(&self) -> bool {
+            !self.0.swap(true, Relaxed)
         }
     }
 
@@ -363,6 +366,7 @@ mod tests {
         assert_eq!(registry.close(&a), 2);
         assert!(m1.upgraded_closing() && m2.upgraded_closing());
         assert!(!m3.upgraded_closing(), "another endpoint's stays");
+        assert_eq!(registry.close(&a), 0, "signalled once: not counted again");
         drop(r1);
         assert_eq!(registry.count(&a), 1);
         assert_eq!(registry.keys().len(), 2);
