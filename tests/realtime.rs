@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
+use support::browser::chromium;
 use support::cflb::keys_file;
 use support::*;
 use tempfile::TempDir;
@@ -581,19 +582,6 @@ fn server_sent_events_are_streamed_one_by_one() {
     }
     assert_eq!(events.len(), 6, "{events:?}");
     assert_eq!(events[5], "event: end\ndata: done", "{events:?}");
-}
-
-fn chromium() -> PathBuf {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Some(path) = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        }) {
-            return path;
-        }
-    }
-    panic!("no chromium on PATH: `apt-get install -y chromium` (scripts/test.sh does it)");
 }
 
 #[test]

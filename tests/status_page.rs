@@ -11,27 +11,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use reqwest::Method;
+use support::browser::chromium;
 use support::*;
 
 const TOKEN: &str = "page-s3cret";
-
-fn chromium() -> PathBuf {
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Some(path) = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        }) {
-            return path;
-        }
-    }
-    panic!("no chromium on PATH: `apt-get install -y chromium` (scripts/test.sh does it)");
-}
 
 /// Runs headless Chromium on `url` with `args`; its stdout, and its stderr with the
 /// page's console messages. At most 60 s.

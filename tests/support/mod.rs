@@ -14,6 +14,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod api;
+pub mod browser;
 pub mod cflb;
 pub mod config;
 pub mod raw;
