@@ -305,9 +305,15 @@ fn proxy_for(up: &RawUpstream) -> TetherProc {
     configured(up, tether().listener(free_port()).admin(free_port()))
 }
 
+/// One worker thread: a request then always finds the connection the one before
+/// it left in the pool (with several, Pingora's pool can miss a connection its
+/// idle watcher on another thread still holds, and make a new one: "failed to
+/// acquire reusable stream"), so the stale connection is met for sure.
 fn configured(up: &RawUpstream, t: Tether) -> TetherProc {
     t.load_balancer("*", lb(["p"]))
         .pool("p", pool([up.endpoint("raw-1")]))
+        .builder()
+        .threads(1)
         .start()
 }
 
