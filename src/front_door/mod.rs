@@ -28,6 +28,8 @@ pub mod chunked;
 mod deadline;
 pub mod guard;
 pub mod scan;
+pub mod certificates;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};

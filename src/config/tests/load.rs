@@ -32,8 +32,13 @@ fn reference_config_loads_and_uses_every_key() {
     assert_eq!(t.listeners[0].address, "0.0.0.0:8080");
     assert_eq!(t.listeners[0].tls, None);
     let tls = t.listeners[1].tls.as_ref().unwrap();
-    assert_eq!(tls.cert_path, PathBuf::from("conf/example-cert.pem"));
-    assert_eq!(tls.key_path, PathBuf::from("conf/example-key.pem"));
+    assert_eq!(
+        *tls,
+        Tls::single(
+            PathBuf::from("conf/example-cert.pem"),
+            PathBuf::from("conf/example-key.pem")
+        )
+    );
     let admin = t.admin.as_ref().unwrap();
     assert_eq!(admin.address, "127.0.0.1:9180");
     assert_eq!(
