@@ -552,6 +552,67 @@ tether:
     }
 }
 
+/// `tls.certificates`, several certificates chosen by SNI; `cert_path` and
+/// `key_path` the one-certificate shorthand; the two forms not together.
+#[test]
+fn listener_certificates_list_or_shorthand() {
+    let with_tls = |tls: &str| {
+        MINIMAL.replace(
+            "    - address: \"127.0.0.1:8080\"\n",
+            &format!("    - address: \"127.0.0.1:8080\"\n      tls: {tls}\n"),
+        )
+    };
+    let (cert, key) = ("conf/example-cert.pem", "conf/example-key.pem");
+    let loaded = ok(&with_tls(&format!(
+        "{{ certificates: [{{ cert_path: {cert}, key_path: {key} }}, {{ cert_path: {key}, key_path: {cert} }}] }}"
+    )));
+    let files = |c: &str, k: &str| CertificateFiles {
+        cert_path: PathBuf::from(c),
+        key_path: PathBuf::from(k),
+    };
+    let tls = loaded.tether.listeners[0].tls.clone().unwrap();
+    assert_eq!(tls, Tls::list(vec![files(cert, key), files(key, cert)]));
+    assert_eq!(
+        tls.key_path("tether.listeners[0].tls", 1, "key_path"),
+        "tether.listeners[0].tls.certificates[1].key_path"
+    );
+    let one = ok(&with_tls(&format!(
+        "{{ cert_path: {cert}, key_path: {key} }}"
+    )));
+    let tls = one.tether.listeners[0].tls.clone().unwrap();
+    assert_eq!(tls, Tls::single(PathBuf::from(cert), PathBuf::from(key)));
+    assert_eq!(
+        tls.key_path("tether.listeners[0].tls", 0, "key_path"),
+        "tether.listeners[0].tls.key_path"
+    );
+
+    let both = errors(&with_tls(&format!(
+        "{{ key_path: {key}, certificates: [{{ cert_path: {cert}, key_path: {key} }}] }}"
+    )));
+    assert_eq!(
+        both,
+        ["tether.listeners[0].tls.key_path: give either cert_path and key_path (one certificate) or tether.listeners[0].tls.certificates (several), not both"]
+    );
+    assert_eq!(
+        errors(&with_tls("{ certificates: [] }")),
+        ["tether.listeners[0].tls.certificates: must list at least one certificate"]
+    );
+    let missing = errors(&with_tls(&format!(
+        "{{ certificates: [{{ cert_path: {cert} }}, {{ cert_path: /nonexistent.pem, key_path: {key} }}] }}"
+    )));
+    assert_eq!(missing.len(), 2, "{missing:#?}");
+    assert_eq!(
+        missing[0],
+        "tether.listeners[0].tls.certificates[0].key_path: missing"
+    );
+    assert!(
+        missing[1].starts_with(
+            "tether.listeners[0].tls.certificates[1].cert_path: cannot read \"/nonexistent.pem\""
+        ),
+        "{missing:#?}"
+    );
+}
+
 #[test]
 fn endpoint_header_and_random_steering() {
     let yaml = MINIMAL
