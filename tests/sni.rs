@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -129,12 +129,11 @@ fn client_of(pem: &[u8], addr: SocketAddr, keep_alive: bool) -> reqwest::blockin
     builder.build().unwrap()
 }
 
-/// `GET https://<name>:<port>/echo`: the status and the peer certificate's DER.
-fn fetch(
-    client: &reqwest::blocking::Client,
-    name: &str,
-    port: u16,
-) -> Result<(u16, Vec<u8>), String> {
+/// A request's status and the peer certificate's DER, or why it failed.
+type Fetched = Result<(u16, Vec<u8>), String>;
+
+/// `GET https://<name>:<port>/echo`.
+fn fetch(client: &reqwest::blocking::Client, name: &str, port: u16) -> Fetched {
     let response = client
         .get(format!("https://{name}:{port}/echo"))
         .send()
@@ -226,12 +225,12 @@ fn a_reload_swaps_certificates_under_load_and_refuses_a_mismatched_pair() {
     // resuming its TLS session is not sent a certificate again), until told
     // to stop (bounded: 3000 requests or 60 s).
     let stop = Arc::new(AtomicBool::new(false));
-    let seen: Arc<Mutex<Vec<Result<(u16, Vec<u8>), String>>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Fetched>>> = Arc::default();
     let ca_pem = std::fs::read(&ca.pem_path).unwrap();
     let looping = {
         let (stop, seen, ca_pem) = (Arc::clone(&stop), Arc::clone(&seen), ca_pem.clone());
         std::thread::spawn(move || {
-            let started = Instant::now();
+            let started = ::tether::clock::stopwatch();
             for _ in 0..3000 {
                 if stop.load(Ordering::SeqCst) || started.elapsed() > Duration::from_secs(60) {
                     break;
@@ -252,7 +251,7 @@ fn a_reload_swaps_certificates_under_load_and_refuses_a_mismatched_pair() {
         "{}",
         proxy.logs()
     );
-    let has_renewed = |seen: &Mutex<Vec<Result<(u16, Vec<u8>), String>>>| {
+    let has_renewed = |seen: &Mutex<Vec<Fetched>>| {
         let seen = seen.lock().unwrap();
         seen.iter()
             .filter(|r| matches!(r, Ok((_, der)) if *der == renewed.der))
