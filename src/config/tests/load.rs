@@ -28,7 +28,7 @@ fn reference_config_loads_and_uses_every_key() {
     assert!(!s.work_stealing);
 
     let t = &loaded.tether;
-    assert_eq!(t.listeners.len(), 2);
+    assert_eq!(t.listeners.len(), 3);
     assert_eq!(t.listeners[0].address, "0.0.0.0:8080");
     assert_eq!(t.listeners[0].tls, None);
     let tls = t.listeners[1].tls.as_ref().unwrap();
@@ -38,6 +38,13 @@ fn reference_config_loads_and_uses_every_key() {
             PathBuf::from("conf/example-cert.pem"),
             PathBuf::from("conf/example-key.pem")
         )
+    );
+    assert_eq!(
+        t.listeners[2].tls,
+        Some(Tls::list(vec![CertificateFiles {
+            cert_path: PathBuf::from("conf/example-cert.pem"),
+            key_path: PathBuf::from("conf/example-key.pem"),
+        }]))
     );
     let admin = t.admin.as_ref().unwrap();
     assert_eq!(admin.address, "127.0.0.1:9180");
