@@ -139,3 +139,97 @@ impl ResolvesServerCert for SniResolver {
         self.current.load().pick(hello.server_name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    /// A self-signed certificate for `name`, written to `<stem>.pem` / `<stem>.key`.
+    fn pair(dir: &Path, stem: &str, name: &str) -> config::CertificateFiles {
+        let made = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+        let files = config::CertificateFiles {
+            cert_path: dir.join(format!("{stem}.pem")),
+            key_path: dir.join(format!("{stem}.key")),
+        };
+        std::fs::write(&files.cert_path, made.cert.pem()).unwrap();
+        std::fs::write(&files.key_path, made.key_pair.serialize_pem()).unwrap();
+        files
+    }
+
+    fn leaf(certificates: &ListenerCertificates, name: Option<&str>) -> Vec<u8> {
+        certificates.pick(name).unwrap().cert[0].to_vec()
+    }
+
+    #[test]
+    fn certificates_are_read_with_their_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            pair(dir.path(), "a", "a.test"),
+            pair(dir.path(), "b", "*.b.test"),
+        );
+        let der = |files: &config::CertificateFiles| {
+            CertificateDer::from_pem_file(&files.cert_path)
+                .unwrap()
+                .to_vec()
+        };
+        let loaded =
+            ListenerCertificates::load(&config::Tls::list(vec![a.clone(), b.clone()]), 1).unwrap();
+        assert_eq!(leaf(&loaded, Some("a.test")), der(&a));
+        assert_eq!(leaf(&loaded, Some("x.b.test")), der(&b));
+        assert_eq!(leaf(&loaded, Some("b.test")), der(&a));
+        assert_eq!(leaf(&loaded, None), der(&a));
+    }
+
+    #[test]
+    fn a_bad_pair_names_its_key_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            pair(dir.path(), "a", "a.test"),
+            pair(dir.path(), "b", "b.test"),
+        );
+        let crossed = config::CertificateFiles {
+            cert_path: a.cert_path.clone(),
+            key_path: b.key_path.clone(),
+        };
+        let e = ListenerCertificates::load(&config::Tls::list(vec![a.clone(), crossed]), 2)
+            .err()
+            .unwrap();
+        assert_eq!(
+            e,
+            format!(
+                "tether.listeners[2].tls.certificates[1].key_path: {}: the key does not match the certificate {}",
+                b.key_path.display(),
+                a.cert_path.display()
+            )
+        );
+        let single = config::Tls::single(a.cert_path.clone(), PathBuf::from("/nonexistent.key"));
+        let e = ListenerCertificates::load(&single, 0).err().unwrap();
+        assert!(
+            e.starts_with("tether.listeners[0].tls.key_path: /nonexistent.key: "),
+            "{e}"
+        );
+        std::fs::write(&b.cert_path, "not PEM\n").unwrap();
+        let e = ListenerCertificates::load(&config::Tls::single(b.cert_path, b.key_path), 0)
+            .err()
+            .unwrap();
+        assert!(
+            e.starts_with("tether.listeners[0].tls.cert_path: ")
+                && e.ends_with(": no certificate (PEM) found in it"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_stored_set_answers_the_next_handshake() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = pair(dir.path(), "a", "a.test");
+        let first = ListenerCertificates::load(&config::Tls::list(vec![a.clone()]), 0).unwrap();
+        let before = leaf(&first, None);
+        let resolver = SniResolver::new(first);
+        let a = pair(dir.path(), "a", "a.test");
+        resolver.store(ListenerCertificates::load(&config::Tls::list(vec![a]), 0).unwrap());
+        let after = leaf(&resolver.current.load(), None);
+        assert_ne!(before, after);
+    }
+}

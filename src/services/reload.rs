@@ -275,4 +275,23 @@ mod tests {
             ["Pingora's keys (threads, work_stealing, ...)"]
         );
     }
+
+    /// A listener's certificate files are reloaded; its address, or whether
+    /// it has TLS, needs a hot upgrade.
+    #[test]
+    fn certificate_files_reload_listeners_do_not() {
+        let listeners = |tls: &str| {
+            Fixed::of(&config::load_str(&format!(
+                "tether:\n  listeners: [{{address: \"127.0.0.1:8080\"}}, {{address: \"127.0.0.1:8443\"{tls}}}]\n  load_balancers: {{\"*\": {{default_pools: [p]}}}}\n  pools: {{p: {{endpoints: [{{name: a, address: \"127.0.0.1:9001\"}}]}}}}\n"
+            ))
+            .unwrap())
+        };
+        let shorthand =
+            listeners(", tls: {cert_path: conf/example-cert.pem, key_path: conf/example-key.pem}");
+        let list = listeners(
+            ", tls: {certificates: [{cert_path: conf/example-cert.pem, key_path: conf/example-key.pem}, {cert_path: conf/example-cert.pem, key_path: conf/example-key.pem}]}",
+        );
+        assert!(shorthand.differences(&list).is_empty());
+        assert_eq!(shorthand.differences(&listeners("")), ["tether.listeners"]);
+    }
 }
