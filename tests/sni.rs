@@ -225,23 +225,31 @@ fn a_reload_swaps_certificates_under_load_and_refuses_a_mismatched_pair() {
     // resuming its TLS session is not sent a certificate again), until told
     // to stop (bounded: 3000 requests or 60 s).
     let stop = Arc::new(AtomicBool::new(false));
-    let seen: Arc<Mutex<Vec<Fetched>>> = Arc::default();
     let ca_pem = std::fs::read(&ca.pem_path).unwrap();
-    let looping = {
-        let (stop, seen, ca_pem) = (Arc::clone(&stop), Arc::clone(&seen), ca_pem.clone());
-        std::thread::spawn(move || {
-            let started = ::tether::clock::stopwatch();
-            for _ in 0..3000 {
-                if stop.load(Ordering::SeqCst) || started.elapsed() > Duration::from_secs(60) {
-                    break;
+    // Two clients, each keeping what it saw in order.
+    let seen: Vec<Arc<Mutex<Vec<Fetched>>>> = (0..2).map(|_| Arc::default()).collect();
+    let looping: Vec<_> = seen
+        .iter()
+        .map(|seen| {
+            let (stop, seen, ca_pem) = (Arc::clone(&stop), Arc::clone(seen), ca_pem.clone());
+            std::thread::spawn(move || {
+                let started = ::tether::clock::stopwatch();
+                for _ in 0..3000 {
+                    if stop.load(Ordering::SeqCst) || started.elapsed() > Duration::from_secs(60) {
+                        break;
+                    }
+                    let got = fetch(&fresh_client(&ca_pem, addr), "a.test", port);
+                    seen.lock().unwrap().push(got);
                 }
-                let got = fetch(&fresh_client(&ca_pem, addr), "a.test", port);
-                seen.lock().unwrap().push(got);
-            }
+            })
         })
+        .collect();
+    let counted = |which: &dyn Fn(&Fetched) -> bool| {
+        seen.iter()
+            .map(|seen| seen.lock().unwrap().iter().filter(|r| which(r)).count())
+            .sum::<usize>()
     };
-    let count = |seen: &Mutex<Vec<_>>| seen.lock().unwrap().len();
-    assert!(wait_until(Duration::from_secs(20), || count(&seen) >= 20));
+    assert!(wait_until(Duration::from_secs(30), || counted(&|_| true) >= 50));
 
     // certbot's way: new files, then SIGHUP.
     let renewed = ca.leaf(dir.path(), "a", "a.test", "a.test renewed");
@@ -251,45 +259,40 @@ fn a_reload_swaps_certificates_under_load_and_refuses_a_mismatched_pair() {
         "{}",
         proxy.logs()
     );
-    let has_renewed = |seen: &Mutex<Vec<Fetched>>| {
-        let seen = seen.lock().unwrap();
-        seen.iter()
-            .filter(|r| matches!(r, Ok((_, der)) if *der == renewed.der))
-            .count()
-    };
+    let is_renewed = |r: &Fetched| matches!(r, Ok((_, der)) if *der == renewed.der);
     assert!(
-        wait_until(Duration::from_secs(20), || has_renewed(&seen) >= 20),
+        wait_until(Duration::from_secs(30), || counted(&is_renewed) >= 50),
         "new handshakes never got the renewed certificate\n{}",
         proxy.logs()
     );
     stop.store(true, Ordering::SeqCst);
-    looping.join().unwrap();
+    for thread in looping {
+        thread.join().unwrap();
+    }
 
-    let seen = seen.lock().unwrap().clone();
-    let failed: Vec<_> = seen.iter().filter(|r| !matches!(r, Ok((200, _)))).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {failed:?}",
-        failed.len(),
-        seen.len()
-    );
-    // Before the swap the old certificate, after it only the new one.
-    let first_new = seen
-        .iter()
-        .position(|r| matches!(r, Ok((_, der)) if *der == renewed.der))
-        .unwrap();
-    assert!(first_new > 0);
-    assert!(seen[..first_new]
-        .iter()
-        .all(|r| matches!(r, Ok((_, der)) if *der == a.der)));
-    assert!(seen[first_new..]
-        .iter()
-        .all(|r| matches!(r, Ok((_, der)) if *der == renewed.der)));
+    let (mut total, mut before) = (0, 0);
+    for seen in &seen {
+        let seen = seen.lock().unwrap().clone();
+        let failed: Vec<_> = seen.iter().filter(|r| !matches!(r, Ok((200, _)))).collect();
+        assert!(
+            failed.is_empty(),
+            "{} of {} failed: {failed:?}",
+            failed.len(),
+            seen.len()
+        );
+        // Before the swap the old certificate, after it only the new one.
+        let first_new = seen.iter().position(is_renewed).unwrap_or(seen.len());
+        assert!(seen[..first_new]
+            .iter()
+            .all(|r| matches!(r, Ok((_, der)) if *der == a.der)));
+        assert!(seen[first_new..].iter().all(is_renewed));
+        total += seen.len();
+        before += first_new;
+    }
+    assert!(before > 0);
     println!(
-        "swap under load: {} requests, {} before the swap, {} after, 0 failed",
-        seen.len(),
-        first_new,
-        seen.len() - first_new
+        "swap under load: {total} requests (2 clients, a new TLS session each), {before} before the swap, {} after, 0 failed",
+        total - before
     );
     // The connection opened before the swap is untouched: it still works,
     // on its old certificate.
