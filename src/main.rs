@@ -12,7 +12,6 @@ use std::process::exit;
 use std::sync::Arc;
 
 use log::{error, info, warn};
-use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::proxy::http_proxy;
@@ -25,6 +24,7 @@ use tether::affinity::cookie::CookieKeys;
 use tether::changes::Changes;
 use tether::cluster::{self, link::Link};
 use tether::config::{self, SessionAffinity};
+use tether::front_door::tls::{ListenerCertificates, SniResolver};
 use tether::front_door::FrontDoor;
 use tether::health::LiveMonitors;
 use tether::proxy::Proxy;
@@ -82,30 +82,19 @@ fn main() {
     // Certificates are loaded before `-t` answers and before `bootstrap()`
     // (which, with `-u`, takes the old process's sockets): a bad PEM never
     // replaces a running server.
-    let tls_settings: Vec<Option<TlsSettings>> = tether
+    // Every pair is read and checked (the key matches its certificate), as a
+    // reload does.
+    let resolvers: Vec<Option<Arc<SniResolver>>> = tether
         .listeners
         .iter()
-        .map(|listener| {
+        .enumerate()
+        .map(|(i, listener)| {
             let tls = listener.tls.as_ref()?;
-            let (cert, key) = (
-                tls.cert_path.to_string_lossy(),
-                tls.key_path.to_string_lossy(),
-            );
-            let parsed = check_tls(&cert, &key);
-            match parsed.and_then(|()| {
-                TlsSettings::intermediate(&cert, &key).map_err(|e| e.to_string())
-            }) {
-                Ok(mut settings) => {
-                    // HTTP/2 offered by ALPN; HTTP/1.1 stays the fallback.
-                    settings.enable_h2();
-                    Some(settings)
-                }
+            match ListenerCertificates::load(tls, i) {
+                Ok(certificates) => Some(SniResolver::new(certificates)),
                 Err(e) => {
                     eprintln!("tether: {path}: 1 configuration error:");
-                    eprintln!(
-                        "  tether.listeners ({}): cannot load TLS certificate {cert} / key {key}: {e}",
-                        listener.address
-                    );
+                    eprintln!("  {e}");
                     exit(1);
                 }
             }
@@ -191,8 +180,8 @@ fn main() {
             Arc::clone(&client_limits),
         ),
     );
-    for (listener, tls) in tether.listeners.iter().zip(tls_settings) {
-        match tls {
+    for (listener, resolver) in tether.listeners.iter().zip(&resolvers) {
+        match resolver {
             // No L4 read buffer on a plain listener: the front door reads the
             // first header itself and Pingora's HTTP session buffers its own
             // reads, so the stream's 64 KiB buffer only held a WebSocket's
@@ -201,7 +190,13 @@ fn main() {
                 ListenerConfig::tcp(&listener.address)
                     .l4_buffer(L4BufferSettings::default().read(0)),
             ),
-            Some(settings) => proxy.add_tls_with_settings(&listener.address, None, settings),
+            Some(resolver) => match resolver.settings() {
+                Ok(settings) => proxy.add_tls_with_settings(&listener.address, None, settings),
+                Err(e) => {
+                    error!("tether.listeners ({}): {e}", listener.address);
+                    exit(1);
+                }
+            },
         }
         info!("listening on {}", listener.address);
     }
@@ -246,6 +241,7 @@ fn main() {
             Arc::clone(&changes),
             Arc::clone(&client_limits),
             fixed,
+            resolvers,
         ),
     ));
     server.add_service(background_service(
@@ -253,23 +249,6 @@ fn main() {
         tether::services::stop::SecondSignal,
     ));
     server.run_forever();
-}
-
-/// Pingora's rustls `TlsSettings` only keeps the paths and panics in `build()`
-/// on a bad file or a key that does not fit: do here what `build()` will do.
-fn check_tls(cert: &str, key: &str) -> Result<(), String> {
-    use pingora::tls::{version, ServerConfig};
-    let (certs, key) = match pingora::tls::load_certs_and_key_files(cert, key) {
-        Ok(Some((certs, key))) if !certs.is_empty() => (certs, key),
-        Ok(_) => return Err("no certificate and private key found in PEM".to_string()),
-        Err(e) => return Err(e.to_string()),
-    };
-    pingora::tls::install_default_crypto_provider();
-    ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map(drop)
-        .map_err(|e| e.to_string())
 }
 
 /// The port `always_use_https` redirects to: the first TLS listener's.

@@ -187,8 +187,9 @@ fn http2_over_tls_routes_by_authority_and_reads_split_cookies() {
 }
 
 /// `tether -t` on a config whose TLS listener uses `cert` and `key` must fail
-/// with a message, never answer "configuration OK".
-fn assert_tls_files_rejected(cert_path: String, key_path: String) {
+/// with a message naming the key path `key` (`cert_path` or `key_path`),
+/// never answer "configuration OK".
+fn assert_tls_files_rejected(cert_path: String, key_path: String, key: &str) {
     let (code, out, err) = tether()
         .tls_listener(
             free_port(),
@@ -202,7 +203,10 @@ fn assert_tls_files_rejected(cert_path: String, key_path: String) {
         .check();
     assert_eq!(code, 1, "{out}{err}");
     assert!(!out.contains("configuration OK"));
-    assert!(err.contains("cannot load TLS certificate"), "{err}");
+    assert!(
+        err.contains(&format!("tether.listeners[0].tls.{key}: ")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -211,7 +215,7 @@ fn a_certificate_that_does_not_parse_fails_the_check_before_anything_starts() {
     let key = Tls::self_signed(dir.path()).key_path;
     let bad = dir.path().join("not-a-cert.pem");
     std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
-    assert_tls_files_rejected(bad.display().to_string(), key);
+    assert_tls_files_rejected(bad.display().to_string(), key, "cert_path");
 }
 
 #[test]
@@ -220,5 +224,5 @@ fn a_key_that_does_not_fit_the_certificate_fails_the_check() {
     let two = tempfile::TempDir::new().unwrap();
     let cert = Tls::self_signed(one.path()).cert_path;
     let other_key = Tls::self_signed(two.path()).key_path;
-    assert_tls_files_rejected(cert, other_key);
+    assert_tls_files_rejected(cert, other_key, "key_path");
 }

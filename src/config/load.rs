@@ -12,7 +12,7 @@ use super::load_balancer::read_load_balancers;
 use super::model::*;
 use super::monitor::read_monitors;
 use super::pool::read_pools;
-use super::read::{all, describe, quote, Check, ConfigErrors, Errors, Node};
+use super::read::{all, describe, quote, Check, ConfigErrors, Errors, Node, Obj};
 use super::spelling::Spelled;
 use pingora::server::configuration::ServerConf;
 use serde_yaml::{Mapping, Value};
@@ -390,8 +390,36 @@ fn read_listener(
     })
 }
 
+/// `tls`: the one-certificate shorthand `{cert_path, key_path}` or
+/// `certificates: [{cert_path, key_path}, …]` (chosen by SNI), not both.
 fn read_tls(node: &Node<'_>, errs: &mut Errors) -> Option<Tls> {
-    let o = node.object(errs, &["cert_path", "key_path"])?;
+    let o = node.object(errs, &["cert_path", "key_path", "certificates"])?;
+    let Some(list) = o.opt("certificates") else {
+        return read_certificate_files(&o, errs).map(|c| Tls::single(c.cert_path, c.key_path));
+    };
+    if let Some(n) = o.opt("cert_path").or_else(|| o.opt("key_path")) {
+        errs.at(
+            n,
+            format!(
+                "give either cert_path and key_path (one certificate) or {} (several), not both",
+                list.path
+            ),
+        );
+        return None;
+    }
+    let items = list.list(errs)?;
+    if items.is_empty() {
+        errs.at(list, "must list at least one certificate");
+        return None;
+    }
+    let certificates = all(items.iter().map(|item| {
+        let o = item.object(errs, &["cert_path", "key_path"])?;
+        read_certificate_files(&o, errs)
+    }));
+    Some(Tls::list(certificates?))
+}
+
+fn read_certificate_files(o: &Obj<'_>, errs: &mut Errors) -> Option<CertificateFiles> {
     let mut file = |key: &str| {
         let n = o.req(errs, key)?;
         let s = n.str(errs)?;
@@ -400,7 +428,7 @@ fn read_tls(node: &Node<'_>, errs: &mut Errors) -> Option<Tls> {
     };
     let cert_path = file("cert_path");
     let key_path = file("key_path");
-    Some(Tls {
+    Some(CertificateFiles {
         cert_path: cert_path?,
         key_path: key_path?,
     })

@@ -161,10 +161,68 @@ pub struct Listener {
     pub tls: Option<Tls>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A listener's `tls`: its certificates, the first the default (no SNI, or
+/// no certificate names the server name asked for). Written either as the
+/// one-certificate shorthand `{cert_path, key_path}` or as
+/// `certificates: [{cert_path, key_path}, …]`; `shorthand` says which, so a
+/// key path in an error names what the file says.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tls {
+    pub certificates: Vec<CertificateFiles>,
+    pub shorthand: bool,
+}
+
+/// One certificate chain (PEM, leaf first) and its private key (PEM).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CertificateFiles {
     pub cert_path: PathBuf,
     pub key_path: PathBuf,
+}
+
+impl Tls {
+    /// The one-certificate shorthand.
+    pub fn single(cert_path: PathBuf, key_path: PathBuf) -> Tls {
+        Tls {
+            certificates: vec![CertificateFiles {
+                cert_path,
+                key_path,
+            }],
+            shorthand: true,
+        }
+    }
+
+    /// Certificates chosen by SNI, the first the default.
+    pub fn list(certificates: Vec<CertificateFiles>) -> Tls {
+        Tls {
+            certificates,
+            shorthand: false,
+        }
+    }
+
+    /// The key path of certificate `index`'s `key` (`cert_path` or
+    /// `key_path`) under the listener's `tls` (`prefix`), as the file writes it.
+    pub fn key_path(&self, prefix: &str, index: usize, key: &str) -> String {
+        if self.shorthand {
+            format!("{prefix}.{key}")
+        } else {
+            format!("{prefix}.certificates[{index}].{key}")
+        }
+    }
+}
+
+/// Written as it was read: the shorthand, or the list.
+impl Serialize for Tls {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match (self.shorthand, self.certificates.as_slice()) {
+            (true, [one]) => one.serialize(serializer),
+            _ => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("certificates", &self.certificates)?;
+                map.end()
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

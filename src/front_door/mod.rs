@@ -24,10 +24,12 @@
 //! The limits can change at run time (a reload): they are read per connection.
 
 pub mod body;
+pub mod certificates;
 pub mod chunked;
 mod deadline;
 pub mod guard;
 pub mod scan;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};

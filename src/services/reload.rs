@@ -2,10 +2,15 @@
 //! validated exactly as at start; an invalid file changes nothing (its
 //! errors are logged); a valid one becomes the running configuration
 //! through the owner of changes ([`Changes::reload`]), the client limits are
-//! swapped, and no connection, request or WebSocket is dropped. What needs
-//! new sockets or a new process (listeners, the admin listener, the state
-//! file's path, the session table's size, Pingora's own keys) is named in
-//! the log as needing a hot upgrade and stays as it is.
+//! swapped, and no connection, request or WebSocket is dropped. The TLS
+//! listeners' certificates and keys are read again (the files a listener
+//! names, at the same address): one unreadable, or a key that does not match
+//! its certificate, refuses the whole reload and the running certificates
+//! stay; else new handshakes get the new ones (open connections keep
+//! theirs). What needs new sockets or a new process (a listener's address or
+//! whether it has TLS, the admin listener, the state file's path, the
+//! session table's size, Pingora's own keys) is named in the log as needing
+//! a hot upgrade and stays as it is.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,11 +24,14 @@ use pingora::services::background::BackgroundService;
 use crate::affinity::cookie::CookieKeys;
 use crate::changes::Changes;
 use crate::config::{self, ClientLimits, Config, Loaded};
+use crate::front_door::tls::{ListenerCertificates, SniResolver};
 
 /// What a reload cannot change in a running process, as it was at start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fixed {
-    listeners: Vec<config::Listener>,
+    /// Each listener's address and whether it has TLS (its certificates
+    /// are reloaded).
+    listeners: Vec<(String, bool)>,
     admin: Option<config::Admin>,
     state_file: Option<PathBuf>,
     max_sessions: usize,
@@ -36,7 +44,12 @@ pub struct Fixed {
 impl Fixed {
     pub fn of(loaded: &Loaded) -> Fixed {
         Fixed {
-            listeners: loaded.tether.listeners.clone(),
+            listeners: loaded
+                .tether
+                .listeners
+                .iter()
+                .map(|l| (l.address.clone(), l.tls.is_some()))
+                .collect(),
             admin: loaded.tether.admin.clone(),
             state_file: loaded.tether.state_file.clone(),
             max_sessions: loaded.tether.max_sessions,
@@ -76,6 +89,8 @@ pub struct Reloader {
     changes: Arc<Changes>,
     limits: Arc<ArcSwap<ClientLimits>>,
     fixed: Fixed,
+    /// The running TLS listeners' certificates, by listener index.
+    resolvers: Vec<Option<Arc<SniResolver>>>,
 }
 
 impl Reloader {
@@ -84,12 +99,14 @@ impl Reloader {
         changes: Arc<Changes>,
         limits: Arc<ArcSwap<ClientLimits>>,
         fixed: Fixed,
+        resolvers: Vec<Option<Arc<SniResolver>>>,
     ) -> Self {
         Reloader {
             path,
             changes,
             limits,
             fixed,
+            resolvers,
         }
     }
 
@@ -119,6 +136,13 @@ impl Reloader {
                 return false;
             }
         };
+        let certificates = match self.certificates(&loaded.tether) {
+            Ok(certificates) => certificates,
+            Err(e) => {
+                error!("reload refused: {e}; the running configuration and certificates stay");
+                return false;
+            }
+        };
         for key in self.fixed.differences(&Fixed::of(&loaded)) {
             warn!("reload: {key} changed in {shown}; that needs a hot upgrade (scripts/upgrade.sh) and stays as it is until then");
         }
@@ -127,11 +151,46 @@ impl Reloader {
         let state = self.changes.state();
         let said = self.changes.reload(loaded.tether, keys, state.clock.now());
         self.limits.store(Arc::new(limits));
+        let swapped = certificates.len();
+        for (resolver, certificates) in certificates {
+            resolver.store(certificates);
+        }
+        if swapped > 0 {
+            info!("reload: the certificates of {swapped} TLS listener(s) were read again");
+        }
         for line in said {
             info!("reload: {line}");
         }
         info!("reload: {shown} is the running configuration");
         true
+    }
+
+    /// Every running TLS listener's certificates, read again from the files
+    /// the new configuration names for the listener at the same address
+    /// (a listener moved or changed is left as it is: a hot upgrade's). The
+    /// first pair that cannot be read, or whose key does not match, is the
+    /// error.
+    fn certificates(
+        &self,
+        tether: &Config,
+    ) -> Result<Vec<(Arc<SniResolver>, ListenerCertificates)>, String> {
+        let mut loaded = Vec::new();
+        for (i, resolver) in self.resolvers.iter().enumerate() {
+            let (Some(resolver), Some((address, _))) = (resolver, self.fixed.listeners.get(i))
+            else {
+                continue;
+            };
+            let Some(tls) = tether
+                .listeners
+                .get(i)
+                .filter(|l| &l.address == address)
+                .and_then(|l| l.tls.as_ref())
+            else {
+                continue;
+            };
+            loaded.push((Arc::clone(resolver), ListenerCertificates::load(tls, i)?));
+        }
+        Ok(loaded)
     }
 
     /// The cookie keys: the file's when it names one (re-read, so keys can
@@ -215,5 +274,24 @@ mod tests {
             base.differences(&Fixed::of(&threads)),
             ["Pingora's keys (threads, work_stealing, ...)"]
         );
+    }
+
+    /// A listener's certificate files are reloaded; its address, or whether
+    /// it has TLS, needs a hot upgrade.
+    #[test]
+    fn certificate_files_reload_listeners_do_not() {
+        let listeners = |tls: &str| {
+            Fixed::of(&config::load_str(&format!(
+                "tether:\n  listeners: [{{address: \"127.0.0.1:8080\"}}, {{address: \"127.0.0.1:8443\"{tls}}}]\n  load_balancers: {{\"*\": {{default_pools: [p]}}}}\n  pools: {{p: {{endpoints: [{{name: a, address: \"127.0.0.1:9001\"}}]}}}}\n"
+            ))
+            .unwrap())
+        };
+        let shorthand =
+            listeners(", tls: {cert_path: conf/example-cert.pem, key_path: conf/example-key.pem}");
+        let list = listeners(
+            ", tls: {certificates: [{cert_path: conf/example-cert.pem, key_path: conf/example-key.pem}, {cert_path: conf/example-cert.pem, key_path: conf/example-key.pem}]}",
+        );
+        assert!(shorthand.differences(&list).is_empty());
+        assert_eq!(shorthand.differences(&listeners("")), ["tether.listeners"]);
     }
 }

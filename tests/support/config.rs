@@ -229,7 +229,13 @@ impl Tls {
 
 impl From<&Tls> for model::Tls {
     fn from(tls: &Tls) -> model::Tls {
-        model::Tls {
+        model::Tls::single(PathBuf::from(&tls.cert_path), PathBuf::from(&tls.key_path))
+    }
+}
+
+impl From<&Tls> for model::CertificateFiles {
+    fn from(tls: &Tls) -> model::CertificateFiles {
+        model::CertificateFiles {
             cert_path: PathBuf::from(&tls.cert_path),
             key_path: PathBuf::from(&tls.key_path),
         }
@@ -280,6 +286,18 @@ impl Tether {
         self.model.listeners.push(model::Listener {
             address: loopback(port),
             tls: Some(tls.into()),
+        });
+        self
+    }
+
+    /// A TLS listener on `127.0.0.1:<port>` with `tls.certificates` (chosen
+    /// by SNI, the first the default).
+    pub fn sni_listener(mut self, port: u16, certificates: &[&Tls]) -> Tether {
+        self.model.listeners.push(model::Listener {
+            address: loopback(port),
+            tls: Some(model::Tls::list(
+                certificates.iter().map(|&tls| tls.into()).collect(),
+            )),
         });
         self
     }

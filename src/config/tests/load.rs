@@ -28,12 +28,24 @@ fn reference_config_loads_and_uses_every_key() {
     assert!(!s.work_stealing);
 
     let t = &loaded.tether;
-    assert_eq!(t.listeners.len(), 2);
+    assert_eq!(t.listeners.len(), 3);
     assert_eq!(t.listeners[0].address, "0.0.0.0:8080");
     assert_eq!(t.listeners[0].tls, None);
     let tls = t.listeners[1].tls.as_ref().unwrap();
-    assert_eq!(tls.cert_path, PathBuf::from("conf/example-cert.pem"));
-    assert_eq!(tls.key_path, PathBuf::from("conf/example-key.pem"));
+    assert_eq!(
+        *tls,
+        Tls::single(
+            PathBuf::from("conf/example-cert.pem"),
+            PathBuf::from("conf/example-key.pem")
+        )
+    );
+    assert_eq!(
+        t.listeners[2].tls,
+        Some(Tls::list(vec![CertificateFiles {
+            cert_path: PathBuf::from("conf/example-cert.pem"),
+            key_path: PathBuf::from("conf/example-key.pem"),
+        }]))
+    );
     let admin = t.admin.as_ref().unwrap();
     assert_eq!(admin.address, "127.0.0.1:9180");
     assert_eq!(
@@ -545,6 +557,67 @@ tether:
             "{got}\n  does not start with\n{want}"
         );
     }
+}
+
+/// `tls.certificates`, several certificates chosen by SNI; `cert_path` and
+/// `key_path` the one-certificate shorthand; the two forms not together.
+#[test]
+fn listener_certificates_list_or_shorthand() {
+    let with_tls = |tls: &str| {
+        MINIMAL.replace(
+            "    - address: \"127.0.0.1:8080\"\n",
+            &format!("    - address: \"127.0.0.1:8080\"\n      tls: {tls}\n"),
+        )
+    };
+    let (cert, key) = ("conf/example-cert.pem", "conf/example-key.pem");
+    let loaded = ok(&with_tls(&format!(
+        "{{ certificates: [{{ cert_path: {cert}, key_path: {key} }}, {{ cert_path: {key}, key_path: {cert} }}] }}"
+    )));
+    let files = |c: &str, k: &str| CertificateFiles {
+        cert_path: PathBuf::from(c),
+        key_path: PathBuf::from(k),
+    };
+    let tls = loaded.tether.listeners[0].tls.clone().unwrap();
+    assert_eq!(tls, Tls::list(vec![files(cert, key), files(key, cert)]));
+    assert_eq!(
+        tls.key_path("tether.listeners[0].tls", 1, "key_path"),
+        "tether.listeners[0].tls.certificates[1].key_path"
+    );
+    let one = ok(&with_tls(&format!(
+        "{{ cert_path: {cert}, key_path: {key} }}"
+    )));
+    let tls = one.tether.listeners[0].tls.clone().unwrap();
+    assert_eq!(tls, Tls::single(PathBuf::from(cert), PathBuf::from(key)));
+    assert_eq!(
+        tls.key_path("tether.listeners[0].tls", 0, "key_path"),
+        "tether.listeners[0].tls.key_path"
+    );
+
+    let both = errors(&with_tls(&format!(
+        "{{ key_path: {key}, certificates: [{{ cert_path: {cert}, key_path: {key} }}] }}"
+    )));
+    assert_eq!(
+        both,
+        ["tether.listeners[0].tls.key_path: give either cert_path and key_path (one certificate) or tether.listeners[0].tls.certificates (several), not both"]
+    );
+    assert_eq!(
+        errors(&with_tls("{ certificates: [] }")),
+        ["tether.listeners[0].tls.certificates: must list at least one certificate"]
+    );
+    let missing = errors(&with_tls(&format!(
+        "{{ certificates: [{{ cert_path: {cert} }}, {{ cert_path: /nonexistent.pem, key_path: {key} }}] }}"
+    )));
+    assert_eq!(missing.len(), 2, "{missing:#?}");
+    assert_eq!(
+        missing[0],
+        "tether.listeners[0].tls.certificates[0].key_path: missing"
+    );
+    assert!(
+        missing[1].starts_with(
+            "tether.listeners[0].tls.certificates[1].cert_path: cannot read \"/nonexistent.pem\""
+        ),
+        "{missing:#?}"
+    );
 }
 
 #[test]
