@@ -42,18 +42,22 @@ pub fn targets(state: &State) -> Vec<(Arc<Monitor>, Target)> {
             let Some(at) = state.pick(pool_index, endpoint_index) else {
                 continue;
             };
-            let target = Target {
-                at,
-                id: endpoint.id,
-                pool: pool.name().to_string(),
-                endpoint: endpoint.name().to_string(),
-                addr,
-                host: endpoint
-                    .conf
-                    .host
-                    .clone()
-                    .unwrap_or_else(|| endpoint.conf.address.clone()),
-            };
+            let target =
+                Target {
+                    at,
+                    id: endpoint.id,
+                    pool: pool.name().to_string(),
+                    endpoint: endpoint.name().to_string(),
+                    addr,
+                    host: endpoint
+                        .conf
+                        .host
+                        .clone()
+                        .unwrap_or_else(|| endpoint.conf.address.clone()),
+                    tls: pool.conf.tls.as_ref().map(|tls| {
+                        crate::state::origin_tls::ProbeTls::new(tls, &endpoint.conf, addr)
+                    }),
+                };
             out.push((Arc::clone(&monitor), target));
         }
     }

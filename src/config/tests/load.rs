@@ -203,6 +203,7 @@ fn minimal_config_gets_the_defaults() {
             weight: 1.0,
             enabled: true,
             host: None,
+            server_name: None,
         }
     );
 }
