@@ -350,7 +350,7 @@ fn front_door_families() -> Vec<MetricFamily> {
         ),
         family(
             "tether_upstream_tls_failures_total",
-            "TLS handshakes to endpoints that failed, by pool, endpoint and reason (certificate: the endpoint's certificate was refused; alert: the endpoint refused the handshake; handshake: any other handshake error; timeout). Each is a connect failure (retried elsewhere).",
+            "TLS handshakes to endpoints that failed, by pool, endpoint and reason (certificate: the endpoint's certificate was refused; alert: the endpoint refused the handshake; handshake: any other handshake error). Each is a connect failure (retried elsewhere).",
             MetricType::COUNTER,
             &["pool", "endpoint", "reason"],
             crate::metrics::tls_failures()

@@ -80,17 +80,16 @@ pub enum TlsFailure {
     /// certificate, or one it does not trust).
     Alert,
     /// Anything else in the handshake (not TLS, protocol errors, reset).
+    /// A handshake slower than `upstream_timeouts.connect` is Pingora's
+    /// `ConnectTimedout`, a plain connect failure, not counted here.
     Handshake,
-    /// The handshake took longer than the connect timeout allows.
-    Timeout,
 }
 
 impl TlsFailure {
-    pub const ALL: [TlsFailure; 4] = [
+    pub const ALL: [TlsFailure; 3] = [
         TlsFailure::Certificate,
         TlsFailure::Alert,
         TlsFailure::Handshake,
-        TlsFailure::Timeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,7 +97,6 @@ impl TlsFailure {
             TlsFailure::Certificate => "certificate",
             TlsFailure::Alert => "alert",
             TlsFailure::Handshake => "handshake",
-            TlsFailure::Timeout => "timeout",
         }
     }
 
@@ -107,8 +105,7 @@ impl TlsFailure {
     pub fn classify(etype: &str, text: &str) -> Option<TlsFailure> {
         match etype {
             "InvalidCert" => Some(TlsFailure::Certificate),
-            "TLSHandshakeTimedout" => Some(TlsFailure::Timeout),
-            "TLSHandshakeFailure" | "HandshakeError" => {
+            "TLSHandshakeFailure" | "TLSHandshakeTimedout" | "HandshakeError" => {
                 Some(if text.contains("invalid peer certificate") {
                     TlsFailure::Certificate
                 } else if text.contains("received fatal alert") {
@@ -193,7 +190,7 @@ mod tests {
             Some(TlsFailure::Handshake)
         );
         assert_eq!(c("InvalidCert", ""), Some(TlsFailure::Certificate));
-        assert_eq!(c("TLSHandshakeTimedout", ""), Some(TlsFailure::Timeout));
+        assert_eq!(c("TLSHandshakeTimedout", ""), Some(TlsFailure::Handshake));
         assert_eq!(c("ConnectRefused", "refused"), None);
         assert_eq!(c("ConnectTimedout", ""), None);
     }
