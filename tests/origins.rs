@@ -210,6 +210,12 @@ fn section(pki: &Pki, nginx: &Nginx, admin: u16, listen: u16) -> String {
             "  {name}:\n    tls: {tls}\n    endpoints: [{{ name: {name}-1, address: \"{address}\" }}]\n{monitor}"
         ));
     }
+    // No server_name: the client's Host (`origin.test`) is the name.
+    lbs.push_str("  origin.test: { default_pools: [byhost] }\n");
+    pool_yaml.push_str(&format!(
+        "  byhost:\n    tls: {{ ca_path: \"{ca}\" }}\n    endpoints: [{{ name: byhost-1, address: \"127.0.0.1:{}\" }}]\n",
+        nginx.good
+    ));
     // Failover: a wrong-name endpoint and a good one; every request is served.
     lbs.push_str("  mixed.test: { default_pools: [mixed] }\n");
     pool_yaml.push_str(&format!(
@@ -252,6 +258,15 @@ fn https_origins_verify_names_present_client_certificates_and_fail_over() {
 
     // verify: true with the right CA and name → served.
     let (status, _, body) = get(&c, &url, "good.test");
+    assert_eq!(
+        (status, body.trim()),
+        (200, "origin-good"),
+        "{}",
+        proxy.logs()
+    );
+
+    // Without server_name the client's Host is asked for and verified.
+    let (status, _, body) = get(&c, &url, "origin.test");
     assert_eq!(
         (status, body.trim()),
         (200, "origin-good"),
@@ -390,4 +405,63 @@ fn check_config_reads_the_pool_tls_files() {
         out.contains("tether.pools.api.tls: client_cert_path needs client_key_path"),
         "{out}"
     );
+}
+
+/// A pool over the `good` NGINX server, its CA read from `ca`.
+fn reload_section(ca: &str, nginx: &Nginx, listen: u16) -> String {
+    format!(
+        "listeners: [{{ address: \"127.0.0.1:{listen}\" }}]\n\
+         load_balancers:\n  \"*\": {{ default_pools: [api] }}\n\
+         pools:\n  api:\n    tls: {{ ca_path: \"{ca}\", server_name: origin.test }}\n    \
+         endpoints: [{{ name: api-1, address: \"127.0.0.1:{}\" }}]\n",
+        nginx.good
+    )
+}
+
+/// SIGHUP reads `ca_path` again: a missing file is refused (the running
+/// CA kept), another CA bundle applies to the next request (a kept-alive
+/// connection verified by the old CA is not reused), and back again.
+#[test]
+fn reload_reads_the_ca_again() {
+    let pki = Pki::new();
+    let other = Pki::new();
+    let nginx = Nginx::start(&pki);
+    let listen = free_port();
+    let mut proxy = TetherProc::start(&reload_section(&pki.path("ca.pem"), &nginx, listen));
+    let c = client();
+    let url = proxy.url("/");
+    let served = |c: &reqwest::blocking::Client| get(c, &url, "api.test").0;
+    assert_eq!(served(&c), 200, "{}", proxy.logs());
+
+    let reload = |proxy: &mut TetherProc, ca: &str, needle: &str| {
+        let before = proxy.log_lines(needle).len();
+        proxy.rewrite_config(&reload_section(ca, &nginx, listen));
+        proxy.signal("HUP");
+        assert!(
+            wait_until(Duration::from_secs(10), || proxy.log_lines(needle).len()
+                > before),
+            "no new {needle:?}: {}",
+            proxy.logs()
+        );
+    };
+    reload(
+        &mut proxy,
+        &pki.path("missing.pem"),
+        "reload refused: tether.pools.api.tls.ca_path",
+    );
+    assert_eq!(served(&c), 200, "{}", proxy.logs());
+
+    reload(
+        &mut proxy,
+        &other.path("ca.pem"),
+        "is the running configuration",
+    );
+    assert_eq!(served(&c), 502, "{}", proxy.logs());
+
+    reload(
+        &mut proxy,
+        &pki.path("ca.pem"),
+        "is the running configuration",
+    );
+    assert_eq!(served(&c), 200, "{}", proxy.logs());
 }

@@ -44,9 +44,10 @@ pub fn run(deferred: Vec<Deferred>, mut config: Option<&mut Config>, errs: &mut 
                 })
             }
             Check::StateFile(file) => state_file(&file),
-            Check::OriginCa { file, pool } => origin_ca(&file).map(|ca| {
+            Check::OriginCa { file, pool } => origin_ca(&file).map(|(ca, fingerprint)| {
                 if let Some(tls) = pool_tls(config.as_deref_mut(), &pool) {
                     tls.loaded.ca = Some(ca);
+                    tls.loaded.ca_fingerprint = fingerprint;
                 }
             }),
             Check::OriginClientCert { cert, key, pool } => {
@@ -81,9 +82,10 @@ fn pool_tls<'c>(config: Option<&'c mut Config>, pool: &str) -> Option<&'c mut Po
 }
 
 /// A pool's `tls.ca_path`: every PEM certificate in it, each one a usable
-/// trust anchor.
-fn origin_ca(file: &Path) -> Result<Arc<CaType>, String> {
+/// trust anchor, and a hash of them all (never 0).
+fn origin_ca(file: &Path) -> Result<(Arc<CaType>, u64), String> {
     use rustls_pki_types::pem::PemObject;
+    use std::hash::{Hash, Hasher};
     readable(file)?;
     let certs = CertificateDer::pem_file_iter(file)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -101,11 +103,16 @@ fn origin_ca(file: &Path) -> Result<Arc<CaType>, String> {
             )
         })?;
     }
-    Ok(certs
+    // SipHash with fixed keys: the same bundle hashes the same after a reload.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    certs.iter().for_each(|c| c.as_ref().hash(&mut hasher));
+    let fingerprint = hasher.finish() | 1;
+    let ca: Arc<CaType> = certs
         .into_iter()
         .map(|der| WrappedX509::new(der.to_vec(), parse_x509))
         .collect::<Vec<_>>()
-        .into())
+        .into();
+    Ok((ca, fingerprint))
 }
 
 /// A pool's `tls.client_cert_path` and `client_key_path`: a certificate

@@ -565,6 +565,10 @@ impl Default for PoolTls {
 #[derive(Clone, Default)]
 pub struct LoadedTls {
     pub ca: Option<std::sync::Arc<pingora::protocols::tls::CaType>>,
+    /// A hash of `ca`'s certificates (0: none), the peers' `group_key`:
+    /// Pingora's connection-pool key leaves the CA out, so without it a
+    /// reload to another CA would reuse connections verified by the old one.
+    pub ca_fingerprint: u64,
     pub client_cert_key: Option<std::sync::Arc<pingora::utils::tls::CertKey>>,
 }
 

@@ -386,6 +386,9 @@ impl ProxyHttp for Proxy {
                 peer.options.verify_hostname = tls.verify;
                 peer.options.ca = tls.loaded.ca.clone();
                 peer.client_cert_key = tls.loaded.client_cert_key.clone();
+                // ... but not the CA: a reload to another CA bundle takes
+                // effect on the next request, not after the idle timeout.
+                peer.group_key = tls.loaded.ca_fingerprint;
                 peer
             }
         };
