@@ -50,6 +50,9 @@ pub fn run(deferred: Vec<Deferred>, mut config: Option<&mut Config>, errs: &mut 
                     tls.loaded.ca_fingerprint = fingerprint;
                 }
             }),
+            // An unreadable certificate is reported at its own key
+            // (`Check::Readable`); the pair is checked when both can be read.
+            Check::OriginClientCert { cert, .. } if readable(&cert).is_err() => Ok(()),
             Check::OriginClientCert { cert, key, pool } => {
                 origin_client_cert(&cert, &key).map(|pair| {
                     if let Some(tls) = pool_tls(config.as_deref_mut(), &pool) {
@@ -107,12 +110,14 @@ fn origin_ca(file: &Path) -> Result<(Arc<CaType>, u64), String> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     certs.iter().for_each(|c| c.as_ref().hash(&mut hasher));
     let fingerprint = hasher.finish() | 1;
-    let ca: Arc<CaType> = certs
-        .into_iter()
-        .map(|der| WrappedX509::new(der.to_vec(), parse_x509))
-        .collect::<Vec<_>>()
-        .into();
-    Ok((ca, fingerprint))
+    let ca: Vec<WrappedX509> = parsed(|| {
+        certs
+            .into_iter()
+            .map(|der| WrappedX509::new(der.to_vec(), parse_x509))
+            .collect()
+    })
+    .ok_or_else(|| format!("{} holds a certificate that cannot be parsed", shown(file)))?;
+    Ok((ca.into(), fingerprint))
 }
 
 /// A pool's `tls.client_cert_path` and `client_key_path`: a certificate
@@ -151,10 +156,16 @@ fn origin_client_cert(cert: &Path, key: &Path) -> Result<Arc<CertKey>, String> {
             shown(cert)
         )
     })?;
-    Ok(Arc::new(CertKey::new(
-        certs.into_iter().map(|c| c.to_vec()).collect(),
-        key_der,
-    )))
+    let chain: Vec<Vec<u8>> = certs.into_iter().map(|c| c.to_vec()).collect();
+    parsed(|| Arc::new(CertKey::new(chain, key_der)))
+        .ok_or_else(|| format!("{} holds a certificate that cannot be parsed", shown(cert)))
+}
+
+/// Pingora parses certificates again (x509-parser) and panics on one it
+/// cannot: rustls (webpki) accepted them above, but a file is never worth
+/// a panic at load or reload.
+fn parsed<T>(make: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    std::panic::catch_unwind(make).ok()
 }
 
 fn shown(file: &Path) -> String {

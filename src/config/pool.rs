@@ -176,6 +176,9 @@ fn read_pool_tls(node: &Node<'_>, pool: &str, errs: &mut Errors) -> Option<PoolT
     let pair = match (cert?, key?) {
         (None, None) => Some((None, None)),
         (Some(c), Some(k)) => {
+            if let Some(n) = o.opt("client_cert_path") {
+                errs.defer(n, Check::Readable(PathBuf::from(c)));
+            }
             if let Some(n) = o.opt("client_key_path") {
                 errs.defer(
                     n,

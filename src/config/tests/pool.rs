@@ -231,3 +231,18 @@ fn pool_tls_errors_name_their_keys() {
         "{e:?}"
     );
 }
+
+#[test]
+fn an_unreadable_client_certificate_is_reported_at_its_key() {
+    let e = errors(&with_tls(
+        "{ client_cert_path: /nonexistent/pull.pem, client_key_path: conf/example-key.pem }",
+        "",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            r#"tether.pools.primary.tls.client_cert_path: cannot read "/nonexistent/pull.pem""#
+        ),
+        "{e:?}"
+    );
+}
