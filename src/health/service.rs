@@ -19,6 +19,7 @@ use super::probe::NetProbe;
 use super::LOG_TARGET;
 use crate::config::Monitor;
 use crate::state::live::Live;
+use crate::state::origin_tls::ProbeTls;
 use crate::state::State;
 
 /// Every endpoint of every pool that names a monitor, with that monitor.
@@ -42,22 +43,19 @@ pub fn targets(state: &State) -> Vec<(Arc<Monitor>, Target)> {
             let Some(at) = state.pick(pool_index, endpoint_index) else {
                 continue;
             };
-            let target =
-                Target {
-                    at,
-                    id: endpoint.id,
-                    pool: pool.name().to_string(),
-                    endpoint: endpoint.name().to_string(),
-                    addr,
-                    host: endpoint
-                        .conf
-                        .host
-                        .clone()
-                        .unwrap_or_else(|| endpoint.conf.address.clone()),
-                    tls: pool.conf.tls.as_ref().map(|tls| {
-                        crate::state::origin_tls::ProbeTls::new(tls, &endpoint.conf, addr)
-                    }),
-                };
+            let target = Target {
+                at,
+                id: endpoint.id,
+                pool: pool.name().to_string(),
+                endpoint: endpoint.name().to_string(),
+                addr,
+                host: endpoint
+                    .conf
+                    .host
+                    .clone()
+                    .unwrap_or_else(|| endpoint.conf.address.clone()),
+                tls: (pool.conf.tls.as_ref()).map(|t| ProbeTls::new(t, &endpoint.conf, addr)),
+            };
             out.push((Arc::clone(&monitor), target));
         }
     }
