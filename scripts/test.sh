@@ -11,13 +11,14 @@ command -v curl >/dev/null 2>&1 || need+=(curl)  # scripts/demo.sh --check
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)  # tests/cluster.rs
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # tests/status_page.rs (headless)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)  # tests/sni.rs (openssl s_client -servername)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)  # tests/origins.rs (HTTPS origin)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "test.sh: installing ${need[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     else
-        echo "test.sh: please install: ${need[*]} (cmake and a C compiler build pingora's zlib; curl drives the demo check; redis-server serves tests/cluster.rs; chromium renders the status page in tests/status_page.rs; openssl s_client and curl see tests/sni.rs's certificates)" >&2
+        echo "test.sh: please install: ${need[*]} (cmake and a C compiler build pingora's zlib; curl drives the demo check; redis-server serves tests/cluster.rs; chromium renders the status page in tests/status_page.rs; openssl s_client and curl see tests/sni.rs's certificates; nginx is the HTTPS origin of tests/origins.rs)" >&2
         exit 1
     fi
 fi

@@ -80,7 +80,7 @@ fn every_error_is_reported_with_its_key_path() {
         r#"tether.pools.primary.monitor: no monitor named "web2""#,
         "tether.pools.primary.endpoints[1].weight: must be between 0 and 1, got 3",
         r#"tether.pools.primary.endpoints[2].name: duplicate endpoint name "web-1" (also endpoints[0])"#,
-        "tether.pools.primary.endpoints[2].wieght: unknown key (expected one of: name, address, weight, enabled, header)",
+        "tether.pools.primary.endpoints[2].wieght: unknown key (expected one of: name, address, weight, enabled, header, server_name)",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }

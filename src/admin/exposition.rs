@@ -349,6 +349,15 @@ fn front_door_families() -> Vec<MetricFamily> {
                 .map(|r| ([r.as_str().to_string()], crate::metrics::retries(*r) as f64)),
         ),
         family(
+            "tether_upstream_tls_failures_total",
+            "TLS handshakes to endpoints that failed, by pool, endpoint and reason (certificate: the endpoint's certificate was refused; alert: the endpoint refused the handshake; handshake: any other handshake error). Each is a connect failure (retried elsewhere).",
+            MetricType::COUNTER,
+            &["pool", "endpoint", "reason"],
+            crate::metrics::tls_failures()
+                .into_iter()
+                .map(|(labels, n)| (labels, n as f64)),
+        ),
+        family(
             "tether_access_log_dropped_total",
             "Access-log lines dropped because the writer thread was 4 MiB of lines behind on their worker thread (a request never waits for the log).",
             MetricType::COUNTER,

@@ -6,7 +6,13 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-use super::model::Config;
+use std::sync::Arc;
+
+use pingora::protocols::tls::CaType;
+use pingora::tls::CertificateDer;
+use pingora::utils::tls::{parse_x509, CertKey, WrappedX509};
+
+use super::model::{Config, PoolTls};
 use super::read::{quote, Check, Deferred, Errors};
 
 /// Runs every deferred check; resolved addresses go into `config` when the
@@ -38,6 +44,22 @@ pub fn run(deferred: Vec<Deferred>, mut config: Option<&mut Config>, errs: &mut 
                 })
             }
             Check::StateFile(file) => state_file(&file),
+            Check::OriginCa { file, pool } => origin_ca(&file).map(|(ca, fingerprint)| {
+                if let Some(tls) = pool_tls(config.as_deref_mut(), &pool) {
+                    tls.loaded.ca = Some(ca);
+                    tls.loaded.ca_fingerprint = fingerprint;
+                }
+            }),
+            // An unreadable certificate is reported at its own key
+            // (`Check::Readable`); the pair is checked when both can be read.
+            Check::OriginClientCert { cert, .. } if readable(&cert).is_err() => Ok(()),
+            Check::OriginClientCert { cert, key, pool } => {
+                origin_client_cert(&cert, &key).map(|pair| {
+                    if let Some(tls) = pool_tls(config.as_deref_mut(), &pool) {
+                        tls.loaded.client_cert_key = Some(pair);
+                    }
+                })
+            }
             Check::Resolve {
                 address,
                 pool,
@@ -56,6 +78,94 @@ pub fn run(deferred: Vec<Deferred>, mut config: Option<&mut Config>, errs: &mut 
             errs.push(path, order, message);
         }
     }
+}
+
+fn pool_tls<'c>(config: Option<&'c mut Config>, pool: &str) -> Option<&'c mut PoolTls> {
+    config?.pools.get_mut(pool)?.tls.as_mut()
+}
+
+/// A pool's `tls.ca_path`: every PEM certificate in it, each one a usable
+/// trust anchor, and a hash of them all (never 0).
+fn origin_ca(file: &Path) -> Result<(Arc<CaType>, u64), String> {
+    use rustls_pki_types::pem::PemObject;
+    use std::hash::{Hash, Hasher};
+    readable(file)?;
+    let certs = CertificateDer::pem_file_iter(file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{} is not PEM: {e}", shown(file)))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", shown(file)));
+    }
+    let mut store = pingora::tls::RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        store.add(cert.clone()).map_err(|e| {
+            format!(
+                "certificate {} of {} is not a usable CA certificate: {e}",
+                i + 1,
+                shown(file)
+            )
+        })?;
+    }
+    // SipHash with fixed keys: the same bundle hashes the same after a reload.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    certs.iter().for_each(|c| c.as_ref().hash(&mut hasher));
+    let fingerprint = hasher.finish() | 1;
+    let ca: Vec<WrappedX509> = parsed(|| {
+        certs
+            .into_iter()
+            .map(|der| WrappedX509::new(der.to_vec(), parse_x509))
+            .collect()
+    })
+    .ok_or_else(|| format!("{} holds a certificate that cannot be parsed", shown(file)))?;
+    Ok((ca.into(), fingerprint))
+}
+
+/// A pool's `tls.client_cert_path` and `client_key_path`: a certificate
+/// chain and the private key of its first certificate.
+fn origin_client_cert(cert: &Path, key: &Path) -> Result<Arc<CertKey>, String> {
+    use pingora::tls::{sign::CertifiedKey, CryptoProvider, PrivateKeyDer};
+    readable(cert)?;
+    readable(key)?;
+    let (Some(cert_str), Some(key_str)) = (cert.to_str(), key.to_str()) else {
+        return Err("the certificate and key paths must be UTF-8".to_string());
+    };
+    let (certs, private_key) = match pingora::tls::load_certs_and_key_files(cert_str, key_str) {
+        Ok(Some(pair)) => pair,
+        Ok(None) => {
+            return Err(format!(
+                "no PEM certificate in {} or no PEM private key in {}",
+                shown(cert),
+                shown(key)
+            ))
+        }
+        Err(e) => return Err(format!("{} / {}: {e}", shown(cert), shown(key))),
+    };
+    let key_der = private_key.secret_der().to_vec();
+    // What Pingora does with the key at each handshake; a key it could not
+    // take would panic there.
+    if PrivateKeyDer::try_from(key_der.clone()).is_err() {
+        return Err(format!("{} holds no usable private key", shown(key)));
+    }
+    pingora::tls::install_default_crypto_provider();
+    let provider = CryptoProvider::get_default()
+        .ok_or_else(|| "no TLS crypto provider installed".to_string())?;
+    CertifiedKey::from_der(certs.clone(), private_key, provider).map_err(|e| {
+        format!(
+            "the private key {} does not fit the certificate {}: {e}",
+            shown(key),
+            shown(cert)
+        )
+    })?;
+    let chain: Vec<Vec<u8>> = certs.into_iter().map(|c| c.to_vec()).collect();
+    parsed(|| Arc::new(CertKey::new(chain, key_der)))
+        .ok_or_else(|| format!("{} holds a certificate that cannot be parsed", shown(cert)))
+}
+
+/// Pingora parses certificates again (x509-parser) and panics on one it
+/// cannot: rustls (webpki) accepted them above, but a file is never worth
+/// a panic at load or reload.
+fn parsed<T>(make: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    std::panic::catch_unwind(make).ok()
 }
 
 fn shown(file: &Path) -> String {

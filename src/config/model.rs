@@ -570,6 +570,81 @@ pub struct Pool {
         skip_serializing_if = "Option::is_none"
     )]
     pub read_timeout: Option<Duration>,
+    /// `tls`: HTTPS to this pool's endpoints (docs/origins.md); `None`:
+    /// plaintext HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PoolTls>,
+}
+
+/// `pools.<name>.tls`: how Tether speaks TLS to the pool's endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolTls {
+    /// `true` (default): the endpoint's certificate must chain to `ca_path`
+    /// (or the system's roots) and name `server_name` (Cloudflare's
+    /// "Full (strict)"); `false`: encrypted, not verified ("Full").
+    #[serde(skip_serializing_if = "is_true")]
+    pub verify: bool,
+    /// PEM CA certificate(s) the endpoints' certificates must chain to;
+    /// `None`: the system's trusted roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_path: Option<PathBuf>,
+    /// SNI and the name verified, for every endpoint that does not set its
+    /// own; `None`: see [`Endpoint::server_name`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// PEM certificate chain presented to the endpoints (mTLS, Cloudflare's
+    /// Authenticated Origin Pulls); with `client_key_path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert_path: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key_path: Option<PathBuf>,
+    /// The files above, read and checked once when the file is loaded
+    /// (`config::checks`); not in the file.
+    #[serde(skip)]
+    pub loaded: LoadedTls,
+}
+
+impl Default for PoolTls {
+    fn default() -> Self {
+        PoolTls {
+            verify: true,
+            ca_path: None,
+            server_name: None,
+            client_cert_path: None,
+            client_key_path: None,
+            loaded: LoadedTls::default(),
+        }
+    }
+}
+
+/// A pool's CA certificates and client certificate as Pingora's peer takes
+/// them, shared by every request's peer. Equal to any other: it is what the
+/// paths (compared) hold.
+#[derive(Clone, Default)]
+pub struct LoadedTls {
+    pub ca: Option<std::sync::Arc<pingora::protocols::tls::CaType>>,
+    /// A hash of `ca`'s certificates (0: none), the peers' `group_key`:
+    /// Pingora's connection-pool key leaves the CA out, so without it a
+    /// reload to another CA would reuse connections verified by the old one.
+    pub ca_fingerprint: u64,
+    pub client_cert_key: Option<std::sync::Arc<pingora::utils::tls::CertKey>>,
+}
+
+impl PartialEq for LoadedTls {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LoadedTls {}
+
+impl std::fmt::Debug for LoadedTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedTls")
+            .field("ca", &self.ca.as_ref().map(|c| c.len()))
+            .field("client_cert_key", &self.client_cert_key.is_some())
+            .finish()
+    }
 }
 
 fn is_one(n: &usize) -> bool {
@@ -595,6 +670,7 @@ impl Default for Pool {
             outlier_detection: None,
             slow_start: Duration::ZERO,
             read_timeout: None,
+            tls: None,
         }
     }
 }
@@ -689,6 +765,12 @@ pub struct Endpoint {
         skip_serializing_if = "Option::is_none"
     )]
     pub host: Option<String>,
+    /// SNI and the name verified for this endpoint when its pool has `tls`;
+    /// `None`: the pool's `tls.server_name`, else the host name of
+    /// `address` when it is a name, else `header.Host` (without a port),
+    /// else the address's IP (docs/origins.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 fn is_full_weight(w: &f64) -> bool {
@@ -710,6 +792,7 @@ impl Endpoint {
             weight: 1.0,
             enabled: true,
             host: None,
+            server_name: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use super::read::{all, check_entry_name, name_ok, quote, Check, Errors, Node};
 use super::spelling::Spelled;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 pub(super) fn read_pools(
     node: &Node<'_>,
@@ -46,6 +47,7 @@ fn read_pool(
             "outlier_detection",
             "slow_start",
             "read_timeout",
+            "tls",
         ],
     )?;
     let enabled = o.bool_or(errs, "enabled", true);
@@ -119,7 +121,12 @@ fn read_pool(
             .number(errs, 0.001, 86_400.0)
             .map(|s| Some(std::time::Duration::from_secs_f64(s))),
     };
+    let tls = match o.opt("tls") {
+        None => Some(None),
+        Some(n) => read_pool_tls(n, name, errs).map(Some),
+    };
     Some(Pool {
+        tls: tls?,
         read_timeout: read_timeout?,
         slow_start: std::time::Duration::from_secs(u64::try_from(slow_start?).unwrap_or(0)),
         load_shedding: load_shedding?,
@@ -131,6 +138,90 @@ fn read_pool(
         origin_steering: origin_steering?,
         endpoints: endpoints?,
     })
+}
+
+/// `tls`: HTTPS to the endpoints. The files are read after the walk
+/// (`Check::OriginCa`, `Check::OriginClientCert`), into `PoolTls::loaded`.
+fn read_pool_tls(node: &Node<'_>, pool: &str, errs: &mut Errors) -> Option<PoolTls> {
+    let o = node.object(
+        errs,
+        &[
+            "verify",
+            "ca_path",
+            "server_name",
+            "client_cert_path",
+            "client_key_path",
+        ],
+    )?;
+    let verify = o.bool_or(errs, "verify", true);
+    let ca_path = match o.opt("ca_path") {
+        None => Some(None),
+        Some(n) => n.str(errs).map(|s| {
+            errs.defer(
+                n,
+                Check::OriginCa {
+                    file: PathBuf::from(s),
+                    pool: pool.to_string(),
+                },
+            );
+            Some(PathBuf::from(s))
+        }),
+    };
+    let server_name = match o.opt("server_name") {
+        None => Some(None),
+        Some(n) => read_server_name(n, errs).map(Some),
+    };
+    let cert = o.opt_str(errs, "client_cert_path");
+    let key = o.opt_str(errs, "client_key_path");
+    let pair = match (cert?, key?) {
+        (None, None) => Some((None, None)),
+        (Some(c), Some(k)) => {
+            if let Some(n) = o.opt("client_cert_path") {
+                errs.defer(n, Check::Readable(PathBuf::from(c)));
+            }
+            if let Some(n) = o.opt("client_key_path") {
+                errs.defer(
+                    n,
+                    Check::OriginClientCert {
+                        cert: PathBuf::from(c),
+                        key: PathBuf::from(k),
+                        pool: pool.to_string(),
+                    },
+                );
+            }
+            Some((Some(PathBuf::from(c)), Some(PathBuf::from(k))))
+        }
+        (Some(_), None) => {
+            errs.at(node, "client_cert_path needs client_key_path");
+            None
+        }
+        (None, Some(_)) => {
+            errs.at(node, "client_key_path needs client_cert_path");
+            None
+        }
+    };
+    let (client_cert_path, client_key_path) = pair?;
+    Some(PoolTls {
+        verify: verify?,
+        ca_path: ca_path?,
+        server_name: server_name?,
+        client_cert_path,
+        client_key_path,
+        loaded: LoadedTls::default(),
+    })
+}
+
+/// A TLS server name: a DNS name or an IP address, as rustls takes it.
+fn read_server_name(node: &Node<'_>, errs: &mut Errors) -> Option<String> {
+    let s = node.str(errs)?;
+    if pingora::tls::ServerName::try_from(s).is_err() {
+        errs.at(
+            node,
+            format!("must be a DNS name or an IP address, got {}", quote(s)),
+        );
+        return None;
+    }
+    Some(s.to_string())
 }
 
 /// `outlier_detection` (passive health).
@@ -196,7 +287,17 @@ fn read_endpoint(
     seen: &mut Vec<(String, usize)>,
     errs: &mut Errors,
 ) -> Option<Endpoint> {
-    let o = node.object(errs, &["name", "address", "weight", "enabled", "header"])?;
+    let o = node.object(
+        errs,
+        &[
+            "name",
+            "address",
+            "weight",
+            "enabled",
+            "header",
+            "server_name",
+        ],
+    )?;
     let name = o.req(errs, "name").and_then(|n| {
         let s = n.str(errs)?;
         if !name_ok(s) {
@@ -240,8 +341,13 @@ fn read_endpoint(
         None => Some(None),
         Some(n) => read_endpoint_header(n, errs),
     };
+    let server_name = match o.opt("server_name") {
+        None => Some(None),
+        Some(n) => read_server_name(n, errs).map(Some),
+    };
     let (address, socket_addr) = address?;
     Some(Endpoint {
+        server_name: server_name?,
         name: name?,
         address,
         socket_addr,

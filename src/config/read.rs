@@ -88,6 +88,17 @@ pub enum Check {
         pool: String,
         endpoint: usize,
     },
+    /// A pool's `tls.ca_path`: PEM CA certificates, loaded into the pool's
+    /// `tls.loaded.ca`.
+    OriginCa { file: PathBuf, pool: String },
+    /// A pool's `tls.client_cert_path` and `client_key_path`: a PEM chain and
+    /// the key that fits its first certificate, loaded into
+    /// `tls.loaded.client_cert_key`.
+    OriginClientCert {
+        cert: PathBuf,
+        key: PathBuf,
+        pool: String,
+    },
 }
 
 /// A [`Check`] with where to report its problem.

@@ -34,6 +34,9 @@ pub struct Target {
     /// `Host` (and TLS SNI) of the probe: the endpoint's `header.Host`, else
     /// its configured address.
     pub host: String,
+    /// The pool's `tls` as a `type: https` probe uses it; `None`: the pool
+    /// has none (the probe's name is `host`, verified by the system's roots).
+    pub tls: Option<crate::state::origin_tls::ProbeTls>,
 }
 
 impl Target {
@@ -242,6 +245,7 @@ pub(crate) mod tests {
             endpoint: endpoint.into(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             host: format!("127.0.0.1:{port}"),
+            tls: None,
         }
     }
 

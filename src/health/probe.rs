@@ -80,20 +80,29 @@ fn request(m: &Monitor, host: &str) -> Result<RequestHeader, String> {
 
 async fn http_probe(connector: &Connector, m: &Monitor, target: &Target) -> Result<(), String> {
     let tls = m.r#type == MonitorType::Https;
-    let sni = if tls {
-        target
+    let pool_tls = target.tls.as_ref().filter(|_| tls);
+    let sni = match pool_tls {
+        Some(p) => p.server_name.clone(),
+        None if tls => target
             .host
             .split(':')
             .next()
             .unwrap_or_default()
-            .to_string()
-    } else {
-        String::new()
+            .to_string(),
+        None => String::new(),
     };
     let mut peer = HttpPeer::new(target.addr, tls, sni);
     peer.options.connection_timeout = Some(m.timeout);
     peer.options.read_timeout = Some(m.timeout);
     peer.options.write_timeout = Some(m.timeout);
+    if let Some(p) = pool_tls {
+        // The pool's `tls` (docs/origins.md): its CA, its client
+        // certificate, its verification unless the monitor allows insecure.
+        peer.options.verify_cert = p.verify;
+        peer.options.verify_hostname = p.verify;
+        peer.options.ca = p.loaded.ca.clone();
+        peer.client_cert_key = p.loaded.client_cert_key.clone();
+    }
     if m.allow_insecure {
         peer.options.verify_cert = false;
         peer.options.verify_hostname = false;

@@ -19,6 +19,7 @@ use super::probe::NetProbe;
 use super::LOG_TARGET;
 use crate::config::Monitor;
 use crate::state::live::Live;
+use crate::state::origin_tls::ProbeTls;
 use crate::state::State;
 
 /// Every endpoint of every pool that names a monitor, with that monitor.
@@ -53,6 +54,7 @@ pub fn targets(state: &State) -> Vec<(Arc<Monitor>, Target)> {
                     .host
                     .clone()
                     .unwrap_or_else(|| endpoint.conf.address.clone()),
+                tls: (pool.conf.tls.as_ref()).map(|t| ProbeTls::new(t, &endpoint.conf, addr)),
             };
             out.push((Arc::clone(&monitor), target));
         }

@@ -194,3 +194,30 @@ pub fn record_retry(reason: RetryReason) {
 pub fn retries(reason: RetryReason) -> u64 {
     RETRIES[reason.index()].load(Relaxed)
 }
+
+/// `(pool, endpoint, reason)` → TLS handshakes to an endpoint that failed
+/// (`tether_upstream_tls_failures_total`); rare, so one lock and keys by name.
+type TlsFailureCounts = HashMap<(Box<str>, Box<str>, &'static str), u64>;
+
+static TLS_FAILURES: LazyLock<parking_lot::Mutex<TlsFailureCounts>> =
+    LazyLock::new(Default::default);
+
+/// Counts one failed TLS handshake to `endpoint` of `pool`, `reason` one of
+/// [`crate::state::origin_tls::TlsFailure::as_str`].
+pub fn record_tls_failure(pool: &str, endpoint: &str, reason: &'static str) {
+    *TLS_FAILURES
+        .lock()
+        .entry((pool.into(), endpoint.into(), reason))
+        .or_default() += 1;
+}
+
+/// Every `(pool, endpoint, reason)` counted so far and its count.
+pub fn tls_failures() -> Vec<([String; 3], u64)> {
+    let mut counts: Vec<([String; 3], u64)> = TLS_FAILURES
+        .lock()
+        .iter()
+        .map(|((p, e, r), n)| ([p.to_string(), e.to_string(), r.to_string()], *n))
+        .collect();
+    counts.sort();
+    counts
+}

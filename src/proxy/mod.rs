@@ -27,6 +27,7 @@ use crate::route::request::{
 };
 use crate::route::sticky::{Decision, Routed, Sticky};
 use crate::state::live::Live;
+use crate::state::origin_tls::{self, TlsFailure};
 use crate::state::upgraded::Registration;
 use crate::state::{InFlight, LbState, Pick, State};
 use policy::RuleStep;
@@ -151,6 +152,15 @@ fn close_signal(session: &Session) -> Option<Arc<RequestMark>> {
         .as_any()
         .downcast_ref::<Guarded>()
         .map(|g| Arc::clone(g.mark()))
+}
+
+/// The request's `Host` (else its URI's authority): the Host sent upstream
+/// when the endpoint sets none, a TLS endpoint's last-resort server name.
+fn request_host(req: &pingora::http::RequestHeader) -> Option<&str> {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
 }
 
 fn random_unit() -> f64 {
@@ -361,7 +371,27 @@ impl ProxyHttp for Proxy {
         ctx.upstream_started = Some(clock::stopwatch());
         let endpoint = ctx.state.endpoint(pick);
         let timeouts = &ctx.state.upstream_timeouts;
-        let mut peer = HttpPeer::new(endpoint.socket_addr(), false, String::new());
+        let pool_conf = &ctx.state.pools[pick.pool()].conf;
+        let addr = endpoint.socket_addr();
+        let mut peer = match &pool_conf.tls {
+            None => HttpPeer::new(addr, false, String::new()),
+            Some(tls) => {
+                let request_host = request_host(session.req_header());
+                let sni = origin_tls::server_name(tls, &endpoint.conf, request_host, addr);
+                let mut peer = HttpPeer::new(addr, true, sni);
+                // Pingora's pool key hashes the name, both verify flags and
+                // the client certificate: endpoints asked for different names
+                // never share a connection.
+                peer.options.verify_cert = tls.verify;
+                peer.options.verify_hostname = tls.verify;
+                peer.options.ca = tls.loaded.ca.clone();
+                peer.client_cert_key = tls.loaded.client_cert_key.clone();
+                // ... but not the CA: a reload to another CA bundle takes
+                // effect on the next request, not after the idle timeout.
+                peer.group_key = tls.loaded.ca_fingerprint;
+                peer
+            }
+        };
         if ctx.stale_retried {
             // A pool key no pooled connection has: a fresh connection.
             peer.group_key = rand::random::<u64>() | 1;
@@ -409,6 +439,13 @@ impl ProxyHttp for Proxy {
         let state = Arc::clone(&ctx.state);
         let (pool, endpoint) = ctx.names(&state);
         let why = e.etype().as_str();
+        if let Some(failure) = TlsFailure::classify(why, &e.to_string()) {
+            crate::metrics::record_tls_failure(pool, endpoint, failure.as_str());
+            warn!(
+                "pool {pool} endpoint {endpoint}: TLS to the endpoint failed ({}): {e}",
+                failure.as_str()
+            );
+        }
         let lb_name = &lb.conf.name;
         policy::note_outcome(&state, routed.pick, Outcome::GatewayFailure, why);
         ctx.connect_failure_noted = Some(routed.pick);

@@ -14,6 +14,7 @@ pub fn endpoint(name: &str, port: u16) -> Endpoint {
         weight: 1.0,
         enabled: true,
         host: None,
+        server_name: None,
     }
 }
 
@@ -28,6 +29,7 @@ pub fn pool(name: &str, n: u16, steering: OriginSteering) -> Pool {
         outlier_detection: None,
         slow_start: std::time::Duration::ZERO,
         read_timeout: None,
+        tls: None,
         endpoints: (0..n)
             .map(|i| endpoint(&format!("{name}-{i}"), 9000 + i))
             .collect(),

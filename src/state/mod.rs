@@ -28,6 +28,7 @@ mod endpoint;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod live;
+pub mod origin_tls;
 pub mod upgraded;
 pub use endpoint::{EndpointState, LastCheck};
 

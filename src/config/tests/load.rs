@@ -215,6 +215,7 @@ fn minimal_config_gets_the_defaults() {
             weight: 1.0,
             enabled: true,
             host: None,
+            server_name: None,
         }
     );
 }
@@ -333,7 +334,7 @@ fn message_styles() {
     ));
     assert_eq!(
             e,
-            vec!["tether.pools.primary.endpoints[0].wieght: unknown key (expected one of: name, address, weight, enabled, header)"]
+            vec!["tether.pools.primary.endpoints[0].wieght: unknown key (expected one of: name, address, weight, enabled, header, server_name)"]
         );
 
     let e = errors(&(MINIMAL.to_string() + "  max_sessions: many\n"));
@@ -422,7 +423,7 @@ tether:
                 r#"tether.load_balancers["*"].colour: unknown key (expected one of: enabled, default_pools, fallback_pool, steering_policy, random_steering, session_affinity, session_affinity_ttl, session_affinity_attributes, adaptive_routing, always_use_https, rules)"#,
                 "tether.pools.primary.minimum_origins: must be between 1 and 2 (the number of endpoints), got 5",
                 "tether.pools.primary.endpoints[0].weight: must be between 0 and 1, got 1.5",
-                "tether.pools.primary.endpoints[0].wieght: unknown key (expected one of: name, address, weight, enabled, header)",
+                "tether.pools.primary.endpoints[0].wieght: unknown key (expected one of: name, address, weight, enabled, header, server_name)",
                 r#"tether.pools.primary.endpoints[1].enabled: expected a boolean, got a string ("yes")"#,
                 "tether.pools.primary.endpoints[1].name: missing",
                 "tether.monitors.web.timeout: must not exceed interval (1), got 2",

@@ -154,3 +154,95 @@ fn read_timeout_is_seconds_for_the_pool_only() {
         ["tether.pools.primary.read_timeout: expected a number, got a string (\"long\")"]
     );
 }
+
+/// The minimal file with `tls: <tls>` on pool `primary` and `extra` on its
+/// endpoint (after `address`).
+fn with_tls(tls: &str, extra: &str) -> String {
+    MINIMAL
+        .replace(
+            "    primary:\n",
+            &format!("    primary:\n      tls: {tls}\n"),
+        )
+        .replace(
+            "address: \"127.0.0.1:9001\" }",
+            &format!("address: \"127.0.0.1:9001\"{extra} }}"),
+        )
+}
+
+#[test]
+fn pool_tls_is_read_and_its_files_loaded() {
+    // Run in the repository's root: conf/example-cert.pem is self-signed,
+    // a CA of its own, and conf/example-key.pem its key.
+    let loaded = ok(&with_tls(
+        "{ verify: false, ca_path: conf/example-cert.pem, server_name: api.internal, client_cert_path: conf/example-cert.pem, client_key_path: conf/example-key.pem }",
+        ", server_name: web-1.internal",
+    ));
+    let pool = &loaded.tether.pools["primary"];
+    let tls = pool.tls.as_ref().unwrap();
+    assert!(!tls.verify);
+    assert_eq!(tls.server_name.as_deref(), Some("api.internal"));
+    assert_eq!(
+        tls.ca_path.as_deref(),
+        Some(std::path::Path::new("conf/example-cert.pem"))
+    );
+    assert_eq!(tls.loaded.ca.as_ref().map(|ca| ca.len()), Some(1));
+    assert_ne!(tls.loaded.ca_fingerprint, 0);
+    assert!(tls.loaded.client_cert_key.is_some());
+    assert_eq!(
+        pool.endpoints[0].server_name.as_deref(),
+        Some("web-1.internal")
+    );
+
+    let plain = ok(&with_tls("{}", ""));
+    let tls = plain.tether.pools["primary"].tls.as_ref().unwrap();
+    assert!(tls.verify);
+    assert!(tls.loaded.ca.is_none() && tls.loaded.client_cert_key.is_none());
+    assert!(ok(MINIMAL).tether.pools["primary"].tls.is_none());
+}
+
+#[test]
+fn pool_tls_errors_name_their_keys() {
+    assert_eq!(
+        errors(&with_tls("{ server_name: \"not a name\" }", "")),
+        vec![
+            r#"tether.pools.primary.tls.server_name: must be a DNS name or an IP address, got "not a name""#
+        ]
+    );
+    assert_eq!(
+        errors(&with_tls("{}", ", server_name: \"a b\"")),
+        vec![
+            r#"tether.pools.primary.endpoints[0].server_name: must be a DNS name or an IP address, got "a b""#
+        ]
+    );
+    assert_eq!(
+        errors(&with_tls("{ client_key_path: conf/example-key.pem }", "")),
+        vec!["tether.pools.primary.tls: client_key_path needs client_cert_path"]
+    );
+    let e = errors(&with_tls("{ ca_path: conf/example-key.pem }", ""));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("tether.pools.primary.tls.ca_path: ")
+            && e[0].contains("holds no PEM certificate"),
+        "{e:?}"
+    );
+    let e = errors(&with_tls("{ verfiy: true }", ""));
+    assert!(
+        e[0].starts_with("tether.pools.primary.tls.verfiy: unknown key"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_unreadable_client_certificate_is_reported_at_its_key() {
+    let e = errors(&with_tls(
+        "{ client_cert_path: /nonexistent/pull.pem, client_key_path: conf/example-key.pem }",
+        "",
+    ));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            r#"tether.pools.primary.tls.client_cert_path: cannot read "/nonexistent/pull.pem""#
+        ),
+        "{e:?}"
+    );
+}
