@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use support::api::wait_for_health;
+use support::pki::TestCa;
 use support::*;
 use tempfile::TempDir;
 
@@ -24,29 +25,14 @@ struct Pki {
 impl Pki {
     fn new() -> Pki {
         let dir = TempDir::new().expect("a directory for the certificates");
-        let ca_key = rcgen::KeyPair::generate().expect("a CA key");
-        let mut ca_params =
-            rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "tether origins test CA");
-        ca_params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        let ca = ca_params.self_signed(&ca_key).expect("the CA certificate");
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write ca.pem");
+        let ca = TestCa::new("tether origins test CA");
+        std::fs::write(dir.path().join("ca.pem"), ca.cert.pem()).expect("write ca.pem");
         for (name, san) in [
             ("good", "origin.test"),
             ("wrong", "other.test"),
             ("client", "tether-client"),
         ] {
-            let key = rcgen::KeyPair::generate().expect("a key");
-            let cert = rcgen::CertificateParams::new(vec![san.to_string()])
-                .expect("parameters")
-                .signed_by(&key, &ca, &ca_key)
-                .expect("a certificate");
+            let (cert, key) = ca.leaf(&[san], None);
             std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).expect("write");
             std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem())
                 .expect("write");

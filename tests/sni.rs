@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::pki::TestCa;
 use support::*;
 
 /// A test CA and the leaves it signs.
 struct Ca {
-    cert: rcgen::Certificate,
-    key: rcgen::KeyPair,
+    ca: TestCa,
     pem_path: PathBuf,
 }
 
@@ -32,37 +32,16 @@ struct Leaf {
 
 impl Ca {
     fn new(dir: &Path) -> Ca {
-        let key = rcgen::KeyPair::generate().expect("a CA key");
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "tether sni test CA");
-        params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        let cert = params.self_signed(&key).expect("the CA certificate");
+        let ca = TestCa::new("tether sni test CA");
         let pem_path = dir.join("ca.pem");
-        std::fs::write(&pem_path, cert.pem()).expect("write ca.pem");
-        Ca {
-            cert,
-            key,
-            pem_path,
-        }
+        std::fs::write(&pem_path, ca.cert.pem()).expect("write ca.pem");
+        Ca { ca, pem_path }
     }
 
     /// A certificate for `name` whose subject is `CN=<common_name>`, written
     /// into `dir` as `<stem>.pem` and `<stem>.key` (overwriting them).
     fn leaf(&self, dir: &Path, stem: &str, name: &str, common_name: &str) -> Leaf {
-        let key = rcgen::KeyPair::generate().expect("a leaf key");
-        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).expect("params");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, common_name);
-        let cert = params
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("the leaf certificate");
+        let (cert, key) = self.ca.leaf(&[name], Some(common_name));
         let (cert_path, key_path) = (
             dir.join(format!("{stem}.pem")),
             dir.join(format!("{stem}.key")),

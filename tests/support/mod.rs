@@ -17,6 +17,7 @@ pub mod api;
 pub mod browser;
 pub mod cflb;
 pub mod config;
+pub mod pki;
 pub mod raw;
 pub mod redis;
 pub mod tether;

@@ -53,31 +53,14 @@ impl Redis {
     /// Clients are not asked for certificates (`--tls-auth-clients no`).
     pub fn start_tls() -> Redis {
         Self::start_mode(|dir| {
-            let ca_key = rcgen::KeyPair::generate().expect("a CA key");
-            let mut ca_params =
-                rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            ca_params
-                .distinguished_name
-                .push(rcgen::DnType::CommonName, "tether test CA");
-            ca_params.key_usages = vec![
-                rcgen::KeyUsagePurpose::KeyCertSign,
-                rcgen::KeyUsagePurpose::CrlSign,
-            ];
-            let ca = ca_params.self_signed(&ca_key).expect("the CA certificate");
-            let key = rcgen::KeyPair::generate().expect("a server key");
-            let params =
-                rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
-                    .expect("server parameters");
-            let cert = params
-                .signed_by(&key, &ca, &ca_key)
-                .expect("the server certificate");
+            let ca = super::pki::TestCa::new("tether test CA");
+            let (cert, key) = ca.leaf(&["127.0.0.1", "localhost"], None);
             let (ca_path, cert_path, key_path) = (
                 dir.join("ca.pem"),
                 dir.join("server.pem"),
                 dir.join("server.key"),
             );
-            std::fs::write(&ca_path, ca.pem()).expect("write ca.pem");
+            std::fs::write(&ca_path, ca.cert.pem()).expect("write ca.pem");
             std::fs::write(&cert_path, cert.pem()).expect("write server.pem");
             std::fs::write(&key_path, key.serialize_pem()).expect("write server.key");
             Mode::Tls {
