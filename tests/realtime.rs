@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
-use support::browser::chromium;
+use support::browser::{chromium, HEADLESS};
 use support::cflb::keys_file;
 use support::*;
 use tempfile::TempDir;
@@ -592,15 +592,7 @@ fn a_browser_keeps_its_socketio_session_across_a_reconnect() {
     let log = tempfile::NamedTempFile::new().unwrap();
     // Real time, no --dump-dom: the page reports its result to its app (POST /report).
     let mut browser = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-        ])
+        .args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(proxy.url("/"))
         .stdout(log.reopen().unwrap())

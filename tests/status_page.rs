@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use reqwest::Method;
-use support::browser::chromium;
+use support::browser::{chromium, HEADLESS};
 use support::*;
 
 const TOKEN: &str = "page-s3cret";
@@ -28,14 +28,8 @@ fn run_chromium(url: &str, args: &[&str]) -> (String, String) {
     let out = tempfile::NamedTempFile::new().unwrap();
     let err = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(chromium())
+        .args(HEADLESS)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
             "--virtual-time-budget=6000",
             "--enable-logging=stderr",
             "--v=0",

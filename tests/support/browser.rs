@@ -16,3 +16,16 @@ pub fn chromium() -> PathBuf {
     }
     panic!("no chromium on PATH: `apt-get install -y chromium` (scripts/test.sh does it)");
 }
+
+/// The flags every headless run takes: no sandbox (root in CI), no GPU, no
+/// shared-memory file system, nothing of a first run, no extensions, no
+/// background traffic.
+pub const HEADLESS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-background-networking",
+];
