@@ -285,13 +285,22 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FrontDoor<A> {
 /// Returns that framing.
 pub fn reached_proxy(session: &pingora::protocols::http::ServerSession) -> guard::Framing {
     let framing = framing(session.req_header());
-    if let Some(g) = session
-        .stream()
-        .and_then(|s| s.as_any().downcast_ref::<Guarded>())
-    {
-        g.mark().reached_proxy(framing);
+    if let Some(mark) = mark_of(session) {
+        mark.reached_proxy(framing);
     }
     framing
+}
+
+/// The mark the front door shares with the proxy for this client connection,
+/// when it guards it (HTTP/1).
+pub fn mark_of(
+    session: &pingora::protocols::http::ServerSession,
+) -> Option<&Arc<guard::RequestMark>> {
+    session
+        .stream()?
+        .as_any()
+        .downcast_ref::<Guarded>()
+        .map(Guarded::mark)
 }
 
 /// How a request's body is framed, as Pingora will read it: chunked when it

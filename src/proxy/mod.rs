@@ -20,7 +20,7 @@ use crate::affinity::cookie_header::cflb_values;
 use crate::balance::outlier::Outcome;
 use crate::clock;
 use crate::config::ClientLimits;
-use crate::front_door::guard::{Framing, Guarded, RequestMark};
+use crate::front_door::guard::{Framing, RequestMark};
 use crate::front_door::{self, body::BodyPace};
 use crate::route::request::{
     forwarded_for, http1_authority, normalize_host, transfer_encoding, Authority,
@@ -146,12 +146,7 @@ pub struct RequestCtx {
 /// The close signal of the client connection, when the front door guards it
 /// (HTTP/1): what closes it once upgraded ([`crate::state::upgraded`]).
 fn close_signal(session: &Session) -> Option<Arc<RequestMark>> {
-    session
-        .as_downstream()
-        .stream()?
-        .as_any()
-        .downcast_ref::<Guarded>()
-        .map(|g| Arc::clone(g.mark()))
+    front_door::mark_of(session.as_downstream()).cloned()
 }
 
 /// The request's `Host` (else its URI's authority): the Host sent upstream
