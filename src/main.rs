@@ -15,7 +15,7 @@ use log::{error, info, warn};
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::proxy::http_proxy;
-use pingora::server::Server;
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
@@ -248,7 +248,10 @@ fn main() {
         "tether second stop signal",
         tether::services::stop::SecondSignal,
     ));
-    server.run_forever();
+    server.run(RunArgs {
+        shutdown_signal: Box::new(tether::services::stop::StopSignals),
+    });
+    exit(0);
 }
 
 /// The port `always_use_https` redirects to: the first TLS listener's.

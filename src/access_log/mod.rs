@@ -126,32 +126,44 @@ fn start() -> Option<Mutex<Vec<Waiting>>> {
     }
 }
 
-/// Every [`FLUSH_EVERY`]: swaps each worker's buffer for an empty one and
-/// writes what it took under stderr's lock (whole lines: never interleaved
-/// with env_logger's), then sleeps again.
+/// Every [`FLUSH_EVERY`]: writes what is waiting ([`write_waiting`]), then
+/// sleeps again.
 fn write_loop() {
     let mut taken = String::new();
     let mut buffers: Vec<Waiting> = Vec::new();
     loop {
         std::thread::sleep(FLUSH_EVERY);
-        let Some(Some(threads)) = WRITER.get() else {
+        write_waiting(&mut taken, &mut buffers);
+    }
+}
+
+/// Writes every line waiting now, before a process exits at once (a fast
+/// stop): the writer thread would have written them within [`FLUSH_EVERY`].
+pub fn flush() {
+    write_waiting(&mut String::new(), &mut Vec::new());
+}
+
+/// Swaps each worker's buffer for an empty one (`taken`) and writes what it
+/// took under stderr's lock (whole lines: never interleaved with
+/// env_logger's). `buffers` is scratch space for the list of buffers.
+fn write_waiting(taken: &mut String, buffers: &mut Vec<Waiting>) {
+    let Some(Some(threads)) = WRITER.get() else {
+        return;
+    };
+    buffers.clone_from(&lock(threads));
+    for waiting in buffers.iter() {
+        std::mem::swap(&mut *lock(waiting), taken);
+        if taken.is_empty() {
             continue;
-        };
-        buffers.clone_from(&lock(threads));
-        for waiting in &buffers {
-            std::mem::swap(&mut *lock(waiting), &mut taken);
-            if taken.is_empty() {
-                continue;
-            }
-            let stderr = std::io::stderr();
-            let mut out = stderr.lock();
-            // Nowhere to report a failing stderr; the lines are lost.
-            let _ = out.write_all(taken.as_bytes()).and_then(|()| out.flush());
-            taken.clear();
-            if taken.capacity() > QUEUE_BYTES / 4 {
-                // After a burst: not kept for ever.
-                taken = String::new();
-            }
+        }
+        let stderr = std::io::stderr();
+        let mut out = stderr.lock();
+        // Nowhere to report a failing stderr; the lines are lost.
+        let _ = out.write_all(taken.as_bytes()).and_then(|()| out.flush());
+        taken.clear();
+        if taken.capacity() > QUEUE_BYTES / 4 {
+            // After a burst: not kept for ever.
+            *taken = String::new();
         }
     }
 }

@@ -518,12 +518,53 @@ fn text(status: StatusCode, name: &str, body: String) -> Response<Full<Bytes>> {
     response
 }
 
-/// A port that was free a moment ago on 127.0.0.1 (bind `:0`, read it, close).
+/// A port free a moment ago on 127.0.0.1, for a process the test starts to
+/// bind (tether's listeners, its admin API, redis-server).
+///
+/// Taken from outside the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`): a port bound as `:0` (the
+/// harness's upstreams, every outgoing connection) comes from that range, so
+/// nothing else in the tests can take a port between this call and the bind
+/// by the process it was meant for. Ports are handed out in turn from a
+/// per-process starting point, each checked free by binding it; when the
+/// range leaves too little room outside it, `:0` as a last resort.
 pub fn free_port() -> u16 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let (first, count) = ports_outside_ephemeral_range();
+    let start = u64::from(std::process::id()).wrapping_mul(7919);
+    for _ in 0..count.min(4096) {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = first + ((start + n) % count) as u16;
+        if StdTcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let listener = StdTcpListener::bind("127.0.0.1:0")
         .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0 to find a free port: {e}"));
     listener
         .local_addr()
         .unwrap_or_else(|e| panic!("cannot read the bound port: {e}"))
         .port()
+}
+
+/// The larger stretch of ports (first, count) below or above the kernel's
+/// ephemeral range, above 1024; a `count` of 0 when unknown or too small.
+fn ports_outside_ephemeral_range() -> (u16, u64) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut it = text.split_whitespace().map(str::parse::<u16>);
+            Some((it.next()?.ok()?, it.next()?.ok()?))
+        });
+    let Some((low, high)) = range else {
+        return (0, 0);
+    };
+    let below = (1025u16, u64::from(low.saturating_sub(1025)));
+    let above = (high.saturating_add(1), u64::from(u16::MAX - high));
+    let best = if below.1 >= above.1 { below } else { above };
+    if best.1 < 1000 {
+        (0, 0)
+    } else {
+        best
+    }
 }
