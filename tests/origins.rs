@@ -378,7 +378,11 @@ fn check_config_reads_the_pool_tls_files() {
     );
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("tether.pools.api.tls.client_key_path:") && out.contains("does not fit"),
+        out.contains(&format!(
+            "tether.pools.api.tls.client_key_path: \"{}\": the key does not match the certificate {}",
+            pki.path("stray.key"),
+            pki.path("client.pem")
+        )),
         "{out}"
     );
 

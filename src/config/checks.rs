@@ -121,43 +121,15 @@ fn origin_ca(file: &Path) -> Result<(Arc<CaType>, u64), String> {
 }
 
 /// A pool's `tls.client_cert_path` and `client_key_path`: a certificate
-/// chain and the private key of its first certificate.
+/// chain and the private key of its first certificate ([`super::pem`]).
 fn origin_client_cert(cert: &Path, key: &Path) -> Result<Arc<CertKey>, String> {
-    use pingora::tls::{sign::CertifiedKey, CryptoProvider, PrivateKeyDer};
-    readable(cert)?;
-    readable(key)?;
-    let (Some(cert_str), Some(key_str)) = (cert.to_str(), key.to_str()) else {
-        return Err("the certificate and key paths must be UTF-8".to_string());
-    };
-    let (certs, private_key) = match pingora::tls::load_certs_and_key_files(cert_str, key_str) {
-        Ok(Some(pair)) => pair,
-        Ok(None) => {
-            return Err(format!(
-                "no PEM certificate in {} or no PEM private key in {}",
-                shown(cert),
-                shown(key)
-            ))
-        }
-        Err(e) => return Err(format!("{} / {}: {e}", shown(cert), shown(key))),
-    };
-    let key_der = private_key.secret_der().to_vec();
-    // What Pingora does with the key at each handshake; a key it could not
-    // take would panic there.
-    if PrivateKeyDer::try_from(key_der.clone()).is_err() {
-        return Err(format!("{} holds no usable private key", shown(key)));
-    }
-    pingora::tls::install_default_crypto_provider();
-    let provider = CryptoProvider::get_default()
-        .ok_or_else(|| "no TLS crypto provider installed".to_string())?;
-    CertifiedKey::from_der(certs.clone(), private_key, provider).map_err(|e| {
-        format!(
-            "the private key {} does not fit the certificate {}: {e}",
-            shown(key),
-            shown(cert)
-        )
+    use super::pem::{read_pair, PairError};
+    let pair = read_pair(cert, key).map_err(|e| match e {
+        PairError::Certificate(why) => format!("{}: {why}", shown(cert)),
+        PairError::Key(why) => format!("{}: {why}", shown(key)),
     })?;
-    let chain: Vec<Vec<u8>> = certs.into_iter().map(|c| c.to_vec()).collect();
-    parsed(|| Arc::new(CertKey::new(chain, key_der)))
+    let chain: Vec<Vec<u8>> = pair.chain.into_iter().map(|c| c.to_vec()).collect();
+    parsed(|| Arc::new(CertKey::new(chain, pair.key_der)))
         .ok_or_else(|| format!("{} holds a certificate that cannot be parsed", shown(cert)))
 }
 

@@ -1,7 +1,8 @@
 //! Configuration in layers, each depending only on those below it:
 //!
 //! 1. [`read`]: the strict YAML reader, the error collector, shared helpers.
-//! 2. [`model`] (the typed configuration the rest reads) and `spelling`.
+//! 2. [`model`] (the typed configuration the rest reads), `spelling`, and
+//!    [`pem`] (a certificate chain with its key, read and checked to fit).
 //! 3. The section readers: `load_balancer` (above `rules`, a load balancer's
 //!    rule list: the rules' overrides are laid over a load balancer there),
 //!    `pool`, `monitor`, `cluster` — a pure walk. A rule's condition is
@@ -15,6 +16,7 @@ pub mod load;
 mod load_balancer;
 pub mod model;
 mod monitor;
+pub mod pem;
 mod pool;
 pub mod read;
 mod rules;

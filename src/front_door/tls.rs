@@ -10,12 +10,11 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use pingora::listeners::tls::TlsSettings;
 use pingora::tls::sign::CertifiedKey;
-use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use pingora::tls::{ClientHello, ResolvesServerCert};
 
 use super::certificates::NameIndex;
 use crate::config;
+use crate::config::pem::{read_pair, PairError};
 
 /// A listener's certificates, loaded, and the index of their names.
 pub struct ListenerCertificates {
@@ -29,19 +28,18 @@ impl ListenerCertificates {
     /// pair's key (or of its certificate, when that one cannot be read) and
     /// says why: unreadable, no PEM in it, or a key that does not match.
     pub fn load(tls: &config::Tls, listener: usize) -> Result<ListenerCertificates, String> {
-        pingora::tls::install_default_crypto_provider();
-        let provider = CryptoProvider::get_default()
-            .ok_or_else(|| "no rustls crypto provider is installed".to_string())?;
         let prefix = format!("tether.listeners[{listener}].tls");
         let mut keys = Vec::with_capacity(tls.certificates.len());
         let mut names = Vec::with_capacity(tls.certificates.len());
         for (i, files) in tls.certificates.iter().enumerate() {
             let cert_key = tls.key_path(&prefix, i, "cert_path");
             let key_key = tls.key_path(&prefix, i, "key_path");
-            let chain = read_chain(files)
-                .map_err(|why| format!("{cert_key}: {}: {why}", files.cert_path.display()))?;
-            let (key, dns_names) = pair(chain, files, provider)
-                .map_err(|why| format!("{key_key}: {}: {why}", files.key_path.display()))?;
+            let (key, dns_names) = pair(files).map_err(|e| match e {
+                PairError::Certificate(why) => {
+                    format!("{cert_key}: {}: {why}", files.cert_path.display())
+                }
+                PairError::Key(why) => format!("{key_key}: {}: {why}", files.key_path.display()),
+            })?;
             keys.push(Arc::new(key));
             names.push(dns_names);
         }
@@ -60,40 +58,15 @@ impl ListenerCertificates {
     }
 }
 
-fn read_chain(files: &config::CertificateFiles) -> Result<Vec<CertificateDer<'static>>, String> {
-    let chain = CertificateDer::pem_file_iter(&files.cert_path)
-        .map_err(|e| e.to_string())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    if chain.is_empty() {
-        return Err("no certificate (PEM) found in it".to_string());
-    }
-    Ok(chain)
-}
-
-/// The chain with its key, checked to match, and the leaf's DNS names.
-fn pair(
-    chain: Vec<CertificateDer<'static>>,
-    files: &config::CertificateFiles,
-    provider: &CryptoProvider,
-) -> Result<(CertifiedKey, Vec<String>), String> {
-    let key = PrivateKeyDer::from_pem_file(&files.key_path).map_err(|e| match e {
-        rustls_pki_types::pem::Error::NoItemsFound => "no private key (PEM) found in it".into(),
-        e => e.to_string(),
-    })?;
-    let names = webpki::EndEntityCert::try_from(&chain[0])
-        .map_err(|e| format!("its certificate cannot be parsed: {e:?}"))?
+/// The pair's certificate with its key, and the leaf's DNS names.
+fn pair(files: &config::CertificateFiles) -> Result<(CertifiedKey, Vec<String>), PairError> {
+    let pair = read_pair(&files.cert_path, &files.key_path)?;
+    let names = webpki::EndEntityCert::try_from(&pair.chain[0])
+        .map_err(|e| PairError::Certificate(format!("it cannot be parsed: {e:?}")))?
         .valid_dns_names()
         .map(str::to_string)
         .collect();
-    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
-        pingora::tls::RusTlsError::InconsistentKeys(_) => format!(
-            "the key does not match the certificate {}",
-            files.cert_path.display()
-        ),
-        e => e.to_string(),
-    })?;
-    Ok((certified, names))
+    Ok((pair.certified, names))
 }
 
 /// Hands rustls the certificate for each handshake; a reload stores a new set.
@@ -143,6 +116,8 @@ impl ResolvesServerCert for SniResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
     use std::path::{Path, PathBuf};
 
     /// A self-signed certificate for `name`, written to `<stem>.pem` / `<stem>.key`.
