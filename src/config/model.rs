@@ -574,6 +574,21 @@ pub struct Pool {
     /// plaintext HTTP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<PoolTls>,
+    /// `protocol`: the HTTP version spoken to the endpoints (docs/origins.md).
+    #[serde(skip_serializing_if = "is_default")]
+    pub protocol: OriginProtocol,
+}
+
+/// `pools.<name>.protocol`: how requests reach the pool's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OriginProtocol {
+    /// HTTP/1.1 (default), over TLS when the pool has `tls`.
+    #[default]
+    Http1,
+    /// HTTP/2 over TLS, asked for by ALPN `h2` (the pool needs `tls`).
+    H2,
+    /// HTTP/2 in plaintext with prior knowledge (no upgrade, no ALPN).
+    H2c,
 }
 
 /// `pools.<name>.tls`: how Tether speaks TLS to the pool's endpoints.
@@ -671,6 +686,7 @@ impl Default for Pool {
             slow_start: Duration::ZERO,
             read_timeout: None,
             tls: None,
+            protocol: OriginProtocol::default(),
         }
     }
 }
