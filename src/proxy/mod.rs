@@ -40,7 +40,7 @@ mod upstream;
 use reply::{
     failure_status, https_location, is_invalid_chunk, redirect, refuse, respond_text, text_header,
 };
-use upstream::{keep_alive, one_content_length, speak, strip_own_cookie};
+use upstream::{keep_alive, one_content_length, speak, strip_own_cookie, te_for_http2};
 
 pub struct Proxy {
     live: Arc<Live>,
@@ -588,6 +588,7 @@ impl ProxyHttp for Proxy {
         }
         one_content_length(upstream_request)?;
         strip_own_cookie(upstream_request)?;
+        te_for_http2(&session.req_header().headers, upstream_request)?;
         if ctx.stale_retried
             && upstream_request.version != http::Version::HTTP_2
             && upstream_request

@@ -63,6 +63,32 @@ pub(super) fn keep_alive(session: &mut Session) {
     }
 }
 
+/// Whether the client's `TE` lists `trailers`. Pingora strips `TE` (a
+/// hop-by-hop header) from an HTTP/1 request it sends on as HTTP/2, but
+/// `TE: trailers` is the one value HTTP/2 allows, and gRPC servers refuse a
+/// call without it: the proxy puts it back ([`te_for_http2`]).
+pub(super) fn asks_for_trailers(headers: &http::HeaderMap) -> bool {
+    headers.get_all(http::header::TE).iter().any(|v| {
+        v.as_bytes().split(|&b| b == b',').any(|token| {
+            let name = token.split(|&b| b == b';').next().unwrap_or_default();
+            name.trim_ascii().eq_ignore_ascii_case(b"trailers")
+        })
+    })
+}
+
+/// `TE: trailers` on a request sent upstream as HTTP/2 when the client
+/// asked for trailers and the request lost it on the way (an HTTP/1
+/// client's; an HTTP/2 client's keeps its own).
+pub(super) fn te_for_http2(client: &http::HeaderMap, upstream: &mut RequestHeader) -> Result<()> {
+    if upstream.version == http::Version::HTTP_2
+        && !upstream.headers.contains_key(http::header::TE)
+        && asks_for_trailers(client)
+    {
+        upstream.insert_header(http::header::TE, "trailers")?;
+    }
+    Ok(())
+}
+
 /// A list-form or repeated `Content-Length` (`5, 5`), which Pingora has
 /// already checked agrees, goes upstream as one value.
 pub(super) fn one_content_length(req: &mut RequestHeader) -> Result<()> {
@@ -134,6 +160,31 @@ mod tests {
             .iter()
             .map(|v| v.as_bytes())
             .collect()
+    }
+
+    #[test]
+    fn te_trailers_goes_to_http2_endpoints_only_when_asked() {
+        let mut client = http::HeaderMap::new();
+        let h2 = || {
+            let mut req = RequestHeader::build("POST", b"/s/M", None).unwrap();
+            req.set_version(http::Version::HTTP_2);
+            req
+        };
+        let mut req = h2();
+        te_for_http2(&client, &mut req).unwrap();
+        assert!(req.headers.get("te").is_none());
+        for asked in ["trailers", "gzip, Trailers", "deflate;q=0.5, trailers;q=1"] {
+            client.insert("te", http::HeaderValue::from_static(asked));
+            assert!(asks_for_trailers(&client), "{asked}");
+            let mut req = h2();
+            te_for_http2(&client, &mut req).unwrap();
+            assert_eq!(req.headers["te"], "trailers", "{asked}");
+            let mut h1 = RequestHeader::build("POST", b"/s/M", None).unwrap();
+            te_for_http2(&client, &mut h1).unwrap();
+            assert!(h1.headers.get("te").is_none());
+        }
+        client.insert("te", http::HeaderValue::from_static("gzip, trailersx"));
+        assert!(!asks_for_trailers(&client));
     }
 
     #[test]
