@@ -841,6 +841,10 @@ pub struct Monitor {
     pub consecutive_down: u32,
     /// `https` only: skip certificate verification (Cloudflare's field of that name).
     pub allow_insecure: bool,
+    /// `grpc` only: the service a `grpc.health.v1.Health/Check` asks about;
+    /// empty (default): the whole server.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub grpc_service: String,
 }
 
 /// The reader's defaults: `GET /` over HTTP every 60 s, timeout 5 s.
@@ -861,6 +865,7 @@ impl Default for Monitor {
             consecutive_up: 1,
             consecutive_down: 1,
             allow_insecure: false,
+            grpc_service: String::new(),
         }
     }
 }
@@ -870,6 +875,8 @@ pub enum MonitorType {
     Http,
     Https,
     Tcp,
+    /// `grpc.health.v1.Health/Check` over HTTP/2 (docs/health-checks.md).
+    Grpc,
 }
 
 /// `"200"`, `"2xx"`, `"200,301"`, `"2xx,302"`.

@@ -102,6 +102,7 @@ impl Spelled for MonitorType {
         ("http", MonitorType::Http),
         ("https", MonitorType::Https),
         ("tcp", MonitorType::Tcp),
+        ("grpc", MonitorType::Grpc),
     ];
 }
 
