@@ -4,6 +4,7 @@
 Service tether.test.Test:
   Echo  (unary)            -> JSON {"backend", "request", "metadata"} (the metadata the call carried)
   Count (server streaming) -> N messages "<backend>:<i>", N = the request as a decimal number
+  (both end with the trailer x-backend: <backend>)
   Fail  (unary)            -> status NOT_FOUND, details "no such thing: <request>"
   SetHealth (unary)        -> sets the health service's status of "" and of "tether.test.Test"
                               to the request ("SERVING" or "NOT_SERVING"); answers "ok"
@@ -36,9 +37,11 @@ def main():
     def echo(request, context):
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         reply = {"backend": args.name, "request": request.decode(), "metadata": metadata}
+        context.set_trailing_metadata((("x-backend", args.name),))
         return json.dumps(reply).encode()
 
     def count(request, context):
+        context.set_trailing_metadata((("x-backend", args.name),))
         for i in range(int(request.decode() or "3")):
             yield f"{args.name}:{i}".encode()
 
