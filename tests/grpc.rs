@@ -7,7 +7,8 @@
 //!
 //! - over `h2c` to the endpoints: unary and streaming calls, trailers and an
 //!   error status with its message reach the client, and every affinity that
-//!   applies to gRPC (`none`, `header` on a metadata key, `source_ip`);
+//!   applies to gRPC (`none`, `header` on a metadata key, `source_ip`,
+//!   `ip_cookie` for a client that keeps no cookie);
 //! - over `h2` (TLS with ALPN h2, `tls.verify: true` against a CA made here);
 //! - a `type: grpc` monitor marks a NOT_SERVING endpoint down and traffic
 //!   avoids it.
@@ -218,7 +219,7 @@ fn distinct(backends: &[String]) -> BTreeSet<&str> {
 
 /// Three h2c endpoints; load balancers chosen by the calls' `:authority`:
 /// `none.test` (no affinity), `header.test` (`header` on `x-session-id`),
-/// `ip.test` (`source_ip`).
+/// `ip.test` (`source_ip`), `ipcookie.test` (`ip_cookie`).
 #[test]
 fn grpc_over_h2c_unary_streaming_errors_and_every_affinity() {
     let servers = ["a", "b", "c"].map(|n| GrpcServer::start(n, None));
@@ -235,7 +236,8 @@ fn grpc_over_h2c_unary_streaming_errors_and_every_affinity() {
            none.test: {{ default_pools: [grpc] }}\n  \
            header.test:\n    default_pools: [grpc]\n    session_affinity: header\n    \
              session_affinity_attributes: {{ headers: [x-session-id] }}\n  \
-           ip.test: {{ default_pools: [grpc], session_affinity: source_ip }}\n\
+           ip.test: {{ default_pools: [grpc], session_affinity: source_ip }}\n  \
+           ipcookie.test: {{ default_pools: [grpc], session_affinity: ip_cookie }}\n\
          pools:\n  grpc:\n    protocol: h2c\n    endpoints: [{}]\n",
         endpoints.join(", ")
     ));
@@ -293,9 +295,12 @@ fn grpc_over_h2c_unary_streaming_errors_and_every_affinity() {
         "six keys all on one endpoint: {by_key:?}"
     );
 
-    // Source IP: this client's calls stay on one endpoint.
-    let by_ip = echo_backends(&proxy, "ip.test", "", 12);
-    assert_eq!(distinct(&by_ip).len(), 1, "{by_ip:?}");
+    // Source IP, and ip_cookie for a client that keeps no cookie: this
+    // client's calls stay on one endpoint.
+    for authority in ["ip.test", "ipcookie.test"] {
+        let by_ip = echo_backends(&proxy, authority, "", 12);
+        assert_eq!(distinct(&by_ip).len(), 1, "{authority}: {by_ip:?}");
+    }
 
     // The access log has the gRPC calls with their HTTP status.
     let logs = proxy.logs();
