@@ -179,6 +179,10 @@ fn main() {
     // the preface (docs/origins.md, "gRPC"). TLS listeners use ALPN.
     let mut server_options = pingora::apps::HttpServerOptions::default();
     server_options.h2c = true;
+    // An HTTP/2 connection (h2c or ALPN h2) has none of the front door's
+    // HTTP/1 deadlines: it is closed after `client_limits.idle_timeout`
+    // with no request in flight (as read at start: a reload keeps it).
+    server_options.h2_idle_timeout = Some(client_limits.load().idle_timeout);
     http.server_options = Some(server_options);
     let mut proxy = Service::new(
         "tether proxy".to_string(),

@@ -272,6 +272,27 @@ fn grpc_over_h2c_unary_streaming_errors_and_every_affinity() {
     assert_eq!(lines[2]["code"], "NOT_FOUND", "{}", lines[2]);
     assert_eq!(lines[2]["details"], "no such thing: the-thing");
 
+    // An HTTP/1.1 client's gRPC request reaches the h2c endpoint with its
+    // `TE: trailers` (Pingora drops TE as hop-by-hop; Tether puts it back):
+    // without it the server resets the stream and the client gets 502.
+    let (status, headers, body) = send(
+        &client(),
+        reqwest::Method::POST,
+        &proxy.url("/tether.test.Test/Echo"),
+        &[
+            ("host", "none.test"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ],
+        "\0\0\0\0\x05http1",
+    );
+    assert_eq!(status, 200, "{body}\n{}", proxy.logs());
+    assert_eq!(
+        header(&headers, "content-type").as_deref(),
+        Some("application/grpc")
+    );
+    assert!(body.contains("\"request\": \"http1\""), "{body:?}");
+
     // No affinity: calls spread (all of 30 on one of 3 endpoints is ~1e-13).
     let spread = echo_backends(&proxy, "none.test", "", 30);
     assert!(distinct(&spread).len() >= 2, "{spread:?}");
@@ -307,6 +328,43 @@ fn grpc_over_h2c_unary_streaming_errors_and_every_affinity() {
     assert!(
         logs.contains("/tether.test.Test/Echo") && logs.contains("/tether.test.Test/Count"),
         "{logs}"
+    );
+}
+
+/// A plain listener speaks HTTP/2 to a connection that opens with the h2c
+/// preface (its first frame is the server's SETTINGS), and closes one with
+/// no request in flight after `client_limits.idle_timeout`.
+#[test]
+fn a_plain_listener_takes_h2c_and_closes_it_when_idle() {
+    use std::io::{Read, Write};
+    let listen = free_port();
+    let proxy = TetherProc::start(&format!(
+        "listeners: [{{ address: \"127.0.0.1:{listen}\" }}]\n\
+         client_limits: {{ idle_timeout: 1 }}\n\
+         load_balancers:\n  \"*\": {{ default_pools: [p] }}\n\
+         pools:\n  p:\n    protocol: h2c\n    endpoints: [{{ name: e, address: \"127.0.0.1:{}\" }}]\n",
+        free_port()
+    ));
+    let mut conn = std::net::TcpStream::connect(proxy.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // The preface, then an empty SETTINGS frame (length 0, type 4, no flags, stream 0).
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let mut frame = [0u8; 9];
+    conn.read_exact(&mut frame).unwrap();
+    assert_eq!(
+        frame[3], 4,
+        "the server's first frame is SETTINGS: {frame:?}"
+    );
+    // Then nothing is asked: the connection ends (GOAWAY or not) within
+    // idle_timeout and the 10 s bound, not at the read timeout.
+    let mut rest = Vec::new();
+    let ended = conn.read_to_end(&mut rest);
+    assert!(
+        ended.is_ok(),
+        "still open after 10 s: {ended:?}\n{}",
+        proxy.logs()
     );
 }
 
