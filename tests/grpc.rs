@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::api::wait_for_health;
+use support::api::{endpoint_view, wait_for_health};
 use support::pki::TestCa;
 use support::*;
 use tempfile::TempDir;
@@ -160,11 +160,21 @@ impl Drop for GrpcServer {
 /// Runs tests/grpc/client.py against `target` (plaintext h2c) with
 /// `authority` (which load balancer), one JSON line per call, bounded 60 s.
 fn calls(target: &str, authority: &str, calls: &[String]) -> Vec<Value> {
+    calls_with(target, authority, None, calls)
+}
+
+/// As [`calls`], over TLS verified against the CA file `ca` when given.
+fn calls_with(target: &str, authority: &str, ca: Option<&str>, calls: &[String]) -> Vec<Value> {
     let dir = TempDir::new().unwrap();
     let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new(python())
+    let mut command = Command::new(python());
+    command
         .arg(script("client.py"))
-        .args(["--target", target, "--authority", authority])
+        .args(["--target", target, "--authority", authority]);
+    if let Some(ca) = ca {
+        command.args(["--ca", ca]);
+    }
+    let mut child = command
         .args(calls)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
@@ -238,7 +248,9 @@ fn grpc_over_h2c_unary_streaming_errors_and_every_affinity() {
              session_affinity_attributes: {{ headers: [x-session-id] }}\n  \
            ip.test: {{ default_pools: [grpc], session_affinity: source_ip }}\n  \
            ipcookie.test: {{ default_pools: [grpc], session_affinity: ip_cookie }}\n\
-         pools:\n  grpc:\n    protocol: h2c\n    endpoints: [{}]\n",
+         pools:\n  grpc:\n    protocol: h2c\n    \
+           outlier_detection: {{ consecutive_5xx: 1, consecutive_gateway_failure: 1 }}\n    \
+           endpoints: [{}]\n",
         endpoints.join(", ")
     ));
     let target = proxy.addr().to_string();
@@ -323,6 +335,19 @@ fn grpc_over_h2c_unary_streaming_errors_and_every_affinity() {
         assert_eq!(distinct(&by_ip).len(), 1, "{authority}: {by_ip:?}");
     }
 
+    // gRPC errors are HTTP 200: passive health, ejecting at the first 5xx
+    // or gateway failure, ejects nobody for them.
+    let failures: Vec<String> = (0..9).map(|i| format!("fail:{i}")).collect();
+    let failed = calls(&target, "none.test", &failures);
+    assert!(
+        failed.iter().all(|l| l["code"] == "NOT_FOUND"),
+        "{failed:?}"
+    );
+    for server in &servers {
+        let view = endpoint_view(&proxy, "grpc", &server.name);
+        assert_eq!(view["ejections"], 0, "{view}\n{}", proxy.logs());
+    }
+
     // The access log has the gRPC calls with their HTTP status.
     let logs = proxy.logs();
     assert!(
@@ -369,13 +394,19 @@ fn a_plain_listener_takes_h2c_and_closes_it_when_idle() {
 }
 
 /// `protocol: h2` reaches TLS endpoints with ALPN h2, verified against a CA
-/// made here; `h2` without `tls` is a configuration error at its key.
+/// made here, from a plain (h2c) and a TLS (ALPN h2) listener; `h2` without
+/// `tls` is a configuration error at its key.
 #[test]
 fn grpc_over_h2_to_tls_endpoints_with_verification() {
     let pki = TempDir::new().unwrap();
     let ca = TestCa::new("tether grpc test CA");
     let ca_path = pki.path().join("ca.pem");
     std::fs::write(&ca_path, ca.cert.pem()).unwrap();
+    let (listener_cert, listener_key) = ca.leaf(&["tls.test"], None);
+    let (listener_cert_path, listener_key_path) =
+        (pki.path().join("tls.pem"), pki.path().join("tls.key"));
+    std::fs::write(&listener_cert_path, listener_cert.pem()).unwrap();
+    std::fs::write(&listener_key_path, listener_key.serialize_pem()).unwrap();
     let (cert, key) = ca.leaf(&["grpc.test"], None);
     let (cert_path, key_path) = (pki.path().join("grpc.pem"), pki.path().join("grpc.key"));
     std::fs::write(&cert_path, cert.pem()).unwrap();
@@ -386,7 +417,7 @@ fn grpc_over_h2_to_tls_endpoints_with_verification() {
     );
     let servers = ["t1", "t2"].map(|n| GrpcServer::start(n, Some((&cert_path, &key_path))));
 
-    let listen = free_port();
+    let (listen, listen_tls) = (free_port(), free_port());
     let section = |protocol: &str, tls: bool| {
         let tls = if tls {
             format!(
@@ -397,12 +428,15 @@ fn grpc_over_h2_to_tls_endpoints_with_verification() {
             String::new()
         };
         format!(
-            "listeners: [{{ address: \"127.0.0.1:{listen}\" }}]\n\
+            "listeners:\n  - {{ address: \"127.0.0.1:{listen}\" }}\n  \
+               - {{ address: \"127.0.0.1:{listen_tls}\", tls: {{ cert_path: \"{}\", key_path: \"{}\" }} }}\n\
              load_balancers:\n  \
                tls.test:\n    default_pools: [secure]\n    session_affinity: header\n    \
                  session_affinity_attributes: {{ headers: [x-session-id] }}\n\
              pools:\n  secure:\n    protocol: {protocol}\n{tls}    endpoints:\n      \
                - {{ name: t1, address: \"{}\" }}\n      - {{ name: t2, address: \"{}\" }}\n",
+            listener_cert_path.display(),
+            listener_key_path.display(),
             servers[0].addr(),
             servers[1].addr()
         )
@@ -440,6 +474,23 @@ fn grpc_over_h2_to_tls_endpoints_with_verification() {
     // The same key stays with its endpoint over TLS too.
     let sticky = echo_backends(&proxy, "tls.test", "x-session-id=k", 8);
     assert_eq!(distinct(&sticky), BTreeSet::from([backend.as_str()]));
+
+    // TLS on both sides: the client reaches the TLS listener with ALPN h2.
+    let ca_file = ca_path.display().to_string();
+    let lines = calls_with(
+        &format!("127.0.0.1:{listen_tls}"),
+        "tls.test",
+        Some(&ca_file),
+        &[echo("both", "x-session-id=k"), "count:3".to_string()],
+    );
+    assert_eq!(backend_of(&lines[0], &proxy.logs()), backend);
+    assert_eq!(lines[0]["reply"]["metadata"]["x-forwarded-proto"], "https");
+    assert_eq!(
+        lines[1]["reply"].as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        lines[1]
+    );
 }
 
 /// A `type: grpc` monitor: the endpoint whose health service says
