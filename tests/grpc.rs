@@ -11,7 +11,8 @@
 //!   `ip_cookie` for a client that keeps no cookie);
 //! - over `h2` (TLS with ALPN h2, `tls.verify: true` against a CA made here);
 //! - a `type: grpc` monitor marks a NOT_SERVING endpoint down and traffic
-//!   avoids it.
+//!   avoids it;
+//! - a WebSocket handshake to an `h2c` pool goes over HTTP/1.1.
 //!
 //! The tools come from PyPI, pinned, installed by scripts/grpc_tools.sh into
 //! target/grpc-venv (once; cheap when done).
@@ -527,4 +528,24 @@ fn a_grpc_monitor_takes_a_not_serving_endpoint_out() {
 
     calls(&servers[1].addr(), "x", &["sethealth:SERVING".to_string()]);
     wait_for_health(&proxy, "grpc", "down", true, Duration::from_secs(10));
+}
+
+/// A WebSocket handshake to an `h2c` pool goes to the endpoint over HTTP/1.1
+/// (HTTP/2 has no `Upgrade`): it opens and echoes.
+#[test]
+fn a_websocket_to_an_h2c_pool_goes_over_http1() {
+    let a = Upstream::healthy("a");
+    let proxy = tether()
+        .listener(free_port())
+        .load_balancer("*", lb(["p"]))
+        .pool(
+            "p",
+            pool([&a]).with(|p| p.protocol = ::tether::config::OriginProtocol::H2c),
+        )
+        .start();
+    let mut ws = support::websocket::WebSocket::connect(proxy.addr(), "x", "/ws", None)
+        .unwrap_or_else(|e| panic!("WebSocket through tether: {e}\n{}", proxy.logs()));
+    assert_eq!(ws.ask("hello"), Ok("hello".to_string()));
+    assert_eq!(ws.whoami(), Ok("a".to_string()));
+    ws.close();
 }
