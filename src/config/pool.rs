@@ -132,14 +132,22 @@ fn read_pool(
         OriginProtocol::SPELLINGS,
         OriginProtocol::Http1,
     );
-    if let (Some(OriginProtocol::H2), Some(None), Some(n)) =
-        (protocol, tls.as_ref(), o.opt("protocol"))
-    {
-        errs.at(
-            n,
-            "h2 is HTTP/2 over TLS and needs the pool's tls (h2c: HTTP/2 in plaintext)",
-        );
-        return None;
+    match (protocol, tls.as_ref(), o.opt("protocol")) {
+        (Some(OriginProtocol::H2), Some(None), Some(n)) => {
+            errs.at(
+                n,
+                "h2 is HTTP/2 over TLS and needs the pool's tls (h2c: HTTP/2 in plaintext)",
+            );
+            return None;
+        }
+        (Some(OriginProtocol::H2c), Some(Some(_)), Some(n)) => {
+            errs.at(
+                n,
+                "h2c is HTTP/2 in plaintext and the pool has tls (h2: HTTP/2 over TLS)",
+            );
+            return None;
+        }
+        _ => {}
     }
     Some(Pool {
         protocol: protocol?,

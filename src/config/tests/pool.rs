@@ -269,6 +269,11 @@ fn protocol_is_http1_h2_over_tls_or_h2c() {
         errors(&with("h2", false)),
         vec!["tether.pools.primary.protocol: h2 is HTTP/2 over TLS and needs the pool's tls (h2c: HTTP/2 in plaintext)"]
     );
+    assert_eq!(
+        errors(&with("h2c", true)),
+        vec!["tether.pools.primary.protocol: h2c is HTTP/2 in plaintext and the pool has tls (h2: HTTP/2 over TLS)"]
+    );
+    assert_eq!(protocol(&with("http1", true)), OriginProtocol::Http1);
     let e = errors(&with("http2", false));
     assert!(
         e[0].starts_with("tether.pools.primary.protocol: ") && e[0].contains("h2c"),
