@@ -21,7 +21,8 @@
 //! HTTPS to the upstreams, verifying their certificate against the CA in
 //! `CA_PEM` for `SERVER_NAME` (also the SNI), as a Tether pool with
 //! `tls: {verify: true, ca_path, server_name}` does; `--upstream-h2c` speaks
-//! HTTP/2 with prior knowledge over plaintext. Without either, upstreams get
+//! HTTP/2 with prior knowledge over plaintext, up to 100 streams a connection
+//! as a pool with `protocol: h2c` does. Without either, upstreams get
 //! plaintext HTTP/1.1, as before.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -113,6 +114,10 @@ impl ProxyHttp for RoundRobin {
             Upstream::H2c => {
                 let mut peer = HttpPeer::new(addr, false, String::new());
                 peer.options.set_http_version(2, 2);
+                // As a Tether pool with `protocol: h2c` (src/proxy/upstream.rs,
+                // MAX_H2_STREAMS): up to 100 streams a connection, where
+                // Pingora's default is one.
+                peer.options.max_h2_streams = 100;
                 peer
             }
         };

@@ -354,16 +354,22 @@ if [[ " $PROXIES " == *" tether_1000 "* ]]; then
 fi
 # --origins: the three upstreams again over HTTPS and over h2c, each answering as its plain
 # twin, and the CA that signed the HTTPS ones' certificate (a name only: DNS:$ORIGIN_NAME).
+# Two more for checks: an HTTPS upstream whose certificate (same CA) names another host
+# (every proxy must refuse it), and NGINX's stub_status, whose count of accepted connections
+# shows how many connections each proxy opened to the origins during its run.
 TLS_UPSTREAMS=()
 H2C_UPSTREAMS=()
 ORIGIN_NAME=origin.bench
 PKI="$TMP/pki"
 ORIGIN=plain
+WRONG_NAME_CHECK=0
 if ((ORIGINS_MODE)); then
     for i in 0 1 2; do
         TLS_UPSTREAMS+=("127.0.0.1:$(free_port)")
         H2C_UPSTREAMS+=("127.0.0.1:$(free_port)")
     done
+    WRONG_NAME_UPSTREAM="127.0.0.1:$(free_port)"
+    ORIGIN_STATUS="127.0.0.1:$(free_port)"
     mkdir -p "$PKI"
     {
         openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 2 \
@@ -374,14 +380,24 @@ if ((ORIGINS_MODE)); then
             printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:%s\n' \
                 "$ORIGIN_NAME" >"$PKI/origin.ext" &&
             openssl x509 -req -in "$PKI/origin.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
-                -days 2 -extfile "$PKI/origin.ext" -out "$PKI/origin.pem"
+                -days 2 -extfile "$PKI/origin.ext" -out "$PKI/origin.pem" &&
+            openssl req -new -key "$PKI/origin.key" -out "$PKI/wrong.csr" -subj "/CN=wrong.bench" &&
+            sed "s/DNS:$ORIGIN_NAME/DNS:wrong.bench/" "$PKI/origin.ext" >"$PKI/wrong.ext" &&
+            openssl x509 -req -in "$PKI/wrong.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
+                -days 2 -extfile "$PKI/wrong.ext" -out "$PKI/wrong.pem"
     } >"$PKI/openssl.log" 2>&1 || die "openssl could not make the origin CA and certificate: $(cat "$PKI/openssl.log")"
 fi
 # The addresses of the upstreams of origin $ORIGIN, one a line.
 origin_upstreams() {
     case "$ORIGIN" in
         plain) printf '%s\n' "${UPSTREAMS[@]}" ;;
-        tls) printf '%s\n' "${TLS_UPSTREAMS[@]}" ;;
+        tls)
+            if ((WRONG_NAME_CHECK)); then
+                printf '%s\n' "$WRONG_NAME_UPSTREAM" "$WRONG_NAME_UPSTREAM" "$WRONG_NAME_UPSTREAM"
+            else
+                printf '%s\n' "${TLS_UPSTREAMS[@]}"
+            fi
+            ;;
         h2c) printf '%s\n' "${H2C_UPSTREAMS[@]}" ;;
     esac
 }
@@ -440,6 +456,21 @@ EOF
     }
 EOF
     done
+    if ((ORIGINS_MODE)); then
+        cat <<EOF
+    server {
+        listen $WRONG_NAME_UPSTREAM ssl;
+        ssl_certificate $PKI/wrong.pem;
+        ssl_certificate_key $PKI/origin.key;
+        ssl_protocols TLSv1.3;
+        location / { default_type text/plain; return 200 "ok from the wrong name\n"; }
+    }
+    server {
+        listen $ORIGIN_STATUS;
+        location / { stub_status; }
+    }
+EOF
+    fi
     if ((${#WIDE[@]})); then
         echo "    server {"
         for a in "${WIDE[@]}"; do echo "        listen $a;"; done
@@ -780,6 +811,22 @@ check_200() {
     fi
 }
 
+# The connections the origins' NGINX has accepted so far (its stub_status).
+origin_accepts() {
+    curl -s --max-time 2 "http://$ORIGIN_STATUS/" | awk 'f { print $1; exit } /accepts/ { f = 1 }'
+}
+
+# --origins: proxy $1 (config $2 for port $3, started) must refuse an HTTPS origin whose
+# certificate names another host: any answer but 200.
+check_refuses_wrong_name() {
+    local proxy=$1 code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$2/") || code="no answer"
+    [[ $code != 200 ]] || die "$proxy answered 200 from an HTTPS origin whose certificate names wrong.bench, not $ORIGIN_NAME: it does not verify"
+    echo "   $proxy refuses an origin certificate for another name ($code)"
+    WRONG_NAME_NOTE+="${WRONG_NAME_NOTE:+, }$proxy $code"
+}
+WRONG_NAME_NOTE=""
+
 # wrk's latency string (e.g. 312.00us, 1.20ms, 1.01s) in milliseconds.
 to_ms() {
     awk -v v="$1" 'BEGIN{
@@ -819,6 +866,8 @@ measure() {
 
     raw="$OUT_DIR/raw/t$threads-${id/:/-}-$kind-r$round.txt"
     pids=$(tree_pids "$PROXY_PID")
+    local accepts0=""
+    ((ORIGINS_MODE)) && accepts0=$(origin_accepts)
     # shellcheck disable=SC2086
     t0=$(cpu_ticks $pids)
     w0=$(date +%s.%N)
@@ -829,6 +878,10 @@ measure() {
     w1=$(date +%s.%N)
     # shellcheck disable=SC2086
     t1=$(cpu_ticks $pids)
+    if [[ -n $accepts0 ]]; then
+        # minus the connection that read the second count
+        R["$threads|$id|$kind|conns|$round"]=$(($(origin_accepts) - accepts0 - 1))
+    fi
     # shellcheck disable=SC2086
     R["$threads|$id|$kind|rss|$round"]=$(awk -v k="$(peak_rss_kib $pids)" 'BEGIN{printf "%.1f", k / 1024}')
     R["$threads|$id|$kind|npids|$round"]=$(wc -w <<<"$pids")
@@ -1123,18 +1176,19 @@ origins_report() {
     echo "- tether $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)'), $(haproxy -v 2>/dev/null | head -1 | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(openssl version | awk '{print $1, $2}'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
     echo "- origins: one NGINX ($PIN_DESC); \`plain\`: HTTP/1.1; \`tls\`: HTTPS, TLS 1.3 only, an ECDSA P-256 certificate for \`$ORIGIN_NAME\` from a CA made by the run, verified by every proxy against that CA and name, upstream keep-alive (and TLS session reuse) on; \`h2c\`: HTTP/2 with prior knowledge on a plain port"
     echo "- load: each proxy with 1 worker thread; \`wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency\`, clients with session, after a ${WARMUP_SECONDS}s warm-up; the proxy restarted for each measurement; $ROUNDS rounds interleaved (each round measures every proxy to every origin once, in the order origins $ORIGINS × proxies $PROXIES)"
-    echo "- each cell: the median of the rounds (min–max); each ratio: the median of the rounds' ratios (min–max)"
+    echo "- each cell: the median of the rounds (min–max); each ratio: the median of the rounds' ratios (min–max); *origin connections opened in the run*: the origins' NGINX's accepted connections (stub_status) during the measured run, so 0 means every request went over kept-alive connections"
+    [[ -n $WRONG_NAME_NOTE ]] && echo "- verification checked: before the rounds, each proxy was pointed at an HTTPS origin whose certificate (same CA) names \`wrong.bench\` and had to refuse it; status codes: $WRONG_NAME_NOTE"
     [[ -n $QUIET_NOTE ]] && echo "- $QUIET_NOTE"
     echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    echo "| origin | proxy | req/s | CPU µs/req | CPU/req vs the same proxy to plain | p50 ms | p99 ms | proxy CPU % | peak RSS MiB |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| origin | proxy | req/s | CPU µs/req | CPU/req vs the same proxy to plain | p50 ms | p99 ms | proxy CPU % | peak RSS MiB | origin connections opened in the run |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     for origin in $ORIGINS; do
         ORIGIN=$origin
         for proxy in $PROXIES; do
             skip=$(origin_skip "$proxy")
             if [[ -n $skip ]]; then
-                echo "| ${ORIGIN_NAMES[$origin]} | $(origin_proxy_name "$proxy") | $skip | | | | | | |"
+                echo "| ${ORIGIN_NAMES[$origin]} | $(origin_proxy_name "$proxy") | $skip | | | | | | | |"
                 continue
             fi
             k="1|$origin:$proxy|cookie"
@@ -1142,7 +1196,7 @@ origins_report() {
             if [[ $origin != plain && " $ORIGINS " == *" plain "* ]]; then
                 plain_ratio=$(ratio_summary "$k" "1|plain:$proxy|cookie" cpu | show %.2f)
             fi
-            echo "| ${ORIGIN_NAMES[$origin]} | $(origin_proxy_name "$proxy") | $(summary "$k" rps %.0f) | $(summary "$k" cpu %.2f) | $plain_ratio | $(median "$k" p50) | $(median "$k" p99) | $(median "$k" util) | $(median "$k" rss) |"
+            echo "| ${ORIGIN_NAMES[$origin]} | $(origin_proxy_name "$proxy") | $(summary "$k" rps %.0f) | $(summary "$k" cpu %.2f) | $plain_ratio | $(median "$k" p50) | $(median "$k" p99) | $(median "$k" util) | $(median "$k" rss) | $(median "$k" conns) |"
         done
     done
     echo
@@ -1187,6 +1241,20 @@ if ((ORIGINS_MODE)); then
         fi
     fi
     start_upstream
+    if [[ " $ORIGINS " == *" tls "* ]]; then
+        echo "== every proxy refuses an HTTPS origin whose certificate names another host"
+        ORIGIN=tls
+        WRONG_NAME_CHECK=1
+        for proxy in $PROXIES; do
+            port=$(free_port)
+            conf=$(write_config "$proxy" 1 "$port")
+            start_proxy "$proxy" 1 "$port" "$conf"
+            check_refuses_wrong_name "$proxy" "$port"
+            stop_pid "$PROXY_PID" "$PROXY_STOP_SIG"
+            PROXY_PID=""
+        done
+        WRONG_NAME_CHECK=0
+    fi
     echo "== origins: $ORIGINS; 1 worker thread, $ROUNDS rounds, ${SECONDS_PER_RUN}s per run, clients with session ($PIN_DESC)"
     for ((round = 1; round <= ROUNDS; round++)); do
         echo "-- round $round of $ROUNDS"
