@@ -173,12 +173,16 @@ fn main() {
         cluster_status = Some(status);
         server.add_service(background_service("tether cluster link", link));
     }
+    let mut http = http_proxy(&server.configuration, proxy_app);
+    // Plain listeners take HTTP/2 with prior knowledge (h2c, as gRPC
+    // clients speak it) beside HTTP/1.1: the front door tells them apart by
+    // the preface (docs/origins.md, "gRPC"). TLS listeners use ALPN.
+    let mut server_options = pingora::apps::HttpServerOptions::default();
+    server_options.h2c = true;
+    http.server_options = Some(server_options);
     let mut proxy = Service::new(
         "tether proxy".to_string(),
-        FrontDoor::new(
-            http_proxy(&server.configuration, proxy_app),
-            Arc::clone(&client_limits),
-        ),
+        FrontDoor::new(http, Arc::clone(&client_limits)),
     );
     for (listener, resolver) in tether.listeners.iter().zip(&resolvers) {
         match resolver {

@@ -574,6 +574,21 @@ pub struct Pool {
     /// plaintext HTTP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<PoolTls>,
+    /// `protocol`: the HTTP version spoken to the endpoints (docs/origins.md).
+    #[serde(skip_serializing_if = "is_default")]
+    pub protocol: OriginProtocol,
+}
+
+/// `pools.<name>.protocol`: how requests reach the pool's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OriginProtocol {
+    /// HTTP/1.1 (default), over TLS when the pool has `tls`.
+    #[default]
+    Http1,
+    /// HTTP/2 over TLS, asked for by ALPN `h2` (the pool needs `tls`).
+    H2,
+    /// HTTP/2 in plaintext with prior knowledge (no upgrade, no ALPN).
+    H2c,
 }
 
 /// `pools.<name>.tls`: how Tether speaks TLS to the pool's endpoints.
@@ -671,6 +686,7 @@ impl Default for Pool {
             slow_start: Duration::ZERO,
             read_timeout: None,
             tls: None,
+            protocol: OriginProtocol::default(),
         }
     }
 }
@@ -825,6 +841,10 @@ pub struct Monitor {
     pub consecutive_down: u32,
     /// `https` only: skip certificate verification (Cloudflare's field of that name).
     pub allow_insecure: bool,
+    /// `grpc` only: the service a `grpc.health.v1.Health/Check` asks about;
+    /// empty (default): the whole server.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub grpc_service: String,
 }
 
 /// The reader's defaults: `GET /` over HTTP every 60 s, timeout 5 s.
@@ -845,6 +865,7 @@ impl Default for Monitor {
             consecutive_up: 1,
             consecutive_down: 1,
             allow_insecure: false,
+            grpc_service: String::new(),
         }
     }
 }
@@ -854,6 +875,8 @@ pub enum MonitorType {
     Http,
     Https,
     Tcp,
+    /// `grpc.health.v1.Health/Check` over HTTP/2 (docs/health-checks.md).
+    Grpc,
 }
 
 /// `"200"`, `"2xx"`, `"200,301"`, `"2xx,302"`.

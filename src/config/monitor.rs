@@ -22,6 +22,7 @@ const MONITOR_KEYS: &[&str] = &[
     "consecutive_up",
     "consecutive_down",
     "allow_insecure",
+    "grpc_service",
 ];
 
 pub(super) fn read_monitors(
@@ -134,6 +135,10 @@ fn read_monitor(node: &Node<'_>, name: &str, errs: &mut Errors) -> Option<Monito
     let consecutive_up = o.int_or(errs, "consecutive_up", 1, 100, 1);
     let consecutive_down = o.int_or(errs, "consecutive_down", 1, 100, 1);
     let allow_insecure = o.bool_or(errs, "allow_insecure", false);
+    // Any string: gRPC service names are the proto package and service
+    // (`package.Service`), and the health service answers SERVICE_UNKNOWN
+    // (unhealthy) for one it does not know.
+    let grpc_service = o.opt_str(errs, "grpc_service");
     Some(Monitor {
         name: name.to_string(),
         r#type: r#type?,
@@ -149,6 +154,7 @@ fn read_monitor(node: &Node<'_>, name: &str, errs: &mut Errors) -> Option<Monito
         consecutive_up: consecutive_up? as u32,
         consecutive_down: consecutive_down? as u32,
         allow_insecure: allow_insecure?,
+        grpc_service: grpc_service?.unwrap_or_default().to_string(),
     })
 }
 

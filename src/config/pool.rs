@@ -48,6 +48,7 @@ fn read_pool(
             "slow_start",
             "read_timeout",
             "tls",
+            "protocol",
         ],
     )?;
     let enabled = o.bool_or(errs, "enabled", true);
@@ -125,7 +126,23 @@ fn read_pool(
         None => Some(None),
         Some(n) => read_pool_tls(n, name, errs).map(Some),
     };
+    let protocol = o.choice_or(
+        errs,
+        "protocol",
+        OriginProtocol::SPELLINGS,
+        OriginProtocol::Http1,
+    );
+    if let (Some(OriginProtocol::H2), Some(None), Some(n)) =
+        (protocol, tls.as_ref(), o.opt("protocol"))
+    {
+        errs.at(
+            n,
+            "h2 is HTTP/2 over TLS and needs the pool's tls (h2c: HTTP/2 in plaintext)",
+        );
+        return None;
+    }
     Some(Pool {
+        protocol: protocol?,
         tls: tls?,
         read_timeout: read_timeout?,
         slow_start: std::time::Duration::from_secs(u64::try_from(slow_start?).unwrap_or(0)),

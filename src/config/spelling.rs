@@ -89,11 +89,20 @@ impl Spelled for OriginSteering {
     ];
 }
 
+impl Spelled for OriginProtocol {
+    const SPELLINGS: &'static [(&'static str, Self)] = &[
+        ("http1", OriginProtocol::Http1),
+        ("h2", OriginProtocol::H2),
+        ("h2c", OriginProtocol::H2c),
+    ];
+}
+
 impl Spelled for MonitorType {
     const SPELLINGS: &'static [(&'static str, Self)] = &[
         ("http", MonitorType::Http),
         ("https", MonitorType::Https),
         ("tcp", MonitorType::Tcp),
+        ("grpc", MonitorType::Grpc),
     ];
 }
 
@@ -121,7 +130,8 @@ written_as_spelled!(
     ZeroDowntimeFailover,
     OriginSteering,
     MonitorType,
-    ShedPolicy
+    ShedPolicy,
+    OriginProtocol
 );
 
 #[cfg(test)]
@@ -146,6 +156,7 @@ mod tests {
         round_trips::<ZeroDowntimeFailover>();
         round_trips::<OriginSteering>();
         round_trips::<MonitorType>();
+        round_trips::<OriginProtocol>();
         assert_eq!(SteeringPolicy::Off.name(), "off");
         assert_eq!(SessionAffinity::None.name(), "none");
     }

@@ -11,8 +11,10 @@
 //! header it costs a small buffer, not Pingora's session (measured: about 40
 //! KiB a connection otherwise). The bytes read ahead are then served first.
 //!
-//! HTTP/1 only: a connection that negotiated HTTP/2 is passed through
-//! untouched (h2 has its own flow control and Pingora its idle handling).
+//! HTTP/1 only: a connection that negotiated HTTP/2 (ALPN `h2` on TLS, or
+//! a plain connection that opens with the h2c prior-knowledge preface, as
+//! gRPC clients do) is passed through untouched (h2 has its own flow control
+//! and Pingora its idle handling).
 
 use std::fmt;
 use std::io;
@@ -32,7 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::chunked::{BadChunk, Chunked};
 use super::deadline::Deadline;
-use super::scan::{response_status, HeaderScan, Scanned};
+use super::scan::{h2_preface, response_status, HeaderScan, Preface, Scanned};
 use super::{log_refusal, Refusal};
 use crate::config::ClientLimits;
 
@@ -307,7 +309,19 @@ impl Guarded {
                     return Err(());
                 }
                 Some(Ok(n)) => {
-                    let start = self.prefix.len() - n;
+                    let mut start = self.prefix.len() - n;
+                    if !self.next_request && matches!(self.phase, Phase::Waiting) {
+                        // Nothing scanned yet: HTTP/2 with prior knowledge?
+                        match h2_preface(&self.prefix) {
+                            Preface::Whole => {
+                                self.passthrough = true;
+                                self.deadline.clear();
+                                return Ok(());
+                            }
+                            Preface::Partial => continue,
+                            Preface::No => start = 0,
+                        }
+                    }
                     // Taken out for the scan (no copy), put back before Pingora reads it.
                     let prefix = std::mem::take(&mut self.prefix);
                     let scanned = self.on_read(&prefix[start..]);
@@ -760,8 +774,17 @@ impl GetSocketDigest for Guarded {
 
 #[async_trait]
 impl Peek for Guarded {
+    /// The bytes read ahead, when there are (Pingora peeks for the h2c
+    /// preface before it reads: it finds it only where
+    /// [`Guarded::read_first_header`] saw it; an HTTP/1 header shorter than
+    /// `buf` leaves the rest as the caller had it).
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+        if self.prefix.is_empty() {
+            return self.inner.try_peek(buf).await;
+        }
+        let n = self.prefix.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.prefix[..n]);
+        Ok(true)
     }
 }
 

@@ -223,6 +223,31 @@ pub fn response_status(data: &[u8]) -> Option<u16> {
     std::str::from_utf8(code).ok()?.parse().ok()
 }
 
+/// The client connection preface of HTTP/2 with prior knowledge (h2c, RFC
+/// 9113 section 3.4): what a gRPC client sends first on a plain connection.
+pub const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// What a plain connection's first bytes say about HTTP/2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preface {
+    /// They begin with the whole preface: HTTP/2, for Pingora's h2 server.
+    Whole,
+    /// They are the preface's beginning, shorter than it: read on.
+    Partial,
+    /// HTTP/1 (or nothing of either yet, when empty).
+    No,
+}
+
+pub fn h2_preface(data: &[u8]) -> Preface {
+    if data.starts_with(H2_PREFACE) {
+        Preface::Whole
+    } else if !data.is_empty() && H2_PREFACE.starts_with(data) {
+        Preface::Partial
+    } else {
+        Preface::No
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,5 +440,20 @@ mod tests {
         assert_eq!(response_status(b"HTTP/1.0 101 x"), Some(101));
         assert_eq!(response_status(b"HTTP/1.1 4"), None);
         assert_eq!(response_status(b"hello"), None);
+    }
+
+    #[test]
+    fn the_h2c_preface_is_told_from_http1() {
+        let preface = &H2_PREFACE[..];
+        assert_eq!(h2_preface(preface), Preface::Whole);
+        let mut more = preface.to_vec();
+        more.extend_from_slice(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+        assert_eq!(h2_preface(&more), Preface::Whole);
+        assert_eq!(h2_preface(b"PRI * HTTP/2"), Preface::Partial);
+        assert_eq!(h2_preface(b"P"), Preface::Partial);
+        assert_eq!(h2_preface(b""), Preface::No);
+        assert_eq!(h2_preface(b"POST / HTTP/1.1\r\n"), Preface::No);
+        assert_eq!(h2_preface(b"PRI * HTTP/2.0\r\n\r\n"), Preface::Partial);
+        assert_eq!(h2_preface(b"PRI * HTTP/1.1\r\n\r\n"), Preface::No);
     }
 }

@@ -234,6 +234,7 @@ pub(crate) mod tests {
             consecutive_up: up,
             consecutive_down: down,
             allow_insecure: false,
+            grpc_service: String::new(),
         }
     }
 

@@ -27,6 +27,7 @@
 //!   run (see `docs/health-checks.md`).
 
 pub mod check;
+pub mod grpc;
 pub mod probe;
 pub mod service;
 

@@ -1,6 +1,8 @@
-//! One probe attempt over the network: a TCP connect (`tcp`) or a request
+//! One probe attempt over the network: a TCP connect (`tcp`), a request
 //! through Pingora's HTTP connector (`http`, `https`) checked against
-//! `expected_codes` and `expected_body`, all within the monitor's `timeout`.
+//! `expected_codes` and `expected_body`, or a `grpc.health.v1` check over
+//! HTTP/2 (`grpc`, judged by [`super::grpc::verdict`]), all within the
+//! monitor's `timeout`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
+use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 
 use super::check::{Probe, Target};
@@ -42,6 +45,7 @@ impl Probe for NetProbe {
                 MonitorType::Http | MonitorType::Https => {
                     http_probe(&self.connector, m, target).await
                 }
+                MonitorType::Grpc => grpc_probe(&self.connector, m, target).await,
             }
         };
         match tokio::time::timeout(m.timeout, attempt).await {
@@ -76,6 +80,107 @@ fn request(m: &Monitor, host: &str) -> Result<RequestHeader, String> {
             .map_err(|e| format!("header User-Agent: {e}"))?;
     }
     Ok(req)
+}
+
+/// The `Health/Check` request's header: `POST`, the monitor's headers (a
+/// `Host` among them is the `:authority`), `content-type: application/grpc`,
+/// `te: trailers`, `User-Agent` unless the monitor sets it.
+fn grpc_request(m: &Monitor, host: &str, tls: bool) -> Result<RequestHeader, String> {
+    let mut req = RequestHeader::build("POST", super::grpc::CHECK_PATH.as_bytes(), None)
+        .map_err(|e| format!("building the request: {e}"))?;
+    let mut authority = host;
+    let mut has_agent = false;
+    for (name, values) in &m.header {
+        if name.eq_ignore_ascii_case("host") {
+            authority = values.first().map_or(host, String::as_str);
+            continue;
+        }
+        has_agent |= name.eq_ignore_ascii_case("user-agent");
+        for value in values {
+            req.append_header(name.clone(), value.as_str())
+                .map_err(|e| format!("header {name}: {e}"))?;
+        }
+    }
+    let uri = http::Uri::builder()
+        .scheme(if tls { "https" } else { "http" })
+        .authority(authority)
+        .path_and_query(super::grpc::CHECK_PATH)
+        .build()
+        .map_err(|e| format!("the authority {authority:?}: {e}"))?;
+    req.set_uri(uri);
+    req.insert_header(http::header::CONTENT_TYPE, "application/grpc")
+        .and_then(|()| req.insert_header(http::header::TE, "trailers"))
+        .map_err(|e| format!("building the request: {e}"))?;
+    if !has_agent {
+        req.insert_header(http::header::USER_AGENT, "tether-monitor")
+            .map_err(|e| format!("header User-Agent: {e}"))?;
+    }
+    Ok(req)
+}
+
+/// `type: grpc`: `grpc.health.v1.Health/Check` for the monitor's
+/// `grpc_service` over HTTP/2, TLS with ALPN `h2` and the pool's `tls` when
+/// the pool has it, else h2c (prior knowledge), whatever the pool's
+/// `protocol` (gRPC is HTTP/2).
+async fn grpc_probe(connector: &Connector, m: &Monitor, target: &Target) -> Result<(), String> {
+    let pool_tls = target.tls.as_ref();
+    let sni = pool_tls.map_or_else(String::new, |p| p.server_name.clone());
+    let mut peer = HttpPeer::new(target.addr, pool_tls.is_some(), sni);
+    peer.options.set_http_version(2, 2);
+    peer.options.connection_timeout = Some(m.timeout);
+    peer.options.read_timeout = Some(m.timeout);
+    peer.options.write_timeout = Some(m.timeout);
+    if let Some(p) = pool_tls {
+        peer.options.verify_cert = p.verify && !m.allow_insecure;
+        peer.options.verify_hostname = p.verify && !m.allow_insecure;
+        peer.options.ca = p.loaded.ca.clone();
+        peer.client_cert_key = p.loaded.client_cert_key.clone();
+    }
+    let req = grpc_request(m, &target.host, pool_tls.is_some())?;
+    let (session, _reused) = connector
+        .get_http_session(&peer)
+        .await
+        .map_err(|e| format!("connect: {}", e.etype().as_str()))?;
+    let HttpSession::H2(mut h2) = session else {
+        return Err("the endpoint did not agree to HTTP/2 (ALPN h2)".into());
+    };
+    let sent = |e: Box<pingora::Error>| format!("sending the request: {}", e.etype().as_str());
+    h2.write_request_header(Box::new(req), false)
+        .map_err(sent)?;
+    h2.write_request_body(super::grpc::check_request(&m.grpc_service), true)
+        .await
+        .map_err(sent)?;
+    h2.read_response_header()
+        .await
+        .map_err(|e| format!("reading the response: {}", e.etype().as_str()))?;
+    let mut body = Vec::new();
+    while body.len() < BODY_LIMIT {
+        match h2.read_response_body().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => return Err(format!("reading the body: {}", e.etype().as_str())),
+        }
+    }
+    let trailers = h2
+        .read_trailers()
+        .await
+        .map_err(|e| format!("reading the trailers: {}", e.etype().as_str()))?;
+    let header = h2.response_header();
+    // A trailers-only answer (an error) carries grpc-status in its header.
+    let field = |name: &str| {
+        trailers
+            .as_ref()
+            .and_then(|t| t.get(name))
+            .or_else(|| header.and_then(|h| h.headers.get(name)))
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let status = header.map_or(0, |h| h.status.as_u16());
+    super::grpc::verdict(
+        status,
+        field("grpc-status").as_deref(),
+        field("grpc-message").as_deref(),
+        &body,
+    )
 }
 
 async fn http_probe(connector: &Connector, m: &Monitor, target: &Target) -> Result<(), String> {
@@ -192,6 +297,31 @@ mod tests {
         assert_eq!(req.headers["host"], "health.internal");
         assert_eq!(req.headers["user-agent"], "probe");
         assert_eq!(req.headers.get_all("x-check").iter().count(), 2);
+    }
+
+    #[test]
+    fn the_grpc_request_is_a_post_with_grpc_headers() {
+        let mut m = monitor(100, 0, 1, 1);
+        m.r#type = MonitorType::Grpc;
+        let req = grpc_request(&m, "10.0.0.1:50051", false).unwrap();
+        assert_eq!(req.method.as_str(), "POST");
+        assert_eq!(
+            req.uri.to_string(),
+            "http://10.0.0.1:50051/grpc.health.v1.Health/Check"
+        );
+        assert_eq!(req.headers["content-type"], "application/grpc");
+        assert_eq!(req.headers["te"], "trailers");
+        assert_eq!(req.headers["user-agent"], "tether-monitor");
+        assert!(req.headers.get("host").is_none());
+        m.header.insert("Host".into(), vec!["api.internal".into()]);
+        m.header
+            .insert("authorization".into(), vec!["Bearer x".into()]);
+        let req = grpc_request(&m, "10.0.0.1:50051", true).unwrap();
+        assert_eq!(
+            req.uri.to_string(),
+            "https://api.internal/grpc.health.v1.Health/Check"
+        );
+        assert_eq!(req.headers["authorization"], "Bearer x");
     }
 
     /// A loopback server answering every connection with `response` after

@@ -40,7 +40,7 @@ mod upstream;
 use reply::{
     failure_status, https_location, is_invalid_chunk, redirect, refuse, respond_text, text_header,
 };
-use upstream::{keep_alive, one_content_length, strip_own_cookie};
+use upstream::{keep_alive, one_content_length, speak, strip_own_cookie, te_for_http2};
 
 pub struct Proxy {
     live: Arc<Live>,
@@ -396,7 +396,10 @@ impl ProxyHttp for Proxy {
         peer.options.read_timeout = Some(pool_read.unwrap_or(timeouts.read));
         peer.options.write_timeout = Some(timeouts.write);
         peer.options.idle_timeout = Some(timeouts.idle);
-        if session.is_upgrade_req() && upgrade::asks_for_websocket(&session.req_header().headers) {
+        let websocket =
+            session.is_upgrade_req() && upgrade::asks_for_websocket(&session.req_header().headers);
+        speak(&mut peer, pool_conf.protocol, websocket);
+        if websocket {
             upgrade::prepare(&mut peer, timeouts.connect);
         }
         Ok(Box::new(peer))
@@ -585,7 +588,9 @@ impl ProxyHttp for Proxy {
         }
         one_content_length(upstream_request)?;
         strip_own_cookie(upstream_request)?;
+        te_for_http2(&session.req_header().headers, upstream_request)?;
         if ctx.stale_retried
+            && upstream_request.version != http::Version::HTTP_2
             && upstream_request
                 .headers
                 .get(http::header::UPGRADE)

@@ -30,6 +30,7 @@ pub fn pool(name: &str, n: u16, steering: OriginSteering) -> Pool {
         slow_start: std::time::Duration::ZERO,
         read_timeout: None,
         tls: None,
+        protocol: Default::default(),
         endpoints: (0..n)
             .map(|i| endpoint(&format!("{name}-{i}"), 9000 + i))
             .collect(),

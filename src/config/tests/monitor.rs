@@ -27,6 +27,7 @@ fn monitor_defaults() {
             consecutive_up: 1,
             consecutive_down: 1,
             allow_insecure: false,
+            grpc_service: String::new(),
         }
     );
     // The default timeout never exceeds the interval.
@@ -38,7 +39,7 @@ fn monitor_checks() {
     let yaml = MINIMAL.to_string()
         + r#"  monitors:
     m:
-      type: grpc
+      type: smtp
       method: get
       path: health
       port: 70000
@@ -50,7 +51,7 @@ fn monitor_checks() {
     assert_eq!(
         errors(&yaml),
         vec![
-            r#"tether.monitors.m.type: must be one of http, https, tcp; got "grpc""#,
+            r#"tether.monitors.m.type: must be one of http, https, tcp, grpc; got "smtp""#,
             r#"tether.monitors.m.method: must be an HTTP method in capitals such as GET or HEAD, got "get""#,
             r#"tether.monitors.m.path: must start with "/", got "health""#,
             "tether.monitors.m.port: must be between 0 and 65535, got 70000",
@@ -63,4 +64,20 @@ fn monitor_checks() {
     );
     let t = ok(&(MINIMAL.to_string() + "  monitors:\n    m: { expected_codes: 204 }\n")).tether;
     assert!(t.monitors["m"].expected_codes.matches(204));
+}
+
+#[test]
+fn a_grpc_monitor_names_its_service() {
+    let yaml = MINIMAL.to_string()
+        + "  monitors:\n    g: { type: grpc }\n    s: { type: grpc, grpc_service: shop.Cart }\n";
+    let t = ok(&yaml).tether;
+    assert_eq!(t.monitors["g"].r#type, MonitorType::Grpc);
+    assert_eq!(t.monitors["g"].grpc_service, "");
+    assert_eq!(t.monitors["s"].grpc_service, "shop.Cart");
+    let bad = MINIMAL.to_string() + "  monitors:\n    g: { type: grpc, grpc_service: [a] }\n";
+    let e = errors(&bad);
+    assert!(
+        e[0].starts_with("tether.monitors.g.grpc_service: expected a string"),
+        "{e:?}"
+    );
 }

@@ -1,7 +1,7 @@
 //! `tether.pools` and endpoints.
 
 use super::*;
-use crate::config::{LoadShedding, ShedPolicy};
+use crate::config::{LoadShedding, OriginProtocol, ShedPolicy};
 
 #[test]
 fn minimum_origins_bound() {
@@ -243,6 +243,35 @@ fn an_unreadable_client_certificate_is_reported_at_its_key() {
         e[0].starts_with(
             r#"tether.pools.primary.tls.client_cert_path: cannot read "/nonexistent/pull.pem""#
         ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn protocol_is_http1_h2_over_tls_or_h2c() {
+    let with = |protocol: &str, tls: bool| {
+        let text = MINIMAL.replace(
+            "      endpoints:\n",
+            &format!("      protocol: {protocol}\n      endpoints:\n"),
+        );
+        if tls {
+            text.replace("    primary:\n", "    primary:\n      tls: {}\n")
+        } else {
+            text
+        }
+    };
+    let protocol = |text: &str| ok(text).tether.pools["primary"].protocol;
+    assert_eq!(protocol(MINIMAL), OriginProtocol::Http1);
+    assert_eq!(protocol(&with("http1", false)), OriginProtocol::Http1);
+    assert_eq!(protocol(&with("h2c", false)), OriginProtocol::H2c);
+    assert_eq!(protocol(&with("h2", true)), OriginProtocol::H2);
+    assert_eq!(
+        errors(&with("h2", false)),
+        vec!["tether.pools.primary.protocol: h2 is HTTP/2 over TLS and needs the pool's tls (h2c: HTTP/2 in plaintext)"]
+    );
+    let e = errors(&with("http2", false));
+    assert!(
+        e[0].starts_with("tether.pools.primary.protocol: ") && e[0].contains("h2c"),
         "{e:?}"
     );
 }
