@@ -354,21 +354,24 @@ if [[ " $PROXIES " == *" tether_1000 "* ]]; then
 fi
 # --origins: the three upstreams again over HTTPS and over h2c, each answering as its plain
 # twin, and the CA that signed the HTTPS ones' certificate (a name only: DNS:$ORIGIN_NAME).
-# Two more for checks: an HTTPS upstream whose certificate (same CA) names another host
-# (every proxy must refuse it), and NGINX's stub_status, whose count of accepted connections
-# shows how many connections each proxy opened to the origins during its run.
+# More for checks: two HTTPS upstreams every proxy must refuse, one whose certificate (same
+# CA) names another host, one whose certificate names the right host but comes from another
+# CA; and NGINX's stub_status, whose count of accepted connections shows how many connections
+# each proxy opened to the origins during its run.
 TLS_UPSTREAMS=()
 H2C_UPSTREAMS=()
 ORIGIN_NAME=origin.bench
 PKI="$TMP/pki"
 ORIGIN=plain
-WRONG_NAME_CHECK=0
+BAD_ORIGIN="" # name | ca: the proxies' tls upstreams are the one refused for that reason
+declare -A BAD_UPSTREAM=()
 if ((ORIGINS_MODE)); then
     for i in 0 1 2; do
         TLS_UPSTREAMS+=("127.0.0.1:$(free_port)")
         H2C_UPSTREAMS+=("127.0.0.1:$(free_port)")
     done
-    WRONG_NAME_UPSTREAM="127.0.0.1:$(free_port)"
+    BAD_UPSTREAM[name]="127.0.0.1:$(free_port)"
+    BAD_UPSTREAM[ca]="127.0.0.1:$(free_port)"
     ORIGIN_STATUS="127.0.0.1:$(free_port)"
     mkdir -p "$PKI"
     {
@@ -384,7 +387,12 @@ if ((ORIGINS_MODE)); then
             openssl req -new -key "$PKI/origin.key" -out "$PKI/wrong.csr" -subj "/CN=wrong.bench" &&
             sed "s/DNS:$ORIGIN_NAME/DNS:wrong.bench/" "$PKI/origin.ext" >"$PKI/wrong.ext" &&
             openssl x509 -req -in "$PKI/wrong.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
-                -days 2 -extfile "$PKI/wrong.ext" -out "$PKI/wrong.pem"
+                -days 2 -extfile "$PKI/wrong.ext" -out "$PKI/wrong.pem" &&
+            openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 2 \
+                -keyout "$PKI/other-ca.key" -out "$PKI/other-ca.pem" -subj "/CN=Another CA" \
+                -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+            openssl x509 -req -in "$PKI/origin.csr" -CA "$PKI/other-ca.pem" -CAkey "$PKI/other-ca.key" \
+                -CAcreateserial -days 2 -extfile "$PKI/origin.ext" -out "$PKI/other-ca-origin.pem"
     } >"$PKI/openssl.log" 2>&1 || die "openssl could not make the origin CA and certificate: $(cat "$PKI/openssl.log")"
 fi
 # The addresses of the upstreams of origin $ORIGIN, one a line.
@@ -392,8 +400,8 @@ origin_upstreams() {
     case "$ORIGIN" in
         plain) printf '%s\n' "${UPSTREAMS[@]}" ;;
         tls)
-            if ((WRONG_NAME_CHECK)); then
-                printf '%s\n' "$WRONG_NAME_UPSTREAM" "$WRONG_NAME_UPSTREAM" "$WRONG_NAME_UPSTREAM"
+            if [[ -n $BAD_ORIGIN ]]; then
+                printf '%s\n' "${BAD_UPSTREAM[$BAD_ORIGIN]}" "${BAD_UPSTREAM[$BAD_ORIGIN]}" "${BAD_UPSTREAM[$BAD_ORIGIN]}"
             else
                 printf '%s\n' "${TLS_UPSTREAMS[@]}"
             fi
@@ -459,11 +467,18 @@ EOF
     if ((ORIGINS_MODE)); then
         cat <<EOF
     server {
-        listen $WRONG_NAME_UPSTREAM ssl;
+        listen ${BAD_UPSTREAM[name]} ssl;
         ssl_certificate $PKI/wrong.pem;
         ssl_certificate_key $PKI/origin.key;
         ssl_protocols TLSv1.3;
         location / { default_type text/plain; return 200 "ok from the wrong name\n"; }
+    }
+    server {
+        listen ${BAD_UPSTREAM[ca]} ssl;
+        ssl_certificate $PKI/other-ca-origin.pem;
+        ssl_certificate_key $PKI/origin.key;
+        ssl_protocols TLSv1.3;
+        location / { default_type text/plain; return 200 "ok from another CA\n"; }
     }
     server {
         listen $ORIGIN_STATUS;
@@ -738,6 +753,8 @@ EOF
 }
 
 # Starts proxy $1 ($2 threads) on port $3 with config $4; sets PROXY_PID and PROXY_STOP_SIG.
+# PROXY_WAIT_ARGS: more curl arguments for the readiness poll.
+PROXY_WAIT_ARGS=()
 start_proxy() {
     local proxy=$1 threads=$2 port=$3 conf=$4 log
     log="$(dirname "$conf")/stderr.log"
@@ -778,7 +795,7 @@ start_proxy() {
             ;;
     esac
     PROXY_PID=$!
-    wait_http "http://127.0.0.1:$port/" "$PROXY_PID" ||
+    wait_http "http://127.0.0.1:$port/" "$PROXY_PID" "${PROXY_WAIT_ARGS[@]}" ||
         die "$proxy ($threads threads) does not answer on 127.0.0.1:$port: $(tail -5 "$log"; tail -5 "$(dirname "$conf")/error.log" 2>/dev/null || true)"
 }
 
@@ -816,16 +833,17 @@ origin_accepts() {
     curl -s --max-time 2 "http://$ORIGIN_STATUS/" | awk 'f { print $1; exit } /accepts/ { f = 1 }'
 }
 
-# --origins: proxy $1 (config $2 for port $3, started) must refuse an HTTPS origin whose
-# certificate names another host: any answer but 200.
-check_refuses_wrong_name() {
+# --origins: proxy $1, started on port $2 in front of the HTTPS origin refused for reason
+# $BAD_ORIGIN, must refuse it: any answer but 200.
+declare -A BAD_WHY=([name]="whose certificate (same CA) names wrong.bench" [ca]="whose certificate for $ORIGIN_NAME comes from another CA")
+check_refuses_bad_origin() {
     local proxy=$1 code
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$2/") || code="no answer"
-    [[ $code != 200 ]] || die "$proxy answered 200 from an HTTPS origin whose certificate names wrong.bench, not $ORIGIN_NAME: it does not verify"
-    echo "   $proxy refuses an origin certificate for another name ($code)"
-    WRONG_NAME_NOTE+="${WRONG_NAME_NOTE:+, }$proxy $code"
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 15 "http://127.0.0.1:$2/") || code="no answer"
+    [[ $code != 200 ]] || die "$proxy answered 200 from an HTTPS origin ${BAD_WHY[$BAD_ORIGIN]}: it does not verify"
+    echo "   $proxy refuses an origin ${BAD_WHY[$BAD_ORIGIN]} ($code)"
+    BAD_ORIGIN_NOTE+="${BAD_ORIGIN_NOTE:+, }$proxy $code"
 }
-WRONG_NAME_NOTE=""
+BAD_ORIGIN_NOTE=""
 
 # wrk's latency string (e.g. 312.00us, 1.20ms, 1.01s) in milliseconds.
 to_ms() {
@@ -1177,7 +1195,7 @@ origins_report() {
     echo "- origins: one NGINX ($PIN_DESC); \`plain\`: HTTP/1.1; \`tls\`: HTTPS, TLS 1.3 only, an ECDSA P-256 certificate for \`$ORIGIN_NAME\` from a CA made by the run, verified by every proxy against that CA and name, upstream keep-alive (and TLS session reuse) on; \`h2c\`: HTTP/2 with prior knowledge on a plain port"
     echo "- load: each proxy with 1 worker thread; \`wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency\`, clients with session, after a ${WARMUP_SECONDS}s warm-up; the proxy restarted for each measurement; $ROUNDS rounds interleaved (each round measures every proxy to every origin once, in the order origins $ORIGINS × proxies $PROXIES)"
     echo "- each cell: the median of the rounds (min–max); each ratio: the median of the rounds' ratios (min–max); *origin connections opened in the run*: the origins' NGINX's accepted connections (stub_status) during the measured run, so 0 means every request went over kept-alive connections"
-    [[ -n $WRONG_NAME_NOTE ]] && echo "- verification checked: before the rounds, each proxy was pointed at an HTTPS origin whose certificate (same CA) names \`wrong.bench\` and had to refuse it; status codes: $WRONG_NAME_NOTE"
+    [[ -n $BAD_ORIGIN_NOTE ]] && echo "- verification checked: before the rounds, each proxy was pointed at an HTTPS origin whose certificate (same CA) names \`wrong.bench\` (name), then at one whose certificate for \`$ORIGIN_NAME\` comes from another CA (ca), and had to refuse both; status codes: ${BAD_ORIGIN_NOTE//:,/:}"
     [[ -n $QUIET_NOTE ]] && echo "- $QUIET_NOTE"
     echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
@@ -1242,18 +1260,24 @@ if ((ORIGINS_MODE)); then
     fi
     start_upstream
     if [[ " $ORIGINS " == *" tls "* ]]; then
-        echo "== every proxy refuses an HTTPS origin whose certificate names another host"
+        echo "== every proxy verifies the origin's certificate"
         ORIGIN=tls
-        WRONG_NAME_CHECK=1
-        for proxy in $PROXIES; do
-            port=$(free_port)
-            conf=$(write_config "$proxy" 1 "$port")
-            start_proxy "$proxy" 1 "$port" "$conf"
-            check_refuses_wrong_name "$proxy" "$port"
-            stop_pid "$PROXY_PID" "$PROXY_STOP_SIG"
-            PROXY_PID=""
+        # A proxy may retry a refused origin for seconds (HAProxy: \`retries 3\`, a second apart)
+        # before it answers.
+        PROXY_WAIT_ARGS=(--max-time 15)
+        for BAD_ORIGIN in name ca; do
+            BAD_ORIGIN_NOTE+="${BAD_ORIGIN_NOTE:+; }$BAD_ORIGIN:"
+            for proxy in $PROXIES; do
+                port=$(free_port)
+                conf=$(write_config "$proxy" 1 "$port")
+                start_proxy "$proxy" 1 "$port" "$conf"
+                check_refuses_bad_origin "$proxy" "$port"
+                stop_pid "$PROXY_PID" "$PROXY_STOP_SIG"
+                PROXY_PID=""
+            done
         done
-        WRONG_NAME_CHECK=0
+        BAD_ORIGIN=""
+        PROXY_WAIT_ARGS=()
     fi
     echo "== origins: $ORIGINS; 1 worker thread, $ROUNDS rounds, ${SECONDS_PER_RUN}s per run, clients with session ($PIN_DESC)"
     for ((round = 1; round <= ROUNDS; round++)); do
