@@ -20,13 +20,17 @@
 #                                    default "tether pingora pingora_unbuffered haproxy nginx"
 #   scripts/bench.sh --origins       (or BENCH_ORIGINS set) the origins rows instead: the same
 #                                    load (1 thread, pinned; clients with session) through each
-#                                    proxy to upstream NGINXes that speak plain HTTP/1.1
+#                                    proxy to upstream NGINX servers that speak plain HTTP/1.1
 #                                    (`plain`, the baseline), HTTPS (`tls`: TLS 1.3, a certificate
 #                                    from a CA made here with openssl, verified by every proxy,
 #                                    keep-alive and session reuse on) and HTTP/2 with prior
-#                                    knowledge (`h2c`); BENCH_ORIGINS (default "plain tls h2c"),
-#                                    BENCH_PROXIES default "tether pingora haproxy nginx"; a round
-#                                    measures every origin with every proxy, interleaved; medians
+#                                    knowledge (`h2c`; NGINX as the proxy through grpc_pass);
+#                                    BENCH_ORIGINS (default "plain tls h2c"), BENCH_PROXIES
+#                                    default "tether pingora haproxy nginx"; first every proxy
+#                                    must refuse an origin certificate for another name and one
+#                                    from another CA; a round measures every origin with every
+#                                    proxy, interleaved; medians; tables to
+#                                    target/bench/origins.md
 #
 # Environment: BENCH_SECONDS (measurement length, default 10), BENCH_ROUNDS (default 5),
 # BENCH_THREADS (default "1 2"), BENCH_PROXIES (default "tether tether_nolog pingora haproxy
