@@ -4,7 +4,8 @@
 //! read as a ratio. Like every proxy in the benchmark it adds
 //! `X-Forwarded-For`, `-Proto` and `-Host`, and it uses Tether's allocator.
 //!
-//!     cargo run --release --example bare_pingora -- -c conf.yaml [--peer-timeouts] [--log] [--l4-read BYTES] LISTEN UPSTREAM...
+//!     cargo run --release --example bare_pingora -- -c conf.yaml [--peer-timeouts] [--log] [--l4-read BYTES]
+//!         [--upstream-tls CA_PEM SERVER_NAME | --upstream-h2c] LISTEN UPSTREAM...
 //!
 //! `-c` takes a Pingora config file (threads, keep-alive pool, ...), so both
 //! proxies run with the same Pingora settings. Two opt-in variants measure
@@ -15,9 +16,17 @@
 //! env_logger line per request to stderr, the plain way. `--l4-read BYTES`
 //! sets the listener's L4 read buffer (Pingora's `L4BufferSettings`; its
 //! default is 64 KiB), as Tether sets it (docs/benchmarks.md, "Memory per
-//! WebSocket").
+//! WebSocket"). Two opt-in upstream protocols serve the origins rows
+//! (`scripts/bench.sh --origins`): `--upstream-tls CA_PEM SERVER_NAME` speaks
+//! HTTPS to the upstreams, verifying their certificate against the CA in
+//! `CA_PEM` for `SERVER_NAME` (also the SNI), as a Tether pool with
+//! `tls: {verify: true, ca_path, server_name}` does; `--upstream-h2c` speaks
+//! HTTP/2 with prior knowledge over plaintext, up to 100 streams a connection
+//! as a pool with `protocol: h2c` does. Without either, upstreams get
+//! plaintext HTTP/1.1, as before.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// The same allocator as Tether's binary (feature `jemalloc`, on by default),
 /// so the ratio measures Tether's own work, not an allocator difference.
@@ -28,8 +37,10 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use async_trait::async_trait;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::prelude::*;
+use pingora::protocols::tls::CaType;
 use pingora::proxy::{http_proxy_service, ProxyHttp, Session};
 use pingora::server::configuration::{Opt, ServerConf};
+use pingora::utils::tls::{parse_x509, WrappedX509};
 // Tether's default upstream timeouts, for `--peer-timeouts` (the values
 // only: nothing else of Tether runs here).
 use tether::config::UpstreamTimeouts;
@@ -39,6 +50,20 @@ struct RoundRobin {
     next: AtomicUsize,
     peer_timeouts: bool,
     log: bool,
+    upstream: Upstream,
+}
+
+/// How the proxy speaks to its upstreams.
+enum Upstream {
+    /// Plaintext HTTP/1.1: the floor as shipped.
+    Plain,
+    /// HTTP/1.1 over TLS, the certificate verified against `ca` for `server_name`.
+    Tls {
+        ca: Arc<CaType>,
+        server_name: String,
+    },
+    /// HTTP/2 over plaintext, prior knowledge (h2c).
+    H2c,
 }
 
 #[async_trait]
@@ -76,7 +101,26 @@ impl ProxyHttp for RoundRobin {
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.upstreams.len();
-        let mut peer = HttpPeer::new(self.upstreams[i], false, String::new());
+        let addr = self.upstreams[i];
+        let mut peer = match &self.upstream {
+            Upstream::Plain => HttpPeer::new(addr, false, String::new()),
+            Upstream::Tls { ca, server_name } => {
+                let mut peer = HttpPeer::new(addr, true, server_name.clone());
+                peer.options.verify_cert = true;
+                peer.options.verify_hostname = true;
+                peer.options.ca = Some(ca.clone());
+                peer
+            }
+            Upstream::H2c => {
+                let mut peer = HttpPeer::new(addr, false, String::new());
+                peer.options.set_http_version(2, 2);
+                // As a Tether pool with `protocol: h2c` (src/proxy/upstream.rs,
+                // MAX_H2_STREAMS): up to 100 streams a connection, where
+                // Pingora's default is one.
+                peer.options.max_h2_streams = 100;
+                peer
+            }
+        };
         if self.peer_timeouts {
             let t = UpstreamTimeouts::default();
             peer.options.connection_timeout = Some(t.connect);
@@ -103,8 +147,28 @@ impl ProxyHttp for RoundRobin {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: bare_pingora -c PINGORA_CONF [--peer-timeouts] [--log] [--l4-read BYTES] LISTEN_ADDR UPSTREAM_ADDR...");
+    eprintln!("usage: bare_pingora -c PINGORA_CONF [--peer-timeouts] [--log] [--l4-read BYTES] [--upstream-tls CA_PEM SERVER_NAME | --upstream-h2c] LISTEN_ADDR UPSTREAM_ADDR...");
     std::process::exit(2)
+}
+
+/// Every PEM certificate in `path`, as Pingora's rustls connector takes them.
+fn read_ca(path: &str) -> Arc<CaType> {
+    use rustls_pki_types::pem::PemObject;
+    let certs = pingora::tls::CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .unwrap_or_else(|e| {
+            eprintln!("bare_pingora: {path}: {e}");
+            std::process::exit(1)
+        });
+    if certs.is_empty() {
+        eprintln!("bare_pingora: {path} holds no PEM certificate");
+        std::process::exit(1)
+    }
+    let ca: Vec<WrappedX509> = certs
+        .into_iter()
+        .map(|der| WrappedX509::new(der.to_vec(), parse_x509))
+        .collect();
+    ca.into()
 }
 
 fn main() {
@@ -114,6 +178,7 @@ fn main() {
         _ => usage(),
     };
     let (mut peer_timeouts, mut log, mut l4_read) = (false, false, None);
+    let mut upstream = Upstream::Plain;
     while let Some((first, more)) = rest.split_first() {
         match first.as_str() {
             "--peer-timeouts" => peer_timeouts = true,
@@ -126,6 +191,18 @@ fn main() {
                 rest = more;
                 continue;
             }
+            "--upstream-tls" => {
+                let [ca_path, server_name, more @ ..] = more else {
+                    usage()
+                };
+                upstream = Upstream::Tls {
+                    ca: read_ca(ca_path),
+                    server_name: server_name.clone(),
+                };
+                rest = more;
+                continue;
+            }
+            "--upstream-h2c" => upstream = Upstream::H2c,
             _ => break,
         }
         rest = more;
@@ -154,6 +231,7 @@ fn main() {
             next: AtomicUsize::new(0),
             peer_timeouts,
             log,
+            upstream,
         },
     );
     match l4_read {

@@ -18,6 +18,19 @@
 #                                    relayed message (each echo crosses the proxy twice);
 #                                    BENCH_ROUNDS rounds, interleaved, medians; BENCH_PROXIES
 #                                    default "tether pingora pingora_unbuffered haproxy nginx"
+#   scripts/bench.sh --origins       (or BENCH_ORIGINS set) the origins rows instead: the same
+#                                    load (1 thread, pinned; clients with session) through each
+#                                    proxy to upstream NGINX servers that speak plain HTTP/1.1
+#                                    (`plain`, the baseline), HTTPS (`tls`: TLS 1.3, a certificate
+#                                    from a CA made here with openssl, verified by every proxy,
+#                                    keep-alive and session reuse on) and HTTP/2 with prior
+#                                    knowledge (`h2c`; NGINX as the proxy through grpc_pass);
+#                                    BENCH_ORIGINS (default "plain tls h2c"), BENCH_PROXIES
+#                                    default "tether pingora haproxy nginx"; first every proxy
+#                                    must refuse an origin certificate for another name and one
+#                                    from another CA; a round measures every origin with every
+#                                    proxy, interleaved; medians; tables to
+#                                    target/bench/origins.md
 #
 # Environment: BENCH_SECONDS (measurement length, default 10), BENCH_ROUNDS (default 5),
 # BENCH_THREADS (default "1 2"), BENCH_PROXIES (default "tether tether_nolog pingora haproxy
@@ -51,7 +64,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 usage() {
-    sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'
+    # The header comment: from line 2 to the first line that is not a comment.
+    awk 'NR == 1 { next } !/^#/ { exit } { sub(/^# ?/, ""); print }' "$0"
 }
 
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
@@ -61,6 +75,8 @@ WAIT_QUIET=0
 CONN_MEMORY=0
 WS=0
 [[ ${BENCH_WS:-0} == 1 ]] && WS=1
+ORIGINS_MODE=0
+[[ -n ${BENCH_ORIGINS:-} ]] && ORIGINS_MODE=1
 for arg in "$@"; do
     case "$arg" in
         --quick)
@@ -69,6 +85,7 @@ for arg in "$@"; do
             ;;
         --conn-memory) CONN_MEMORY=1 ;;
         --ws) WS=1 ;;
+        --origins) ORIGINS_MODE=1 ;;
         --wait-quiet) WAIT_QUIET=1 ;;
         -h | --help)
             usage
@@ -81,8 +98,11 @@ for arg in "$@"; do
     esac
 done
 THREAD_COUNTS="${BENCH_THREADS:-1 2}"
+ORIGINS="${BENCH_ORIGINS:-plain tls h2c}"
 if ((WS)); then
     PROXIES="${BENCH_PROXIES:-tether pingora pingora_unbuffered haproxy nginx}"
+elif ((ORIGINS_MODE)); then
+    PROXIES="${BENCH_PROXIES:-tether pingora haproxy nginx}"
 else
     PROXIES="${BENCH_PROXIES:-tether tether_nolog pingora haproxy nginx}"
 fi
@@ -121,6 +141,27 @@ for t in $THREAD_COUNTS; do
         exit 2
     }
 done
+if ((ORIGINS_MODE)); then
+    ((WS || CONN_MEMORY)) && {
+        echo "--origins goes alone (not with --ws or --conn-memory)" >&2
+        exit 2
+    }
+    [[ -n ${ORIGINS// /} ]] || {
+        echo "BENCH_ORIGINS is empty" >&2
+        exit 2
+    }
+    for o in $ORIGINS; do
+        case "$o" in plain | tls | h2c) ;; *)
+            echo "BENCH_ORIGINS: unknown origin $o (plain tls h2c)" >&2
+            exit 2
+            ;;
+        esac
+    done
+    [[ " $PROXIES " == *" tether_1000 "* ]] && {
+        echo "BENCH_PROXIES: tether_1000 is not measured with --origins" >&2
+        exit 2
+    }
+fi
 for p in $PROXIES; do
     case "$p" in tether | tether_nolog | tether_off | tether_json | tether_header | tether_ip_cookie | tether_1000 | haproxy | nginx | pingora | pingora_timeouts | pingora_log | pingora_unbuffered) ;; *)
         echo "BENCH_PROXIES: unknown proxy $p (tether tether_nolog tether_off tether_json tether_header tether_ip_cookie tether_1000 haproxy nginx pingora pingora_timeouts pingora_log pingora_unbuffered)" >&2
@@ -142,6 +183,7 @@ command -v nginx >/dev/null || missing+=(nginx-light)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v curl >/dev/null || missing+=(curl)
 command -v taskset >/dev/null || missing+=(util-linux)
+((ORIGINS_MODE)) && { command -v openssl >/dev/null || missing+=(openssl); }
 if ((${#missing[@]})); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         echo "== installing ${missing[*]}"
@@ -256,14 +298,16 @@ peak_rss_kib() {
     echo "$total"
 }
 
-# Polls (bounded, 10 s) until URL $1 answers; $2 is the pid that must stay alive.
+# Polls (bounded, 10 s) until URL $1 answers; $2 is the pid that must stay alive; more
+# arguments go to curl.
 wait_http() {
     local url=$1 pid=$2 i
+    shift 2
     for ((i = 0; i < 100; i++)); do
         if ! kill -0 "$pid" 2>/dev/null; then
             return 1
         fi
-        if curl -s -o /dev/null --max-time 1 "$url"; then
+        if curl -s -o /dev/null --max-time 1 "$@" "$url"; then
             return 0
         fi
         sleep 0.1
@@ -312,6 +356,74 @@ if [[ " $PROXIES " == *" tether_1000 "* ]]; then
     WIDE_PORT=$(free_port)
     for ((i = 0; i < 1000; i++)); do WIDE+=("127.0.$((1 + i / 250)).$((1 + i % 250)):$WIDE_PORT"); done
 fi
+# --origins: the three upstreams again over HTTPS and over h2c, each answering as its plain
+# twin, and the CA that signed the HTTPS ones' certificate (a name only: DNS:$ORIGIN_NAME).
+# More for checks: two HTTPS upstreams every proxy must refuse, one whose certificate (same
+# CA) names another host, one whose certificate names the right host but comes from another
+# CA; and NGINX's stub_status, whose count of accepted connections shows how many connections
+# each proxy opened to the origins during its run.
+TLS_UPSTREAMS=()
+H2C_UPSTREAMS=()
+ORIGIN_NAME=origin.bench
+PKI="$TMP/pki"
+ORIGIN=plain
+BAD_ORIGIN="" # name | ca: the proxies' tls upstreams are the one refused for that reason
+declare -A BAD_UPSTREAM=()
+if ((ORIGINS_MODE)); then
+    for i in 0 1 2; do
+        TLS_UPSTREAMS+=("127.0.0.1:$(free_port)")
+        H2C_UPSTREAMS+=("127.0.0.1:$(free_port)")
+    done
+    BAD_UPSTREAM[name]="127.0.0.1:$(free_port)"
+    BAD_UPSTREAM[ca]="127.0.0.1:$(free_port)"
+    ORIGIN_STATUS="127.0.0.1:$(free_port)"
+    mkdir -p "$PKI"
+    {
+        openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 2 \
+            -keyout "$PKI/ca.key" -out "$PKI/ca.pem" -subj "/CN=Tether bench origin CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+            openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+                -keyout "$PKI/origin.key" -out "$PKI/origin.csr" -subj "/CN=$ORIGIN_NAME" &&
+            printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:%s\n' \
+                "$ORIGIN_NAME" >"$PKI/origin.ext" &&
+            openssl x509 -req -in "$PKI/origin.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
+                -days 2 -extfile "$PKI/origin.ext" -out "$PKI/origin.pem" &&
+            openssl req -new -key "$PKI/origin.key" -out "$PKI/wrong.csr" -subj "/CN=wrong.bench" &&
+            sed "s/DNS:$ORIGIN_NAME/DNS:wrong.bench/" "$PKI/origin.ext" >"$PKI/wrong.ext" &&
+            openssl x509 -req -in "$PKI/wrong.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
+                -days 2 -extfile "$PKI/wrong.ext" -out "$PKI/wrong.pem" &&
+            openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 2 \
+                -keyout "$PKI/other-ca.key" -out "$PKI/other-ca.pem" -subj "/CN=Another CA" \
+                -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+            openssl x509 -req -in "$PKI/origin.csr" -CA "$PKI/other-ca.pem" -CAkey "$PKI/other-ca.key" \
+                -CAcreateserial -days 2 -extfile "$PKI/origin.ext" -out "$PKI/other-ca-origin.pem"
+    } >"$PKI/openssl.log" 2>&1 || die "openssl could not make the origin CA and certificate: $(cat "$PKI/openssl.log")"
+fi
+# The addresses of the upstreams of origin $ORIGIN, one a line.
+origin_upstreams() {
+    case "$ORIGIN" in
+        plain) printf '%s\n' "${UPSTREAMS[@]}" ;;
+        tls)
+            if [[ -n $BAD_ORIGIN ]]; then
+                printf '%s\n' "${BAD_UPSTREAM[$BAD_ORIGIN]}" "${BAD_UPSTREAM[$BAD_ORIGIN]}" "${BAD_UPSTREAM[$BAD_ORIGIN]}"
+            else
+                printf '%s\n' "${TLS_UPSTREAMS[@]}"
+            fi
+            ;;
+        h2c) printf '%s\n' "${H2C_UPSTREAMS[@]}" ;;
+    esac
+}
+# An NGINX listener for h2c (HTTP/2 with prior knowledge) on address $1: NGINX 1.25.1 turned
+# `listen ... http2` into `http2 on;`.
+nginx_h2c_listen() {
+    local v
+    v=$(nginx -v 2>&1 | sed -n 's|^nginx version: nginx/\([0-9.]*\).*|\1|p')
+    if printf '1.25.1\n%s\n' "$v" | sort -V -C; then
+        echo "listen $1; http2 on;"
+    else
+        echo "listen $1 http2;"
+    fi
+}
 mkdir -p "$TMP/upstream"
 {
     echo "$NGINX_USER"
@@ -335,6 +447,49 @@ EOF
     }
 EOF
     done
+    for i in "${!TLS_UPSTREAMS[@]}"; do
+        cat <<EOF
+    server {
+        listen ${TLS_UPSTREAMS[$i]} ssl;
+        ssl_certificate $PKI/origin.pem;
+        ssl_certificate_key $PKI/origin.key;
+        ssl_protocols TLSv1.3;
+        ssl_session_cache shared:origin:1m;
+        ssl_session_timeout 1h;
+        location / { default_type text/plain; return 200 "ok from $((i + 1))\n"; }
+    }
+EOF
+    done
+    for i in "${!H2C_UPSTREAMS[@]}"; do
+        cat <<EOF
+    server {
+        $(nginx_h2c_listen "${H2C_UPSTREAMS[$i]}")
+        location / { default_type text/plain; return 200 "ok from $((i + 1))\n"; }
+    }
+EOF
+    done
+    if ((ORIGINS_MODE)); then
+        cat <<EOF
+    server {
+        listen ${BAD_UPSTREAM[name]} ssl;
+        ssl_certificate $PKI/wrong.pem;
+        ssl_certificate_key $PKI/origin.key;
+        ssl_protocols TLSv1.3;
+        location / { default_type text/plain; return 200 "ok from the wrong name\n"; }
+    }
+    server {
+        listen ${BAD_UPSTREAM[ca]} ssl;
+        ssl_certificate $PKI/other-ca-origin.pem;
+        ssl_certificate_key $PKI/origin.key;
+        ssl_protocols TLSv1.3;
+        location / { default_type text/plain; return 200 "ok from another CA\n"; }
+    }
+    server {
+        listen $ORIGIN_STATUS;
+        location / { stub_status; }
+    }
+EOF
+    fi
     if ((${#WIDE[@]})); then
         echo "    server {"
         for a in "${WIDE[@]}"; do echo "        listen $a;"; done
@@ -375,6 +530,22 @@ start_upstream() {
             die "upstream NGINX does not answer on ${UPSTREAMS[$i]}: $(tail -5 "$TMP/upstream/error.log" 2>/dev/null)"
         [[ $(curl -s --max-time 2 "http://${UPSTREAMS[$i]}/") == "ok from $((i + 1))" ]] ||
             die "upstream ${UPSTREAMS[$i]} gives the wrong body"
+    done
+    local port
+    for i in "${!TLS_UPSTREAMS[@]}"; do
+        port=${TLS_UPSTREAMS[$i]##*:}
+        wait_http "https://$ORIGIN_NAME:$port/" "$UPSTREAM_PID" --cacert "$PKI/ca.pem" \
+            --resolve "$ORIGIN_NAME:$port:127.0.0.1" --tlsv1.3 ||
+            die "the HTTPS upstream ${TLS_UPSTREAMS[$i]} does not answer: $(tail -5 "$TMP/upstream/error.log" 2>/dev/null)"
+        [[ $(curl -s --max-time 2 --cacert "$PKI/ca.pem" --resolve "$ORIGIN_NAME:$port:127.0.0.1" --tlsv1.3 \
+            "https://$ORIGIN_NAME:$port/") == "ok from $((i + 1))" ]] ||
+            die "the HTTPS upstream ${TLS_UPSTREAMS[$i]} gives the wrong body"
+    done
+    for i in "${!H2C_UPSTREAMS[@]}"; do
+        wait_http "http://${H2C_UPSTREAMS[$i]}/" "$UPSTREAM_PID" --http2-prior-knowledge ||
+            die "the h2c upstream ${H2C_UPSTREAMS[$i]} does not answer: $(tail -5 "$TMP/upstream/error.log" 2>/dev/null)"
+        [[ $(curl -s --max-time 2 --http2-prior-knowledge "http://${H2C_UPSTREAMS[$i]}/") == "ok from $((i + 1))" ]] ||
+            die "the h2c upstream ${H2C_UPSTREAMS[$i]} gives the wrong body"
     done
     if ((${#WIDE[@]})); then
         for i in 0 999; do
@@ -426,14 +597,21 @@ EOF
                 [[ -n $attributes ]] && echo "$attributes"
                 echo "  pools:"
                 echo "    bench:"
+                # --origins: HTTPS verified against the bench CA, or h2c.
+                case "$ORIGIN" in
+                    tls) echo "      tls: { verify: true, ca_path: $PKI/ca.pem, server_name: $ORIGIN_NAME }" ;;
+                    h2c) echo "      protocol: h2c" ;;
+                esac
                 echo "      endpoints:"
                 if [[ $proxy == tether_1000 ]]; then
                     for ((i = 0; i < ${#WIDE[@]}; i++)); do
                         echo "        - { name: w$i, address: \"${WIDE[$i]}\" }"
                     done
                 else
-                    for i in 0 1 2; do
-                        echo "        - { name: s$((i + 1)), address: \"${UPSTREAMS[$i]}\" }"
+                    i=0
+                    for a in $(origin_upstreams); do
+                        i=$((i + 1))
+                        echo "        - { name: s$i, address: \"$a\" }"
                     done
                 fi
             } >"$dir/tether.yaml"
@@ -451,6 +629,14 @@ EOF
             echo "$dir/pingora.yaml"
             ;;
         haproxy)
+            # --origins: \`ssl verify required\` against the bench CA for the origin's name (HAProxy
+            # reuses TLS sessions to servers by default), or \`proto h2\`: h2c.
+            local server_opts="" ups
+            case "$ORIGIN" in
+                tls) server_opts=" ssl verify required ca-file $PKI/ca.pem sni str($ORIGIN_NAME) verifyhost $ORIGIN_NAME" ;;
+                h2c) server_opts=" proto h2" ;;
+            esac
+            mapfile -t ups < <(origin_upstreams)
             cat >"$dir/haproxy.cfg" <<EOF
 global
     nbthread $threads
@@ -478,13 +664,15 @@ frontend bench
 backend three
     balance roundrobin
     cookie __cflb insert indirect nocache
-    server s1 ${UPSTREAMS[0]} cookie s1
-    server s2 ${UPSTREAMS[1]} cookie s2
-    server s3 ${UPSTREAMS[2]} cookie s3
+    server s1 ${ups[0]} cookie s1$server_opts
+    server s2 ${ups[1]} cookie s2$server_opts
+    server s3 ${ups[2]} cookie s3$server_opts
 EOF
             echo "$dir/haproxy.cfg"
             ;;
         nginx)
+            local ups
+            mapfile -t ups < <(origin_upstreams)
             {
                 echo "$NGINX_USER"
                 cat <<EOF
@@ -502,9 +690,9 @@ http {
     proxy_temp_path $dir/proxy;
     upstream three {
         hash \$cookie___cflb consistent;
-        server ${UPSTREAMS[0]};
-        server ${UPSTREAMS[1]};
-        server ${UPSTREAMS[2]};
+        server ${ups[0]};
+        server ${ups[1]};
+        server ${ups[2]};
         keepalive 64;
         keepalive_requests 100000000;
         keepalive_timeout 300s;
@@ -512,7 +700,46 @@ http {
     server {
         listen 127.0.0.1:$port;
         location / {
-            proxy_pass http://three;
+$(nginx_forwarding)
+        }
+    }
+}
+EOF
+            } >"$dir/nginx.conf"
+            echo "$dir/nginx.conf"
+            ;;
+    esac
+}
+
+# NGINX's location for origin $ORIGIN: proxy_pass over plain HTTP/1.1 or HTTPS, or, for h2c,
+# grpc_pass (NGINX's only HTTP/2 client; it passes plain GETs as well).
+nginx_forwarding() {
+    if [[ $ORIGIN == h2c ]]; then
+        cat <<EOF
+            grpc_pass grpc://three;
+            # the forwarding headers Tether sets, and the client's Host as Tether passes it
+            grpc_set_header Host \$http_host;
+            grpc_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            grpc_set_header X-Forwarded-Proto \$scheme;
+            grpc_set_header X-Forwarded-Host \$host;
+EOF
+        return
+    fi
+    if [[ $ORIGIN == tls ]]; then
+        # proxy_ssl_protocols: NGINX before 1.23.4 leaves TLS 1.3 out by default.
+        cat <<EOF
+            proxy_pass https://three;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $PKI/ca.pem;
+            proxy_ssl_name $ORIGIN_NAME;
+            proxy_ssl_server_name on;
+            proxy_ssl_session_reuse on;
+            proxy_ssl_protocols TLSv1.2 TLSv1.3;
+EOF
+    else
+        echo "            proxy_pass http://three;"
+    fi
+    cat <<EOF
             proxy_http_version 1.1;
 $(if ((WS)); then
                     echo '            proxy_set_header Upgrade $http_upgrade;'
@@ -526,17 +753,12 @@ $(if ((WS)); then
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto \$scheme;
             proxy_set_header X-Forwarded-Host \$host;
-        }
-    }
-}
 EOF
-            } >"$dir/nginx.conf"
-            echo "$dir/nginx.conf"
-            ;;
-    esac
 }
 
 # Starts proxy $1 ($2 threads) on port $3 with config $4; sets PROXY_PID and PROXY_STOP_SIG.
+# PROXY_WAIT_ARGS: more curl arguments for the readiness poll.
+PROXY_WAIT_ARGS=()
 start_proxy() {
     local proxy=$1 threads=$2 port=$3 conf=$4 log
     log="$(dirname "$conf")/stderr.log"
@@ -556,7 +778,11 @@ start_proxy() {
             [[ $proxy == pingora_timeouts ]] && flags=(--peer-timeouts)
             [[ $proxy == pingora_log ]] && flags=(--log)
             [[ $proxy == pingora_unbuffered ]] && flags=(--l4-read 0)
-            RUST_LOG=info "${PROXY_PIN[@]}" "$PINGORA_BIN" -c "$conf" "${flags[@]}" "127.0.0.1:$port" "${UPSTREAMS[@]}" >"$log" 2>&1 &
+            [[ $ORIGIN == tls ]] && flags+=(--upstream-tls "$PKI/ca.pem" "$ORIGIN_NAME")
+            [[ $ORIGIN == h2c ]] && flags+=(--upstream-h2c)
+            local ups
+            mapfile -t ups < <(origin_upstreams)
+            RUST_LOG=info "${PROXY_PIN[@]}" "$PINGORA_BIN" -c "$conf" "${flags[@]}" "127.0.0.1:$port" "${ups[@]}" >"$log" 2>&1 &
             PROXY_STOP_SIG=INT
             ;;
         haproxy)
@@ -573,7 +799,7 @@ start_proxy() {
             ;;
     esac
     PROXY_PID=$!
-    wait_http "http://127.0.0.1:$port/" "$PROXY_PID" ||
+    wait_http "http://127.0.0.1:$port/" "$PROXY_PID" "${PROXY_WAIT_ARGS[@]}" ||
         die "$proxy ($threads threads) does not answer on 127.0.0.1:$port: $(tail -5 "$log"; tail -5 "$(dirname "$conf")/error.log" 2>/dev/null || true)"
 }
 
@@ -606,6 +832,23 @@ check_200() {
     fi
 }
 
+# The connections the origins' NGINX has accepted so far (its stub_status).
+origin_accepts() {
+    curl -s --max-time 2 "http://$ORIGIN_STATUS/" | awk 'f { print $1; exit } /accepts/ { f = 1 }'
+}
+
+# --origins: proxy $1, started on port $2 in front of the HTTPS origin refused for reason
+# $BAD_ORIGIN, must refuse it: any answer but 200.
+declare -A BAD_WHY=([name]="whose certificate (same CA) names wrong.bench" [ca]="whose certificate for $ORIGIN_NAME comes from another CA")
+check_refuses_bad_origin() {
+    local proxy=$1 code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 15 "http://127.0.0.1:$2/") || code="no answer"
+    [[ $code != 200 ]] || die "$proxy answered 200 from an HTTPS origin ${BAD_WHY[$BAD_ORIGIN]}: it does not verify"
+    echo "   $proxy refuses an origin ${BAD_WHY[$BAD_ORIGIN]} ($code)"
+    BAD_ORIGIN_NOTE+="${BAD_ORIGIN_NOTE:+, }$proxy $code"
+}
+BAD_ORIGIN_NOTE=""
+
 # wrk's latency string (e.g. 312.00us, 1.20ms, 1.01s) in milliseconds.
 to_ms() {
     awk -v v="$1" 'BEGIN{
@@ -616,13 +859,16 @@ to_ms() {
 
 # ---------------------------------------------------------------- one measurement
 
-# Results of each round, keyed "threads|proxy|kind|field|round".
+# Results of each round, keyed "threads|proxy|kind|field|round" ("threads|origin:proxy|..."
+# with --origins).
 declare -A R=()
 ERRORS=()
 
-# Measures proxy $1 with $2 threads for client kind $3 (cookie | none), round $4.
+# Measures proxy $1 with $2 threads for client kind $3 (cookie | none), round $4. With
+# --origins, to origin $ORIGIN: its results are keyed "threads|origin:proxy|kind".
 measure() {
-    local proxy=$1 threads=$2 kind=$3 round=$4 port conf header raw pids t0 t1 w0 w1 hdr=()
+    local proxy=$1 threads=$2 kind=$3 round=$4 port conf header raw pids t0 t1 w0 w1 hdr=() id=$1
+    ((ORIGINS_MODE)) && id="$ORIGIN:$proxy"
     port=$(free_port)
     conf=$(write_config "$proxy" "$threads" "$port")
     start_proxy "$proxy" "$threads" "$port" "$conf"
@@ -640,8 +886,10 @@ measure() {
     WRK_PID=""
     check_200 "$proxy" "$port" "$header"
 
-    raw="$OUT_DIR/raw/t$threads-$proxy-$kind-r$round.txt"
+    raw="$OUT_DIR/raw/t$threads-${id/:/-}-$kind-r$round.txt"
     pids=$(tree_pids "$PROXY_PID")
+    local accepts0=""
+    ((ORIGINS_MODE)) && accepts0=$(origin_accepts)
     # shellcheck disable=SC2086
     t0=$(cpu_ticks $pids)
     w0=$(date +%s.%N)
@@ -652,9 +900,13 @@ measure() {
     w1=$(date +%s.%N)
     # shellcheck disable=SC2086
     t1=$(cpu_ticks $pids)
+    if [[ -n $accepts0 ]]; then
+        # minus the connection that read the second count
+        R["$threads|$id|$kind|conns|$round"]=$(($(origin_accepts) - accepts0 - 1))
+    fi
     # shellcheck disable=SC2086
-    R["$threads|$proxy|$kind|rss|$round"]=$(awk -v k="$(peak_rss_kib $pids)" 'BEGIN{printf "%.1f", k / 1024}')
-    R["$threads|$proxy|$kind|npids|$round"]=$(wc -w <<<"$pids")
+    R["$threads|$id|$kind|rss|$round"]=$(awk -v k="$(peak_rss_kib $pids)" 'BEGIN{printf "%.1f", k / 1024}')
+    R["$threads|$id|$kind|npids|$round"]=$(wc -w <<<"$pids")
     stop_pid "$PROXY_PID" "$PROXY_STOP_SIG"
     PROXY_PID=""
 
@@ -668,18 +920,18 @@ $(cat "$raw")"
     sock=$(grep -m1 'Socket errors:' "$raw" | sed 's/^ *//' || true)
     non2xx=$(grep -m1 'Non-2xx or 3xx responses:' "$raw" | sed 's/^ *//' || true)
     if [[ -n $sock || -n $non2xx ]]; then
-        ERRORS+=("$threads thread(s), $proxy, clients $kind, round $round: ${sock:+$sock; }$non2xx")
+        ERRORS+=("$threads thread(s), $id, clients $kind, round $round: ${sock:+$sock; }$non2xx")
         echo "   !! wrk: ${sock:+$sock; }$non2xx" >&2
     fi
-    R["$threads|$proxy|$kind|rps|$round"]=$(awk -v r="$rps" 'BEGIN{printf "%.0f", r}')
-    R["$threads|$proxy|$kind|p50|$round"]=$(to_ms "$p50")
-    R["$threads|$proxy|$kind|p99|$round"]=$(to_ms "$p99")
-    R["$threads|$proxy|$kind|cpu|$round"]=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.2f", d / hz * 1e6 / n}')
-    R["$threads|$proxy|$kind|util|$round"]=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN{printf "%.0f", d / hz / (b - a) * 100}')
-    printf '   %-16s %-7s %9s req/s  p50 %7s ms  p99 %7s ms  %7s us/req  CPU %4s%%  RSS %6s MiB (%s pids)\n' \
-        "$proxy" "$kind" "${R["$threads|$proxy|$kind|rps|$round"]}" "${R["$threads|$proxy|$kind|p50|$round"]}" \
-        "${R["$threads|$proxy|$kind|p99|$round"]}" "${R["$threads|$proxy|$kind|cpu|$round"]}" \
-        "${R["$threads|$proxy|$kind|util|$round"]}" "${R["$threads|$proxy|$kind|rss|$round"]}" "${R["$threads|$proxy|$kind|npids|$round"]}"
+    R["$threads|$id|$kind|rps|$round"]=$(awk -v r="$rps" 'BEGIN{printf "%.0f", r}')
+    R["$threads|$id|$kind|p50|$round"]=$(to_ms "$p50")
+    R["$threads|$id|$kind|p99|$round"]=$(to_ms "$p99")
+    R["$threads|$id|$kind|cpu|$round"]=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN{printf "%.2f", d / hz * 1e6 / n}')
+    R["$threads|$id|$kind|util|$round"]=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN{printf "%.0f", d / hz / (b - a) * 100}')
+    printf '   %-22s %-7s %9s req/s  p50 %7s ms  p99 %7s ms  %7s us/req  CPU %4s%%  RSS %6s MiB (%s pids)\n' \
+        "$id" "$kind" "${R["$threads|$id|$kind|rps|$round"]}" "${R["$threads|$id|$kind|p50|$round"]}" \
+        "${R["$threads|$id|$kind|p99|$round"]}" "${R["$threads|$id|$kind|cpu|$round"]}" \
+        "${R["$threads|$id|$kind|util|$round"]}" "${R["$threads|$id|$kind|rss|$round"]}" "${R["$threads|$id|$kind|npids|$round"]}"
 }
 
 # ---------------------------------------------------------------- memory per connection
@@ -749,6 +1001,42 @@ conn_memory() {
         "$(awk -v k="$CONN_BASE" 'BEGIN{print k/1024}')" "$(awk -v k="$CONN_HELD" 'BEGIN{print k/1024}')" \
         "$(awk -v a="$CONN_HELD" -v b="$CONN_BASE" -v n="$n" 'BEGIN{print (a-b)/n}')" \
         "$(awk -v k="$CONN_AFTER" 'BEGIN{print k/1024}')"
+}
+
+# ---------------------------------------------------------------- tables
+
+# Median, min and max of the numbers on stdin: "median min max" ("- - -" when none).
+stats() {
+    sort -g | awk '{v[NR] = $1} END {
+        if (NR == 0) { print "- - -"; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        print m, v[1], v[NR] }'
+}
+# The rounds' values of key prefix $1 ("threads|proxy|kind") and field $2, one a line.
+values() {
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+        [[ -n ${R[$1|$2|$r]:-} ]] && echo "${R[$1|$2|$r]}"
+    done
+    return 0
+}
+# "median min max" on stdin (from stats) as "median (min–max)" in printf format $1, or "-".
+show() {
+    awk -v f="$1" '$1 == "-" { print "-"; next } { printf f " (" f "–" f ")\n", $1, $2, $3 }'
+}
+# "median (min-max)" of field $2 of key prefix $1, printed with format $3.
+summary() { values "$1" "$2" | stats | show "$3"; }
+# The median of field $2 of key prefix $1.
+median() { values "$1" "$2" | stats | awk '{ print $1 }'; }
+# The ratios a/b of field $3 between key prefixes $1 and $2, round by round, as
+# "median min max".
+ratio_summary() {
+    local r
+    for ((r = 1; r <= ROUNDS; r++)); do
+        if [[ -n ${R[$1|$3|$r]:-} && -n ${R[$2|$3|$r]:-} ]]; then
+            awk -v a="${R[$1|$3|$r]}" -v b="${R[$2|$3|$r]}" 'BEGIN{ if (b + 0 != 0) printf "%.4f\n", a / b }'
+        fi
+    done | stats
 }
 
 # ---------------------------------------------------------------- the run
@@ -883,6 +1171,139 @@ if ((CONN_MEMORY)); then
     exit 0
 fi
 
+# ---------------------------------------------------------------- origins (--origins)
+
+declare -A ORIGIN_NAMES=([plain]="plain HTTP/1.1" [tls]="HTTPS (TLS 1.3, verified)" [h2c]="h2c (HTTP/2, prior knowledge)")
+TETHER_H2C_MISSING=""
+
+# Why proxy $1 is not measured to origin $ORIGIN (nothing when it is).
+origin_skip() {
+    if [[ $ORIGIN == h2c && $1 == tether* && -n $TETHER_H2C_MISSING ]]; then
+        echo "$TETHER_H2C_MISSING"
+    fi
+    return 0
+}
+
+# Proxy $1's name in the origins tables (NGINX reaches an h2c origin with grpc_pass).
+origin_proxy_name() {
+    if [[ $ORIGIN == h2c && $1 == nginx ]]; then echo "NGINX (grpc_pass)"; else echo "${NAME[$1]}"; fi
+}
+
+origins_report() {
+    local origin proxy other k skip plain_ratio rs cs
+    echo "# Proxies to TLS and h2c origins"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $NCPU CPUs ($(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)), Linux $(uname -r)"
+    echo "- tether $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)'), $(haproxy -v 2>/dev/null | head -1 | awk '{print $1, $2, $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(openssl version | awk '{print $1, $2}'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+    echo "- origins: one NGINX ($PIN_DESC); \`plain\`: HTTP/1.1; \`tls\`: HTTPS, TLS 1.3 only, an ECDSA P-256 certificate for \`$ORIGIN_NAME\` from a CA made by the run, verified by every proxy against that CA and name, upstream keep-alive (and TLS session reuse) on; \`h2c\`: HTTP/2 with prior knowledge on a plain port"
+    echo "- load: each proxy with 1 worker thread; \`wrk -t1 -c$CONNECTIONS -d${SECONDS_PER_RUN}s --latency\`, clients with session, after a ${WARMUP_SECONDS}s warm-up; the proxy restarted for each measurement; $ROUNDS rounds interleaved (each round measures every proxy to every origin once, in the order origins $ORIGINS × proxies $PROXIES)"
+    echo "- each cell: the median of the rounds (min–max); each ratio: the median of the rounds' ratios (min–max); *origin connections opened in the run*: the origins' NGINX's accepted connections (stub_status) during the measured run, so 0 means every request went over kept-alive connections"
+    [[ -n $BAD_ORIGIN_NOTE ]] && echo "- verification checked: before the rounds, each proxy was pointed at an HTTPS origin whose certificate (same CA) names \`wrong.bench\` (name), then at one whose certificate for \`$ORIGIN_NAME\` comes from another CA (ca), and had to refuse both; status codes: ${BAD_ORIGIN_NOTE//:,/:}"
+    [[ -n $QUIET_NOTE ]] && echo "- $QUIET_NOTE"
+    echo "- load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "| origin | proxy | req/s | CPU µs/req | CPU/req vs the same proxy to plain | p50 ms | p99 ms | proxy CPU % | peak RSS MiB | origin connections opened in the run |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for origin in $ORIGINS; do
+        ORIGIN=$origin
+        for proxy in $PROXIES; do
+            skip=$(origin_skip "$proxy")
+            if [[ -n $skip ]]; then
+                echo "| ${ORIGIN_NAMES[$origin]} | $(origin_proxy_name "$proxy") | $skip | | | | | | | |"
+                continue
+            fi
+            k="1|$origin:$proxy|cookie"
+            plain_ratio="-"
+            if [[ $origin != plain && " $ORIGINS " == *" plain "* ]]; then
+                plain_ratio=$(ratio_summary "$k" "1|plain:$proxy|cookie" cpu | show %.2f)
+            fi
+            echo "| ${ORIGIN_NAMES[$origin]} | $(origin_proxy_name "$proxy") | $(summary "$k" rps %.0f) | $(summary "$k" cpu %.2f) | $plain_ratio | $(median "$k" p50) | $(median "$k" p99) | $(median "$k" util) | $(median "$k" rss) | $(median "$k" conns) |"
+        done
+    done
+    echo
+    echo "| origin | ratio | req/s ratio | CPU/req ratio |"
+    echo "|---|---|---:|---:|"
+    for origin in $ORIGINS; do
+        ORIGIN=$origin
+        for proxy in $PROXIES; do
+            [[ $proxy == tether* && -z $(origin_skip "$proxy") ]] || continue
+            for other in haproxy nginx pingora; do
+                has "$other" || continue
+                rs=$(ratio_summary "1|$origin:$proxy|cookie" "1|$origin:$other|cookie" rps | show %.2f)
+                cs=$(ratio_summary "1|$origin:$proxy|cookie" "1|$origin:$other|cookie" cpu | show %.2f)
+                echo "| ${ORIGIN_NAMES[$origin]} | ${NAME[$proxy]} / $(origin_proxy_name "$other") | $rs | $cs |"
+            done
+        done
+    done
+    echo
+    if ((${#ERRORS[@]})); then
+        echo "wrk reported errors:"
+        for e in "${ERRORS[@]}"; do echo "- $e"; done
+    else
+        echo "wrk reported no socket errors and no non-2xx responses."
+    fi
+}
+
+if ((ORIGINS_MODE)); then
+    set_pinning 1
+    if [[ " $ORIGINS " == *" h2c "* && " $PROXIES " == *" tether"* ]]; then
+        # A Tether without pools.<name>.protocol (issue 20, item 2) refuses the key: its h2c
+        # cells say so instead of stopping the run.
+        ORIGIN=h2c
+        conf=$(write_config tether 1 "$(free_port)")
+        if ! out=$("$TETHER_BIN" -t -c "$conf" 2>&1); then
+            if grep -q 'protocol: unknown key' <<<"$out"; then
+                TETHER_H2C_MISSING="not run: this Tether has no \`pools.<name>.protocol\`"
+            else
+                TETHER_H2C_MISSING="not run: \`tether -t\` refuses \`protocol: h2c\`: $(grep -m1 . <<<"$out" | sed 's/^ *//')"
+            fi
+            echo "   !! Tether to h2c: $TETHER_H2C_MISSING" >&2
+            echo "$out" >&2
+        fi
+    fi
+    start_upstream
+    if [[ " $ORIGINS " == *" tls "* ]]; then
+        echo "== every proxy verifies the origin's certificate"
+        ORIGIN=tls
+        # A proxy may retry a refused origin for seconds (HAProxy: \`retries 3\`, a second apart)
+        # before it answers.
+        PROXY_WAIT_ARGS=(--max-time 15)
+        for BAD_ORIGIN in name ca; do
+            BAD_ORIGIN_NOTE+="${BAD_ORIGIN_NOTE:+; }$BAD_ORIGIN:"
+            for proxy in $PROXIES; do
+                port=$(free_port)
+                conf=$(write_config "$proxy" 1 "$port")
+                start_proxy "$proxy" 1 "$port" "$conf"
+                check_refuses_bad_origin "$proxy" "$port"
+                stop_pid "$PROXY_PID" "$PROXY_STOP_SIG"
+                PROXY_PID=""
+            done
+        done
+        BAD_ORIGIN=""
+        PROXY_WAIT_ARGS=()
+    fi
+    echo "== origins: $ORIGINS; 1 worker thread, $ROUNDS rounds, ${SECONDS_PER_RUN}s per run, clients with session ($PIN_DESC)"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        echo "-- round $round of $ROUNDS"
+        for origin in $ORIGINS; do
+            ORIGIN=$origin
+            for proxy in $PROXIES; do
+                [[ -z $(origin_skip "$proxy") ]] || continue
+                measure "$proxy" 1 cookie "$round"
+            done
+        done
+    done
+    stop_pid "$UPSTREAM_PID" TERM
+    UPSTREAM_PID=""
+    origins_report >"$OUT_DIR/origins.md"
+    echo
+    cat "$OUT_DIR/origins.md"
+    echo
+    echo "(written to $OUT_DIR/origins.md; wrk's raw output in $OUT_DIR/raw/)"
+    exit 0
+fi
+
 for threads in $THREAD_COUNTS; do
     set_pinning "$threads"
     PINNING[$threads]=$PIN_DESC
@@ -908,42 +1329,6 @@ if ((IDLE_CONNS > 0)) && [[ " $PROXIES " == *" tether "* ]]; then
 fi
 stop_pid "$UPSTREAM_PID" TERM
 UPSTREAM_PID=""
-
-# ---------------------------------------------------------------- tables
-
-# Median, min and max of the numbers on stdin: "median min max" ("- - -" when none).
-stats() {
-    sort -g | awk '{v[NR] = $1} END {
-        if (NR == 0) { print "- - -"; exit }
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        print m, v[1], v[NR] }'
-}
-# The rounds' values of key prefix $1 ("threads|proxy|kind") and field $2, one a line.
-values() {
-    local r
-    for ((r = 1; r <= ROUNDS; r++)); do
-        [[ -n ${R[$1|$2|$r]:-} ]] && echo "${R[$1|$2|$r]}"
-    done
-    return 0
-}
-# "median min max" on stdin (from stats) as "median (min–max)" in printf format $1, or "-".
-show() {
-    awk -v f="$1" '$1 == "-" { print "-"; next } { printf f " (" f "–" f ")\n", $1, $2, $3 }'
-}
-# "median (min-max)" of field $2 of key prefix $1, printed with format $3.
-summary() { values "$1" "$2" | stats | show "$3"; }
-# The median of field $2 of key prefix $1.
-median() { values "$1" "$2" | stats | awk '{ print $1 }'; }
-# The ratios a/b of field $3 between key prefixes $1 and $2, round by round, as
-# "median min max".
-ratio_summary() {
-    local r
-    for ((r = 1; r <= ROUNDS; r++)); do
-        if [[ -n ${R[$1|$3|$r]:-} && -n ${R[$2|$3|$r]:-} ]]; then
-            awk -v a="${R[$1|$3|$r]}" -v b="${R[$2|$3|$r]}" 'BEGIN{ if (b + 0 != 0) printf "%.4f\n", a / b }'
-        fi
-    done | stats
-}
 
 # One row of a ratio table: Tether-like $1 against $2, clients $3, field ratios and a target
 # "$4 $5 $6" (field, comparison, bound).
