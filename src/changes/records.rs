@@ -12,11 +12,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use super::objects::ObjectRecords;
 use crate::config::{load_balancer_to_value, Config, ATTRIBUTES};
 
-/// The state file's format version. Version 1 (whole load balancers) is
-/// still read: see [`Records::from_v1`].
-pub const VERSION: u32 = 2;
+/// The state file's format version. Version 3 added `objects` (monitors,
+/// pools and load balancers put at run time); version 2 files read as
+/// version 3 without objects. Version 1 (whole load balancers) is still
+/// read: see [`Records::from_v1`].
+pub const VERSION: u32 = 3;
 
 /// A field changed at run time: what it was set to, and what the
 /// configuration file said when it was set.
@@ -61,6 +64,11 @@ pub struct Records {
     /// in the file's canonical form.
     #[serde(default)]
     pub load_balancers: BTreeMap<String, BTreeMap<String, FieldRecord<Json>>>,
+    /// Objects put at run time ([`super::objects`]): kind → name → record.
+    /// Rebased on the file by [`super::objects::rebase`], before the fields
+    /// above are rebased on the configuration the objects make.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: ObjectRecords,
 }
 
 impl Default for Records {
@@ -69,6 +77,7 @@ impl Default for Records {
             version: VERSION,
             endpoints: BTreeMap::new(),
             load_balancers: BTreeMap::new(),
+            objects: BTreeMap::new(),
         }
     }
 }
@@ -126,7 +135,7 @@ pub fn changed_fields<'a>(
 
 impl Records {
     pub fn is_empty(&self) -> bool {
-        self.endpoints.is_empty() && self.load_balancers.is_empty()
+        self.endpoints.is_empty() && self.load_balancers.is_empty() && self.objects.is_empty()
     }
 
     pub fn endpoint(&self, pool: &str, endpoint: &str) -> Option<&EndpointRecord> {
@@ -196,9 +205,13 @@ impl Records {
     /// a record of a field whose file value has changed since the record was
     /// made is dropped (the file's edit wins), and so is a record of
     /// something the file no longer has. Returns the kept records and one
-    /// line per dropped record, for the log.
+    /// line per dropped record, for the log. The object records are kept as
+    /// they are: `config` is the configuration they make.
     pub fn rebase(&self, config: &Config) -> (Records, Vec<String>) {
-        let mut kept = Records::default();
+        let mut kept = Records {
+            objects: self.objects.clone(),
+            ..Records::default()
+        };
         let mut dropped = Vec::new();
         for (pool, endpoints) in &self.endpoints {
             for (name, record) in endpoints {
