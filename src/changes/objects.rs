@@ -23,61 +23,9 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use super::records::FieldRecord;
+pub use super::records::{ObjectKind, ObjectRecord, ObjectRecords};
 use crate::config::objects::{entry_value, messages, with_entries, Entry};
 use crate::config::Config;
-
-/// The kinds of object that can be put and deleted at run time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObjectKind {
-    Monitor,
-    Pool,
-    LoadBalancer,
-}
-
-impl ObjectKind {
-    /// In the order an object may refer to the ones before it.
-    pub const ALL: [ObjectKind; 3] = [
-        ObjectKind::Monitor,
-        ObjectKind::Pool,
-        ObjectKind::LoadBalancer,
-    ];
-
-    /// Its section of `tether:` (`monitors`, `pools`, `load_balancers`).
-    pub fn section(self) -> &'static str {
-        match self {
-            ObjectKind::Monitor => "monitors",
-            ObjectKind::Pool => "pools",
-            ObjectKind::LoadBalancer => "load_balancers",
-        }
-    }
-
-    /// As a sentence names it (`load balancer`).
-    pub fn noun(self) -> &'static str {
-        match self {
-            ObjectKind::Monitor => "monitor",
-            ObjectKind::Pool => "pool",
-            ObjectKind::LoadBalancer => "load balancer",
-        }
-    }
-
-    /// As JSON and IDs spell it (`load_balancer`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectKind::Monitor => "monitor",
-            ObjectKind::Pool => "pool",
-            ObjectKind::LoadBalancer => "load_balancer",
-        }
-    }
-
-    /// A name as the configuration keys it: a load balancer's (a host) lower-cased.
-    pub fn normalise(self, name: &str) -> String {
-        match self {
-            ObjectKind::LoadBalancer => name.to_ascii_lowercase(),
-            _ => name.to_string(),
-        }
-    }
-}
 
 /// The object's ID: 32 lower-case hex digits, a function of kind and name only.
 pub fn object_id(kind: ObjectKind, name: &str) -> String {
@@ -121,24 +69,6 @@ pub struct ObjectView {
     pub modified_on_unix_ms: Option<u64>,
 }
 
-/// What the state file keeps of one object put at run time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ObjectRecord {
-    /// A run-time object: its whole entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<Json>,
-    /// A file object: its top-level keys put with a value other than the
-    /// file's (`null`: absent), each with the file's value when put.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fields: BTreeMap<String, FieldRecord<Json>>,
-    pub created_on_unix_ms: u64,
-    pub modified_on_unix_ms: u64,
-}
-
-/// Every object record: kind → name → record.
-pub type ObjectRecords = BTreeMap<ObjectKind, BTreeMap<String, ObjectRecord>>;
-
 /// The top-level key `key` of an entry (`null` when absent).
 fn key_of(value: &Json, key: &str) -> Json {
     value.get(key).cloned().unwrap_or(Json::Null)
@@ -154,26 +84,6 @@ fn keys_of(a: &Json, b: &Json) -> Vec<String> {
     keys.sort();
     keys.dedup();
     keys
-}
-
-impl ObjectRecord {
-    /// The entry this record makes over the file's entry `file` (`None`:
-    /// the file has none).
-    pub fn value_over(&self, file: Option<&Json>) -> Option<Json> {
-        if let Some(value) = &self.value {
-            return Some(value.clone());
-        }
-        let mut value = file?.clone();
-        let map = value.as_object_mut()?;
-        for (key, record) in &self.fields {
-            if record.value.is_null() {
-                map.remove(key);
-            } else {
-                map.insert(key.clone(), record.value.clone());
-            }
-        }
-        Some(value)
-    }
 }
 
 /// Records `value` put on `kind` `name`: whole when the file (its entry

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::objects::ObjectRecords;
 use crate::config::{load_balancer_to_value, Config, ATTRIBUTES};
 
 /// The state file's format version. Version 3 added `objects` (monitors,
@@ -20,6 +19,97 @@ use crate::config::{load_balancer_to_value, Config, ATTRIBUTES};
 /// version 3 without objects. Version 1 (whole load balancers) is still
 /// read: see [`Records::from_v1`].
 pub const VERSION: u32 = 3;
+
+/// The kinds of object that can be put and deleted at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    Monitor,
+    Pool,
+    LoadBalancer,
+}
+
+impl ObjectKind {
+    /// In the order an object may refer to the ones before it.
+    pub const ALL: [ObjectKind; 3] = [
+        ObjectKind::Monitor,
+        ObjectKind::Pool,
+        ObjectKind::LoadBalancer,
+    ];
+
+    /// Its section of `tether:` (`monitors`, `pools`, `load_balancers`).
+    pub fn section(self) -> &'static str {
+        match self {
+            ObjectKind::Monitor => "monitors",
+            ObjectKind::Pool => "pools",
+            ObjectKind::LoadBalancer => "load_balancers",
+        }
+    }
+
+    /// As a sentence names it (`load balancer`).
+    pub fn noun(self) -> &'static str {
+        match self {
+            ObjectKind::Monitor => "monitor",
+            ObjectKind::Pool => "pool",
+            ObjectKind::LoadBalancer => "load balancer",
+        }
+    }
+
+    /// As JSON and IDs spell it (`load_balancer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Monitor => "monitor",
+            ObjectKind::Pool => "pool",
+            ObjectKind::LoadBalancer => "load_balancer",
+        }
+    }
+
+    /// A name as the configuration keys it: a load balancer's (a host) lower-cased.
+    pub fn normalise(self, name: &str) -> String {
+        match self {
+            ObjectKind::LoadBalancer => name.to_ascii_lowercase(),
+            _ => name.to_string(),
+        }
+    }
+}
+
+/// What the state file keeps of one object put at run time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectRecord {
+    /// A run-time object: its whole entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Json>,
+    /// A file object: its top-level keys put with a value other than the
+    /// file's (`null`: absent), each with the file's value when put.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldRecord<Json>>,
+    pub created_on_unix_ms: u64,
+    pub modified_on_unix_ms: u64,
+}
+
+/// Every object record: kind → name → record.
+pub type ObjectRecords = BTreeMap<ObjectKind, BTreeMap<String, ObjectRecord>>;
+
+impl ObjectRecord {
+    /// The entry this record makes over the file's entry `file` (`None`:
+    /// the file has none).
+    pub fn value_over(&self, file: Option<&Json>) -> Option<Json> {
+        if let Some(value) = &self.value {
+            return Some(value.clone());
+        }
+        let mut value = file?.clone();
+        let map = value.as_object_mut()?;
+        for (key, record) in &self.fields {
+            if record.value.is_null() {
+                map.remove(key);
+            } else {
+                map.insert(key.clone(), record.value.clone());
+            }
+        }
+        Some(value)
+    }
+}
 
 /// A field changed at run time: what it was set to, and what the
 /// configuration file said when it was set.
