@@ -287,3 +287,18 @@ fn with_a_cluster_an_object_put_on_one_replica_serves_on_the_other() {
     first.terminate();
     third.terminate();
 }
+
+#[test]
+fn objects_put_at_run_time_survive_a_hot_upgrade() {
+    let (a, c) = (Upstream::healthy("a"), Upstream::healthy("c"));
+    let dir = tempfile::TempDir::new().unwrap();
+    let state_file = dir.path().join("state.json");
+    let mut old = file(&a, Some(&state_file)).builder().grace(1, 1).start();
+    put_objects(&old, &c);
+    assert_eq!(served_by(&old, HOST), "c");
+    // The new process reads the state file the old one wrote.
+    let mut new = old.upgrade(None);
+    assert_eq!(served_by(&new, HOST), "c", "{}", new.logs());
+    assert_eq!(ok(get(&new, "/v1/monitors/m2"))["origin"], "runtime");
+    new.terminate();
+}
