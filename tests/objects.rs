@@ -48,7 +48,7 @@ fn put_objects(proxy: &TetherProc, c: &Upstream) {
     ok(put(
         proxy,
         "/v1/monitors/m2",
-        &json!({"type": "tcp", "interval": 1}),
+        &json!({"type": "http", "path": "/health", "interval": 0.2, "timeout": 0.2, "retries": 0}),
     ));
     let pool = ok(put(
         proxy,
@@ -91,6 +91,15 @@ fn objects_put_at_run_time_serve_and_survive_a_restart_and_a_reload() {
     assert_eq!(served_by(&proxy, HOST), "a", "the catch-all before");
     put_objects(&proxy, &c);
     assert_eq!(served_by(&proxy, HOST), "c", "at once");
+    // The run-time monitor watches the run-time pool: c down, the fallback serves.
+    c.set_healthy(false);
+    assert!(
+        wait_until(WAIT, || served_by(&proxy, HOST) == "a"),
+        "{}",
+        proxy.logs()
+    );
+    c.set_healthy(true);
+    assert!(wait_until(WAIT, || served_by(&proxy, HOST) == "c"));
 
     let held = on_disk(&state_file);
     assert_eq!(held["version"], 3, "{held:#}");
