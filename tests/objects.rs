@@ -311,3 +311,41 @@ fn objects_put_at_run_time_survive_a_hot_upgrade() {
     assert_eq!(ok(get(&new, "/v1/monitors/m2"))["origin"], "runtime");
     new.terminate();
 }
+
+#[test]
+fn a_peers_object_that_does_not_fit_this_replicas_file_is_refused_with_a_log_line() {
+    let redis = Redis::start();
+    let (a, b, c) = (
+        Upstream::healthy("a"),
+        Upstream::healthy("b"),
+        Upstream::healthy("c"),
+    );
+    let dir = tempfile::TempDir::new().unwrap();
+    let key = cluster_key_file(dir.path(), "cluster.key", CLUSTER_KEY);
+    let mut first = file(&a, None).cluster(&redis.url(), "differ", &key).start();
+    // This replica's file has no pool `p`, which the load balancer falls back to.
+    let mut second = tether()
+        .listener(free_port())
+        .admin(free_port())
+        .load_balancer("*", lb(["other"]))
+        .pool("other", pool([&b]))
+        .cluster(&redis.url(), "differ", &key)
+        .start();
+    for p in [&first, &second] {
+        support::api::wait_for_link(p, true, 0, WAIT);
+    }
+    put_objects(&first, &c);
+    assert!(
+        second.wait_for_log("cluster: an object from replica", WAIT),
+        "{}",
+        second.logs()
+    );
+    let line = second.log_lines("was refused here").join("\n");
+    assert!(line.contains("fallback_pool"), "names the key: {line}");
+    // What fits is taken (the monitor and the pool); the load balancer is not.
+    assert!(wait_until(WAIT, || get(&second, "/v1/pools/q").0 == 200));
+    assert_eq!(served_by(&second, HOST), "b", "its own catch-all");
+    assert_eq!(served_by(&first, HOST), "c");
+    first.terminate();
+    second.terminate();
+}
