@@ -518,7 +518,7 @@ mod tests {
             target(&put(ObjectKind::LoadBalancer, "a.example")),
             "a delete replaces the put in the hash"
         );
-        let mut batch = vec![
+        let mut batch = [
             disable("a"),
             delete(ObjectKind::Monitor, "m"),
             put(ObjectKind::LoadBalancer, "x"),
