@@ -22,6 +22,7 @@ mod cluster;
 pub mod exposition;
 mod load_balancers;
 mod metrics;
+mod objects;
 mod pools;
 mod response;
 mod router;

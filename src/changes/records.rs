@@ -14,9 +14,103 @@ use serde_json::Value as Json;
 
 use crate::config::{load_balancer_to_value, Config, ATTRIBUTES};
 
-/// The state file's format version. Version 1 (whole load balancers) is
-/// still read: see [`Records::from_v1`].
-pub const VERSION: u32 = 2;
+/// The state file's format version. Version 3 added `objects` (monitors,
+/// pools and load balancers put at run time); a file without objects is
+/// written as version 2 (what it is), and version 2 reads as version 3
+/// without objects. Version 1 (whole load balancers) is still read: see
+/// [`Records::from_v1`].
+pub const VERSION: u32 = 3;
+
+/// The kinds of object that can be put and deleted at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    Monitor,
+    Pool,
+    LoadBalancer,
+}
+
+impl ObjectKind {
+    /// In the order an object may refer to the ones before it.
+    pub const ALL: [ObjectKind; 3] = [
+        ObjectKind::Monitor,
+        ObjectKind::Pool,
+        ObjectKind::LoadBalancer,
+    ];
+
+    /// Its section of `tether:` (`monitors`, `pools`, `load_balancers`).
+    pub fn section(self) -> &'static str {
+        match self {
+            ObjectKind::Monitor => "monitors",
+            ObjectKind::Pool => "pools",
+            ObjectKind::LoadBalancer => "load_balancers",
+        }
+    }
+
+    /// As a sentence names it (`load balancer`).
+    pub fn noun(self) -> &'static str {
+        match self {
+            ObjectKind::Monitor => "monitor",
+            ObjectKind::Pool => "pool",
+            ObjectKind::LoadBalancer => "load balancer",
+        }
+    }
+
+    /// As JSON and IDs spell it (`load_balancer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Monitor => "monitor",
+            ObjectKind::Pool => "pool",
+            ObjectKind::LoadBalancer => "load_balancer",
+        }
+    }
+
+    /// A name as the configuration keys it: a load balancer's (a host) lower-cased.
+    pub fn normalise(self, name: &str) -> String {
+        match self {
+            ObjectKind::LoadBalancer => name.to_ascii_lowercase(),
+            _ => name.to_string(),
+        }
+    }
+}
+
+/// What the state file keeps of one object put at run time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectRecord {
+    /// A run-time object: its whole entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Json>,
+    /// A file object: its top-level keys put with a value other than the
+    /// file's (`null`: absent), each with the file's value when put.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldRecord<Json>>,
+    pub created_on_unix_ms: u64,
+    pub modified_on_unix_ms: u64,
+}
+
+/// Every object record: kind → name → record.
+pub type ObjectRecords = BTreeMap<ObjectKind, BTreeMap<String, ObjectRecord>>;
+
+impl ObjectRecord {
+    /// The entry this record makes over the file's entry `file` (`None`:
+    /// the file has none).
+    pub fn value_over(&self, file: Option<&Json>) -> Option<Json> {
+        if let Some(value) = &self.value {
+            return Some(value.clone());
+        }
+        let mut value = file?.clone();
+        let map = value.as_object_mut()?;
+        for (key, record) in &self.fields {
+            if record.value.is_null() {
+                map.remove(key);
+            } else {
+                map.insert(key.clone(), record.value.clone());
+            }
+        }
+        Some(value)
+    }
+}
 
 /// A field changed at run time: what it was set to, and what the
 /// configuration file said when it was set.
@@ -61,6 +155,11 @@ pub struct Records {
     /// in the file's canonical form.
     #[serde(default)]
     pub load_balancers: BTreeMap<String, BTreeMap<String, FieldRecord<Json>>>,
+    /// Objects put at run time ([`super::objects`]): kind → name → record.
+    /// Rebased on the file by [`super::objects::rebase`], before the fields
+    /// above are rebased on the configuration the objects make.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: ObjectRecords,
 }
 
 impl Default for Records {
@@ -69,6 +168,7 @@ impl Default for Records {
             version: VERSION,
             endpoints: BTreeMap::new(),
             load_balancers: BTreeMap::new(),
+            objects: BTreeMap::new(),
         }
     }
 }
@@ -124,9 +224,34 @@ pub fn changed_fields<'a>(
         .collect()
 }
 
+/// What the log lines of a rebase name as the change it follows.
+pub struct Rebase {
+    /// Who changed a field (`the configuration file`).
+    pub changed: &'static str,
+    /// Who wins (`the file wins`).
+    pub wins: &'static str,
+    /// Where the target is no longer (`the configuration file`).
+    pub gone: &'static str,
+}
+
+impl Rebase {
+    /// A rebase on an edited configuration file (start, reload).
+    pub const FILE: Rebase = Rebase {
+        changed: "the configuration file",
+        wins: "the file wins",
+        gone: "the configuration file",
+    };
+    /// A rebase after an object was put or deleted at run time.
+    pub const OBJECT: Rebase = Rebase {
+        changed: "the object put",
+        wins: "the object's value is in force",
+        gone: "the configuration",
+    };
+}
+
 impl Records {
     pub fn is_empty(&self) -> bool {
-        self.endpoints.is_empty() && self.load_balancers.is_empty()
+        self.endpoints.is_empty() && self.load_balancers.is_empty() && self.objects.is_empty()
     }
 
     pub fn endpoint(&self, pool: &str, endpoint: &str) -> Option<&EndpointRecord> {
@@ -196,9 +321,25 @@ impl Records {
     /// a record of a field whose file value has changed since the record was
     /// made is dropped (the file's edit wins), and so is a record of
     /// something the file no longer has. Returns the kept records and one
-    /// line per dropped record, for the log.
+    /// line per dropped record, for the log. The object records are kept as
+    /// they are: `config` is the configuration they make.
     pub fn rebase(&self, config: &Config) -> (Records, Vec<String>) {
-        let mut kept = Records::default();
+        self.rebase_after(config, &Rebase::FILE)
+    }
+
+    /// As [`rebase`](Self::rebase), the log lines naming `after` as what
+    /// changed the configuration (a file edit, or an object put or deleted
+    /// at run time).
+    pub fn rebase_after(&self, config: &Config, after: &Rebase) -> (Records, Vec<String>) {
+        let Rebase {
+            changed,
+            wins,
+            gone,
+        } = after;
+        let mut kept = Records {
+            objects: self.objects.clone(),
+            ..Records::default()
+        };
         let mut dropped = Vec::new();
         for (pool, endpoints) in &self.endpoints {
             for (name, record) in endpoints {
@@ -208,7 +349,7 @@ impl Records {
                     .and_then(|p| p.endpoints.iter().find(|e| &e.name == name))
                 else {
                     dropped.push(format!(
-                        "pool {pool} endpoint {name} is no longer in the configuration file; its run-time changes are dropped"
+                        "pool {pool} endpoint {name} is no longer in {gone}; its run-time changes are dropped"
                     ));
                     continue;
                 };
@@ -218,7 +359,7 @@ impl Records {
                         r.enabled = Some(enabled.clone());
                     }
                     Some(enabled) => dropped.push(format!(
-                        "pool {pool} endpoint {name}: enabled: the configuration file changed it from {} to {} since it was set to {} at run time; the file wins",
+                        "pool {pool} endpoint {name}: enabled: {changed} changed it from {} to {} since it was set to {} at run time; {wins}",
                         enabled.file, file.enabled, enabled.value
                     )),
                     None => {}
@@ -233,7 +374,7 @@ impl Records {
                         r.weight = Some(weight.clone());
                     } else {
                         dropped.push(format!(
-                            "pool {pool} endpoint {name}: weight: the configuration file changed it from {} to {} since it was set to {} at run time; the file wins",
+                            "pool {pool} endpoint {name}: weight: {changed} changed it from {} to {} since it was set to {} at run time; {wins}",
                             weight.file, file.weight, weight.value
                         ));
                     }
@@ -249,7 +390,7 @@ impl Records {
         for (lb, fields) in &self.load_balancers {
             let Some(file_lb) = config.load_balancers.get(lb) else {
                 dropped.push(format!(
-                    "load balancer {lb} is no longer in the configuration file; its run-time changes are dropped"
+                    "load balancer {lb} is no longer in {gone}; its run-time changes are dropped"
                 ));
                 continue;
             };
@@ -260,7 +401,7 @@ impl Records {
                     kept.set_lb_field(lb, path, record.value.clone(), record.file.clone());
                 } else {
                     dropped.push(format!(
-                        "load balancer {lb}: {path}: the configuration file changed it from {} to {} since it was set to {} at run time; the file wins",
+                        "load balancer {lb}: {path}: {changed} changed it from {} to {} since it was set to {} at run time; {wins}",
                         record.file, now_in_file, record.value
                     ));
                 }

@@ -215,6 +215,32 @@ pub fn target(change: &Change) -> String {
         | Change::SetSessionPersistence { load_balancer, .. } => {
             format!("load_balancer:{load_balancer}")
         }
+        // A delete replaces the put: the last of an object's is in force.
+        Change::PutObject { kind, name, .. } | Change::DeleteObject { kind, name } => {
+            format!("object:{}/{}", kind.as_str(), kind.normalise(name))
+        }
+    }
+}
+
+/// Where a stored change goes when the whole `changes` hash is applied
+/// (a resync; the hash has no order): objects first, those referred to
+/// before those referring (monitors, pools, load balancers), deletes the
+/// other way round, then the changes of fields, which may be of those
+/// objects. Sort by it (stably).
+pub fn apply_order(change: &Change) -> u8 {
+    use crate::changes::ObjectKind::{LoadBalancer, Monitor, Pool};
+    match change {
+        Change::PutObject { kind: Monitor, .. } => 0,
+        Change::PutObject { kind: Pool, .. } => 1,
+        Change::PutObject {
+            kind: LoadBalancer, ..
+        } => 2,
+        Change::DeleteObject {
+            kind: LoadBalancer, ..
+        } => 3,
+        Change::DeleteObject { kind: Pool, .. } => 4,
+        Change::DeleteObject { kind: Monitor, .. } => 5,
+        _ => 6,
     }
 }
 
@@ -469,6 +495,56 @@ mod tests {
         assert_eq!(k.pin_key_of("tether:other:pin:00000000000000ab"), None);
         assert_eq!(k.pin_key_of("tether:shop:pin:zz"), None);
         assert_eq!(k.pin_pattern(), "tether:shop:pin:*");
+    }
+
+    #[test]
+    fn objects_have_one_target_for_put_and_delete_and_apply_in_reference_order() {
+        use crate::changes::ObjectKind;
+        let put = |kind, name: &str| Change::PutObject {
+            kind,
+            name: name.into(),
+            value: serde_json::json!({}),
+        };
+        let delete = |kind, name: &str| Change::DeleteObject {
+            kind,
+            name: name.into(),
+        };
+        assert_eq!(
+            target(&put(ObjectKind::LoadBalancer, "A.Example")),
+            "object:load_balancer/a.example"
+        );
+        assert_eq!(
+            target(&delete(ObjectKind::LoadBalancer, "a.example")),
+            target(&put(ObjectKind::LoadBalancer, "a.example")),
+            "a delete replaces the put in the hash"
+        );
+        let mut batch = [
+            disable("a"),
+            delete(ObjectKind::Monitor, "m"),
+            put(ObjectKind::LoadBalancer, "x"),
+            delete(ObjectKind::LoadBalancer, "y"),
+            put(ObjectKind::Pool, "q"),
+            put(ObjectKind::Monitor, "m2"),
+            delete(ObjectKind::Pool, "r"),
+        ];
+        batch.sort_by_key(apply_order);
+        let order: Vec<String> = batch
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap())
+            .map(|v| format!("{} {}", v["change"], v["kind"]))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                r#""put_object" "monitor""#,
+                r#""put_object" "pool""#,
+                r#""put_object" "load_balancer""#,
+                r#""delete_object" "load_balancer""#,
+                r#""delete_object" "pool""#,
+                r#""delete_object" "monitor""#,
+                r#""set_endpoint_enabled" null"#,
+            ]
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod load;
 mod load_balancer;
 pub mod model;
 mod monitor;
+pub mod objects;
 pub mod pem;
 mod pool;
 pub mod read;
