@@ -35,7 +35,14 @@ use tether::state::State;
 
 fn main() {
     tether::logging::init();
-    let mut opt = <tether::cli::Args as clap::Parser>::parse().into_opt();
+    let args = <tether::cli::Args as clap::Parser>::parse();
+    if let Some(command) = &args.command {
+        exit(tether::cloudflare::command::run(
+            command,
+            args.conf.as_deref(),
+        ));
+    }
+    let mut opt = args.into_opt();
 
     let Some(path) = opt.conf.take() else {
         eprintln!("tether: a configuration file is needed: tether -c FILE (conf/tether.yaml is the reference)");

@@ -14,7 +14,7 @@ use super::admission::{Admission, Head};
 use super::auth::Auth;
 use super::call::Call;
 use super::response::{allow, too_large_response, AdminResponse, Answer, ApiError, MAX_BODY, TEXT};
-use super::{cluster, load_balancers, metrics, pools, session_persistence, status};
+use super::{cloudflare, cluster, load_balancers, metrics, pools, session_persistence, status};
 use crate::changes::Changes;
 use crate::clock::Now;
 
@@ -155,6 +155,10 @@ impl Router {
             &self.changes,
             self.cluster.as_deref(),
         );
+        // Cloudflare's v4 Load Balancing API, in its own envelope.
+        if let ["client", "v4", rest @ ..] = segs.as_slice() {
+            return cloudflare::handle(&call, &self.changes, rest);
+        }
         let answer = if segments.is_none() {
             Err(ApiError::new(404, format!("no route for {}", req.path)))
         } else {

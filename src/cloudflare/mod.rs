@@ -14,6 +14,7 @@
 //! from an object's kind and name, so the same file gives the same IDs on
 //! every start and every replica.
 
+pub mod command;
 pub mod export;
 pub mod import;
 pub mod types;

@@ -1,0 +1,590 @@
+//! Cloudflare's v4 Load Balancing API under `/client/v4` (docs/cloudflare-api.md):
+//! monitors and pools under `/accounts/{account_id}/load_balancers/`, load
+//! balancers under `/zones/{zone_id}/load_balancers`, in Cloudflare's
+//! envelope `{success, errors: [{code, message}], messages, result,
+//! result_info}`. `account_id` and `zone_id` are any identifier: one Tether
+//! is one account and one zone. Objects are converted by
+//! [`crate::cloudflare`]; changes go to the owner of changes as typed
+//! [`Change`]s.
+
+use serde_json::{json, Map, Value as Json};
+
+use super::call::Call;
+use super::response::{json_object, AdminResponse};
+use crate::changes::patch::{AttributesPatch, LbPatch, Seconds};
+use crate::changes::{Change, Changes};
+use crate::cloudflare::{export, import, object_id, types, Kind, Notes};
+use crate::config;
+use crate::state::State;
+
+/// A refusal in Cloudflare's shape: the HTTP status, one message per
+/// problem (each `code` is the HTTP status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CfError {
+    pub status: u16,
+    pub messages: Vec<String>,
+}
+
+impl CfError {
+    fn new(status: u16, message: impl Into<String>) -> Self {
+        CfError {
+            status,
+            messages: vec![message.into()],
+        }
+    }
+}
+
+impl From<super::response::ApiError> for CfError {
+    fn from(e: super::response::ApiError) -> Self {
+        CfError {
+            status: e.status,
+            messages: e.messages,
+        }
+    }
+}
+
+impl From<crate::changes::ChangeError> for CfError {
+    fn from(e: crate::changes::ChangeError) -> Self {
+        super::response::ApiError::from(e).into()
+    }
+}
+
+/// A `result` and, for lists, its `result_info`.
+type Reply = Result<(Json, Option<Json>), CfError>;
+
+/// The answer in Cloudflare's envelope.
+pub fn envelope(status: u16, reply: Reply, messages: &[String]) -> AdminResponse {
+    match reply {
+        Ok((result, info)) => {
+            let mut body = json!({
+                "success": true,
+                "errors": [],
+                "messages": messages.iter().map(|m| json!({"code": 0, "message": m})).collect::<Vec<_>>(),
+                "result": result,
+            });
+            if let Some(info) = info {
+                body["result_info"] = info;
+            }
+            AdminResponse::json(status, &body)
+        }
+        Err(e) => AdminResponse::json(
+            e.status,
+            &json!({
+                "success": false,
+                "errors": e.messages.iter().map(|m| json!({"code": e.status, "message": m})).collect::<Vec<_>>(),
+                "messages": [],
+                "result": null,
+            }),
+        ),
+    }
+}
+
+fn list_info(n: usize) -> Json {
+    json!({"page": 1, "per_page": n.max(1), "count": n, "total_count": n, "total_pages": 1})
+}
+
+/// `/client/v4/...`: `segs` are the segments after `client/v4`.
+pub fn handle(call: &Call<'_>, changes: &Changes, segs: &[&str]) -> AdminResponse {
+    let mut messages = Vec::new();
+    let reply = route(&Api { call, changes }, segs, &mut messages);
+    envelope(200, reply, &messages)
+}
+
+/// A call and the owner of changes (for the state after a change).
+struct Api<'a> {
+    call: &'a Call<'a>,
+    changes: &'a Changes,
+}
+
+impl<'a> std::ops::Deref for Api<'a> {
+    type Target = Call<'a>;
+    fn deref(&self) -> &Call<'a> {
+        self.call
+    }
+}
+
+fn allow(call: &Call<'_>, methods: &[&str]) -> Result<(), CfError> {
+    if methods.contains(&call.method) {
+        Ok(())
+    } else {
+        Err(CfError::new(
+            405,
+            format!(
+                "method {} is not allowed here (allowed: {})",
+                call.method,
+                methods.join(", ")
+            ),
+        ))
+    }
+}
+
+fn route(call: &Api<'_>, segs: &[&str], messages: &mut Vec<String>) -> Reply {
+    match segs {
+        ["accounts", _, "load_balancers", "monitors"] => {
+            allow(call, &["GET", "POST"])?;
+            match call.method {
+                "GET" => Ok(list(monitors(call.state()))),
+                _ => create(call, Kind::Monitor, messages),
+            }
+        }
+        ["accounts", _, "load_balancers", "monitors", id] => {
+            allow(call, &["GET", "PUT", "PATCH", "DELETE"])?;
+            one(call, Kind::Monitor, id, messages)
+        }
+        ["accounts", _, "load_balancers", "pools"] => {
+            allow(call, &["GET", "POST"])?;
+            match call.method {
+                "GET" => Ok(list(pools(call.state()))),
+                _ => create(call, Kind::Pool, messages),
+            }
+        }
+        ["accounts", _, "load_balancers", "pools", id] => {
+            allow(call, &["GET", "PUT", "PATCH", "DELETE"])?;
+            one(call, Kind::Pool, id, messages)
+        }
+        ["accounts", _, "load_balancers", "pools", id, "health"] => {
+            allow(call, &["GET"])?;
+            health(call.state(), id)
+        }
+        ["zones", _, "load_balancers"] => {
+            allow(call, &["GET", "POST"])?;
+            match call.method {
+                "GET" => Ok(list(load_balancers(call.state()))),
+                _ => create(call, Kind::LoadBalancer, messages),
+            }
+        }
+        ["zones", _, "load_balancers", id] => {
+            allow(call, &["GET", "PUT", "PATCH", "DELETE"])?;
+            one(call, Kind::LoadBalancer, id, messages)
+        }
+        _ => Err(CfError::new(
+            404,
+            format!("no route for /client/v4/{}", segs.join("/")),
+        )),
+    }
+}
+
+fn list(items: Vec<Json>) -> (Json, Option<Json>) {
+    let n = items.len();
+    (Json::Array(items), Some(list_info(n)))
+}
+
+/// The ID of `kind`'s object `name`.
+fn id_of(kind: Kind, name: &str) -> String {
+    object_id(kind, name)
+}
+
+fn to_json(v: &impl serde::Serialize) -> Json {
+    serde_json::to_value(v).unwrap_or(Json::Null)
+}
+
+/// Every monitor the pools may name, as Cloudflare's.
+fn monitors(state: &State) -> Vec<Json> {
+    state
+        .monitors
+        .values()
+        .map(|m| to_json(&export::monitor(m, &id_of)))
+        .collect()
+}
+
+/// A pool's configuration with its endpoints' live `enabled` and `weight`
+/// and its own live `enabled`.
+fn live_pool(state: &State, index: usize) -> config::Pool {
+    let p = &state.pools[index];
+    let mut conf = p.conf.clone();
+    conf.enabled = p.enabled();
+    for (e, live) in conf.endpoints.iter_mut().zip(&p.endpoints) {
+        e.enabled = live.enabled();
+        e.weight = live.weight();
+    }
+    conf
+}
+
+fn pools(state: &State) -> Vec<Json> {
+    let mut all: Vec<config::Pool> = (0..state.pools.len())
+        .map(|i| live_pool(state, i))
+        .collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all.iter()
+        .map(|p| to_json(&export::pool(p, &id_of)))
+        .collect()
+}
+
+fn load_balancers(state: &State) -> Vec<Json> {
+    let table = state.load_balancers();
+    let mut all: Vec<&config::LoadBalancer> = table.all().map(|lb| &lb.conf).collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all.iter()
+        .map(|lb| to_json(&export::load_balancer(lb, &id_of)))
+        .collect()
+}
+
+/// The name of `kind`'s object with ID `id`, if there is one.
+fn name_of(state: &State, kind: Kind, id: &str) -> Option<String> {
+    let id = id.to_ascii_lowercase();
+    match kind {
+        Kind::Monitor => state
+            .monitors
+            .keys()
+            .find(|n| id_of(kind, n) == id)
+            .cloned(),
+        Kind::Pool => state
+            .pools
+            .iter()
+            .map(|p| p.name())
+            .find(|n| id_of(kind, n) == id)
+            .map(str::to_string),
+        Kind::LoadBalancer => state
+            .load_balancers()
+            .all()
+            .map(|lb| lb.conf.name.clone())
+            .find(|n| id_of(kind, n) == id),
+    }
+}
+
+fn not_found(kind: Kind, id: &str) -> CfError {
+    CfError::new(404, format!("no {} has ID {id:?}", kind.name()))
+}
+
+/// The object's current Cloudflare form.
+fn current(state: &State, kind: Kind, name: &str) -> Option<Json> {
+    match kind {
+        Kind::Monitor => state
+            .monitors
+            .get(name)
+            .map(|m| to_json(&export::monitor(m, &id_of))),
+        Kind::Pool => state
+            .pool_index(name)
+            .map(|i| to_json(&export::pool(&live_pool(state, i), &id_of))),
+        Kind::LoadBalancer => state
+            .load_balancers()
+            .named(name)
+            .map(|lb| to_json(&export::load_balancer(&lb.conf, &id_of))),
+    }
+}
+
+fn one(call: &Api<'_>, kind: Kind, id: &str, messages: &mut Vec<String>) -> Reply {
+    let state = call.state();
+    let name = name_of(state, kind, id).ok_or_else(|| not_found(kind, id))?;
+    let before = current(state, kind, &name).ok_or_else(|| not_found(kind, id))?;
+    match call.method {
+        "GET" => Ok((before, None)),
+        "DELETE" => delete(call, kind, &name),
+        method => {
+            let body = json_object(call.body)?;
+            let merged = match method {
+                // PATCH: the fields given replace the object's own.
+                "PATCH" => {
+                    let mut m = before.as_object().cloned().unwrap_or_default();
+                    m.extend(body);
+                    m
+                }
+                // PUT: the object as given.
+                _ => body,
+            };
+            replace(call, kind, &name, merged, messages)?;
+            let after = current(&call.changes.state(), kind, &name).unwrap_or(Json::Null);
+            Ok((after, None))
+        }
+    }
+}
+
+/// Reads a Cloudflare object (a body, or an object merged with a `PATCH`)
+/// into the configuration's; the API's `400` for a value Tether cannot
+/// honour, naming its field. `name_hint`: the name the object keeps.
+fn read(
+    state: &State,
+    kind: Kind,
+    body: Map<String, Json>,
+    name_hint: Option<&str>,
+    notes: &mut Notes,
+) -> Result<Object, CfError> {
+    let names = |k: Kind, id: &str| name_of(state, k, id);
+    let bad = |e: serde_json::Error| CfError::new(400, format!("invalid {}: {e}", kind.name()));
+    let object = match kind {
+        Kind::Monitor => {
+            let m: types::Monitor = serde_json::from_value(Json::Object(body)).map_err(bad)?;
+            let name = name_hint.map_or_else(|| import::monitor_name(&m), str::to_string);
+            Object::Monitor(import::monitor(&m, &name, "monitor", notes))
+        }
+        Kind::Pool => {
+            let p: types::Pool = serde_json::from_value(Json::Object(body)).map_err(bad)?;
+            match import::pool(&p, "pool", &names, notes) {
+                Some(p) => Object::Pool(p),
+                None => {
+                    return Err(CfError {
+                        status: 400,
+                        messages: notes.refused.clone(),
+                    })
+                }
+            }
+        }
+        Kind::LoadBalancer => {
+            let lb: types::LoadBalancer =
+                serde_json::from_value(Json::Object(body)).map_err(bad)?;
+            match import::load_balancer(&lb, "load_balancer", &names, notes) {
+                Some(lb) => Object::LoadBalancer(lb),
+                None => {
+                    return Err(CfError {
+                        status: 400,
+                        messages: notes.refused.clone(),
+                    })
+                }
+            }
+        }
+    };
+    if !notes.refused.is_empty() {
+        return Err(CfError {
+            status: 400,
+            messages: notes.refused.clone(),
+        });
+    }
+    Ok(object)
+}
+
+/// A configuration object read from Cloudflare's.
+#[derive(Debug, Clone, PartialEq)]
+enum Object {
+    Monitor(config::Monitor),
+    Pool(config::Pool),
+    LoadBalancer(config::LoadBalancer),
+}
+
+/// `PUT` / `PATCH`: the object becomes `body`.
+fn replace(
+    call: &Api<'_>,
+    kind: Kind,
+    name: &str,
+    body: Map<String, Json>,
+    messages: &mut Vec<String>,
+) -> Result<(), CfError> {
+    let state = call.state();
+    let mut notes = Notes::default();
+    let object = read(state, kind, body, Some(name), &mut notes)?;
+    messages.extend(
+        notes
+            .dropped
+            .iter()
+            .map(|d| format!("accepted, not honoured: {d}")),
+    );
+    let batch = match &object {
+        Object::Pool(p) => {
+            if p.name != name {
+                return Err(CfError::new(
+                    400,
+                    format!("pool.name: a pool cannot be renamed (it is {name:?})"),
+                ));
+            }
+            let i = state
+                .pool_index(name)
+                .ok_or_else(|| CfError::new(404, format!("no pool {name:?}")))?;
+            pool_changes(&live_pool(state, i), p)?
+        }
+        Object::LoadBalancer(lb) => {
+            if lb.name != name {
+                return Err(CfError::new(
+                    400,
+                    format!(
+                        "load_balancer.name: a load balancer cannot be renamed (it is {name:?})"
+                    ),
+                ));
+            }
+            let table = state.load_balancers();
+            let old = table
+                .named(name)
+                .ok_or_else(|| CfError::new(404, format!("no load balancer {name:?}")))?;
+            lb_changes(&old.conf, lb)?
+        }
+        Object::Monitor(m) => {
+            if state.monitors.get(name) == Some(m) {
+                Vec::new()
+            } else {
+                return Err(CfError::new(
+                    409,
+                    format!(
+                        "monitor {name:?}: changing a monitor at run time is not supported yet"
+                    ),
+                ));
+            }
+        }
+    };
+    if !batch.is_empty() {
+        call.apply(&batch)?;
+    }
+    Ok(())
+}
+
+/// The run-time changes that turn pool `old` into `new`: endpoints'
+/// `enabled` and `weight`. Any other difference is refused, naming it.
+fn pool_changes(old: &config::Pool, new: &config::Pool) -> Result<Vec<Change>, CfError> {
+    let mut batch = Vec::new();
+    let same_endpoints = old.endpoints.len() == new.endpoints.len()
+        && old
+            .endpoints
+            .iter()
+            .zip(&new.endpoints)
+            .all(|(a, b)| a.name == b.name && a.address == b.address && a.host == b.host);
+    if !same_endpoints {
+        return Err(CfError::new(
+            409,
+            format!(
+                "pool {:?}: origins can only change their enabled and weight at run time",
+                old.name
+            ),
+        ));
+    }
+    for (a, b) in old.endpoints.iter().zip(&new.endpoints) {
+        if a.weight != b.weight {
+            if !(0.0..=1.0).contains(&b.weight) {
+                return Err(CfError::new(
+                    400,
+                    format!(
+                        "pool.origins.{}.weight: must be between 0 and 1, got {}",
+                        b.name, b.weight
+                    ),
+                ));
+            }
+            batch.push(Change::SetEndpointWeight {
+                pool: old.name.clone(),
+                endpoint: b.name.clone(),
+                weight: b.weight,
+            });
+        }
+        if a.enabled != b.enabled {
+            batch.push(Change::SetEndpointEnabled {
+                pool: old.name.clone(),
+                endpoint: b.name.clone(),
+                enabled: b.enabled,
+                drain_started_unix_ms: None,
+            });
+        }
+    }
+    let mut rest = new.clone();
+    rest.endpoints = old.endpoints.clone();
+    rest.tls = old.tls.clone();
+    rest.outlier_detection = old.outlier_detection;
+    rest.slow_start = old.slow_start;
+    rest.read_timeout = old.read_timeout;
+    if rest != *old {
+        return Err(CfError::new(
+            409,
+            format!(
+                "pool {:?}: only its origins' enabled and weight can change at run time",
+                old.name
+            ),
+        ));
+    }
+    Ok(batch)
+}
+
+/// The run-time patch that turns load balancer `old` into `new`.
+fn lb_changes(
+    old: &config::LoadBalancer,
+    new: &config::LoadBalancer,
+) -> Result<Vec<Change>, CfError> {
+    let mut patch = LbPatch::default();
+    if old.enabled != new.enabled {
+        patch.enabled = Some(new.enabled);
+    }
+    if old.default_pools != new.default_pools {
+        patch.default_pools = Some(new.default_pools.clone());
+    }
+    if old.fallback_pool != new.fallback_pool {
+        patch.fallback_pool = Some(new.fallback_pool.clone());
+    }
+    if old.steering_policy != new.steering_policy {
+        patch.steering_policy = Some(new.steering_policy);
+    }
+    if old.session_affinity != new.session_affinity {
+        patch.session_affinity = Some(new.session_affinity);
+    }
+    if old.session_affinity_ttl != new.session_affinity_ttl && !new.session_affinity_ttl.is_zero() {
+        patch.session_affinity_ttl = Some(Seconds::new(new.session_affinity_ttl.as_secs()));
+    }
+    let (a, b) = (
+        &old.session_affinity_attributes,
+        &new.session_affinity_attributes,
+    );
+    let attrs = AttributesPatch {
+        samesite: (a.samesite != b.samesite).then_some(b.samesite),
+        secure: (a.secure != b.secure).then_some(b.secure),
+        drain_duration: (a.drain_duration != b.drain_duration)
+            .then(|| Seconds::new(b.drain_duration.as_secs())),
+        zero_downtime_failover: (a.zero_downtime_failover != b.zero_downtime_failover)
+            .then_some(b.zero_downtime_failover),
+        headers: (a.headers != b.headers).then(|| b.headers.clone()),
+        require_all_headers: (a.require_all_headers != b.require_all_headers)
+            .then_some(b.require_all_headers),
+    };
+    patch.session_affinity_attributes = attrs;
+    let mut rest = new.clone();
+    rest.enabled = old.enabled;
+    rest.default_pools = old.default_pools.clone();
+    rest.fallback_pool = old.fallback_pool.clone();
+    rest.steering_policy = old.steering_policy;
+    rest.session_affinity = old.session_affinity;
+    rest.session_affinity_ttl = old.session_affinity_ttl;
+    rest.session_affinity_attributes = old.session_affinity_attributes.clone();
+    rest.always_use_https = old.always_use_https;
+    if rest != *old {
+        return Err(CfError::new(409, format!("load balancer {:?}: only enabled, default_pools, fallback_pool, steering_policy and session affinity can change at run time", old.name)));
+    }
+    if patch == LbPatch::default() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Change::PatchLoadBalancer {
+        load_balancer: old.name.clone(),
+        fields: patch,
+    }])
+}
+
+fn create(call: &Api<'_>, kind: Kind, messages: &mut Vec<String>) -> Reply {
+    let body = json_object(call.body)?;
+    let mut notes = Notes::default();
+    let _object = read(call.state(), kind, body, None, &mut notes)?;
+    messages.extend(
+        notes
+            .dropped
+            .iter()
+            .map(|d| format!("accepted, not honoured: {d}")),
+    );
+    Err(CfError::new(
+        501,
+        format!(
+            "creating a {} at run time is not supported yet",
+            kind.name()
+        ),
+    ))
+}
+
+fn delete(_call: &Api<'_>, kind: Kind, name: &str) -> Reply {
+    Err(CfError::new(409, format!("{} {name:?} is defined by the configuration file; deleting it at run time is not supported yet", kind.name())))
+}
+
+/// `GET .../pools/{pool_id}/health`: the pool's health as seen from this
+/// Tether (one "point of presence"), each origin's last check.
+fn health(state: &State, id: &str) -> Reply {
+    let name = name_of(state, Kind::Pool, id).ok_or_else(|| not_found(Kind::Pool, id))?;
+    let index = state
+        .pool_index(&name)
+        .ok_or_else(|| not_found(Kind::Pool, id))?;
+    let p = &state.pools[index];
+    let healthy = crate::route::select::Selector(state).pool_is_healthy(index);
+    let origins: Vec<Json> = p
+        .endpoints
+        .iter()
+        .map(|e| {
+            let check = e.last_check();
+            json!({"ip": {
+                "healthy": e.healthy(),
+                "failure_reason": check.as_ref().and_then(|c| c.failure.clone()).unwrap_or_default(),
+                "rtt": e.rtt().map(|d| format!("{}ms", d.as_millis())).unwrap_or_default(),
+                "response_code": Json::Null,
+            }})
+        })
+        .collect();
+    Ok((
+        json!({"pool_id": id_of(Kind::Pool, &name), "pop_health": {"healthy": healthy, "origins": origins}}),
+        None,
+    ))
+}

@@ -1,0 +1,99 @@
+//! `tether export --cloudflare` and `tether import --cloudflare FILE`: the
+//! files read, the pure conversions ([`super::export`], [`super::import`])
+//! run, the answer printed. Exit codes: 0 done, 1 the input is wrong, 2 a
+//! usage error.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use super::{export, import, object_id, types};
+use crate::cli::Command;
+use crate::config;
+
+/// Runs `command`; returns the process's exit code.
+pub fn run(command: &Command, conf: Option<&str>) -> i32 {
+    match command {
+        Command::Export { .. } => {
+            let Some(path) = conf else {
+                eprintln!("tether export: the configuration file is needed: tether export --cloudflare -c FILE");
+                return 2;
+            };
+            match export_file(Path::new(path)) {
+                Ok(json) => {
+                    // A closed pipe (`| head`) is not an error of ours.
+                    let _ = writeln!(std::io::stdout(), "{json}");
+                    0
+                }
+                Err(lines) => {
+                    for l in lines {
+                        eprintln!("{l}");
+                    }
+                    1
+                }
+            }
+        }
+        Command::Import { file, .. } => {
+            let text = if file == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).map(|_| s)
+            } else {
+                std::fs::read_to_string(file)
+            };
+            let text = match text {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("tether import: {file}: {e}");
+                    return 1;
+                }
+            };
+            match import_text(&text) {
+                Ok((yaml, notes)) => {
+                    let _ = write!(std::io::stdout(), "{yaml}");
+                    for l in notes {
+                        eprintln!("{l}");
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("tether import: {file}: {e}");
+                    1
+                }
+            }
+        }
+    }
+}
+
+/// The configuration file's objects as Cloudflare API JSON (pretty).
+pub fn export_file(path: &Path) -> Result<String, Vec<String>> {
+    let loaded = config::load_file(path).map_err(|errors| {
+        let mut lines = vec![format!(
+            "tether export: {}: configuration errors:",
+            path.display()
+        )];
+        lines.extend(errors.0.iter().map(|e| format!("  {e}")));
+        lines
+    })?;
+    let all = export::all(&loaded.tether, &|k, n| object_id(k, n));
+    serde_json::to_string_pretty(&all).map_err(|e| vec![format!("tether export: {e}")])
+}
+
+/// A Cloudflare export's text → the `tether:` YAML and one line per field
+/// not carried over (`dropped: <path>: why`, `not honoured: <path>: why`).
+pub fn import_text(text: &str) -> Result<(String, Vec<String>), String> {
+    let export: types::Export =
+        serde_json::from_str(text).map_err(|e| format!("not a Cloudflare export: {e}"))?;
+    let (imported, notes) = import::all(&export);
+    let yaml = import::to_yaml(&imported).map_err(|e| e.to_string())?;
+    let mut lines: Vec<String> = notes
+        .refused
+        .iter()
+        .map(|n| format!("not carried over (Tether cannot honour it; the default is written): {n}"))
+        .collect();
+    lines.extend(
+        notes
+            .dropped
+            .iter()
+            .map(|n| format!("not carried over: {n}")),
+    );
+    Ok((yaml, lines))
+}
