@@ -41,15 +41,17 @@ impl Kind {
 }
 
 /// A Cloudflare-shaped ID (32 lower-case hex digits) for the object of
-/// `kind` named `name`: the first 16 bytes of SHA-256 over both. Stable:
-/// the same name has the same ID on every start and every replica.
+/// `kind` named `name`: the first 16 bytes of SHA-256 over
+/// `tether:{kind}:{name}` (a load balancer's name lower-cased). Stable: the
+/// same name has the same ID on every start and every replica. The same
+/// rule as the owner of changes' `changes::object_id` (a test holds them
+/// equal), which this floor cannot import.
 pub fn object_id(kind: Kind, name: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"tether:cloudflare:");
-    h.update(kind.name().as_bytes());
-    h.update(b":");
-    h.update(name.as_bytes());
-    let digest = h.finalize();
+    let name = match kind {
+        Kind::LoadBalancer => name.to_ascii_lowercase(),
+        _ => name.to_string(),
+    };
+    let digest = Sha256::digest(format!("tether:{}:{name}", kind.name()));
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -1,0 +1,202 @@
+//! Cloudflare's v4 Load Balancing API (docs/cloudflare-api.md) spoken by the official
+//! `cloudflare` Python SDK (PyPI, pinned; installed by scripts/cloudflare_tools.sh into
+//! target/), pointed at the real `tether` binary with `base_url=http://<admin>/client/v4`
+//! and the admin token. tests/cloudflare/sdk.py creates a monitor, a pool and a load
+//! balancer; this test sends traffic through them; the SDK patches weights and
+//! affinity, reads pool health, sees values Tether cannot honour refused, and deletes
+//! them. Every answer is parsed by the SDK's own types with strict response validation,
+//! and checked to hold no field those types do not declare. The same objects survive a
+//! restart (the state file) and appear on a second replica of a `cluster`.
+// Waits are bounded by real time on purpose (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::redis::Redis;
+use support::*;
+use tempfile::TempDir;
+
+const TOKEN: &str = "cloudflare-sdk-test-token-0123456789";
+const HOST: &str = "sdk.example.com";
+const CLUSTER_KEY: &[u8] = b"cloudflare api test key, 32 byte";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR has a parent")
+        .to_path_buf()
+}
+
+/// The SDK venv's python: scripts/cloudflare_tools.sh once per test binary (at most 10
+/// minutes: the first run installs from PyPI; later runs find the stamp at once).
+fn python() -> &'static PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let dir = TempDir::new().unwrap();
+        let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+        let mut child = Command::new("bash")
+            .arg(repo().join("scripts/cloudflare_tools.sh"))
+            .env("CARGO_TARGET_DIR", target_dir())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .expect("run scripts/cloudflare_tools.sh");
+        let status = wait_exit(&mut child, Duration::from_secs(600));
+        let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+        if status.map(|s| s.success()) != Some(true) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("scripts/cloudflare_tools.sh failed ({status:?}): the SDK test needs python3 with venv and PyPI access:\n{out}\n{err}");
+        }
+        let python = PathBuf::from(out.lines().last().unwrap_or("").trim());
+        assert!(python.is_file(), "no python at {python:?}:\n{out}\n{err}");
+        python
+    })
+}
+
+/// Runs one step of tests/cloudflare/sdk.py against `proxy`: its last stdout line, as
+/// JSON. Panics with the script's output and Tether's log when it fails.
+fn sdk(proxy: &TetherProc, step: &str, args: &[&str]) -> Value {
+    let dir = TempDir::new().unwrap();
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Command::new(python())
+        .arg(repo().join("tests/cloudflare/sdk.py"))
+        .args(["--base-url", &proxy.admin_url("/client/v4")])
+        .args(["--token", TOKEN, step])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("run tests/cloudflare/sdk.py");
+    let status = wait_exit(&mut child, Duration::from_secs(120));
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    if status.map(|s| s.success()) != Some(true) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "sdk.py {step} failed ({status:?}):\n{out}\n{err}\n--- tether:\n{}",
+            proxy.logs()
+        );
+    }
+    serde_json::from_str(out.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("sdk.py {step}: not JSON ({e}):\n{out}\n{err}"))
+}
+
+/// Like [`sdk`], until it succeeds or `timeout` passes (a replica sees the cluster's
+/// changes within moments, not at once).
+fn sdk_eventually(proxy: &TetherProc, step: &str, args: &[&str], timeout: Duration) -> Value {
+    let mut last = None;
+    let reached = wait_until(timeout, || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sdk(proxy, step, args)));
+        let ok = r.is_ok();
+        last = r.ok();
+        ok
+    });
+    assert!(reached, "sdk.py {step} did not pass within {timeout:?}");
+    last.unwrap_or(Value::Null)
+}
+
+/// GET / through `proxy` with `Host: HOST` and the extra headers: (status, the upstream
+/// that answered, whether a `__cflb` cookie was set).
+fn visit(proxy: &TetherProc, extra: &[(&str, &str)]) -> (u16, String, bool) {
+    let mut headers = vec![("host", HOST)];
+    headers.extend_from_slice(extra);
+    let (status, h, _) = get_h(&client(), &proxy.url("/"), &headers);
+    let cookie = h
+        .get_all("set-cookie")
+        .iter()
+        .any(|v| v.to_str().unwrap_or("").starts_with("__cflb="));
+    (status, header(&h, "x-upstream").unwrap_or_default(), cookie)
+}
+
+/// One replica: a file load balancer `file.example.com` over pool `file-pool` (a
+/// configuration needs one), the admin API with the token, a state file in `dir`.
+fn replica(dir: &Path, name: &str, file_up: &Upstream, redis: Option<&Redis>) -> Tether {
+    let token = dir.join("admin.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let conf = tether()
+        .listener(free_port())
+        .admin_with_token(free_port(), &token)
+        .state_file(&dir.join(format!("{name}.state")))
+        .load_balancer("file.example.com", lb(["file-pool"]))
+        .pool("file-pool", pool([file_up]));
+    match redis {
+        Some(r) => conf.cluster(
+            &r.url(),
+            "cfapi",
+            &cluster_key_file(dir, "cluster.key", CLUSTER_KEY),
+        ),
+        None => conf,
+    }
+}
+
+#[test]
+fn the_official_sdk_manages_monitors_pools_and_load_balancers() {
+    let dir = TempDir::new().unwrap();
+    let file_up = Upstream::healthy("file");
+    let origin = Upstream::healthy("origin");
+    let redis = Redis::start();
+    let conf_a = replica(dir.path(), "a", &file_up, Some(&redis));
+    let conf_b = replica(dir.path(), "b", &file_up, Some(&redis));
+    let mut a = conf_a.start();
+    let b = conf_b.start();
+
+    // Nothing answers for the host before the SDK creates its load balancer (the
+    // file's only load balancer is another host's).
+    assert_ne!(visit(&a, &[]).1, "origin");
+
+    let ids = sdk(&a, "create", &[&origin.port().to_string(), HOST]);
+    let ids_text = ids.to_string();
+    let ids_arg = ids_text.as_str();
+    // It serves at once, with cookie affinity as created.
+    let (status, upstream, cookie) = visit(&a, &[]);
+    assert_eq!((status, upstream.as_str(), cookie), (200, "origin", true));
+    let before = origin.requests();
+    for _ in 0..5 {
+        assert_eq!(visit(&a, &[]).0, 200);
+    }
+    assert_eq!(origin.requests() - before, 5);
+
+    // Weights and affinity patched, pool health read; then header affinity: no cookie.
+    sdk(&a, "patch", &[ids_arg]);
+    let (status, upstream, cookie) = visit(&a, &[("x-user", "alice")]);
+    assert_eq!((status, upstream.as_str(), cookie), (200, "origin", false));
+    let shown = sdk(&a, "show", &[ids_arg]);
+    assert_eq!(shown["pool_weight"], 0.5, "{shown}");
+    assert_eq!(shown["session_affinity"], "header", "{shown}");
+    sdk(&a, "refuse", &[ids_arg]);
+
+    // The second replica has them too, and serves the host.
+    let shown_b = sdk_eventually(&b, "show", &[ids_arg], Duration::from_secs(15));
+    assert_eq!(shown_b, shown);
+    assert_eq!(visit(&b, &[("x-user", "bob")]).1, "origin");
+
+    // A restart keeps them (the state file), with the same IDs.
+    a.terminate();
+    let a = conf_a.start();
+    assert_eq!(sdk(&a, "show", &[ids_arg]), shown);
+    assert_eq!(visit(&a, &[("x-user", "carol")]).1, "origin");
+
+    // Deleted through the SDK: gone here and on the other replica.
+    sdk(&a, "delete", &[ids_arg]);
+    assert_ne!(visit(&a, &[]).1, "origin");
+    let gone = wait_until(Duration::from_secs(15), || visit(&b, &[]).1 != "origin");
+    assert!(
+        gone,
+        "the second replica still serves the deleted load balancer"
+    );
+}
