@@ -133,7 +133,8 @@ fn main() {
         warn!("{UNSHARED_KEYS}");
     }
     let live = Live::new(State::new(&tether, keys));
-    let changes = Arc::new(Changes::new(Arc::clone(&live), tether.clone()));
+    let changes =
+        Arc::new(Changes::new(Arc::clone(&live), tether.clone()).with_config_path(&conf_path));
     if let Some(path) = &tether.state_file {
         changes.restore(live.load().clock.now());
         info!("run-time changes are kept in {}", path.display());

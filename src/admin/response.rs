@@ -167,6 +167,10 @@ impl From<ChangeError> for ApiError {
             ChangeError::Invalid(problems) => ApiError::bad_request(problems),
             e @ ChangeError::AlreadyOff { .. } => ApiError::new(422, e.to_string()),
             e @ ChangeError::NotDurable(_) => ApiError::new(500, e.to_string()),
+            e @ (ChangeError::FileDefined { .. } | ChangeError::InUse { .. }) => {
+                ApiError::new(409, e.to_string())
+            }
+            e @ ChangeError::NoSuchObject { .. } => ApiError::new(404, e.to_string()),
         }
     }
 }

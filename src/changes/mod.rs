@@ -7,14 +7,23 @@
 //! is refused and changes nothing. [`State`] knows nothing of this module.
 //!
 //! - [`records`]: what the state file holds (pure).
+//! - [`objects`]: monitors, pools and load balancers put or deleted at run
+//!   time, their IDs, and the configuration they make with the file's (pure).
 //! - [`state_file`]: reading and writing it (I/O).
+//!
+//! The configuration every record is kept against (the *baseline*) is the
+//! file's configuration with the objects put at run time laid over
+//! ([`objects::effective`]); an object change builds the next state from it
+//! with [`successor`], as a reload does.
 
+pub mod objects;
 pub mod patch;
 mod plan;
 pub mod records;
 pub mod state_file;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use log::{info, warn};
@@ -22,9 +31,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::affinity::cookie::CookieKeys;
 use crate::clock::Now;
+use crate::config::objects::entry_value;
 use crate::config::Config;
 use crate::state::live::{successor, Live};
 use crate::state::{NotFound, State};
+pub use objects::{object_id, ObjectKind, ObjectView, Origin};
 pub use patch::LbPatch;
 pub use plan::MAX_DRAIN_START_AHEAD_MS;
 use plan::{given_way, lay_over, Effect, Plan, Planner, Touched};
@@ -65,6 +76,27 @@ pub enum Change {
         load_balancer: String,
         persistence: Persistence,
     },
+    /// Creates or replaces a monitor, pool or load balancer: `value` is its
+    /// entry of `tether:` in the file's form (YAML as JSON; `name` is the
+    /// key, a load balancer's lower-cased). The whole configuration it makes
+    /// is read as the file is; a file object is kept as the keys that differ
+    /// from the file's ([`objects`]). Takes effect at once (a new state, as a
+    /// reload builds); run-time changes of fields it does not change stay.
+    PutObject {
+        kind: ObjectKind,
+        name: String,
+        value: serde_json::Value,
+    },
+    /// Deletes an object created at run time. Refused for an object the file
+    /// defines ([`ChangeError::FileDefined`]) and for one still referenced
+    /// ([`ChangeError::InUse`]).
+    DeleteObject { kind: ObjectKind, name: String },
+}
+
+impl Change {
+    fn is_object(&self) -> bool {
+        matches!(self, Change::PutObject { .. } | Change::DeleteObject { .. })
+    }
 }
 
 /// Rackspace's `persistenceType`, and turning it off.
@@ -91,6 +123,25 @@ pub enum ChangeError {
     },
     /// The state file could not be written.
     NotDurable(String),
+    /// A delete of an object the configuration file defines (HTTP 409):
+    /// `file` is the configuration file's path, when known.
+    FileDefined {
+        kind: ObjectKind,
+        name: String,
+        file: Option<PathBuf>,
+    },
+    /// A delete of an object others still refer to (HTTP 409): the
+    /// reader's messages, each naming the referring key path.
+    InUse {
+        kind: ObjectKind,
+        name: String,
+        problems: Vec<String>,
+    },
+    /// A delete of an object that does not exist (HTTP 404).
+    NoSuchObject {
+        kind: ObjectKind,
+        name: String,
+    },
 }
 
 impl From<NotFound> for ChangeError {
@@ -109,6 +160,31 @@ impl std::fmt::Display for ChangeError {
                 "session persistence is already disabled on load balancer {load_balancer:?}"
             ),
             ChangeError::NotDurable(why) => write!(f, "the change was not applied: {why}"),
+            ChangeError::FileDefined { kind, name, file } => {
+                let file = file
+                    .as_ref()
+                    .map_or("the configuration file".to_string(), |p| {
+                        format!("the configuration file {}", p.display())
+                    });
+                write!(
+                    f,
+                    "{} {name:?} is defined in {file}: it can be changed at run time but not deleted; remove it from the file and reload",
+                    kind.noun()
+                )
+            }
+            ChangeError::InUse {
+                kind,
+                name,
+                problems,
+            } => write!(
+                f,
+                "{} {name:?} is still in use: {}",
+                kind.noun(),
+                problems.join("; ")
+            ),
+            ChangeError::NoSuchObject { kind, name } => {
+                write!(f, "no {} named {name:?}", kind.noun())
+            }
         }
     }
 }
@@ -128,12 +204,18 @@ pub const CLUSTER: &str = "cluster";
 pub struct Changes {
     live: Arc<Live>,
     file: Option<StateFile>,
+    /// The configuration file's path, named when a delete is refused.
+    config_path: Option<PathBuf>,
     inner: parking_lot::Mutex<Inner>,
     publisher: std::sync::OnceLock<Publisher>,
 }
 
 /// What the lock guards.
 struct Inner {
+    /// The configuration file's, as loaded.
+    file: Config,
+    /// `file` with the objects of `records` laid over: what every other
+    /// record is kept against, and what the live state was built from.
     baseline: Config,
     records: Records,
 }
@@ -145,12 +227,116 @@ impl Changes {
         Changes {
             live,
             file,
+            config_path: None,
             inner: parking_lot::Mutex::new(Inner {
+                file: baseline.clone(),
                 baseline,
                 records: Records::default(),
             }),
             publisher: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The configuration file's path, named when a delete of an object it
+    /// defines is refused ([`ChangeError::FileDefined`]) and in
+    /// [`ObjectView::file`].
+    pub fn with_config_path(mut self, path: &Path) -> Self {
+        self.config_path = Some(path.to_path_buf());
+        self
+    }
+
+    /// The configuration file's path, when given.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
+    }
+
+    /// Every object of `kind` in force — the file's and those created at run
+    /// time — sorted by name, each with its ID, origin and value in force.
+    pub fn objects(&self, kind: ObjectKind) -> Vec<ObjectView> {
+        let inner = self.inner.lock();
+        let state = self.live.load();
+        let names: Vec<String> = match kind {
+            ObjectKind::Monitor => inner.baseline.monitors.keys().cloned().collect(),
+            ObjectKind::Pool => inner.baseline.pools.keys().cloned().collect(),
+            ObjectKind::LoadBalancer => inner.baseline.load_balancers.keys().cloned().collect(),
+        };
+        names
+            .iter()
+            .filter_map(|name| self.view(&inner, &state, kind, name))
+            .collect()
+    }
+
+    /// The object of `kind` named `name` (a load balancer's in any case).
+    pub fn object(&self, kind: ObjectKind, name: &str) -> Option<ObjectView> {
+        let inner = self.inner.lock();
+        let state = self.live.load();
+        self.view(&inner, &state, kind, &kind.normalise(name))
+    }
+
+    /// The object of `kind` whose [`object_id`] is `id`.
+    pub fn object_by_id(&self, kind: ObjectKind, id: &str) -> Option<ObjectView> {
+        self.objects(kind).into_iter().find(|o| o.id == id)
+    }
+
+    fn view(
+        &self,
+        inner: &Inner,
+        state: &State,
+        kind: ObjectKind,
+        name: &str,
+    ) -> Option<ObjectView> {
+        let mut value = entry_value(&inner.baseline, kind.section(), name)?;
+        match kind {
+            ObjectKind::Monitor => {}
+            ObjectKind::Pool => {
+                // Endpoints' enabled flags and weights as in force now.
+                let endpoints = value.get_mut("endpoints").and_then(|e| e.as_array_mut());
+                for e in endpoints.into_iter().flatten() {
+                    let Some(endpoint) = e.get("name").and_then(|n| n.as_str()) else {
+                        continue;
+                    };
+                    let Ok(at) = state.find_endpoint(name, endpoint) else {
+                        continue;
+                    };
+                    let live = state.endpoint(at);
+                    if let Some(map) = e.as_object_mut() {
+                        map.remove("enabled");
+                        map.remove("weight");
+                        if !live.enabled() {
+                            map.insert("enabled".into(), false.into());
+                        }
+                        if live.weight() != 1.0 {
+                            map.insert("weight".into(), live.weight().into());
+                        }
+                    }
+                }
+            }
+            ObjectKind::LoadBalancer => {
+                if let Some(lb) = state.load_balancers().named(name) {
+                    value = serde_json::to_value(&lb.conf).unwrap_or(value);
+                }
+            }
+        }
+        let record = inner.records.objects.get(&kind).and_then(|o| o.get(name));
+        let in_file = entry_value(&inner.file, kind.section(), name).is_some();
+        Some(ObjectView {
+            kind,
+            id: object_id(kind, name),
+            name: name.to_string(),
+            origin: if in_file {
+                Origin::File
+            } else {
+                Origin::Runtime
+            },
+            file: if in_file {
+                self.config_path.clone()
+            } else {
+                None
+            },
+            value,
+            created_on_unix_ms: record.map(|r| r.created_on_unix_ms),
+            modified_on_unix_ms: record.map(|r| r.modified_on_unix_ms),
+        })
     }
 
     /// Sets the one publisher (the cluster link); later calls are ignored.
@@ -163,14 +349,37 @@ impl Changes {
     /// Everything in force that differs from the configuration file,
     /// normalised as for the publisher: what a replica offers the cluster
     /// when it (re)connects, for the targets the cluster has no value of.
+    /// Objects put at run time come first, monitors, pools, then load
+    /// balancers (each as its whole entry in force).
     pub fn snapshot(&self) -> Vec<Change> {
         let inner = self.inner.lock();
         let state = self.live.load();
-        Planner {
-            state: &state,
-            baseline: &inner.baseline,
+        let mut out = Vec::new();
+        for kind in ObjectKind::ALL {
+            for name in inner
+                .records
+                .objects
+                .get(&kind)
+                .into_iter()
+                .flat_map(|o| o.keys())
+            {
+                if let Some(value) = entry_value(&inner.baseline, kind.section(), name) {
+                    out.push(Change::PutObject {
+                        kind,
+                        name: name.clone(),
+                        value,
+                    });
+                }
+            }
         }
-        .in_force()
+        out.extend(
+            Planner {
+                state: &state,
+                baseline: &inner.baseline,
+            }
+            .in_force(),
+        );
+        out
     }
 
     /// The state the request path reads now.
@@ -217,18 +426,66 @@ impl Changes {
         publish: bool,
     ) -> Result<Vec<String>, ChangeError> {
         let mut inner = self.inner.lock();
-        let state = self.live.load();
-        let planner = Planner {
-            state: &state,
-            baseline: &inner.baseline,
-        };
+        let old = self.live.load();
+        // Object changes first, in order: the configuration they make, and
+        // the next state built from it (not yet in force).
+        let objects_planned = self.plan_objects(&inner, batch, now, publish)?;
+        let mut described = Vec::new();
+        let mut records = inner.records.clone();
+        let mut next = None;
+        let mut next_baseline = None;
+        let mut touched = Touched::default();
+        let mut object_changes = Vec::new();
+        if let Some((objects, effective, lines, affected)) = objects_planned {
+            let state = successor(&old, &effective, old.keys.clone(), now.ms);
+            records.objects = objects;
+            let (kept, gave_way) = records.rebase(&effective);
+            records = lay_over(&state, &effective, kept, now);
+            described.extend(lines);
+            described.extend(gave_way);
+            for (kind, name) in affected {
+                match entry_value(&effective, kind.section(), &name) {
+                    Some(value) => {
+                        object_changes.push(Change::PutObject {
+                            kind,
+                            name: name.clone(),
+                            value,
+                        });
+                        // What a peer may hold of its fields from before.
+                        match kind {
+                            ObjectKind::Pool => {
+                                for (p, pool) in state.pools.iter().enumerate() {
+                                    if pool.name() != name {
+                                        continue;
+                                    }
+                                    for i in 0..pool.endpoints.len() {
+                                        if let Some(at) = state.pick(p, i) {
+                                            touched.enabled(at);
+                                            touched.weight(at);
+                                        }
+                                    }
+                                }
+                            }
+                            ObjectKind::LoadBalancer => touched.lb(&name),
+                            ObjectKind::Monitor => {}
+                        }
+                    }
+                    None => object_changes.push(Change::DeleteObject { kind, name }),
+                }
+            }
+            next = Some(state);
+            next_baseline = Some(effective);
+        }
+        let state: &State = next.as_ref().unwrap_or(&old);
+        let baseline = next_baseline.as_ref().unwrap_or(&inner.baseline);
+        let planner = Planner { state, baseline };
         let mut plan = Plan {
             effects: Vec::new(),
-            records: inner.records.clone(),
+            records,
             lbs: HashMap::new(),
-            described: Vec::new(),
+            described,
         };
-        for change in batch {
+        for change in batch.iter().filter(|c| !c.is_object()) {
             planner.plan(change, &mut plan, now)?;
         }
         if plan.records != inner.records {
@@ -239,7 +496,6 @@ impl Changes {
                 }
             }
         }
-        let mut touched = Touched::default();
         for effect in plan.effects {
             match effect {
                 Effect::Enabled {
@@ -266,27 +522,147 @@ impl Changes {
         }
         if publish {
             if let Some(publisher) = self.publisher.get() {
-                publisher(&planner.normalised(&touched));
+                let mut normalised = object_changes;
+                normalised.extend(planner.normalised(&touched));
+                if !normalised.is_empty() {
+                    publisher(&normalised);
+                }
             }
         }
         inner.records = plan.records;
-        if plan.described.is_empty() && source != CLUSTER {
+        let described = plan.described;
+        if let Some(state) = next {
+            self.live.replace(state);
+        }
+        if let Some(baseline) = next_baseline {
+            inner.baseline = baseline;
+        }
+        if described.is_empty() && source != CLUSTER {
             info!("{source}: no change");
         }
-        for line in &plan.described {
+        for line in &described {
             info!("{source}: {line}");
         }
-        Ok(plan.described)
+        Ok(described)
     }
+
+    /// The object records after the batch's object changes, the
+    /// configuration they make, what they did (for the log) and the objects
+    /// they changed; `None` when they change nothing. Each change is
+    /// validated on the configuration the ones before it made (the reader's
+    /// errors name key paths; a delete that leaves a reference dangling is
+    /// [`ChangeError::InUse`]) and a put is kept in canonical form (the
+    /// model's). `strict`: deleting what does not exist is an error (else,
+    /// for a cluster peer's delete, nothing to do).
+    #[allow(clippy::type_complexity)]
+    fn plan_objects(
+        &self,
+        inner: &Inner,
+        batch: &[Change],
+        now: Now,
+        strict: bool,
+    ) -> Result<
+        Option<(
+            objects::ObjectRecords,
+            Config,
+            Vec<String>,
+            Vec<(ObjectKind, String)>,
+        )>,
+        ChangeError,
+    > {
+        use crate::config::objects::{messages, with_entries, Entry};
+        let now_unix_ms = now.unix_secs.saturating_mul(1000);
+        let mut records = inner.records.objects.clone();
+        let mut config: Option<Config> = None;
+        let mut lines = Vec::new();
+        let mut affected: Vec<(ObjectKind, String)> = Vec::new();
+        for change in batch {
+            let (kind, name, value) = match change {
+                Change::PutObject { kind, name, value } => {
+                    (*kind, kind.normalise(name), Some(value))
+                }
+                Change::DeleteObject { kind, name } => (*kind, kind.normalise(name), None),
+                _ => continue,
+            };
+            let file = entry_value(&inner.file, kind.section(), &name);
+            let current = config.as_ref().unwrap_or(&inner.baseline);
+            let existed = entry_value(current, kind.section(), &name).is_some();
+            if value.is_none() {
+                if file.is_some() {
+                    return Err(ChangeError::FileDefined {
+                        kind,
+                        name,
+                        file: self.config_path.clone(),
+                    });
+                }
+                if !existed {
+                    if strict {
+                        return Err(ChangeError::NoSuchObject { kind, name });
+                    }
+                    continue;
+                }
+            }
+            if value.is_some_and(|v| !v.is_object()) {
+                return Err(ChangeError::Invalid(vec![format!(
+                    "tether.{}.{name}: expected a mapping of keys",
+                    kind.section()
+                )]));
+            }
+            let entry = Entry {
+                section: kind.section(),
+                name: &name,
+                value,
+            };
+            let next = with_entries(current, &[entry]).map_err(|e| match value {
+                Some(_) => ChangeError::Invalid(messages(&e)),
+                None => ChangeError::InUse {
+                    kind,
+                    name: name.clone(),
+                    problems: messages(&e),
+                },
+            })?;
+            let changed = match entry_value(&next, kind.section(), &name) {
+                Some(canonical) => objects::put(
+                    &mut records,
+                    kind,
+                    &name,
+                    canonical,
+                    file.as_ref(),
+                    now_unix_ms,
+                ),
+                None => objects::remove(&mut records, kind, &name),
+            };
+            config = Some(next);
+            if changed {
+                let what = match (value, existed) {
+                    (None, _) => "deleted",
+                    (Some(_), true) => "replaced",
+                    (Some(_), false) => "created",
+                };
+                lines.push(format!("{} {name}: {what}", kind.noun()));
+                if !affected.iter().any(|(k, n)| *k == kind && *n == name) {
+                    affected.push((kind, name));
+                }
+            }
+        }
+        match config {
+            Some(config) if records != inner.records.objects => {
+                Ok(Some((records, config, lines, affected)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// At start: reads the state file, keeps the records the configuration
     /// file has not overtaken since (logging each dropped one), applies
-    /// them, and rewrites the file when that changed what it holds. A
+    /// them — objects first: the state is rebuilt from the configuration
+    /// they make — and rewrites the file when that changed what it holds. A
     /// broken file is reported and the configuration file is used as is.
     pub fn restore(&self, now: Now) {
         let Some(file) = &self.file else { return };
         let mut inner = self.inner.lock();
         let shown = file.path().display();
-        let (read, old_format) = match file.read(&inner.baseline) {
+        let (read, old_format) = match file.read(&inner.file) {
             Ok(Read::Missing) => (Records::default(), false),
             Ok(Read::Records {
                 records,
@@ -297,30 +673,52 @@ impl Changes {
                 return;
             }
         };
-        let (kept, dropped) = read.rebase(&inner.baseline);
+        let (objects, effective, mut dropped) = objects::rebase(&inner.file, &read.objects);
+        if !objects.is_empty() {
+            let old = self.live.load();
+            self.live
+                .replace(successor(&old, &effective, old.keys.clone(), now.ms));
+            for kind in ObjectKind::ALL {
+                for name in objects.get(&kind).into_iter().flat_map(|o| o.keys()) {
+                    info!("state file {shown}: {} {name} restored", kind.noun());
+                }
+            }
+        }
+        let mut with_objects = read.clone();
+        with_objects.objects = objects;
+        let (kept, more) = with_objects.rebase(&effective);
+        dropped.extend(more);
         for line in &dropped {
             info!("state file {shown}: {line}");
         }
-        let kept = lay_over(&self.live.load(), &inner.baseline, kept, now);
+        let kept = lay_over(&self.live.load(), &effective, kept, now);
         if old_format || kept != read {
             if let Err(e) = file.write(&kept) {
                 warn!("{e}");
             }
         }
         inner.records = kept;
+        inner.baseline = effective;
     }
 
-    /// A reload (SIGHUP): `config` becomes the baseline. The successor state
-    /// keeps what was learnt about the endpoints that stay; every run-time
-    /// change whose field the file has not changed since stays in force
-    /// (the file's edit wins otherwise, one log line each); then the new
-    /// state is swapped in. Returns what the log should say.
+    /// A reload (SIGHUP): `config` becomes the file's configuration. The
+    /// objects put at run time are rebased on it (a name or key the file now
+    /// defines differently gives way to the file, one log line each), the
+    /// successor state is built from the configuration they make and keeps
+    /// what was learnt about the endpoints that stay; every run-time change
+    /// whose field the file has not changed since stays in force (the file's
+    /// edit wins otherwise, one log line each); then the new state is
+    /// swapped in. Returns what the log should say.
     pub fn reload(&self, config: Config, keys: CookieKeys, now: Now) -> Vec<String> {
         let mut inner = self.inner.lock();
         let old = self.live.load();
-        let next = successor(&old, &config, keys, now.ms);
-        let (kept, mut said) = inner.records.rebase(&config);
-        let kept = lay_over(&next, &config, kept, now);
+        let (objects, effective, mut said) = objects::rebase(&config, &inner.records.objects);
+        let next = successor(&old, &effective, keys, now.ms);
+        let mut with_objects = inner.records.clone();
+        with_objects.objects = objects;
+        let (kept, more) = with_objects.rebase(&effective);
+        said.extend(more);
+        let kept = lay_over(&next, &effective, kept, now);
         if kept != inner.records {
             if let Some(file) = &self.file {
                 if let Err(e) = file.write(&kept) {
@@ -339,14 +737,15 @@ impl Changes {
             if !touched.is_empty() {
                 let planner = Planner {
                     state: &next,
-                    baseline: &config,
+                    baseline: &effective,
                 };
                 publisher(&planner.normalised(&touched));
             }
         }
         self.live.replace(next);
         inner.records = kept;
-        inner.baseline = config;
+        inner.file = config;
+        inner.baseline = effective;
         said
     }
 }

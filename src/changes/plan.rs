@@ -282,6 +282,8 @@ impl Planner<'_> {
                 let new = self.patched(&current, &patch)?;
                 self.plan_lb(current, new, plan);
             }
+            // Planned before the rest of the batch, by the owner of changes.
+            Change::PutObject { .. } | Change::DeleteObject { .. } => {}
         }
         Ok(())
     }

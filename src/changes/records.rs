@@ -14,9 +14,102 @@ use serde_json::Value as Json;
 
 use crate::config::{load_balancer_to_value, Config, ATTRIBUTES};
 
-/// The state file's format version. Version 1 (whole load balancers) is
-/// still read: see [`Records::from_v1`].
-pub const VERSION: u32 = 2;
+/// The state file's format version. Version 3 added `objects` (monitors,
+/// pools and load balancers put at run time); version 2 files read as
+/// version 3 without objects. Version 1 (whole load balancers) is still
+/// read: see [`Records::from_v1`].
+pub const VERSION: u32 = 3;
+
+/// The kinds of object that can be put and deleted at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    Monitor,
+    Pool,
+    LoadBalancer,
+}
+
+impl ObjectKind {
+    /// In the order an object may refer to the ones before it.
+    pub const ALL: [ObjectKind; 3] = [
+        ObjectKind::Monitor,
+        ObjectKind::Pool,
+        ObjectKind::LoadBalancer,
+    ];
+
+    /// Its section of `tether:` (`monitors`, `pools`, `load_balancers`).
+    pub fn section(self) -> &'static str {
+        match self {
+            ObjectKind::Monitor => "monitors",
+            ObjectKind::Pool => "pools",
+            ObjectKind::LoadBalancer => "load_balancers",
+        }
+    }
+
+    /// As a sentence names it (`load balancer`).
+    pub fn noun(self) -> &'static str {
+        match self {
+            ObjectKind::Monitor => "monitor",
+            ObjectKind::Pool => "pool",
+            ObjectKind::LoadBalancer => "load balancer",
+        }
+    }
+
+    /// As JSON and IDs spell it (`load_balancer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Monitor => "monitor",
+            ObjectKind::Pool => "pool",
+            ObjectKind::LoadBalancer => "load_balancer",
+        }
+    }
+
+    /// A name as the configuration keys it: a load balancer's (a host) lower-cased.
+    pub fn normalise(self, name: &str) -> String {
+        match self {
+            ObjectKind::LoadBalancer => name.to_ascii_lowercase(),
+            _ => name.to_string(),
+        }
+    }
+}
+
+/// What the state file keeps of one object put at run time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectRecord {
+    /// A run-time object: its whole entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Json>,
+    /// A file object: its top-level keys put with a value other than the
+    /// file's (`null`: absent), each with the file's value when put.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldRecord<Json>>,
+    pub created_on_unix_ms: u64,
+    pub modified_on_unix_ms: u64,
+}
+
+/// Every object record: kind → name → record.
+pub type ObjectRecords = BTreeMap<ObjectKind, BTreeMap<String, ObjectRecord>>;
+
+impl ObjectRecord {
+    /// The entry this record makes over the file's entry `file` (`None`:
+    /// the file has none).
+    pub fn value_over(&self, file: Option<&Json>) -> Option<Json> {
+        if let Some(value) = &self.value {
+            return Some(value.clone());
+        }
+        let mut value = file?.clone();
+        let map = value.as_object_mut()?;
+        for (key, record) in &self.fields {
+            if record.value.is_null() {
+                map.remove(key);
+            } else {
+                map.insert(key.clone(), record.value.clone());
+            }
+        }
+        Some(value)
+    }
+}
 
 /// A field changed at run time: what it was set to, and what the
 /// configuration file said when it was set.
@@ -61,6 +154,11 @@ pub struct Records {
     /// in the file's canonical form.
     #[serde(default)]
     pub load_balancers: BTreeMap<String, BTreeMap<String, FieldRecord<Json>>>,
+    /// Objects put at run time ([`super::objects`]): kind → name → record.
+    /// Rebased on the file by [`super::objects::rebase`], before the fields
+    /// above are rebased on the configuration the objects make.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: ObjectRecords,
 }
 
 impl Default for Records {
@@ -69,6 +167,7 @@ impl Default for Records {
             version: VERSION,
             endpoints: BTreeMap::new(),
             load_balancers: BTreeMap::new(),
+            objects: BTreeMap::new(),
         }
     }
 }
@@ -126,7 +225,7 @@ pub fn changed_fields<'a>(
 
 impl Records {
     pub fn is_empty(&self) -> bool {
-        self.endpoints.is_empty() && self.load_balancers.is_empty()
+        self.endpoints.is_empty() && self.load_balancers.is_empty() && self.objects.is_empty()
     }
 
     pub fn endpoint(&self, pool: &str, endpoint: &str) -> Option<&EndpointRecord> {
@@ -196,9 +295,13 @@ impl Records {
     /// a record of a field whose file value has changed since the record was
     /// made is dropped (the file's edit wins), and so is a record of
     /// something the file no longer has. Returns the kept records and one
-    /// line per dropped record, for the log.
+    /// line per dropped record, for the log. The object records are kept as
+    /// they are: `config` is the configuration they make.
     pub fn rebase(&self, config: &Config) -> (Records, Vec<String>) {
-        let mut kept = Records::default();
+        let mut kept = Records {
+            objects: self.objects.clone(),
+            ..Records::default()
+        };
         let mut dropped = Vec::new();
         for (pool, endpoints) in &self.endpoints {
             for (name, record) in endpoints {

@@ -53,13 +53,22 @@ impl StateFile {
                 records: Records::from_v1(&json, config)?,
                 old_format: true,
             }),
-            Some(v) if v == u64::from(VERSION) => Ok(Read::Records {
-                records: serde_json::from_value(json)
-                    .map_err(|e| format!("not a Tether state file: {e}"))?,
-                old_format: false,
-            }),
+            // Version 2 is version 3 without objects.
+            Some(v) if v == 2 || v == u64::from(VERSION) => {
+                let mut records: Records = serde_json::from_value(json)
+                    .map_err(|e| format!("not a Tether state file: {e}"))?;
+                let old_format = records.version != VERSION;
+                if old_format && !records.objects.is_empty() {
+                    return Err("version 2 has no objects".to_string());
+                }
+                records.version = VERSION;
+                Ok(Read::Records {
+                    records,
+                    old_format,
+                })
+            }
             Some(v) => Err(format!(
-                "version {v} is not one this Tether reads (1 or {VERSION})"
+                "version {v} is not one this Tether reads (1 to {VERSION})"
             )),
             None => Err("not a Tether state file: no version".to_string()),
         }

@@ -636,3 +636,329 @@ fn only_the_owners_of_disallowed_methods_allow_them() {
     }
     assert!(offenders.is_empty(), "{offenders:?}");
 }
+
+// --- Objects put and deleted at run time -------------------------------
+
+const OBJECTS_FILE: &str = "tether:
+  listeners: [{address: '127.0.0.1:8080'}]
+  monitors:
+    m: {type: http, path: /health}
+  pools:
+    p:
+      monitor: m
+      endpoints: [{name: a, address: '127.0.0.1:9001'}, {name: b, address: '127.0.0.1:9002'}]
+  load_balancers:
+    '*': {default_pools: [p]}
+";
+
+fn objects_file(state_file: Option<&std::path::Path>) -> Config {
+    let mut c = crate::config::load_str(OBJECTS_FILE).unwrap().tether;
+    c.state_file = state_file.map(std::path::Path::to_path_buf);
+    c
+}
+
+fn put(kind: ObjectKind, name: &str, value: Json) -> Change {
+    Change::PutObject {
+        kind,
+        name: name.into(),
+        value,
+    }
+}
+
+fn delete(kind: ObjectKind, name: &str) -> Change {
+    Change::DeleteObject {
+        kind,
+        name: name.into(),
+    }
+}
+
+fn new_objects() -> Vec<Change> {
+    vec![
+        put(ObjectKind::Monitor, "m2", json!({"type": "tcp"})),
+        put(
+            ObjectKind::Pool,
+            "q",
+            json!({"monitor": "m2", "endpoints": [{"name": "c", "address": "127.0.0.1:9003", "weight": 0.5}]}),
+        ),
+        put(
+            ObjectKind::LoadBalancer,
+            "A.Example",
+            json!({"default_pools": ["q"], "fallback_pool": "p"}),
+        ),
+    ]
+}
+
+#[test]
+fn objects_put_at_run_time_take_effect_at_once_with_ids_and_origins() {
+    let c = objects_file(None);
+    let changes = owner(&c).with_config_path(std::path::Path::new("/etc/tether.yaml"));
+    let said = changes.apply("test", &new_objects(), NOW).unwrap();
+    assert_eq!(said.len(), 3, "{said:?}");
+    let state = changes.state();
+    let q = state.find_endpoint("q", "c").unwrap();
+    assert_eq!(state.endpoint(q).weight(), 0.5);
+    assert!(state.load_balancers().named("a.example").is_some());
+
+    let pools = changes.objects(ObjectKind::Pool);
+    assert_eq!(
+        pools
+            .iter()
+            .map(|o| (o.name.as_str(), o.origin))
+            .collect::<Vec<_>>(),
+        vec![("p", Origin::File), ("q", Origin::Runtime)]
+    );
+    assert_eq!(
+        pools[0].file.as_deref(),
+        Some(std::path::Path::new("/etc/tether.yaml"))
+    );
+    assert_eq!(pools[1].file, None);
+    assert_eq!(pools[1].id, object_id(ObjectKind::Pool, "q"));
+    assert_eq!(pools[1].created_on_unix_ms, Some(NOW.unix_secs * 1000));
+    assert_eq!(pools[0].created_on_unix_ms, None);
+    assert_eq!(pools[1].value["endpoints"][0]["weight"], json!(0.5));
+    let lb = changes
+        .object_by_id(
+            ObjectKind::LoadBalancer,
+            &object_id(ObjectKind::LoadBalancer, "a.example"),
+        )
+        .unwrap();
+    assert_eq!(lb.value["fallback_pool"], json!("p"));
+    assert!(changes.object(ObjectKind::Monitor, "m2").is_some());
+
+    // The same put again: no change, the same state.
+    let before = changes.state();
+    let said = changes.apply("test", &new_objects(), NOW).unwrap();
+    assert!(said.is_empty(), "{said:?}");
+    assert!(Arc::ptr_eq(&before, &changes.state()));
+}
+
+#[test]
+fn deletes_are_refused_for_file_objects_referenced_ones_and_unknown_ones() {
+    let c = objects_file(None);
+    let changes = owner(&c).with_config_path(std::path::Path::new("/etc/tether.yaml"));
+    changes.apply("test", &new_objects(), NOW).unwrap();
+    let e = changes
+        .apply("test", &[delete(ObjectKind::Pool, "p")], NOW)
+        .unwrap_err();
+    assert!(matches!(e, ChangeError::FileDefined { .. }), "{e:?}");
+    assert!(e.to_string().contains("/etc/tether.yaml"), "{e}");
+    let e = changes
+        .apply("test", &[delete(ObjectKind::Pool, "q")], NOW)
+        .unwrap_err();
+    assert!(matches!(e, ChangeError::InUse { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .contains(r#"tether.load_balancers["a.example"].default_pools[0]"#),
+        "{e}"
+    );
+    let e = changes
+        .apply("test", &[delete(ObjectKind::Monitor, "m2")], NOW)
+        .unwrap_err();
+    assert!(e.to_string().contains("tether.pools.q.monitor"), "{e}");
+    let e = changes
+        .apply("test", &[delete(ObjectKind::Pool, "nope")], NOW)
+        .unwrap_err();
+    assert!(matches!(e, ChangeError::NoSuchObject { .. }), "{e:?}");
+    // From a peer, deleting what is not here is nothing to do.
+    assert!(changes
+        .apply_from_cluster(&[delete(ObjectKind::Pool, "nope")], NOW)
+        .is_ok());
+    // In order, all three go.
+    let said = changes
+        .apply(
+            "test",
+            &[
+                delete(ObjectKind::LoadBalancer, "a.example"),
+                delete(ObjectKind::Pool, "q"),
+                delete(ObjectKind::Monitor, "m2"),
+            ],
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(said.len(), 3, "{said:?}");
+    assert!(changes.state().find_endpoint("q", "c").is_err());
+    assert!(changes.records().is_empty(), "{:?}", changes.records());
+}
+
+#[test]
+fn an_invalid_object_changes_nothing() {
+    let c = objects_file(None);
+    let changes = owner(&c);
+    let before = changes.state();
+    let e = changes
+        .apply(
+            "test",
+            &[put(
+                ObjectKind::Pool,
+                "q",
+                json!({"endpoints": [], "colour": 1}),
+            )],
+            NOW,
+        )
+        .unwrap_err();
+    assert!(matches!(e, ChangeError::Invalid(_)), "{e:?}");
+    assert!(e.to_string().contains("tether.pools.q"), "{e}");
+    assert!(Arc::ptr_eq(&before, &changes.state()));
+    assert!(changes.records().is_empty());
+}
+
+#[test]
+fn objects_survive_a_restart_and_a_reload_and_file_objects_keep_their_changed_keys() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("state.json");
+    let c = objects_file(Some(&path));
+    let changes = owner(&c);
+    changes.apply("test", &new_objects(), NOW).unwrap();
+    // A file object replaced: one key changed, and a run-time weight of its own.
+    let mut p = changes.object(ObjectKind::Pool, "p").unwrap().value;
+    p["slow_start"] = json!(30);
+    changes
+        .apply("test", &[put(ObjectKind::Pool, "p", p)], NOW)
+        .unwrap();
+    changes
+        .apply(
+            "test",
+            &[Change::SetEndpointWeight {
+                pool: "q".into(),
+                endpoint: "c".into(),
+                weight: 0.25,
+            }],
+            NOW,
+        )
+        .unwrap();
+    let written: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(written["version"], json!(3));
+    assert_eq!(
+        written["objects"]["pool"]["q"]["value"]["monitor"],
+        json!("m2")
+    );
+    assert_eq!(
+        written["objects"]["pool"]["p"]["fields"]["slow_start"],
+        json!({"value": 30, "file": null})
+    );
+
+    // A restart.
+    let again = owner(&c);
+    again.restore(NOW);
+    let state = again.state();
+    let at = state.find_endpoint("q", "c").unwrap();
+    assert_eq!(state.endpoint(at).weight(), 0.25, "its run-time weight too");
+    assert_eq!(
+        state.pools[state.find_endpoint("p", "a").unwrap().pool()]
+            .conf
+            .slow_start
+            .as_secs(),
+        30
+    );
+    assert!(state.load_balancers().named("a.example").is_some());
+    assert_eq!(again.records(), changes.records());
+
+    // A reload where the file now sets slow_start and defines q itself.
+    let edited = OBJECTS_FILE
+        .replace(
+            "      monitor: m\n",
+            "      monitor: m\n      slow_start: 10\n",
+        )
+        .replace(
+            "  load_balancers:",
+            "    q:\n      endpoints: [{name: d, address: '127.0.0.1:9004'}]\n  load_balancers:",
+        );
+    let mut edited = crate::config::load_str(&edited).unwrap().tether;
+    edited.state_file = Some(path.clone());
+    let said = again.reload(edited, CookieKeys::random(), NOW);
+    assert!(
+        said.iter()
+            .any(|l| l.contains("pool q was created at run time")),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter().any(|l| l.contains("pool p: slow_start")),
+        "{said:#?}"
+    );
+    let state = again.state();
+    assert!(state.find_endpoint("q", "d").is_ok(), "the file's q");
+    assert!(state.find_endpoint("q", "c").is_err());
+    assert!(
+        state.load_balancers().named("a.example").is_some(),
+        "still there"
+    );
+    let q = again.object(ObjectKind::Pool, "q").unwrap();
+    assert_eq!(q.origin, Origin::File);
+}
+
+#[test]
+fn old_state_files_still_read() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let path = dir.path().join("state.json");
+    std::fs::write(
+        &path,
+        r#"{"version": 2, "endpoints": {"p": {"a": {"weight": {"value": 0.5, "file": 1.0}}}}}"#,
+    )
+    .unwrap();
+    let c = objects_file(Some(&path));
+    let changes = owner(&c);
+    changes.restore(NOW);
+    let state = changes.state();
+    assert_eq!(
+        state
+            .endpoint(state.find_endpoint("p", "a").unwrap())
+            .weight(),
+        0.5
+    );
+    let written: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        written["version"],
+        json!(3),
+        "rewritten in the current format"
+    );
+}
+
+#[test]
+fn object_changes_are_published_whole_and_in_the_snapshot() {
+    let c = objects_file(None);
+    let changes = owner(&c);
+    let seen: Arc<parking_lot::Mutex<Vec<Change>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    changes.set_publisher(Box::new(move |batch| sink.lock().extend_from_slice(batch)));
+    changes.apply("test", &new_objects(), NOW).unwrap();
+    let published = seen.lock().clone();
+    assert!(
+        matches!(
+            &published[0],
+            Change::PutObject {
+                kind: ObjectKind::Monitor,
+                ..
+            }
+        ),
+        "{published:?}"
+    );
+    assert!(published.iter().any(|c| matches!(c, Change::PutObject { kind: ObjectKind::LoadBalancer, name, .. } if name == "a.example")));
+    let snapshot = changes.snapshot();
+    assert_eq!(
+        snapshot
+            .iter()
+            .filter(|c| matches!(c, Change::PutObject { .. }))
+            .count(),
+        3,
+        "{snapshot:?}"
+    );
+    // A peer with the same file reaches the same objects from the snapshot.
+    let peer = owner(&c);
+    for change in &snapshot {
+        peer.apply_from_cluster(std::slice::from_ref(change), NOW)
+            .unwrap();
+    }
+    assert_eq!(peer.records().objects, changes.records().objects);
+    seen.lock().clear();
+    changes
+        .apply(
+            "test",
+            &[delete(ObjectKind::LoadBalancer, "a.example")],
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(
+        seen.lock()[0],
+        delete(ObjectKind::LoadBalancer, "a.example")
+    );
+}

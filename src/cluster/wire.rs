@@ -215,6 +215,10 @@ pub fn target(change: &Change) -> String {
         | Change::SetSessionPersistence { load_balancer, .. } => {
             format!("load_balancer:{load_balancer}")
         }
+        // A delete replaces the put: the last of an object's is in force.
+        Change::PutObject { kind, name, .. } | Change::DeleteObject { kind, name } => {
+            format!("object:{}/{}", kind.as_str(), kind.normalise(name))
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod load;
 mod load_balancer;
 pub mod model;
 mod monitor;
+pub mod objects;
 mod pool;
 pub mod read;
 mod rules;
