@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::cflb::keys_file;
 use support::redis::Redis;
 use support::*;
 use tempfile::TempDir;
@@ -132,6 +133,7 @@ fn replica(dir: &Path, name: &str, file_up: &Upstream, redis: Option<&Redis>) ->
         .listener(free_port())
         .admin_with_token(free_port(), &token)
         .state_file(&dir.join(format!("{name}.state")))
+        .cookie_keys_file(&keys_file(dir, "cookie.keys", &[CLUSTER_KEY]))
         .load_balancer("file.example.com", lb(["file-pool"]))
         .pool("file-pool", pool([file_up]));
     match redis {

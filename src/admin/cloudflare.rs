@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value as Json};
 use super::call::Call;
 use super::response::{json_object, AdminResponse};
 use crate::changes::patch::{AttributesPatch, LbPatch, Seconds};
-use crate::changes::{Change, Changes};
+use crate::changes::{Change, Changes, ObjectKind};
 use crate::cloudflare::{export, import, object_id, types, Kind, Notes};
 use crate::config;
 use crate::state::State;
@@ -342,6 +342,43 @@ fn read(
     Ok(object)
 }
 
+/// The owner of changes' name for `kind`.
+fn object_kind(kind: Kind) -> ObjectKind {
+    match kind {
+        Kind::Monitor => ObjectKind::Monitor,
+        Kind::Pool => ObjectKind::Pool,
+        Kind::LoadBalancer => ObjectKind::LoadBalancer,
+    }
+}
+
+impl Object {
+    fn name(&self) -> &str {
+        match self {
+            Object::Monitor(m) => &m.name,
+            Object::Pool(p) => &p.name,
+            Object::LoadBalancer(lb) => &lb.name,
+        }
+    }
+
+    /// Its entry of `tether:` in the file's form (the name is the key).
+    fn value(&self) -> Json {
+        match self {
+            Object::Monitor(m) => to_json(m),
+            Object::Pool(p) => to_json(p),
+            Object::LoadBalancer(lb) => to_json(lb),
+        }
+    }
+
+    /// Creates or replaces it through the owner of changes.
+    fn put(&self, kind: Kind) -> Change {
+        Change::PutObject {
+            kind: object_kind(kind),
+            name: self.name().to_string(),
+            value: self.value(),
+        }
+    }
+}
+
 /// A configuration object read from Cloudflare's.
 #[derive(Debug, Clone, PartialEq)]
 enum Object {
@@ -361,6 +398,7 @@ fn replace(
     let state = call.state();
     let mut notes = Notes::default();
     let object = read(state, kind, body, Some(name), &mut notes)?;
+    let object = &object;
     messages.extend(
         notes
             .dropped
@@ -378,7 +416,9 @@ fn replace(
             let i = state
                 .pool_index(name)
                 .ok_or_else(|| CfError::new(404, format!("no pool {name:?}")))?;
-            pool_changes(&live_pool(state, i), p)?
+            // Origins' enabled and weight as today's changes (a disable
+            // drains); anything else replaces the pool.
+            pool_changes(&live_pool(state, i), p).unwrap_or_else(|_| vec![object.put(kind)])
         }
         Object::LoadBalancer(lb) => {
             if lb.name != name {
@@ -393,18 +433,13 @@ fn replace(
             let old = table
                 .named(name)
                 .ok_or_else(|| CfError::new(404, format!("no load balancer {name:?}")))?;
-            lb_changes(&old.conf, lb)?
+            lb_changes(&old.conf, lb).unwrap_or_else(|_| vec![object.put(kind)])
         }
         Object::Monitor(m) => {
             if state.monitors.get(name) == Some(m) {
                 Vec::new()
             } else {
-                return Err(CfError::new(
-                    409,
-                    format!(
-                        "monitor {name:?}: changing a monitor at run time is not supported yet"
-                    ),
-                ));
+                vec![object.put(kind)]
             }
         }
     };
@@ -538,27 +573,67 @@ fn lb_changes(
     }])
 }
 
+/// `POST`: a new object, in force at once. A monitor (which has no name in
+/// Cloudflare's API) is named by its `description` when that is a valid
+/// name not taken, else `monitor-<n>`.
 fn create(call: &Api<'_>, kind: Kind, messages: &mut Vec<String>) -> Reply {
+    let state = call.state();
     let body = json_object(call.body)?;
+    let name_hint = match kind {
+        Kind::Monitor => Some(new_monitor_name(state, body.get("description"))),
+        _ => None,
+    };
     let mut notes = Notes::default();
-    let _object = read(call.state(), kind, body, None, &mut notes)?;
+    let object = read(state, kind, body, name_hint.as_deref(), &mut notes)?;
     messages.extend(
         notes
             .dropped
             .iter()
             .map(|d| format!("accepted, not honoured: {d}")),
     );
-    Err(CfError::new(
-        501,
-        format!(
-            "creating a {} at run time is not supported yet",
-            kind.name()
-        ),
-    ))
+    let name = object.name().to_string();
+    if current(state, kind, &name).is_some() {
+        return Err(CfError::new(
+            409,
+            format!(
+                "{}.name: a {} named {name:?} already exists (ID {}); PUT or PATCH it instead",
+                kind.name(),
+                kind.name(),
+                id_of(kind, &name)
+            ),
+        ));
+    }
+    call.apply(&[object.put(kind)])?;
+    let after = current(&call.changes.state(), kind, &name).ok_or_else(|| {
+        CfError::new(
+            500,
+            format!("{} {name:?} was created but is not in force", kind.name()),
+        )
+    })?;
+    Ok((after, None))
 }
 
-fn delete(_call: &Api<'_>, kind: Kind, name: &str) -> Reply {
-    Err(CfError::new(409, format!("{} {name:?} is defined by the configuration file; deleting it at run time is not supported yet", kind.name())))
+/// A name for a new monitor: its description when that is a free, valid
+/// name, else the first free `monitor-<n>`.
+fn new_monitor_name(state: &State, description: Option<&Json>) -> String {
+    if let Some(Json::String(d)) = description {
+        if crate::config::read::name_ok(d) && !state.monitors.contains_key(d) {
+            return d.clone();
+        }
+    }
+    (1..)
+        .map(|n| format!("monitor-{n}"))
+        .find(|n| !state.monitors.contains_key(n))
+        .unwrap_or_default()
+}
+
+/// `DELETE`: refused (409) for an object the file defines or one still in use.
+fn delete(call: &Api<'_>, kind: Kind, name: &str) -> Reply {
+    call.apply(&[Change::DeleteObject {
+        kind: object_kind(kind),
+        name: name.to_string(),
+    }])?;
+    Ok((json!({"id": id_of(kind, name)}), None))
 }
 
 /// `GET .../pools/{pool_id}/health`: the pool's health as seen from this
@@ -587,4 +662,34 @@ fn health(state: &State, id: &str) -> Reply {
         json!({"pool_id": id_of(Kind::Pool, &name), "pop_health": {"healthy": healthy, "origins": origins}}),
         None,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_the_owner_of_changes_ids() {
+        for kind in [Kind::Monitor, Kind::Pool, Kind::LoadBalancer] {
+            for name in ["web", "WWW.Example.com", "monitor-1"] {
+                assert_eq!(
+                    object_id(kind, name),
+                    crate::changes::object_id(object_kind(kind), name),
+                    "{kind:?} {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn errors_have_cloudflares_shape() {
+        let r = envelope(200, Err(CfError::new(400, "lb.steering_policy: no")), &[]);
+        assert_eq!(r.status, 400);
+        let v: Json = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["success"], false);
+        assert_eq!(v["errors"][0]["code"], 400);
+        assert_eq!(v["errors"][0]["message"], "lb.steering_policy: no");
+        assert_eq!(v["messages"], json!([]));
+        assert!(v["result"].is_null());
+    }
 }

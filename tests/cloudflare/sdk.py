@@ -60,10 +60,10 @@ def check(cond, message):
 def create(client, port, host):
     monitor = strict(client.load_balancers.monitors.create(
         account_id=ACCOUNT, type="http", description="sdk-monitor", method="GET",
-        path="/health", expected_codes="200", interval=1, timeout=1, retries=0,
+        path="/health", expected_codes="200", interval=1, load_balancer_monitor_timeout=1, retries=0,
         consecutive_up=1, consecutive_down=1, header={"X-Probe": ["tether"]}))
     check(ID.match(monitor.id or ""), f"monitor id {monitor.id!r}")
-    check(monitor.path == "/health" and monitor.interval == 1, f"monitor {monitor}")
+    check(monitor.path == "/health" and monitor.interval == 1 and monitor.timeout == 1, f"monitor {monitor}")
     pool = strict(client.load_balancers.pools.create(
         account_id=ACCOUNT, name="sdk-pool", monitor=monitor.id, minimum_origins=1,
         origins=[{"name": "origin-1", "address": "127.0.0.1", "port": port, "enabled": True, "weight": 1}],
@@ -119,7 +119,7 @@ def refuse(client, ids):
         ("steering_policy", lambda: client.load_balancers.edit(ids["lb"], zone_id=ZONE, steering_policy="geo")),
         ("type", lambda: client.load_balancers.monitors.create(account_id=ACCOUNT, type="icmp_ping")),
         ("follow_redirects", lambda: client.load_balancers.monitors.create(account_id=ACCOUNT, type="http", follow_redirects=True)),
-        ("pool_sets", lambda: client.load_balancers.edit(ids["lb"], zone_id=ZONE, pool_sets=[{"name": "x"}])),
+        ("pool_sets", lambda: client.load_balancers.edit(ids["lb"], zone_id=ZONE, extra_body={"pool_sets": [{"name": "x"}]})),
     ]:
         try:
             call()
