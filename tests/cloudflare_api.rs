@@ -181,6 +181,9 @@ fn the_official_sdk_manages_monitors_pools_and_load_balancers() {
     assert_eq!(shown["pool_weight"], 0.5, "{shown}");
     assert_eq!(shown["session_affinity"], "header", "{shown}");
     sdk(&a, "refuse", &[ids_arg]);
+    // The file's objects are there too: patched like the rest, never deleted.
+    let conf_path = a.config_path().display().to_string();
+    sdk(&a, "file", &[&conf_path]);
 
     // The second replica has them too, and serves the host.
     let shown_b = sdk_eventually(&b, "show", &[ids_arg], Duration::from_secs(15));

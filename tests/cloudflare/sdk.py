@@ -14,6 +14,8 @@ Steps (each prints one JSON object on its last line; any failure exits non-zero)
     show IDS_JSON      every object read back by ID and found in its list
     refuse IDS_JSON    values Tether cannot honour are refused with 400 naming the field
     delete IDS_JSON    load balancer, pool, monitor deleted; gone from the lists
+    file CONF_PATH     the file's pool: its origin's weight patched to 0.25; deleting it
+                       refused with 409 naming the configuration file
 """
 
 import argparse
@@ -153,6 +155,27 @@ def delete(client, ids):
     return {"deleted": 3}
 
 
+def file_objects(client, conf_path):
+    pools = strict(list(client.load_balancers.pools.list(account_id=ACCOUNT)))
+    pool = next((p for p in pools if p.name == "file-pool"), None)
+    check(pool is not None, f"file-pool not listed: {[p.name for p in pools]}")
+    origin = pool.origins[0]
+    edited = strict(client.load_balancers.pools.edit(
+        pool.id, account_id=ACCOUNT,
+        origins=[{"name": origin.name, "address": origin.address, "port": origin.port, "weight": 0.25}]))
+    check(edited.origins[0].weight == 0.25, f"file pool weight: {edited.origins}")
+    lbs = strict(list(client.load_balancers.list(zone_id=ZONE)))
+    lb = next((b for b in lbs if b.name == "file.example.com"), None)
+    check(lb is not None and lb.default_pools == [pool.id], f"file load balancer: {lbs}")
+    try:
+        client.load_balancers.pools.delete(pool.id, account_id=ACCOUNT)
+        fail("deleting the file's pool was accepted")
+    except cloudflare.ConflictError as e:
+        message = " ".join(err.get("message", "") for err in e.body.get("errors", []))
+        check(conf_path in message, f"the 409 does not name {conf_path}: {e.body}")
+    return {"weight": 0.25}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--base-url", required=True)
@@ -165,6 +188,8 @@ def main():
     try:
         if a.step == "create":
             out = create(client, int(a.args[0]), a.args[1])
+        elif a.step == "file":
+            out = file_objects(client, a.args[0])
         else:
             ids = json.loads(a.args[0])
             out = {"show": show, "patch": patch, "refuse": refuse, "delete": delete}[a.step](client, ids)
