@@ -40,6 +40,7 @@ fn main() {
         exit(tether::cloudflare::command::run(
             command,
             args.conf.as_deref(),
+            with_run_time_objects,
         ));
     }
     let mut opt = args.into_opt();
@@ -282,4 +283,28 @@ fn uses_cookies(tether: &config::Config) -> bool {
             SessionAffinity::Cookie | SessionAffinity::IpCookie
         )
     })
+}
+
+/// `tether export`: the file's configuration with the run-time objects its
+/// state file records laid over (as a start restores them); endpoints'
+/// enabled/weight and load balancers' patches recorded apart are not.
+fn with_run_time_objects(file: config::Config) -> (config::Config, Vec<String>) {
+    use tether::changes::state_file::{Read, StateFile};
+    let Some(path) = file.state_file.clone() else {
+        return (file, Vec::new());
+    };
+    match StateFile::new(&path).read(&file) {
+        Ok(Read::Records { records, .. }) => {
+            let (_, effective, dropped) = tether::changes::objects::rebase(&file, &records.objects);
+            (effective, dropped)
+        }
+        Ok(Read::Missing) => (file, Vec::new()),
+        Err(e) => (
+            file,
+            vec![format!(
+                "state file {}: {e}; the configuration file alone is exported",
+                path.display()
+            )],
+        ),
+    }
 }

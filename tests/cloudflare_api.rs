@@ -196,6 +196,25 @@ fn the_official_sdk_manages_monitors_pools_and_load_balancers() {
     assert_eq!(sdk(&a, "show", &[ids_arg]), shown);
     assert_eq!(visit(&a, &[("x-user", "carol")]).1, "origin");
 
+    // `tether export --cloudflare` shows them too (the state file's objects), same IDs.
+    let conf_path = a.config_path().display().to_string();
+    let (code, out, err) = run_tether(
+        &["export", "--cloudflare", "-c", &conf_path],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{err}");
+    let exported: Value = serde_json::from_str(&out).expect("export is JSON");
+    for (list, key) in [
+        ("monitors", "monitor"),
+        ("pools", "pool"),
+        ("load_balancers", "lb"),
+    ] {
+        let found = exported[list]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|o| o["id"] == ids[key]));
+        assert!(found, "{list}: {} not in the export:\n{out}", ids[key]);
+    }
+
     // Deleted through the SDK: gone here and on the other replica.
     sdk(&a, "delete", &[ids_arg]);
     assert_ne!(visit(&a, &[]).1, "origin");
@@ -204,4 +223,68 @@ fn the_official_sdk_manages_monitors_pools_and_load_balancers() {
         gone,
         "the second replica still serves the deleted load balancer"
     );
+}
+
+/// `tether import --cloudflare` turns a Cloudflare export into a `tether:` section that
+/// `tether -t` accepts, naming on stderr each field it could not carry over; `tether
+/// export --cloudflare` gives the objects back with the same references.
+#[test]
+fn import_then_export_through_the_binary() {
+    let fixture = repo().join("tests/cloudflare/export.json");
+    let (code, yaml, err) = run_tether(
+        &["import", "--cloudflare", fixture.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{err}");
+    for field in [
+        "pools[0].check_regions",
+        "pools[0].notification_email",
+        "load_balancers[0].ttl",
+        "monitors[0].probe_zone",
+    ] {
+        assert!(
+            err.lines().any(|l| l.contains(field)),
+            "{field} not named on stderr:\n{err}"
+        );
+    }
+    let section = yaml.replacen(
+        "tether:\n",
+        &format!(
+            "tether:\n  listeners:\n  - address: 127.0.0.1:{}\n",
+            free_port()
+        ),
+        1,
+    );
+    let dir = TempDir::new().unwrap();
+    let conf = dir.path().join("imported.yaml");
+    std::fs::write(&conf, format!("version: 1\n{section}")).unwrap();
+    let conf = conf.to_str().unwrap();
+    let (code, out, err) = run_tether(&["-t", "-c", conf], Duration::from_secs(30));
+    assert_eq!(
+        code, 0,
+        "tether -t refused the import:\n{out}\n{err}\n{section}"
+    );
+    let (code, out, err) = run_tether(
+        &["export", "--cloudflare", "-c", conf],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    let pools = v["pools"].as_array().expect("pools");
+    let id_of = |name: &str| {
+        pools
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["id"].clone())
+            .unwrap_or_else(|| panic!("no pool {name} in {out}"))
+    };
+    let lb = &v["load_balancers"][0];
+    assert_eq!(lb["name"], "www.example.com");
+    assert_eq!(
+        lb["default_pools"],
+        Value::Array(vec![id_of("primary-dc-1"), id_of("backup-dc")])
+    );
+    assert_eq!(lb["fallback_pool"], id_of("backup-dc"));
+    assert_eq!(lb["session_affinity"], "cookie");
+    assert_eq!(lb["session_affinity_ttl"], 1800.0);
 }

@@ -10,15 +10,20 @@ use super::{export, import, object_id, types};
 use crate::cli::Command;
 use crate::config;
 
+/// Lays the run-time objects the state file records over the file's
+/// configuration (the owner of changes' rule, given by `main`); its lines
+/// are printed on stderr.
+pub type Overlay = fn(config::Config) -> (config::Config, Vec<String>);
+
 /// Runs `command`; returns the process's exit code.
-pub fn run(command: &Command, conf: Option<&str>) -> i32 {
+pub fn run(command: &Command, conf: Option<&str>, overlay: Overlay) -> i32 {
     match command {
         Command::Export { .. } => {
             let Some(path) = conf else {
                 eprintln!("tether export: the configuration file is needed: tether export --cloudflare -c FILE");
                 return 2;
             };
-            match export_file(Path::new(path)) {
+            match export_file(Path::new(path), overlay) {
                 Ok(json) => {
                     // A closed pipe (`| head`) is not an error of ours.
                     let _ = writeln!(std::io::stdout(), "{json}");
@@ -63,8 +68,9 @@ pub fn run(command: &Command, conf: Option<&str>) -> i32 {
     }
 }
 
-/// The configuration file's objects as Cloudflare API JSON (pretty).
-pub fn export_file(path: &Path) -> Result<String, Vec<String>> {
+/// The configuration file's objects, with the run-time objects `overlay`
+/// lays over, as Cloudflare API JSON (pretty).
+pub fn export_file(path: &Path, overlay: Overlay) -> Result<String, Vec<String>> {
     let loaded = config::load_file(path).map_err(|errors| {
         let mut lines = vec![format!(
             "tether export: {}: configuration errors:",
@@ -73,7 +79,11 @@ pub fn export_file(path: &Path) -> Result<String, Vec<String>> {
         lines.extend(errors.0.iter().map(|e| format!("  {e}")));
         lines
     })?;
-    let all = export::all(&loaded.tether, &|k, n| object_id(k, n));
+    let (config, lines) = overlay(loaded.tether);
+    for l in lines {
+        eprintln!("tether export: {l}");
+    }
+    let all = export::all(&config, &|k, n| object_id(k, n));
     serde_json::to_string_pretty(&all).map_err(|e| vec![format!("tether export: {e}")])
 }
 
