@@ -10,7 +10,8 @@ parsed object is checked to hold no field the SDK's type does not declare.
 Steps (each prints one JSON object on its last line; any failure exits non-zero):
     create PORT HOST   a monitor, a pool with one origin 127.0.0.1:PORT, a load
                        balancer HOST over it with cookie affinity -> {monitor, pool, lb}
-    patch IDS_JSON     origin weight 0.5, affinity header (X-User), pool health read
+    patch IDS_JSON     origin weight 0.5, affinity header (X-User), pool health read;
+                       then each object replaced (PUT) and the monitor edited (PATCH)
     show IDS_JSON      every object read back by ID and found in its list
     refuse IDS_JSON    values Tether cannot honour are refused with 400 naming the field
     delete IDS_JSON    load balancer, pool, monitor deleted; gone from the lists
@@ -108,7 +109,41 @@ def patch(client, ids):
     check(health.pool_id == ids["pool"], f"health pool_id {health.pool_id}")
     check(health.pop_health.healthy is True, f"pool health {health}")
     check(all(o.ip.healthy for o in health.pop_health.origins), f"origins health {health}")
+    replace(client, ids)
     return {"weight": 0.5, "session_affinity": "header", "healthy": True}
+
+
+def replace(client, ids):
+    """PUT of each object (the whole object as given) and PATCH of the monitor."""
+    port = show_port(client, ids)
+    monitor = strict(client.load_balancers.monitors.update(
+        ids["monitor"], account_id=ACCOUNT, type="http", description="sdk-monitor", method="GET",
+        path="/health", expected_codes="2xx", interval=2, load_balancer_monitor_timeout=1,
+        retries=0, consecutive_up=1, consecutive_down=1))
+    check(monitor.id == ids["monitor"] and monitor.interval == 2 and monitor.expected_codes == "2xx",
+          f"monitor after update: {monitor}")
+    monitor = strict(client.load_balancers.monitors.edit(ids["monitor"], account_id=ACCOUNT, expected_body="ok"))
+    check(monitor.expected_body == "ok" and monitor.interval == 2, f"monitor after edit: {monitor}")
+    pool = strict(client.load_balancers.pools.update(
+        ids["pool"], account_id=ACCOUNT, name="sdk-pool", monitor=ids["monitor"],
+        origins=[{"name": "origin-1", "address": "127.0.0.1", "port": port, "weight": 0.5},
+                 {"name": "origin-2", "address": "127.0.0.1", "port": port, "enabled": False}]))
+    check(pool.id == ids["pool"] and [o.name for o in pool.origins] == ["origin-1", "origin-2"],
+          f"pool after update: {pool.origins}")
+    check(pool.origins[1].enabled is False and pool.monitor == ids["monitor"], f"pool after update: {pool}")
+    lb = strict(client.load_balancers.update(
+        ids["lb"], zone_id=ZONE, name=lb_name(client, ids),
+        default_pools=[ids["pool"]], fallback_pool=ids["pool"], steering_policy="random",
+        random_steering={"default_weight": 0.7}, session_affinity="header", session_affinity_ttl=600,
+        session_affinity_attributes={"headers": ["X-User"], "require_all_headers": True}))
+    check(lb.id == ids["lb"] and lb.steering_policy == "random", f"load balancer after update: {lb}")
+    check(lb.random_steering.default_weight == 0.7 and lb.session_affinity == "header", f"{lb}")
+
+
+
+
+def lb_name(client, ids):
+    return client.load_balancers.get(ids["lb"], zone_id=ZONE).name
 
 
 def show_port(client, ids):
