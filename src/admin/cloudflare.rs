@@ -123,7 +123,7 @@ fn route(call: &Api<'_>, segs: &[&str], messages: &mut Vec<String>) -> Reply {
         ["accounts", _, "load_balancers", "monitors"] => {
             allow(call, &["GET", "POST"])?;
             match call.method {
-                "GET" => Ok(list(monitors(call.state()))),
+                "GET" => Ok(list(stamped(call, Kind::Monitor, monitors(call.state())))),
                 _ => create(call, Kind::Monitor, messages),
             }
         }
@@ -134,7 +134,7 @@ fn route(call: &Api<'_>, segs: &[&str], messages: &mut Vec<String>) -> Reply {
         ["accounts", _, "load_balancers", "pools"] => {
             allow(call, &["GET", "POST"])?;
             match call.method {
-                "GET" => Ok(list(pools(call.state()))),
+                "GET" => Ok(list(stamped(call, Kind::Pool, pools(call.state())))),
                 _ => create(call, Kind::Pool, messages),
             }
         }
@@ -149,7 +149,11 @@ fn route(call: &Api<'_>, segs: &[&str], messages: &mut Vec<String>) -> Reply {
         ["zones", _, "load_balancers"] => {
             allow(call, &["GET", "POST"])?;
             match call.method {
-                "GET" => Ok(list(load_balancers(call.state()))),
+                "GET" => Ok(list(stamped(
+                    call,
+                    Kind::LoadBalancer,
+                    load_balancers(call.state()),
+                ))),
                 _ => create(call, Kind::LoadBalancer, messages),
             }
         }
@@ -219,6 +223,44 @@ fn load_balancers(state: &State) -> Vec<Json> {
         .collect()
 }
 
+/// Objects shown with `created_on` and `modified_on` (RFC 3339) when they
+/// were created or changed at run time.
+fn stamped(call: &Api<'_>, kind: Kind, mut objects: Vec<Json>) -> Vec<Json> {
+    let views: std::collections::HashMap<String, crate::changes::ObjectView> = call
+        .changes
+        .objects(object_kind(kind))
+        .into_iter()
+        .map(|v| (v.id.clone(), v))
+        .collect();
+    for o in &mut objects {
+        let view = o["id"].as_str().and_then(|id| views.get(id));
+        if let Some(view) = view {
+            stamp(o, view);
+        }
+    }
+    objects
+}
+
+fn stamp_one(call: &Api<'_>, kind: Kind, mut object: Json) -> Json {
+    let id = object["id"].as_str().unwrap_or_default().to_string();
+    if let Some(view) = call.changes.object_by_id(object_kind(kind), &id) {
+        stamp(&mut object, &view);
+    }
+    object
+}
+
+fn stamp(object: &mut Json, view: &crate::changes::ObjectView) {
+    use super::pools::rfc3339_ms;
+    if let Some(map) = object.as_object_mut() {
+        if let Some(ms) = view.created_on_unix_ms {
+            map.insert("created_on".into(), rfc3339_ms(ms).into());
+        }
+        if let Some(ms) = view.modified_on_unix_ms {
+            map.insert("modified_on".into(), rfc3339_ms(ms).into());
+        }
+    }
+}
+
 /// The name of `kind`'s object with ID `id`, if there is one.
 fn name_of(state: &State, kind: Kind, id: &str) -> Option<String> {
     let id = id.to_ascii_lowercase();
@@ -268,7 +310,7 @@ fn one(call: &Api<'_>, kind: Kind, id: &str, messages: &mut Vec<String>) -> Repl
     let name = name_of(state, kind, id).ok_or_else(|| not_found(kind, id))?;
     let before = current(state, kind, &name).ok_or_else(|| not_found(kind, id))?;
     match call.method {
-        "GET" => Ok((before, None)),
+        "GET" => Ok((stamp_one(call, kind, before), None)),
         "DELETE" => delete(call, kind, &name),
         method => {
             let body = json_object(call.body)?;
@@ -284,7 +326,7 @@ fn one(call: &Api<'_>, kind: Kind, id: &str, messages: &mut Vec<String>) -> Repl
             };
             replace(call, kind, &name, merged, messages)?;
             let after = current(&call.changes.state(), kind, &name).unwrap_or(Json::Null);
-            Ok((after, None))
+            Ok((stamp_one(call, kind, after), None))
         }
     }
 }
@@ -398,7 +440,7 @@ fn replace(
     let state = call.state();
     let mut notes = Notes::default();
     let object = read(state, kind, body, Some(name), &mut notes)?;
-    let object = &object;
+    let object = &keep_tethers_own(state, object);
     messages.extend(
         notes
             .dropped
@@ -447,6 +489,38 @@ fn replace(
         call.apply(&batch)?;
     }
     Ok(())
+}
+
+/// `new` with the keys Tether has and Cloudflare's object does not (a
+/// pool's `tls`, `outlier_detection`, `slow_start`, `read_timeout`, its
+/// endpoints' `server_name`; a load balancer's `always_use_https`) taken
+/// from the object it replaces: a Cloudflare client cannot set them, so a
+/// replace must not drop them.
+fn keep_tethers_own(state: &State, new: Object) -> Object {
+    match new {
+        Object::Pool(mut p) => {
+            if let Some(i) = state.pool_index(&p.name) {
+                let old = &state.pools[i].conf;
+                p.tls = old.tls.clone();
+                p.outlier_detection = old.outlier_detection;
+                p.slow_start = old.slow_start;
+                p.read_timeout = old.read_timeout;
+                for e in &mut p.endpoints {
+                    if let Some(o) = old.endpoints.iter().find(|o| o.name == e.name) {
+                        e.server_name = o.server_name.clone();
+                    }
+                }
+            }
+            Object::Pool(p)
+        }
+        Object::LoadBalancer(mut lb) => {
+            if let Some(old) = state.load_balancers().named(&lb.name) {
+                lb.always_use_https = old.conf.always_use_https;
+            }
+            Object::LoadBalancer(lb)
+        }
+        other => other,
+    }
 }
 
 /// The run-time changes that turn pool `old` into `new`: endpoints'
@@ -610,7 +684,7 @@ fn create(call: &Api<'_>, kind: Kind, messages: &mut Vec<String>) -> Reply {
             format!("{} {name:?} was created but is not in force", kind.name()),
         )
     })?;
-    Ok((after, None))
+    Ok((stamp_one(call, kind, after), None))
 }
 
 /// A name for a new monitor: its description when that is a free, valid
@@ -679,6 +753,71 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn state() -> State {
+        let yaml = "tether:\n  listeners: [{address: 127.0.0.1:0}]\n  load_balancers:\n    www.example.com: {default_pools: [p], always_use_https: true}\n  pools:\n    p:\n      slow_start: 30\n      outlier_detection: {consecutive_5xx: 2}\n      endpoints:\n      - {name: a, address: 127.0.0.1:1}\n      - {name: b, address: 127.0.0.1:2}\n";
+        let config = crate::config::load_str(yaml).expect("config").tether;
+        State::new(&config, crate::affinity::cookie::CookieKeys::random())
+    }
+
+    #[test]
+    fn a_replace_keeps_what_cloudflare_cannot_say() {
+        let state = state();
+        let bare = config::Pool {
+            name: "p".into(),
+            endpoints: vec![config::Endpoint::at("a", "127.0.0.1:1")],
+            ..Default::default()
+        };
+        let Object::Pool(kept) = keep_tethers_own(&state, Object::Pool(bare)) else {
+            panic!("not a pool");
+        };
+        assert_eq!(kept.slow_start, std::time::Duration::from_secs(30));
+        assert_eq!(kept.outlier_detection.map(|o| o.consecutive_5xx), Some(2));
+        let lb = config::LoadBalancer {
+            name: "www.example.com".into(),
+            ..Default::default()
+        };
+        let Object::LoadBalancer(kept) = keep_tethers_own(&state, Object::LoadBalancer(lb)) else {
+            panic!("not a load balancer");
+        };
+        assert!(kept.always_use_https);
+    }
+
+    #[test]
+    fn weights_and_enabled_are_todays_changes_anything_else_a_replace() {
+        let state = state();
+        let old = live_pool(&state, 0);
+        let mut new = old.clone();
+        new.endpoints[0].weight = 0.5;
+        new.endpoints[1].enabled = false;
+        let batch = pool_changes(&old, &new).expect("changes");
+        assert_eq!(batch.len(), 2, "{batch:?}");
+        assert!(
+            matches!(&batch[0], Change::SetEndpointWeight { endpoint, weight, .. } if endpoint == "a" && *weight == 0.5)
+        );
+        assert!(
+            matches!(&batch[1], Change::SetEndpointEnabled { endpoint, enabled: false, .. } if endpoint == "b")
+        );
+        new.minimum_origins = 2;
+        assert_eq!(pool_changes(&old, &new).unwrap_err().status, 409);
+        let mut added = old.clone();
+        added
+            .endpoints
+            .push(config::Endpoint::at("c", "127.0.0.1:3"));
+        assert!(pool_changes(&old, &added).is_err());
+
+        let table = state.load_balancers();
+        let lb = &table.named("www.example.com").expect("lb").conf;
+        let mut new = lb.clone();
+        new.session_affinity = config::SessionAffinity::Cookie;
+        let batch = lb_changes(lb, &new).expect("patch");
+        assert!(
+            matches!(&batch[..], [Change::PatchLoadBalancer { fields, .. }] if fields.session_affinity == Some(config::SessionAffinity::Cookie))
+        );
+        assert!(lb_changes(lb, &lb.clone()).expect("nothing").is_empty());
+        new.adaptive_routing.failover_across_pools = true;
+        assert_eq!(lb_changes(lb, &new).unwrap_err().status, 409);
     }
 
     #[test]

@@ -81,6 +81,8 @@ def create(client, port, host):
     check(ID.match(lb.id or ""), f"load balancer id {lb.id!r}")
     check(lb.name == host and lb.default_pools == [pool.id], f"load balancer {lb}")
     check(lb.session_affinity == "cookie" and lb.session_affinity_ttl == 1800, f"affinity {lb}")
+    for o in (monitor, pool, lb):
+        check(o.created_on and o.modified_on, f"created_on/modified_on missing: {o}")
     return {"monitor": monitor.id, "pool": pool.id, "lb": lb.id}
 
 
