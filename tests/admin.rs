@@ -491,12 +491,12 @@ fn unknown_routes_methods_and_large_bodies() {
         refused(get(&proxy, "/v1/pools/p/endpoints/zz"), 404),
         [r#"pool "p" has no endpoint named "zz""#]
     );
-    let (status, h, body) = admin(&proxy, Method::DELETE, "/v1/pools/p", "", None);
+    let (status, h, body) = admin(&proxy, Method::POST, "/v1/pools/p", "", None);
     assert_eq!(
         refused((status, body), 405),
-        ["method DELETE is not allowed here (allowed: GET)"]
+        ["method POST is not allowed here (allowed: GET, PUT, DELETE)"]
     );
-    assert_eq!(header(&h, "allow").as_deref(), Some("GET"));
+    assert_eq!(header(&h, "allow").as_deref(), Some("GET, PUT, DELETE"));
 
     // Over 64 KiB: 413, with a Content-Length and chunked.
     let big = format!(

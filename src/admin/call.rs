@@ -47,6 +47,11 @@ impl<'a> Call<'a> {
         &self.state
     }
 
+    /// The owner of changes (its objects: [`Changes::objects`]).
+    pub fn changes(&self) -> &'a Changes {
+        self.changes
+    }
+
     /// Hands a batch to the owner of changes.
     pub fn apply(&self, batch: &[Change]) -> Result<Vec<String>, ChangeError> {
         self.changes.apply("admin", batch, self.now)

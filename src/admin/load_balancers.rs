@@ -36,9 +36,10 @@ pub fn list(call: &Call<'_>) -> Answer {
     Ok(AdminResponse::ok(&views))
 }
 
-/// `GET` or `PATCH /v1/load_balancers/{name}`.
+/// `GET` or `PATCH /v1/load_balancers/{name}` (`PUT` and `DELETE`:
+/// [`super::objects::write`]).
 pub fn one(call: &Call<'_>, name: &str) -> Answer {
-    allow(call.method, &["GET", "PATCH"])?;
+    allow(call.method, &["GET", "PATCH", "PUT", "DELETE"])?;
     let current = find(call.state(), name)?;
     if call.method == "PATCH" {
         let fields =

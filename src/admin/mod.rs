@@ -23,6 +23,7 @@ mod cluster;
 pub mod exposition;
 mod load_balancers;
 mod metrics;
+mod objects;
 mod pools;
 mod response;
 mod router;

@@ -81,9 +81,9 @@ pub fn list(call: &Call<'_>) -> Answer {
     Ok(AdminResponse::ok(&all))
 }
 
-/// `GET /v1/pools/{name}`.
+/// `GET /v1/pools/{name}` (`PUT` and `DELETE`: [`super::objects::write`]).
 pub fn one(call: &Call<'_>, name: &str) -> Answer {
-    allow(call.method, &["GET"])?;
+    allow(call.method, &["GET", "PUT", "DELETE"])?;
     let state = call.state();
     let p = state
         .pool_index(name)

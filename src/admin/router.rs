@@ -14,8 +14,11 @@ use super::admission::{Admission, Head};
 use super::auth::Auth;
 use super::call::Call;
 use super::response::{allow, too_large_response, AdminResponse, Answer, ApiError, MAX_BODY, TEXT};
-use super::{cloudflare, cluster, load_balancers, metrics, pools, session_persistence, status};
+use super::{
+    cloudflare, cluster, load_balancers, metrics, objects, pools, session_persistence, status,
+};
 use crate::changes::Changes;
+use crate::changes::ObjectKind;
 use crate::clock::Now;
 
 /// What the router needs of a request.
@@ -184,18 +187,30 @@ fn is_public(path: &str) -> bool {
     segs == ["healthz"] || status::file(&segs).is_some()
 }
 
+/// A `PUT` or `DELETE` of a whole object.
+fn writes(call: &Call<'_>) -> bool {
+    matches!(call.method, "PUT" | "DELETE")
+}
+
 /// The routing table.
 fn route(call: &Call<'_>, segs: &[&str], path: &str) -> Answer {
     match segs {
         ["metrics"] => metrics::handle(call),
         ["v1", "cluster"] => cluster::handle(call),
         ["v1", "status"] => status::handle(call),
+        ["v1", "objects", section] => objects::list(call, section),
+        ["v1", "monitors"] => objects::list(call, "monitors"),
+        ["v1", "monitors", name] => objects::monitor(call, name),
         ["v1", "load_balancers"] => load_balancers::list(call),
+        ["v1", "load_balancers", name] if writes(call) => {
+            objects::write(call, ObjectKind::LoadBalancer, name)
+        }
         ["v1", "load_balancers", name] => load_balancers::one(call, name),
         ["v1", "load_balancers", name, "session_persistence"] => {
             session_persistence::handle(call, name)
         }
         ["v1", "pools"] => pools::list(call),
+        ["v1", "pools", name] if writes(call) => objects::write(call, ObjectKind::Pool, name),
         ["v1", "pools", name] => pools::one(call, name),
         ["v1", "pools", pool, "endpoints", endpoint] => pools::endpoint_call(call, pool, endpoint),
         _ => Err(ApiError::new(404, format!("no route for {path}"))),

@@ -199,8 +199,31 @@ pub type Publisher = Box<dyn Fn(&[Change]) + Send + Sync>;
 pub const CLUSTER: &str = "cluster";
 
 /// The owner of run-time changes: the live state, the file's configuration
-/// (the baseline every record is kept against), the optional state file,
-/// and the one lock that orders changes.
+/// and the baseline (the file's with the objects put at run time laid over,
+/// which every other record is kept against), the optional state file, and
+/// the one lock that orders changes.
+///
+/// **Objects** (monitors, pools, load balancers; [`ObjectKind`]):
+/// - read: [`objects`](Self::objects)`(kind)` lists every object of a kind in
+///   force, the file's and the run-time ones, sorted by name;
+///   [`object`](Self::object)`(kind, name)` and
+///   [`object_by_id`](Self::object_by_id)`(kind, id)` find one. Each is an
+///   [`ObjectView`]: `id` ([`object_id`]: 32 lower-case hex, SHA-256 of
+///   `tether:<kind>:<name>`, stable across restarts and replicas), `name`,
+///   `origin` ([`Origin::File`] or [`Origin::Runtime`]), `file` (the
+///   configuration file's path for file objects, from
+///   [`with_config_path`](Self::with_config_path)), `value` (the entry of
+///   `tether:` in force as JSON, the model's canonical YAML form), and
+///   `created_on_unix_ms` / `modified_on_unix_ms` (`None` for an object never
+///   put at run time).
+/// - write: [`apply`](Self::apply) with [`Change::PutObject`]`{kind, name,
+///   value}` (create or replace with the whole entry) or
+///   [`Change::DeleteObject`]`{kind, name}`. Errors:
+///   [`ChangeError::Invalid`] (400: the reader's messages with key paths),
+///   [`ChangeError::FileDefined`] (409: a delete of a file object, naming
+///   the file), [`ChangeError::InUse`] (409: a delete leaving a reference
+///   dangling, naming the referring key path), [`ChangeError::NoSuchObject`]
+///   (404), [`ChangeError::NotDurable`] (500).
 pub struct Changes {
     live: Arc<Live>,
     file: Option<StateFile>,

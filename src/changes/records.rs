@@ -15,9 +15,10 @@ use serde_json::Value as Json;
 use crate::config::{load_balancer_to_value, Config, ATTRIBUTES};
 
 /// The state file's format version. Version 3 added `objects` (monitors,
-/// pools and load balancers put at run time); version 2 files read as
-/// version 3 without objects. Version 1 (whole load balancers) is still
-/// read: see [`Records::from_v1`].
+/// pools and load balancers put at run time); a file without objects is
+/// written as version 2 (what it is), and version 2 reads as version 3
+/// without objects. Version 1 (whole load balancers) is still read: see
+/// [`Records::from_v1`].
 pub const VERSION: u32 = 3;
 
 /// The kinds of object that can be put and deleted at run time.

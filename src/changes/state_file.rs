@@ -57,14 +57,13 @@ impl StateFile {
             Some(v) if v == 2 || v == u64::from(VERSION) => {
                 let mut records: Records = serde_json::from_value(json)
                     .map_err(|e| format!("not a Tether state file: {e}"))?;
-                let old_format = records.version != VERSION;
-                if old_format && !records.objects.is_empty() {
+                if records.version == 2 && !records.objects.is_empty() {
                     return Err("version 2 has no objects".to_string());
                 }
                 records.version = VERSION;
                 Ok(Read::Records {
                     records,
-                    old_format,
+                    old_format: false,
                 })
             }
             Some(v) => Err(format!(
@@ -75,8 +74,14 @@ impl StateFile {
     }
 
     /// Writes `records` atomically; on error the old file is untouched.
+    /// Without objects the file is version 2, which a Tether from before
+    /// objects reads too (a hot upgrade back to it keeps the records).
     pub fn write(&self, records: &Records) -> Result<(), String> {
-        let text = serde_json::to_string_pretty(records).map_err(|e| e.to_string())?;
+        let mut records = std::borrow::Cow::Borrowed(records);
+        if records.objects.is_empty() {
+            records.to_mut().version = 2;
+        }
+        let text = serde_json::to_string_pretty(&*records).map_err(|e| e.to_string())?;
         let tmp = self
             .path
             .with_extension(format!("tmp.{}", std::process::id()));

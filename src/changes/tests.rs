@@ -313,11 +313,14 @@ fn a_file_edit_after_a_patch_wins_for_that_field_and_keeps_the_others() {
         s.endpoint(s.find_endpoint("p", "p-0").unwrap()).weight(),
         0.5
     );
-    let on_disk: Records = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let mut on_disk: Records =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert!(
         !on_disk.load_balancers["*"].contains_key("session_affinity_attributes.drain_duration"),
         "the dropped record is gone from the file: {on_disk:?}"
     );
+    assert_eq!(on_disk.version, 2, "without objects, the file is version 2");
+    on_disk.version = records::VERSION;
     assert_eq!(on_disk, second.records());
 }
 
@@ -908,9 +911,23 @@ fn old_state_files_still_read() {
     let written: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(
         written["version"],
-        json!(3),
-        "rewritten in the current format"
+        json!(2),
+        "without objects, still version 2"
     );
+    changes
+        .apply(
+            "test",
+            &[put(ObjectKind::Monitor, "m2", json!({"type": "tcp"}))],
+            NOW,
+        )
+        .unwrap();
+    let written: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(written["version"], json!(3), "with objects");
+    changes
+        .apply("test", &[delete(ObjectKind::Monitor, "m2")], NOW)
+        .unwrap();
+    let written: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(written["version"], json!(2), "{written}");
 }
 
 #[test]

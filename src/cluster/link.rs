@@ -253,6 +253,12 @@ impl Link {
                         self.status.changes_received.fetch_add(1, Relaxed);
                     }
                     Ok(_) => {}
+                    // An object is validated against this replica's own
+                    // file: one that does not fit here is worth a line.
+                    Err(e @ ChangeError::Invalid(_)) if has_object(&batch) => warn!(
+                        "cluster: an object from replica {} was refused here: {e}",
+                        event.from
+                    ),
                     Err(ChangeError::Invalid(_)) => {
                         self.reject(Rejected::OutOfRange, "a change event", bytes.len())
                     }
@@ -380,7 +386,8 @@ impl Link {
     /// only within [`MAX_CHANGE_FIELDS`] and [`MAX_CHANGES_BYTES`], pins up
     /// to the session table's `max_sessions`.
     async fn resync(&self, conn: &mut MultiplexedConnection) -> Result<(usize, usize), String> {
-        let (batch, inauthentic) = self.read_changes(conn).await?;
+        let (mut batch, inauthentic) = self.read_changes(conn).await?;
+        batch.sort_by_key(|(change, _)| wire::apply_order(change));
         self.replace_inauthentic(conn, &inauthentic).await?;
         let state = self.changes.state();
         let mut applied = 0;
@@ -390,6 +397,9 @@ impl Link {
                 .apply_from_cluster(std::slice::from_ref(change), state.clock.now())
             {
                 Ok(_) => applied += 1,
+                Err(e @ ChangeError::Invalid(_)) if has_object(std::slice::from_ref(change)) => {
+                    warn!("cluster: an object in Redis was refused here: {e}")
+                }
                 Err(ChangeError::Invalid(_)) => {
                     self.reject(Rejected::OutOfRange, "a stored change", *size)
                 }
@@ -693,4 +703,11 @@ impl BackgroundService for Link {
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
+}
+
+/// Whether `batch` puts or deletes an object.
+fn has_object(batch: &[Change]) -> bool {
+    batch
+        .iter()
+        .any(|c| matches!(c, Change::PutObject { .. } | Change::DeleteObject { .. }))
 }

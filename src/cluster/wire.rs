@@ -222,6 +222,28 @@ pub fn target(change: &Change) -> String {
     }
 }
 
+/// Where a stored change goes when the whole `changes` hash is applied
+/// (a resync; the hash has no order): objects first, those referred to
+/// before those referring (monitors, pools, load balancers), deletes the
+/// other way round, then the changes of fields, which may be of those
+/// objects. Sort by it (stably).
+pub fn apply_order(change: &Change) -> u8 {
+    use crate::changes::ObjectKind::{LoadBalancer, Monitor, Pool};
+    match change {
+        Change::PutObject { kind: Monitor, .. } => 0,
+        Change::PutObject { kind: Pool, .. } => 1,
+        Change::PutObject {
+            kind: LoadBalancer, ..
+        } => 2,
+        Change::DeleteObject {
+            kind: LoadBalancer, ..
+        } => 3,
+        Change::DeleteObject { kind: Pool, .. } => 4,
+        Change::DeleteObject { kind: Monitor, .. } => 5,
+        _ => 6,
+    }
+}
+
 /// A `header` / `source_ip` session pinned away from the hash ring's
 /// choice, by names (indexes differ between configurations).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

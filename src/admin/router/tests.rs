@@ -263,9 +263,10 @@ fn wrong_methods_are_405_with_allow() {
     let (router, state) = setup(None);
     for (method, path, allowed) in [
         ("POST", "/v1/pools", "GET"),
-        ("DELETE", "/v1/pools/p", "GET"),
+        ("POST", "/v1/pools/p", "GET, PUT, DELETE"),
         ("PUT", "/v1/load_balancers", "GET"),
-        ("DELETE", "/v1/load_balancers/*", "GET, PATCH"),
+        ("POST", "/v1/load_balancers/*", "GET, PATCH, PUT, DELETE"),
+        ("POST", "/v1/monitors/m", "GET, PUT, DELETE"),
         (
             "PATCH",
             "/v1/load_balancers/*/session_persistence",
