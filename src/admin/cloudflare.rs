@@ -79,6 +79,30 @@ pub fn envelope(status: u16, reply: Reply, messages: &[String]) -> AdminResponse
     }
 }
 
+/// A refusal made before the route is known (`401`, `403`, `413`), in
+/// Cloudflare's error shape when `path` is under `/client/v4`; any other
+/// answer as it is.
+pub fn reshape(path: &str, answer: AdminResponse) -> AdminResponse {
+    if !path.starts_with("/client/v4/") {
+        return answer;
+    }
+    let messages: Vec<String> = serde_json::from_slice::<Json>(&answer.body)
+        .ok()
+        .and_then(|v| {
+            v["errors"].as_array().map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e["message"].as_str().map(str::to_string))
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
+    let status = answer.status;
+    let mut reshaped = envelope(200, Err(CfError { status, messages }), &[]);
+    reshaped.headers = answer.headers;
+    reshaped
+}
+
 fn list_info(n: usize) -> Json {
     json!({"page": 1, "per_page": n.max(1), "count": n, "total_count": n, "total_pages": 1})
 }
@@ -818,6 +842,23 @@ mod tests {
         assert!(lb_changes(lb, &lb.clone()).expect("nothing").is_empty());
         new.adaptive_routing.failover_across_pools = true;
         assert_eq!(lb_changes(lb, &new).unwrap_err().status, 409);
+    }
+
+    #[test]
+    fn refusals_before_the_route_take_cloudflares_shape_under_client_v4() {
+        let refusal = super::super::response::ApiError::new(401, "wrong token")
+            .envelope()
+            .with_header("www-authenticate", "Bearer".into());
+        let r = reshape("/client/v4/zones/z/load_balancers", refusal.clone());
+        assert_eq!(r.status, 401);
+        assert_eq!(r.headers, refusal.headers);
+        let v: Json = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            v["errors"],
+            json!([{"code": 401, "message": "wrong token"}])
+        );
+        assert_eq!(v["messages"], json!([]));
+        assert_eq!(reshape("/v1/pools", refusal.clone()), refusal);
     }
 
     #[test]

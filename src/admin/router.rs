@@ -96,7 +96,13 @@ impl Router {
     /// What can be decided from the request's header alone, before its body
     /// is read: the [admission](super::admission) (`403`), then the token
     /// (`401`) for every route that needs one. `Err` is the answer.
+    /// Under `/client/v4` the refusal takes Cloudflare's error shape.
     pub fn admit(&self, req: &AdminRequest<'_>) -> Result<(), AdminResponse> {
+        self.admission_and_token(req)
+            .map_err(|answer| cloudflare::reshape(req.path, answer))
+    }
+
+    fn admission_and_token(&self, req: &AdminRequest<'_>) -> Result<(), AdminResponse> {
         if let Err(e) = self.admission.check(&req.head()) {
             if let Some(message) = e.messages.first() {
                 log::debug!(
@@ -125,7 +131,7 @@ impl Router {
             return answer;
         }
         if req.body.len() > MAX_BODY {
-            return too_large_response();
+            return cloudflare::reshape(req.path, too_large_response());
         }
         let method = if req.method == "HEAD" {
             "GET"

@@ -170,6 +170,15 @@ def refuse(client, ids):
             out[name] = 400
             continue
         fail(f"{name}: accepted, but Tether cannot honour it")
+    wrong = Cloudflare(api_token="not-the-token", base_url=str(client.base_url), max_retries=0,
+                       _strict_response_validation=True)
+    try:
+        wrong.load_balancers.pools.list(account_id=ACCOUNT)
+        fail("a wrong token was accepted")
+    except cloudflare.AuthenticationError as e:
+        errors = e.body.get("errors", []) if isinstance(e.body, dict) else []
+        check(errors and all(isinstance(err.get("code"), int) for err in errors), f"401 body: {e.body}")
+        out["token"] = 401
     return out
 
 
