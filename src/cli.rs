@@ -46,7 +46,7 @@ pub struct Args {
 /// The one-shot commands: they print and exit, starting nothing.
 #[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Print the configuration given with -c (and the run-time objects its
+    /// Print the configuration given with -c (and the run-time changes its
     /// state file records) as Cloudflare API JSON: {monitors, pools,
     /// load_balancers}, each object as the API's `result`.
     Export {

@@ -214,6 +214,20 @@ fn the_official_sdk_manages_monitors_pools_and_load_balancers() {
             .is_some_and(|l| l.iter().any(|o| o["id"] == ids[key]));
         assert!(found, "{list}: {} not in the export:\n{out}", ids[key]);
     }
+    // ... and the file pool's weight and load balancer's affinity the SDK patched (run-time
+    // changes recorded apart from the objects).
+    let file_pool = exported["pools"]
+        .as_array()
+        .and_then(|l| l.iter().find(|p| p["name"] == "file-pool"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(file_pool["origins"][0]["weight"], 0.25, "{out}");
+    let file_lb = exported["load_balancers"]
+        .as_array()
+        .and_then(|l| l.iter().find(|b| b["name"] == "file.example.com"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(file_lb["session_affinity"], "cookie", "{out}");
 
     // Deleted through the SDK: gone here and on the other replica.
     sdk(&a, "delete", &[ids_arg]);

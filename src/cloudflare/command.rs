@@ -10,7 +10,7 @@ use super::{export, import, object_id, types};
 use crate::cli::Command;
 use crate::config;
 
-/// Lays the run-time objects the state file records over the file's
+/// Lays the run-time changes the state file records over the file's
 /// configuration (the owner of changes' rule, given by `main`); its lines
 /// are printed on stderr.
 pub type Overlay = fn(config::Config) -> (config::Config, Vec<String>);

@@ -15,7 +15,8 @@ Steps (each prints one JSON object on its last line; any failure exits non-zero)
     show IDS_JSON      every object read back by ID and found in its list
     refuse IDS_JSON    values Tether cannot honour are refused with 400 naming the field
     delete IDS_JSON    load balancer, pool, monitor deleted; gone from the lists
-    file CONF_PATH     the file's pool: its origin's weight patched to 0.25; deleting it
+    file CONF_PATH     the file's pool: its origin's weight patched to 0.25, its load
+                       balancer's affinity to cookie; deleting the pool
                        refused with 409 naming the configuration file
 """
 
@@ -213,6 +214,8 @@ def file_objects(client, conf_path):
     lbs = strict(list(client.load_balancers.list(zone_id=ZONE)))
     lb = next((b for b in lbs if b.name == "file.example.com"), None)
     check(lb is not None and lb.default_pools == [pool.id], f"file load balancer: {lbs}")
+    lb = strict(client.load_balancers.edit(lb.id, zone_id=ZONE, session_affinity="cookie"))
+    check(lb.session_affinity == "cookie" and lb.session_affinity_ttl == 82800, f"file load balancer: {lb}")
     try:
         client.load_balancers.pools.delete(pool.id, account_id=ACCOUNT)
         fail("deleting the file's pool was accepted")
