@@ -87,11 +87,26 @@ pub fn export_file(path: &Path, overlay: Overlay) -> Result<String, Vec<String>>
     serde_json::to_string_pretty(&all).map_err(|e| vec![format!("tether export: {e}")])
 }
 
+/// `{monitors, pools, load_balancers}`, each the list of objects or the
+/// API's whole answer for it (`{"success": true, "result": [...], ...}`, as
+/// saved from `GET .../pools`).
+pub fn read_export(text: &str) -> Result<types::Export, String> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    for list in ["monitors", "pools", "load_balancers"] {
+        if let Some(answer) = value.get_mut(list) {
+            if let Some(result) = answer.get_mut("result") {
+                *answer = result.take();
+            }
+        }
+    }
+    serde_json::from_value(value).map_err(|e| format!("not a Cloudflare export: {e}"))
+}
+
 /// A Cloudflare export's text → the `tether:` YAML and one line per field
 /// not carried over (`dropped: <path>: why`, `not honoured: <path>: why`).
 pub fn import_text(text: &str) -> Result<(String, Vec<String>), String> {
-    let export: types::Export =
-        serde_json::from_str(text).map_err(|e| format!("not a Cloudflare export: {e}"))?;
+    let export = read_export(text)?;
     let (imported, notes) = import::all(&export);
     let yaml = import::to_yaml(&imported).map_err(|e| e.to_string())?;
     let mut lines: Vec<String> = notes
@@ -106,4 +121,27 @@ pub fn import_text(text: &str) -> Result<(String, Vec<String>), String> {
             .map(|n| format!("not carried over: {n}")),
     );
     Ok((yaml, lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_takes_lists_or_the_apis_whole_answers() {
+        let lists = r#"{"pools": [{"name": "p"}], "monitors": []}"#;
+        let answers = r#"{"pools": {"success": true, "errors": [], "messages": [],
+            "result": [{"name": "p"}], "result_info": {"count": 1}}}"#;
+        let a = read_export(lists).expect("lists");
+        assert_eq!(a, read_export(answers).expect("answers"));
+        assert_eq!(a.pools[0].name.as_deref(), Some("p"));
+        assert!(read_export("42").is_err());
+        let (yaml, notes) = import_text(
+            r#"{"pools": [{"name": "p", "origins":
+            [{"name": "a", "address": "10.0.0.1", "port": 80}]}]}"#,
+        )
+        .expect("import");
+        assert!(yaml.contains("address: 10.0.0.1:80"), "{yaml}");
+        assert!(notes.is_empty(), "{notes:?}");
+    }
 }
