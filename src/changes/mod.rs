@@ -462,7 +462,7 @@ impl Changes {
         if let Some((objects, effective, lines, affected)) = objects_planned {
             let state = successor(&old, &effective, old.keys.clone(), now.ms);
             records.objects = objects;
-            let (kept, gave_way) = records.rebase(&effective);
+            let (kept, gave_way) = records.rebase_after(&effective, &records::Rebase::OBJECT);
             records = lay_over(&state, &effective, kept, now);
             described.extend(lines);
             described.extend(gave_way);

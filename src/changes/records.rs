@@ -224,6 +224,31 @@ pub fn changed_fields<'a>(
         .collect()
 }
 
+/// What the log lines of a rebase name as the change it follows.
+pub struct Rebase {
+    /// Who changed a field (`the configuration file`).
+    pub changed: &'static str,
+    /// Who wins (`the file wins`).
+    pub wins: &'static str,
+    /// Where the target is no longer (`the configuration file`).
+    pub gone: &'static str,
+}
+
+impl Rebase {
+    /// A rebase on an edited configuration file (start, reload).
+    pub const FILE: Rebase = Rebase {
+        changed: "the configuration file",
+        wins: "the file wins",
+        gone: "the configuration file",
+    };
+    /// A rebase after an object was put or deleted at run time.
+    pub const OBJECT: Rebase = Rebase {
+        changed: "the object put",
+        wins: "the object's value is in force",
+        gone: "the configuration",
+    };
+}
+
 impl Records {
     pub fn is_empty(&self) -> bool {
         self.endpoints.is_empty() && self.load_balancers.is_empty() && self.objects.is_empty()
@@ -299,6 +324,18 @@ impl Records {
     /// line per dropped record, for the log. The object records are kept as
     /// they are: `config` is the configuration they make.
     pub fn rebase(&self, config: &Config) -> (Records, Vec<String>) {
+        self.rebase_after(config, &Rebase::FILE)
+    }
+
+    /// As [`rebase`](Self::rebase), the log lines naming `after` as what
+    /// changed the configuration (a file edit, or an object put or deleted
+    /// at run time).
+    pub fn rebase_after(&self, config: &Config, after: &Rebase) -> (Records, Vec<String>) {
+        let Rebase {
+            changed,
+            wins,
+            gone,
+        } = after;
         let mut kept = Records {
             objects: self.objects.clone(),
             ..Records::default()
@@ -312,7 +349,7 @@ impl Records {
                     .and_then(|p| p.endpoints.iter().find(|e| &e.name == name))
                 else {
                     dropped.push(format!(
-                        "pool {pool} endpoint {name} is no longer in the configuration file; its run-time changes are dropped"
+                        "pool {pool} endpoint {name} is no longer in {gone}; its run-time changes are dropped"
                     ));
                     continue;
                 };
@@ -322,7 +359,7 @@ impl Records {
                         r.enabled = Some(enabled.clone());
                     }
                     Some(enabled) => dropped.push(format!(
-                        "pool {pool} endpoint {name}: enabled: the configuration file changed it from {} to {} since it was set to {} at run time; the file wins",
+                        "pool {pool} endpoint {name}: enabled: {changed} changed it from {} to {} since it was set to {} at run time; {wins}",
                         enabled.file, file.enabled, enabled.value
                     )),
                     None => {}
@@ -337,7 +374,7 @@ impl Records {
                         r.weight = Some(weight.clone());
                     } else {
                         dropped.push(format!(
-                            "pool {pool} endpoint {name}: weight: the configuration file changed it from {} to {} since it was set to {} at run time; the file wins",
+                            "pool {pool} endpoint {name}: weight: {changed} changed it from {} to {} since it was set to {} at run time; {wins}",
                             weight.file, file.weight, weight.value
                         ));
                     }
@@ -353,7 +390,7 @@ impl Records {
         for (lb, fields) in &self.load_balancers {
             let Some(file_lb) = config.load_balancers.get(lb) else {
                 dropped.push(format!(
-                    "load balancer {lb} is no longer in the configuration file; its run-time changes are dropped"
+                    "load balancer {lb} is no longer in {gone}; its run-time changes are dropped"
                 ));
                 continue;
             };
@@ -364,7 +401,7 @@ impl Records {
                     kept.set_lb_field(lb, path, record.value.clone(), record.file.clone());
                 } else {
                     dropped.push(format!(
-                        "load balancer {lb}: {path}: the configuration file changed it from {} to {} since it was set to {} at run time; the file wins",
+                        "load balancer {lb}: {path}: {changed} changed it from {} to {} since it was set to {} at run time; {wins}",
                         record.file, now_in_file, record.value
                     ));
                 }

@@ -979,3 +979,62 @@ fn object_changes_are_published_whole_and_in_the_snapshot() {
         delete(ObjectKind::LoadBalancer, "a.example")
     );
 }
+
+#[test]
+fn a_put_keeps_the_run_time_changes_of_what_it_does_not_change() {
+    let c = objects_file(None);
+    let changes = owner(&c);
+    changes
+        .apply(
+            "test",
+            &[
+                Change::SetEndpointWeight {
+                    pool: "p".into(),
+                    endpoint: "a".into(),
+                    weight: 0.5,
+                },
+                Change::SetEndpointEnabled {
+                    pool: "p".into(),
+                    endpoint: "b".into(),
+                    enabled: false,
+                    drain_started_unix_ms: None,
+                },
+            ],
+            NOW,
+        )
+        .unwrap();
+    // GET, edit one key, PUT: the values in force stay.
+    let mut p = changes.object(ObjectKind::Pool, "p").unwrap().value;
+    assert_eq!(p["endpoints"][0]["weight"], json!(0.5), "{p}");
+    assert_eq!(p["endpoints"][1]["enabled"], json!(false), "{p}");
+    p["minimum_origins"] = json!(1);
+    p["slow_start"] = json!(20);
+    let said = changes
+        .apply("test", &[put(ObjectKind::Pool, "p", p.clone())], NOW)
+        .unwrap();
+    // The weight is now the object's value (its `endpoints` key), no
+    // longer an endpoint record of its own.
+    assert!(
+        said.iter()
+            .any(|l| l.contains("p endpoint a: weight: the object put changed it")),
+        "{said:#?}"
+    );
+    assert!(changes.records().endpoint("p", "a").is_none());
+    let state = changes.state();
+    let at = |e: &str| state.endpoint(state.find_endpoint("p", e).unwrap());
+    assert_eq!(at("a").weight(), 0.5);
+    assert!(!at("b").enabled());
+    assert!(at("b").disabled_since().is_some(), "still draining");
+    // A put that sets the weight itself: the object's value is in force.
+    p["endpoints"][0]["weight"] = json!(0.25);
+    changes
+        .apply("test", &[put(ObjectKind::Pool, "p", p)], NOW)
+        .unwrap();
+    let state = changes.state();
+    assert_eq!(
+        state
+            .endpoint(state.find_endpoint("p", "a").unwrap())
+            .weight(),
+        0.25
+    );
+}

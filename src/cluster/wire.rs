@@ -498,6 +498,56 @@ mod tests {
     }
 
     #[test]
+    fn objects_have_one_target_for_put_and_delete_and_apply_in_reference_order() {
+        use crate::changes::ObjectKind;
+        let put = |kind, name: &str| Change::PutObject {
+            kind,
+            name: name.into(),
+            value: serde_json::json!({}),
+        };
+        let delete = |kind, name: &str| Change::DeleteObject {
+            kind,
+            name: name.into(),
+        };
+        assert_eq!(
+            target(&put(ObjectKind::LoadBalancer, "A.Example")),
+            "object:load_balancer/a.example"
+        );
+        assert_eq!(
+            target(&delete(ObjectKind::LoadBalancer, "a.example")),
+            target(&put(ObjectKind::LoadBalancer, "a.example")),
+            "a delete replaces the put in the hash"
+        );
+        let mut batch = [
+            disable("a"),
+            delete(ObjectKind::Monitor, "m"),
+            put(ObjectKind::LoadBalancer, "x"),
+            delete(ObjectKind::LoadBalancer, "y"),
+            put(ObjectKind::Pool, "q"),
+            put(ObjectKind::Monitor, "m2"),
+            delete(ObjectKind::Pool, "r"),
+        ];
+        batch.sort_by_key(apply_order);
+        let order: Vec<String> = batch
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap())
+            .map(|v| format!("{} {}", v["change"], v["kind"]))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                r#""put_object" "monitor""#,
+                r#""put_object" "pool""#,
+                r#""put_object" "load_balancer""#,
+                r#""delete_object" "load_balancer""#,
+                r#""delete_object" "pool""#,
+                r#""delete_object" "monitor""#,
+                r#""set_endpoint_enabled" null"#,
+            ]
+        );
+    }
+
+    #[test]
     fn events_round_trip_and_targets() {
         let change = Change::SetEndpointEnabled {
             pool: "p".into(),
