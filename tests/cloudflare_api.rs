@@ -192,9 +192,18 @@ fn the_official_sdk_manages_monitors_pools_and_load_balancers() {
 
     // A restart keeps them (the state file), with the same IDs.
     a.terminate();
-    let a = conf_a.start();
+    let mut a = conf_a.start();
     assert_eq!(sdk(&a, "show", &[ids_arg]), shown);
     assert_eq!(visit(&a, &[("x-user", "carol")]).1, "origin");
+    // ... and so does a reload (SIGHUP) of the same file.
+    a.signal("HUP");
+    assert!(
+        a.wait_for_log("is the running configuration", Duration::from_secs(15)),
+        "{}",
+        a.logs()
+    );
+    assert_eq!(sdk(&a, "show", &[ids_arg]), shown);
+    assert_eq!(visit(&a, &[("x-user", "dave")]).1, "origin");
 
     // `tether export --cloudflare` shows them too (the state file's objects), same IDs.
     let conf_path = a.config_path().display().to_string();
