@@ -23,7 +23,7 @@ FLOORS = {
     # 1: pure decisions, recording, the rules language, the access log's lines
     "balance": 1, "metrics": 1, "rules": 1, "access_log": 1,
     "config": 2,  # the readers of the file (rules' conditions parsed by rules/parse.rs, below)
-    "affinity": 3,
+    "affinity": 3, "cloudflare": 3,
     "state": 4,
     "route": 5,
     "changes": 6, "cluster": 6,

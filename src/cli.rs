@@ -16,7 +16,7 @@ use pingora::server::configuration::Opt;
 #[command(name = "tether", version, about, long_about)]
 pub struct Args {
     /// The YAML configuration file: Pingora's keys and the `tether:` section.
-    #[arg(short = 'c', long = "conf", value_name = "FILE")]
+    #[arg(short = 'c', long = "conf", value_name = "FILE", global = true)]
     pub conf: Option<String>,
 
     /// Load and fully validate FILE, print "configuration OK" (exit 0) or every
@@ -36,6 +36,35 @@ pub struct Args {
     /// Pingora's test-harness flag (hidden).
     #[arg(long, hide = true)]
     pub nocapture: bool,
+
+    /// Instead of running: convert between Cloudflare's Load Balancing API
+    /// and the configuration file (docs/cloudflare-api.md).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The one-shot commands: they print and exit, starting nothing.
+#[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Print the configuration given with -c (and the run-time changes its
+    /// state file records) as Cloudflare API JSON: {monitors, pools,
+    /// load_balancers}, each object as the API's `result`.
+    Export {
+        /// Cloudflare's v4 Load Balancing API JSON (the only format).
+        #[arg(long, required = true)]
+        cloudflare: bool,
+    },
+    /// Turn a Cloudflare export (JSON: {monitors, pools, load_balancers} as
+    /// the API returns them) into a `tether:` YAML section on stdout; every
+    /// field it cannot carry over is named on stderr, one line each.
+    Import {
+        /// Read Cloudflare's v4 Load Balancing API JSON.
+        #[arg(long, required = true)]
+        cloudflare: bool,
+        /// The JSON file (`-`: stdin).
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
 }
 
 impl Args {
@@ -61,6 +90,18 @@ mod tests {
         let opt = args.into_opt();
         assert_eq!(opt.conf.as_deref(), Some("f.yaml"));
         assert!(opt.test && opt.daemon && opt.upgrade && !opt.nocapture);
+        let export = Args::try_parse_from(["tether", "export", "--cloudflare", "-c", "f"]).unwrap();
+        assert_eq!(export.command, Some(Command::Export { cloudflare: true }));
+        assert_eq!(export.conf.as_deref(), Some("f"));
+        let import = Args::try_parse_from(["tether", "import", "--cloudflare", "x.json"]).unwrap();
+        assert_eq!(
+            import.command,
+            Some(Command::Import {
+                cloudflare: true,
+                file: "x.json".into()
+            })
+        );
+        assert!(Args::try_parse_from(["tether", "import", "x.json"]).is_err());
         let long = Args::try_parse_from(["tether", "--conf", "g", "--daemon"]).unwrap();
         assert_eq!(long.conf.as_deref(), Some("g"));
         assert!(Args::try_parse_from(["tether", "--nope"]).is_err());

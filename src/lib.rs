@@ -10,6 +10,7 @@ pub mod balance;
 pub mod changes;
 pub mod cli;
 pub mod clock;
+pub mod cloudflare;
 pub mod cluster;
 pub mod config;
 pub mod front_door;

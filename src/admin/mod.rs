@@ -18,6 +18,7 @@
 mod admission;
 mod auth;
 mod call;
+mod cloudflare;
 mod cluster;
 pub mod exposition;
 mod load_balancers;

@@ -14,7 +14,9 @@ use super::admission::{Admission, Head};
 use super::auth::Auth;
 use super::call::Call;
 use super::response::{allow, too_large_response, AdminResponse, Answer, ApiError, MAX_BODY, TEXT};
-use super::{cluster, load_balancers, metrics, objects, pools, session_persistence, status};
+use super::{
+    cloudflare, cluster, load_balancers, metrics, objects, pools, session_persistence, status,
+};
 use crate::changes::Changes;
 use crate::changes::ObjectKind;
 use crate::clock::Now;
@@ -94,7 +96,13 @@ impl Router {
     /// What can be decided from the request's header alone, before its body
     /// is read: the [admission](super::admission) (`403`), then the token
     /// (`401`) for every route that needs one. `Err` is the answer.
+    /// Under `/client/v4` the refusal takes Cloudflare's error shape.
     pub fn admit(&self, req: &AdminRequest<'_>) -> Result<(), AdminResponse> {
+        self.admission_and_token(req)
+            .map_err(|answer| cloudflare::reshape(req.path, answer))
+    }
+
+    fn admission_and_token(&self, req: &AdminRequest<'_>) -> Result<(), AdminResponse> {
         if let Err(e) = self.admission.check(&req.head()) {
             if let Some(message) = e.messages.first() {
                 log::debug!(
@@ -123,7 +131,7 @@ impl Router {
             return answer;
         }
         if req.body.len() > MAX_BODY {
-            return too_large_response();
+            return cloudflare::reshape(req.path, too_large_response());
         }
         let method = if req.method == "HEAD" {
             "GET"
@@ -156,6 +164,10 @@ impl Router {
             &self.changes,
             self.cluster.as_deref(),
         );
+        // Cloudflare's v4 Load Balancing API, in its own envelope.
+        if let ["client", "v4", rest @ ..] = segs.as_slice() {
+            return cloudflare::handle(&call, &self.changes, rest);
+        }
         let answer = if segments.is_none() {
             Err(ApiError::new(404, format!("no route for {}", req.path)))
         } else {
