@@ -40,7 +40,7 @@ fn main() {
         exit(tether::cloudflare::command::run(
             command,
             args.conf.as_deref(),
-            with_run_time_objects,
+            tether::changes::overlay::in_force,
         ));
     }
     let mut opt = args.into_opt();
@@ -294,70 +294,4 @@ fn uses_cookies(tether: &config::Config) -> bool {
             SessionAffinity::Cookie | SessionAffinity::IpCookie
         )
     })
-}
-
-/// `tether export`: the file's configuration with the run-time changes its
-/// state file records laid over, as a start restores them: objects put at
-/// run time, then endpoints' enabled/weight and load balancers' settings.
-fn with_run_time_objects(file: config::Config) -> (config::Config, Vec<String>) {
-    use tether::changes::state_file::{Read, StateFile};
-    let Some(path) = file.state_file.clone() else {
-        return (file, Vec::new());
-    };
-    match StateFile::new(&path).read(&file) {
-        Ok(Read::Records { records, .. }) => {
-            let (objects, mut effective, mut lines) =
-                tether::changes::objects::rebase(&file, &records.objects);
-            let mut with_objects = records;
-            with_objects.objects = objects;
-            let (kept, more) = with_objects.rebase(&effective);
-            lines.extend(more);
-            overlay_records(&mut effective, &kept);
-            (effective, lines)
-        }
-        Ok(Read::Missing) => (file, Vec::new()),
-        Err(e) => (
-            file,
-            vec![format!(
-                "state file {}: {e}; the configuration file alone is exported",
-                path.display()
-            )],
-        ),
-    }
-}
-
-/// Endpoints' `enabled`/`weight` and load balancers' fields as recorded.
-fn overlay_records(config: &mut config::Config, records: &tether::changes::records::Records) {
-    use tether::changes::records::{lb_json, set_field};
-    for (pool, endpoints) in &records.endpoints {
-        let Some(p) = config.pools.get_mut(pool) else {
-            continue;
-        };
-        for (name, r) in endpoints {
-            if let Some(e) = p.endpoints.iter_mut().find(|e| e.name == *name) {
-                if let Some(f) = &r.enabled {
-                    e.enabled = f.value;
-                }
-                if let Some(f) = &r.weight {
-                    e.weight = f.value;
-                }
-            }
-        }
-    }
-    for (name, fields) in &records.load_balancers {
-        let Some(lb) = config.load_balancers.get(name) else {
-            continue;
-        };
-        let mut json = lb_json(lb);
-        for (path, f) in fields {
-            set_field(&mut json, path, f.value.clone());
-        }
-        let Ok(value) = serde_yaml::to_value(&json) else {
-            continue;
-        };
-        let at = format!("tether.load_balancers.{name}");
-        if let Ok(patched) = config::load_balancer_from_value(name, &value, &config.pools, &at) {
-            config.load_balancers.insert(name.clone(), patched);
-        }
-    }
 }

@@ -17,6 +17,7 @@
 //! with [`successor`], as a reload does.
 
 pub mod objects;
+pub mod overlay;
 pub mod patch;
 mod plan;
 pub mod records;
