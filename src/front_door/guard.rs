@@ -310,8 +310,13 @@ impl Guarded {
                 }
                 Some(Ok(n)) => {
                     let mut start = self.prefix.len() - n;
-                    if !self.next_request && matches!(self.phase, Phase::Waiting) {
-                        // Nothing scanned yet: HTTP/2 with prior knowledge?
+                    if !self.next_request
+                        && matches!(self.phase, Phase::Waiting)
+                        && self.inner.get_ssl_digest().is_none()
+                    {
+                        // Nothing scanned yet on a plain connection: HTTP/2
+                        // with prior knowledge? (On TLS, HTTP/2 is ALPN's:
+                        // Pingora reads a preface there as HTTP/1.)
                         match h2_preface(&self.prefix) {
                             Preface::Whole => {
                                 self.passthrough = true;

@@ -84,7 +84,10 @@ fn serving_status(body: &[u8]) -> Result<u64, String> {
             1 => 8,
             2 => {
                 let (len, used) = varint(message).ok_or_else(malformed)?;
-                used + usize::try_from(len).map_err(|_| malformed())?
+                usize::try_from(len)
+                    .ok()
+                    .and_then(|len| len.checked_add(used))
+                    .ok_or_else(malformed)?
             }
             5 => 4,
             _ => return Err(malformed()),
@@ -192,5 +195,10 @@ mod tests {
         assert!(verdict(200, Some("0"), None, &[0, 0, 0, 0, 9, 0x08]).is_err());
         assert!(verdict(200, Some("0"), None, &answer(&[0x08])).is_err());
         assert!(verdict(200, Some("0"), None, &answer(&[0x12, 5, b'x'])).is_err());
+        // A length near u64::MAX: refused, never an overflow.
+        let huge = [
+            0x12, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
+        assert!(verdict(200, Some("0"), None, &answer(&huge)).is_err());
     }
 }

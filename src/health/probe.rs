@@ -15,6 +15,7 @@ use pingora::upstreams::peer::HttpPeer;
 
 use super::check::{Probe, Target};
 use crate::config::{Monitor, MonitorType};
+use crate::state::origin_tls::tls_peer;
 
 /// Bytes of a response body read to look for `expected_body`.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -125,17 +126,14 @@ fn grpc_request(m: &Monitor, host: &str, tls: bool) -> Result<RequestHeader, Str
 async fn grpc_probe(connector: &Connector, m: &Monitor, target: &Target) -> Result<(), String> {
     let pool_tls = target.tls.as_ref();
     let sni = pool_tls.map_or_else(String::new, |p| p.server_name.clone());
-    let mut peer = HttpPeer::new(target.addr, pool_tls.is_some(), sni);
+    let mut peer = match pool_tls {
+        Some(p) => tls_peer(target.addr, sni, p.verify && !m.allow_insecure, &p.loaded),
+        None => HttpPeer::new(target.addr, false, sni),
+    };
     peer.options.set_http_version(2, 2);
     peer.options.connection_timeout = Some(m.timeout);
     peer.options.read_timeout = Some(m.timeout);
     peer.options.write_timeout = Some(m.timeout);
-    if let Some(p) = pool_tls {
-        peer.options.verify_cert = p.verify && !m.allow_insecure;
-        peer.options.verify_hostname = p.verify && !m.allow_insecure;
-        peer.options.ca = p.loaded.ca.clone();
-        peer.client_cert_key = p.loaded.client_cert_key.clone();
-    }
     let req = grpc_request(m, &target.host, pool_tls.is_some())?;
     let (session, _reused) = connector
         .get_http_session(&peer)
@@ -196,22 +194,19 @@ async fn http_probe(connector: &Connector, m: &Monitor, target: &Target) -> Resu
             .to_string(),
         None => String::new(),
     };
-    let mut peer = HttpPeer::new(target.addr, tls, sni);
-    peer.options.connection_timeout = Some(m.timeout);
-    peer.options.read_timeout = Some(m.timeout);
-    peer.options.write_timeout = Some(m.timeout);
-    if let Some(p) = pool_tls {
-        // The pool's `tls` (docs/origins.md): its CA, its client
-        // certificate, its verification unless the monitor allows insecure.
-        peer.options.verify_cert = p.verify;
-        peer.options.verify_hostname = p.verify;
-        peer.options.ca = p.loaded.ca.clone();
-        peer.client_cert_key = p.loaded.client_cert_key.clone();
-    }
+    // The pool's `tls` (docs/origins.md): its CA, its client certificate,
+    // its verification unless the monitor allows insecure.
+    let mut peer = match pool_tls {
+        Some(p) => tls_peer(target.addr, sni, p.verify && !m.allow_insecure, &p.loaded),
+        None => HttpPeer::new(target.addr, tls, sni),
+    };
     if m.allow_insecure {
         peer.options.verify_cert = false;
         peer.options.verify_hostname = false;
     }
+    peer.options.connection_timeout = Some(m.timeout);
+    peer.options.read_timeout = Some(m.timeout);
+    peer.options.write_timeout = Some(m.timeout);
     let req = request(m, &target.host)?;
 
     let (mut session, _reused) = connector

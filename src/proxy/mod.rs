@@ -40,7 +40,9 @@ mod upstream;
 use reply::{
     failure_status, https_location, is_invalid_chunk, redirect, refuse, respond_text, text_header,
 };
-use upstream::{keep_alive, one_content_length, speak, strip_own_cookie, te_for_http2};
+use upstream::{
+    http_versions, keep_alive, one_content_length, speak, strip_own_cookie, te_for_http2,
+};
 
 pub struct Proxy {
     live: Arc<Live>,
@@ -373,24 +375,9 @@ impl ProxyHttp for Proxy {
             Some(tls) => {
                 let request_host = request_host(session.req_header());
                 let sni = origin_tls::server_name(tls, &endpoint.conf, request_host, addr);
-                let mut peer = HttpPeer::new(addr, true, sni);
-                // Pingora's pool key hashes the name, both verify flags and
-                // the client certificate: endpoints asked for different names
-                // never share a connection.
-                peer.options.verify_cert = tls.verify;
-                peer.options.verify_hostname = tls.verify;
-                peer.options.ca = tls.loaded.ca.clone();
-                peer.client_cert_key = tls.loaded.client_cert_key.clone();
-                // ... but not the CA: a reload to another CA bundle takes
-                // effect on the next request, not after the idle timeout.
-                peer.group_key = tls.loaded.ca_fingerprint;
-                peer
+                origin_tls::tls_peer(addr, sni, tls.verify, &tls.loaded)
             }
         };
-        if ctx.stale_retried {
-            // A pool key no pooled connection has: a fresh connection.
-            peer.group_key = rand::random::<u64>() | 1;
-        }
         peer.options.connection_timeout = Some(timeouts.connect);
         let pool_read = ctx.state.pools[pick.pool()].conf.read_timeout;
         peer.options.read_timeout = Some(pool_read.unwrap_or(timeouts.read));
@@ -399,6 +386,14 @@ impl ProxyHttp for Proxy {
         let websocket =
             session.is_upgrade_req() && upgrade::asks_for_websocket(&session.req_header().headers);
         speak(&mut peer, pool_conf.protocol, websocket);
+        if ctx.stale_retried && http_versions(pool_conf.protocol, websocket).0 == 1 {
+            // HTTP/1: a pool key no pooled connection has, a fresh connection
+            // (told `Connection: close`: not kept idle where no request would
+            // find it). Not for HTTP/2: a broken connection leaves Pingora's
+            // pool, and a connection under a key of its own would stay open,
+            // idle, for `upstream_timeouts.idle`.
+            peer.group_key = rand::random::<u64>() | 1;
+        }
         if websocket {
             upgrade::prepare(&mut peer, timeouts.connect);
         }

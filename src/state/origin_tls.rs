@@ -26,6 +26,30 @@ impl ProbeTls {
     }
 }
 
+/// A peer to `addr` over TLS as a pool's `tls` says: `server_name` asked
+/// for (SNI) and, when `verify`, verified against the pool's CA (the
+/// system's roots without one); the pool's client certificate presented.
+/// Pingora's pool key hashes the name, both verify flags and the client
+/// certificate, so connections for different names are never shared, but
+/// not the CA: the CA bundle's fingerprint is the peer's `group_key`, so a
+/// reload to another bundle takes effect on the next connection asked for,
+/// not after the idle timeout. The proxy, `https` monitors and `grpc`
+/// monitors all build their TLS peers here.
+pub fn tls_peer(
+    addr: SocketAddr,
+    server_name: String,
+    verify: bool,
+    loaded: &LoadedTls,
+) -> pingora::upstreams::peer::HttpPeer {
+    let mut peer = pingora::upstreams::peer::HttpPeer::new(addr, true, server_name);
+    peer.options.verify_cert = verify;
+    peer.options.verify_hostname = verify;
+    peer.options.ca = loaded.ca.clone();
+    peer.client_cert_key = loaded.client_cert_key.clone();
+    peer.group_key = loaded.ca_fingerprint;
+    peer
+}
+
 /// The TLS server name (SNI, and the name the certificate must carry when
 /// `verify` is on) for a connection to `endpoint`, first found of:
 /// the endpoint's `server_name`; the pool's `tls.server_name`; the host name
