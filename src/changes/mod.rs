@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use log::{info, warn};
+use log::{debug, info, warn};
 use serde::{Deserialize, Serialize};
 
 use crate::affinity::cookie::CookieKeys;
@@ -95,7 +95,8 @@ pub enum Change {
 }
 
 impl Change {
-    fn is_object(&self) -> bool {
+    /// Whether it puts or deletes an object (monitor, pool, load balancer).
+    pub fn is_object(&self) -> bool {
         matches!(self, Change::PutObject { .. } | Change::DeleteObject { .. })
     }
 }
@@ -612,6 +613,16 @@ impl Changes {
             let current = config.as_ref().unwrap_or(&inner.baseline);
             let existed = entry_value(current, kind.section(), &name).is_some();
             if value.is_none() {
+                if file.is_some() && !strict {
+                    // A peer's delete of what this replica's file defines:
+                    // stored deletes are replayed at every resync, and the
+                    // file's object stays here either way.
+                    debug!(
+                        "cluster: a delete of {} {name}, which the configuration file defines here: nothing to do",
+                        kind.noun()
+                    );
+                    continue;
+                }
                 if file.is_some() {
                     return Err(ChangeError::FileDefined {
                         kind,
@@ -697,21 +708,17 @@ impl Changes {
                 return;
             }
         };
-        let (objects, effective, mut dropped) = objects::rebase(&inner.file, &read.objects);
-        if !objects.is_empty() {
+        let (kept, effective, dropped) = objects::rebase_all(&inner.file, &read);
+        if !kept.objects.is_empty() {
             let old = self.live.load();
             self.live
                 .replace(successor(&old, &effective, old.keys.clone(), now.ms));
             for kind in ObjectKind::ALL {
-                for name in objects.get(&kind).into_iter().flat_map(|o| o.keys()) {
+                for name in kept.objects.get(&kind).into_iter().flat_map(|o| o.keys()) {
                     info!("state file {shown}: {} {name} restored", kind.noun());
                 }
             }
         }
-        let mut with_objects = read.clone();
-        with_objects.objects = objects;
-        let (kept, more) = with_objects.rebase(&effective);
-        dropped.extend(more);
         for line in &dropped {
             info!("state file {shown}: {line}");
         }
@@ -736,12 +743,8 @@ impl Changes {
     pub fn reload(&self, config: Config, keys: CookieKeys, now: Now) -> Vec<String> {
         let mut inner = self.inner.lock();
         let old = self.live.load();
-        let (objects, effective, mut said) = objects::rebase(&config, &inner.records.objects);
+        let (kept, effective, mut said) = objects::rebase_all(&config, &inner.records);
         let next = successor(&old, &effective, keys, now.ms);
-        let mut with_objects = inner.records.clone();
-        with_objects.objects = objects;
-        let (kept, more) = with_objects.rebase(&effective);
-        said.extend(more);
         let kept = lay_over(&next, &effective, kept, now);
         if kept != inner.records {
             if let Some(file) = &self.file {

@@ -784,6 +784,38 @@ fn deletes_are_refused_for_file_objects_referenced_ones_and_unknown_ones() {
 }
 
 #[test]
+fn a_peers_delete_of_an_object_this_file_defines_is_nothing_to_do() {
+    // A peer deleted its run-time pool p; this replica's file defines a p.
+    // The delete stays in Redis and comes back at every resync: no refusal.
+    let c = objects_file(None);
+    let changes = owner(&c);
+    let before = changes.state();
+    let said = changes
+        .apply_from_cluster(&[delete(ObjectKind::Pool, "p")], NOW)
+        .unwrap();
+    assert!(said.is_empty(), "{said:?}");
+    assert!(Arc::ptr_eq(&before, &changes.state()));
+    assert!(changes.state().find_endpoint("p", "a").is_ok());
+    // In a batch with other changes, those still apply.
+    let said = changes
+        .apply_from_cluster(
+            &[
+                delete(ObjectKind::Monitor, "m"),
+                put(ObjectKind::Monitor, "m2", json!({"type": "tcp"})),
+            ],
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(changes.object(ObjectKind::Monitor, "m").is_some());
+    // From this replica's own admin API it is still refused.
+    let e = changes
+        .apply("test", &[delete(ObjectKind::Pool, "p")], NOW)
+        .unwrap_err();
+    assert!(matches!(e, ChangeError::FileDefined { .. }), "{e:?}");
+}
+
+#[test]
 fn an_invalid_object_changes_nothing() {
     let c = objects_file(None);
     let changes = owner(&c);

@@ -255,10 +255,12 @@ impl Link {
                     Ok(_) => {}
                     // An object is validated against this replica's own
                     // file: one that does not fit here is worth a line.
-                    Err(e @ ChangeError::Invalid(_)) if has_object(&batch) => warn!(
-                        "cluster: an object from replica {} was refused here: {e}",
-                        event.from
-                    ),
+                    Err(e @ ChangeError::Invalid(_)) if batch.iter().any(Change::is_object) => {
+                        warn!(
+                            "cluster: an object from replica {} was refused here: {e}",
+                            event.from
+                        )
+                    }
                     Err(ChangeError::Invalid(_)) => {
                         self.reject(Rejected::OutOfRange, "a change event", bytes.len())
                     }
@@ -397,7 +399,7 @@ impl Link {
                 .apply_from_cluster(std::slice::from_ref(change), state.clock.now())
             {
                 Ok(_) => applied += 1,
-                Err(e @ ChangeError::Invalid(_)) if has_object(std::slice::from_ref(change)) => {
+                Err(e @ ChangeError::Invalid(_)) if change.is_object() => {
                     warn!("cluster: an object in Redis was refused here: {e}")
                 }
                 Err(ChangeError::Invalid(_)) => {
@@ -703,11 +705,4 @@ impl BackgroundService for Link {
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
-}
-
-/// Whether `batch` puts or deletes an object.
-fn has_object(batch: &[Change]) -> bool {
-    batch
-        .iter()
-        .any(|c| matches!(c, Change::PutObject { .. } | Change::DeleteObject { .. }))
 }
