@@ -144,6 +144,16 @@ pub enum ChangeError {
         kind: ObjectKind,
         name: String,
     },
+    /// With a cluster: an object whose change (its whole entry) is larger
+    /// than the cluster carries, `bytes` of JSON over `limit`
+    /// ([`Changes::set_shared_limit`]); it would stay on this replica only
+    /// (HTTP 413).
+    TooLarge {
+        kind: ObjectKind,
+        name: String,
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 impl From<NotFound> for ChangeError {
@@ -187,6 +197,16 @@ impl std::fmt::Display for ChangeError {
             ChangeError::NoSuchObject { kind, name } => {
                 write!(f, "no {} named {name:?}", kind.noun())
             }
+            ChangeError::TooLarge {
+                kind,
+                name,
+                bytes,
+                limit,
+            } => write!(
+                f,
+                "{} {name:?} is too large to share with the other replicas of the cluster: {bytes} bytes as a change, at most {limit}; nothing was changed",
+                kind.noun()
+            ),
         }
     }
 }
@@ -233,6 +253,8 @@ pub struct Changes {
     config_path: Option<PathBuf>,
     inner: parking_lot::Mutex<Inner>,
     publisher: std::sync::OnceLock<Publisher>,
+    /// With a cluster: the longest JSON of one object change it carries.
+    shared_limit: std::sync::OnceLock<usize>,
 }
 
 /// What the lock guards.
@@ -259,6 +281,7 @@ impl Changes {
                 records: Records::default(),
             }),
             publisher: std::sync::OnceLock::new(),
+            shared_limit: std::sync::OnceLock::new(),
         }
     }
 
@@ -368,6 +391,16 @@ impl Changes {
     pub fn set_publisher(&self, publisher: Publisher) {
         if self.publisher.set(publisher).is_err() {
             warn!("a publisher of run-time changes was already set");
+        }
+    }
+
+    /// With a cluster (its link sets it once): the longest JSON of one
+    /// change the cluster carries. A put on this replica whose object, as
+    /// published (its whole entry in force), is longer is refused with
+    /// [`ChangeError::TooLarge`]: it could not reach the other replicas.
+    pub fn set_shared_limit(&self, bytes: usize) {
+        if self.shared_limit.set(bytes).is_err() {
+            warn!("the cluster's limit of a shared change was already set");
         }
     }
 
@@ -500,6 +533,19 @@ impl Changes {
             }
             next = Some(state);
             next_baseline = Some(effective);
+        }
+        if let (true, Some(&limit)) = (publish, self.shared_limit.get()) {
+            for change in &object_changes {
+                let bytes = serde_json::to_string(change).map_or(usize::MAX, |j| j.len());
+                if let (true, Change::PutObject { kind, name, .. }) = (bytes > limit, change) {
+                    return Err(ChangeError::TooLarge {
+                        kind: *kind,
+                        name: name.clone(),
+                        bytes,
+                        limit,
+                    });
+                }
+            }
         }
         let state: &State = next.as_ref().unwrap_or(&old);
         let baseline = next_baseline.as_ref().unwrap_or(&inner.baseline);

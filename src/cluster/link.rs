@@ -141,6 +141,9 @@ impl Link {
         status: Arc<Status>,
         inbox: Inbox,
     ) -> Link {
+        // An object change too large to reach the other replicas is refused
+        // where it is made, rather than kept on this replica only.
+        changes.set_shared_limit(wire::max_change_json(&status.replica));
         Link {
             client,
             cluster_key,

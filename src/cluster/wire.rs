@@ -361,6 +361,22 @@ pub fn seal_events(
     (events, too_large)
 }
 
+/// The longest JSON of one change the cluster carries from replica `from`:
+/// one that fits, sealed, in an event of its own (whatever its
+/// `at_unix_ms`) and so in its field of the `changes` hash too, each within
+/// [`MAX_VALUE`]. The owner of changes refuses an object change longer than
+/// this ([`crate::changes::Changes::set_shared_limit`]) rather than keep it
+/// on one replica only.
+pub fn max_change_json(from: &str) -> usize {
+    let empty = Event {
+        from: from.to_string(),
+        at_unix_ms: u64::MAX,
+        what: What::Changes(Vec::new()),
+    }
+    .encode();
+    MAX_VALUE.saturating_sub(SEAL_LEN + empty.len())
+}
+
 fn json_len<T: Serialize>(v: &T) -> usize {
     serde_json::to_string(v).map_or(usize::MAX, |s| s.len())
 }
@@ -583,6 +599,42 @@ mod tests {
         assert_eq!(Event::decode(&text).unwrap(), e);
         assert!(Event::decode(r#"{"from":"x","nonsense":1}"#).is_err());
         assert!(Event::decode("garbage").is_err());
+    }
+
+    #[test]
+    fn a_change_within_max_change_json_is_shared_and_one_byte_more_is_not() {
+        let from = "host-1234-abcd";
+        let limit = max_change_json(from);
+        assert!(limit > 60_000 && limit < MAX_VALUE, "{limit}");
+        let sized = |len: usize| {
+            let mut change = Change::PutObject {
+                kind: crate::changes::ObjectKind::Monitor,
+                name: "m".into(),
+                value: serde_json::json!({"path": ""}),
+            };
+            let pad = len - json_len(&change);
+            if let Change::PutObject { value, .. } = &mut change {
+                value["path"] = serde_json::json!("x".repeat(pad));
+            }
+            assert_eq!(json_len(&change), len);
+            change
+        };
+        let keys = Keys::new("shop");
+        let fits = sized(limit);
+        let (events, too_large) = seal_events(
+            &key(1),
+            &keys,
+            from,
+            u64::MAX,
+            &What::Changes(vec![fits.clone()]),
+        );
+        assert_eq!((events.len(), too_large.len()), (1, 0));
+        assert!(events[0].len() <= MAX_VALUE);
+        assert!(seal_change(&key(1), &keys, &fits).1.len() <= MAX_VALUE);
+        let over = sized(limit + 1);
+        let (events, too_large) =
+            seal_events(&key(1), &keys, from, u64::MAX, &What::Changes(vec![over]));
+        assert_eq!((events.len(), too_large.len()), (0, 1));
     }
 
     const NOW: u64 = 1_800_000_000_000;
