@@ -222,6 +222,36 @@ pub fn target(change: &Change) -> String {
     }
 }
 
+/// Fields of the `changes` hash a delete leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeftBehind {
+    /// This field.
+    Field(String),
+    /// The fields matching this `HSCAN` pattern (a pool's name holds no
+    /// glob character: `[A-Za-z0-9_.-]+`).
+    Matching(String),
+}
+
+/// What the delete `change` leaves behind in the `changes` hash: the
+/// changes of the deleted object's parts, which no replica can apply any
+/// more — a load balancer's settings, a pool's endpoints' enabled flags and
+/// weights. Nothing for any other change.
+pub fn left_behind(change: &Change) -> Vec<LeftBehind> {
+    use crate::changes::ObjectKind;
+    let Change::DeleteObject { kind, name } = change else {
+        return Vec::new();
+    };
+    let name = kind.normalise(name);
+    match kind {
+        ObjectKind::LoadBalancer => vec![LeftBehind::Field(format!("load_balancer:{name}"))],
+        ObjectKind::Pool if crate::config::read::name_ok(&name) => vec![
+            LeftBehind::Matching(format!("endpoint_enabled:{name}/*")),
+            LeftBehind::Matching(format!("endpoint_weight:{name}/*")),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Where a stored change goes when the whole `changes` hash is applied
 /// (a resync; the hash has no order): objects first, those referred to
 /// before those referring (monitors, pools, load balancers), deletes the
@@ -561,6 +591,52 @@ mod tests {
                 r#""set_endpoint_enabled" null"#,
             ]
         );
+    }
+
+    #[test]
+    fn a_delete_leaves_behind_the_changes_of_its_parts() {
+        use crate::changes::ObjectKind;
+        let delete = |kind, name: &str| Change::DeleteObject {
+            kind,
+            name: name.into(),
+        };
+        let lb = left_behind(&delete(ObjectKind::LoadBalancer, "*.Example.com"));
+        let settings = Change::PatchLoadBalancer {
+            load_balancer: "*.example.com".into(),
+            fields: Default::default(),
+        };
+        assert_eq!(lb, [LeftBehind::Field(target(&settings))]);
+        let pool = left_behind(&delete(ObjectKind::Pool, "p"));
+        let prefixes: Vec<&str> = pool
+            .iter()
+            .map(|l| match l {
+                LeftBehind::Matching(p) => p.strip_suffix('*').unwrap(),
+                LeftBehind::Field(f) => panic!("{f}"),
+            })
+            .collect();
+        let of = |pool: &str| {
+            [
+                target(&Change::SetEndpointEnabled {
+                    pool: pool.into(),
+                    endpoint: "a".into(),
+                    enabled: false,
+                    drain_started_unix_ms: None,
+                }),
+                target(&Change::SetEndpointWeight {
+                    pool: pool.into(),
+                    endpoint: "a".into(),
+                    weight: 0.5,
+                }),
+            ]
+        };
+        for (field, prefix) in of("p").iter().zip(&prefixes) {
+            assert!(field.starts_with(prefix), "{field} {prefix}");
+        }
+        for field in of("p2") {
+            assert!(prefixes.iter().all(|p| !field.starts_with(p)), "{field}");
+        }
+        assert!(left_behind(&delete(ObjectKind::Monitor, "m")).is_empty());
+        assert!(left_behind(&disable("a")).is_empty());
     }
 
     #[test]
