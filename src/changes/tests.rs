@@ -848,7 +848,7 @@ fn with_a_cluster_an_object_too_large_to_share_is_refused_and_changes_nothing() 
     assert!(*bytes > *limit, "{bytes}");
     assert!(
         e.to_string()
-            .contains(&format!("pool \"big\" is too large to share")),
+            .contains(r#"pool "big" is too large to share"#),
         "{e}"
     );
     assert!(e.to_string().contains(&format!("at most {limit}")), "{e}");
