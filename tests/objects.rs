@@ -3,7 +3,10 @@
 //! at run time serve at once, are in the state file before they apply, and
 //! survive a restart and a reload; a file object cannot be deleted (409
 //! naming the file), nor one still referenced (409 naming who refers to
-//! it); with a cluster, the objects reach the other replica and serve there.
+//! it); with a cluster, the objects reach the other replica and serve there,
+//! one too large to share is refused (413), and a delete takes its parts'
+//! stored changes out of Redis; a put does not check the other objects again
+//! (a CA file removed since the start refuses nothing).
 
 mod support;
 
@@ -418,4 +421,31 @@ fn with_a_cluster_a_delete_clears_its_parts_from_redis_and_an_object_too_large_t
     assert!(messages[0].contains("at most"), "{messages:?}");
     assert_eq!(get(&first, "/v1/pools/big").0, 404);
     first.terminate();
+}
+
+#[test]
+fn a_put_does_not_check_the_other_objects_again() {
+    // The file's pool `s` trusts a CA file that is removed after the start
+    // (a reload would now refuse the file): a put of another object is no
+    // business of it, and `s` keeps the CA it loaded.
+    let (a, c) = (Upstream::healthy("a"), Upstream::healthy("c"));
+    let dir = tempfile::TempDir::new().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::copy("conf/example-cert.pem", &ca).unwrap();
+    let secure = pool([&a]).with(|p| {
+        p.tls = Some(::tether::config::PoolTls {
+            ca_path: Some(ca.clone()),
+            ..Default::default()
+        })
+    });
+    let mut proxy = file(&a, None).pool("s", secure).start();
+    std::fs::remove_file(&ca).unwrap();
+    put_objects(&proxy, &c);
+    assert_eq!(served_by(&proxy, HOST), "c");
+    let s = ok(get(&proxy, "/v1/objects/pools"));
+    assert!(
+        s.as_array().unwrap().iter().any(|p| p["name"] == "s"),
+        "{s}"
+    );
+    proxy.terminate();
 }
