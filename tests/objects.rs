@@ -3,7 +3,10 @@
 //! at run time serve at once, are in the state file before they apply, and
 //! survive a restart and a reload; a file object cannot be deleted (409
 //! naming the file), nor one still referenced (409 naming who refers to
-//! it); with a cluster, the objects reach the other replica and serve there.
+//! it); with a cluster, the objects reach the other replica and serve there,
+//! one too large to share is refused (413), and a delete takes its parts'
+//! stored changes out of Redis; a put does not check the other objects again
+//! (a CA file removed since the start refuses nothing).
 
 mod support;
 
@@ -348,4 +351,101 @@ fn a_peers_object_that_does_not_fit_this_replicas_file_is_refused_with_a_log_lin
     assert_eq!(served_by(&first, HOST), "c");
     first.terminate();
     second.terminate();
+}
+
+#[test]
+fn with_a_cluster_a_delete_clears_its_parts_from_redis_and_an_object_too_large_to_share_is_413() {
+    let redis = Redis::start();
+    let (a, c) = (Upstream::healthy("a"), Upstream::healthy("c"));
+    let dir = tempfile::TempDir::new().unwrap();
+    let key = cluster_key_file(dir.path(), "cluster.key", CLUSTER_KEY);
+    let mut first = file(&a, None).cluster(&redis.url(), "parts", &key).start();
+    support::api::wait_for_link(&first, true, 0, WAIT);
+    put_objects(&first, &c);
+    ok(support::api::patch(
+        &first,
+        "/v1/pools/q/endpoints/c",
+        r#"{"weight": 0.5}"#,
+    ));
+    ok(support::api::patch(
+        &first,
+        &format!("/v1/load_balancers/{HOST}"),
+        r#"{"session_affinity": "source_ip"}"#,
+    ));
+    let mut conn = redis.connection();
+    let mut fields = || -> Vec<String> {
+        ::redis::cmd("HKEYS")
+            .arg("tether:parts:changes")
+            .query(&mut conn)
+            .expect("HKEYS")
+    };
+    let parts = ["endpoint_weight:q/c", &format!("load_balancer:{HOST}")].map(String::from);
+    let mut seen = Vec::new();
+    let stored = wait_until(WAIT, || {
+        seen = fields();
+        parts.iter().all(|p| seen.contains(p))
+    });
+    assert!(stored, "{seen:?}");
+
+    // The deleting replica removes the changes of the deleted objects'
+    // parts: no replica could apply them any more.
+    ok(delete(&first, &format!("/v1/load_balancers/{HOST}")));
+    ok(delete(&first, "/v1/pools/q"));
+    let cleared = wait_until(WAIT, || {
+        seen = fields();
+        parts.iter().all(|p| !seen.contains(p)) && seen.contains(&"object:pool/q".to_string())
+    });
+    assert!(cleared, "{seen:?}\n{}", first.logs());
+
+    // An object that fits the admin API's 64 KiB body but not, sealed, the
+    // cluster's 64 KiB value: refused where it is made, not kept here only.
+    let endpoint = |i: usize| json!({"name": format!("e{i:04}-{}", "x".repeat(160)), "address": c.addr().to_string()});
+    let mut n = 1;
+    let mut body = loop {
+        let body = json!({"endpoints": (0..n).map(endpoint).collect::<Vec<_>>()});
+        if body.to_string().len() > 65_000 {
+            break body;
+        }
+        n += 1;
+    };
+    // Padded to 65,500 bytes: the put change adds its envelope, the seal its MAC.
+    let pad = 65_500 - body.to_string().len();
+    let last = &mut body["endpoints"][n - 1]["name"];
+    *last = json!(format!("{}{}", last.as_str().unwrap(), "y".repeat(pad)));
+    assert_eq!(body.to_string().len(), 65_500);
+    let messages = refused(put(&first, "/v1/pools/big", &body), 413);
+    assert!(
+        messages[0].contains(r#"pool "big" is too large to share"#),
+        "{messages:?}"
+    );
+    assert!(messages[0].contains("at most"), "{messages:?}");
+    assert_eq!(get(&first, "/v1/pools/big").0, 404);
+    first.terminate();
+}
+
+#[test]
+fn a_put_does_not_check_the_other_objects_again() {
+    // The file's pool `s` trusts a CA file that is removed after the start
+    // (a reload would now refuse the file): a put of another object is no
+    // business of it, and `s` keeps the CA it loaded.
+    let (a, c) = (Upstream::healthy("a"), Upstream::healthy("c"));
+    let dir = tempfile::TempDir::new().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::copy("conf/example-cert.pem", &ca).unwrap();
+    let secure = pool([&a]).with(|p| {
+        p.tls = Some(::tether::config::PoolTls {
+            ca_path: Some(ca.clone()),
+            ..Default::default()
+        })
+    });
+    let mut proxy = file(&a, None).pool("s", secure).start();
+    std::fs::remove_file(&ca).unwrap();
+    put_objects(&proxy, &c);
+    assert_eq!(served_by(&proxy, HOST), "c");
+    let s = ok(get(&proxy, "/v1/objects/pools"));
+    assert!(
+        s.as_array().unwrap().iter().any(|p| p["name"] == "s"),
+        "{s}"
+    );
+    proxy.terminate();
 }

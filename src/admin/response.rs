@@ -171,6 +171,7 @@ impl From<ChangeError> for ApiError {
                 ApiError::new(409, e.to_string())
             }
             e @ ChangeError::NoSuchObject { .. } => ApiError::new(404, e.to_string()),
+            e @ ChangeError::TooLarge { .. } => ApiError::new(413, e.to_string()),
         }
     }
 }
@@ -226,5 +227,26 @@ pub fn describe(v: &Json) -> String {
         Json::String(s) => format!("a string ({})", crate::config::read::quote(s)),
         Json::Array(_) => "an array".into(),
         Json::Object(_) => "an object".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::changes::ObjectKind;
+
+    #[test]
+    fn an_object_too_large_for_the_cluster_is_413_in_both_envelopes() {
+        let e = ApiError::from(ChangeError::TooLarge {
+            kind: ObjectKind::Pool,
+            name: "big".into(),
+            bytes: 70_000,
+            limit: 65_000,
+        });
+        assert_eq!(e.status, 413);
+        assert!(e.messages[0].contains("pool \"big\""), "{:?}", e.messages);
+        assert!(e.messages[0].contains("at most 65000"), "{:?}", e.messages);
+        assert_eq!(e.clone().envelope().status, 413);
+        assert!(e.fault().text().contains("overLimit"));
     }
 }

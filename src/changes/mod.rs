@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use log::{info, warn};
+use log::{debug, info, warn};
 use serde::{Deserialize, Serialize};
 
 use crate::affinity::cookie::CookieKeys;
@@ -95,7 +95,8 @@ pub enum Change {
 }
 
 impl Change {
-    fn is_object(&self) -> bool {
+    /// Whether it puts or deletes an object (monitor, pool, load balancer).
+    pub fn is_object(&self) -> bool {
         matches!(self, Change::PutObject { .. } | Change::DeleteObject { .. })
     }
 }
@@ -143,6 +144,16 @@ pub enum ChangeError {
         kind: ObjectKind,
         name: String,
     },
+    /// With a cluster: an object whose change (its whole entry) is larger
+    /// than the cluster carries, `bytes` of JSON over `limit`
+    /// ([`Changes::set_shared_limit`]); it would stay on this replica only
+    /// (HTTP 413).
+    TooLarge {
+        kind: ObjectKind,
+        name: String,
+        bytes: usize,
+        limit: usize,
+    },
 }
 
 impl From<NotFound> for ChangeError {
@@ -186,6 +197,16 @@ impl std::fmt::Display for ChangeError {
             ChangeError::NoSuchObject { kind, name } => {
                 write!(f, "no {} named {name:?}", kind.noun())
             }
+            ChangeError::TooLarge {
+                kind,
+                name,
+                bytes,
+                limit,
+            } => write!(
+                f,
+                "{} {name:?} is too large to share with the other replicas of the cluster: {bytes} bytes as a change, at most {limit}; nothing was changed",
+                kind.noun()
+            ),
         }
     }
 }
@@ -232,6 +253,8 @@ pub struct Changes {
     config_path: Option<PathBuf>,
     inner: parking_lot::Mutex<Inner>,
     publisher: std::sync::OnceLock<Publisher>,
+    /// With a cluster: the longest JSON of one object change it carries.
+    shared_limit: std::sync::OnceLock<usize>,
 }
 
 /// What the lock guards.
@@ -258,6 +281,7 @@ impl Changes {
                 records: Records::default(),
             }),
             publisher: std::sync::OnceLock::new(),
+            shared_limit: std::sync::OnceLock::new(),
         }
     }
 
@@ -367,6 +391,16 @@ impl Changes {
     pub fn set_publisher(&self, publisher: Publisher) {
         if self.publisher.set(publisher).is_err() {
             warn!("a publisher of run-time changes was already set");
+        }
+    }
+
+    /// With a cluster (its link sets it once): the longest JSON of one
+    /// change the cluster carries. A put on this replica whose object, as
+    /// published (its whole entry in force), is longer is refused with
+    /// [`ChangeError::TooLarge`]: it could not reach the other replicas.
+    pub fn set_shared_limit(&self, bytes: usize) {
+        if self.shared_limit.set(bytes).is_err() {
+            warn!("the cluster's limit of a shared change was already set");
         }
     }
 
@@ -500,6 +534,19 @@ impl Changes {
             next = Some(state);
             next_baseline = Some(effective);
         }
+        if let (true, Some(&limit)) = (publish, self.shared_limit.get()) {
+            for change in &object_changes {
+                let bytes = serde_json::to_string(change).map_or(usize::MAX, |j| j.len());
+                if let (true, Change::PutObject { kind, name, .. }) = (bytes > limit, change) {
+                    return Err(ChangeError::TooLarge {
+                        kind: *kind,
+                        name: name.clone(),
+                        bytes,
+                        limit,
+                    });
+                }
+            }
+        }
         let state: &State = next.as_ref().unwrap_or(&old);
         let baseline = next_baseline.as_ref().unwrap_or(&inner.baseline);
         let planner = Planner { state, baseline };
@@ -612,6 +659,16 @@ impl Changes {
             let current = config.as_ref().unwrap_or(&inner.baseline);
             let existed = entry_value(current, kind.section(), &name).is_some();
             if value.is_none() {
+                if file.is_some() && !strict {
+                    // A peer's delete of what this replica's file defines:
+                    // stored deletes are replayed at every resync, and the
+                    // file's object stays here either way.
+                    debug!(
+                        "cluster: a delete of {} {name}, which the configuration file defines here: nothing to do",
+                        kind.noun()
+                    );
+                    continue;
+                }
                 if file.is_some() {
                     return Err(ChangeError::FileDefined {
                         kind,
@@ -697,21 +754,17 @@ impl Changes {
                 return;
             }
         };
-        let (objects, effective, mut dropped) = objects::rebase(&inner.file, &read.objects);
-        if !objects.is_empty() {
+        let (kept, effective, dropped) = objects::rebase_all(&inner.file, &read);
+        if !kept.objects.is_empty() {
             let old = self.live.load();
             self.live
                 .replace(successor(&old, &effective, old.keys.clone(), now.ms));
             for kind in ObjectKind::ALL {
-                for name in objects.get(&kind).into_iter().flat_map(|o| o.keys()) {
+                for name in kept.objects.get(&kind).into_iter().flat_map(|o| o.keys()) {
                     info!("state file {shown}: {} {name} restored", kind.noun());
                 }
             }
         }
-        let mut with_objects = read.clone();
-        with_objects.objects = objects;
-        let (kept, more) = with_objects.rebase(&effective);
-        dropped.extend(more);
         for line in &dropped {
             info!("state file {shown}: {line}");
         }
@@ -736,12 +789,8 @@ impl Changes {
     pub fn reload(&self, config: Config, keys: CookieKeys, now: Now) -> Vec<String> {
         let mut inner = self.inner.lock();
         let old = self.live.load();
-        let (objects, effective, mut said) = objects::rebase(&config, &inner.records.objects);
+        let (kept, effective, mut said) = objects::rebase_all(&config, &inner.records);
         let next = successor(&old, &effective, keys, now.ms);
-        let mut with_objects = inner.records.clone();
-        with_objects.objects = objects;
-        let (kept, more) = with_objects.rebase(&effective);
-        said.extend(more);
         let kept = lay_over(&next, &effective, kept, now);
         if kept != inner.records {
             if let Some(file) = &self.file {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
-use super::records::FieldRecord;
+use super::records::{FieldRecord, Records};
 pub use super::records::{ObjectKind, ObjectRecord, ObjectRecords};
 use crate::config::objects::{entry_value, messages, with_entries, Entry};
 use crate::config::Config;
@@ -263,6 +263,21 @@ pub fn rebase(file: &Config, objects: &ObjectRecords) -> (ObjectRecords, Config,
         }
     }
     (valid, config, said)
+}
+
+/// Every record of `records` rebased on `file`, the file's configuration,
+/// as a start, a reload and `tether export` do: the objects first
+/// ([`rebase`]), then the endpoints' and load balancers' records on the
+/// configuration those make ([`Records::rebase`]). Returns the kept
+/// records, the effective configuration (without the kept records of
+/// fields laid over) and one line per drop.
+pub fn rebase_all(file: &Config, records: &Records) -> (Records, Config, Vec<String>) {
+    let (objects, effective, mut said) = rebase(file, &records.objects);
+    let mut with_objects = records.clone();
+    with_objects.objects = objects;
+    let (kept, more) = with_objects.rebase(&effective);
+    said.extend(more);
+    (kept, effective, said)
 }
 
 #[cfg(test)]

@@ -16,12 +16,7 @@ pub fn in_force(file: Config) -> (Config, Vec<String>) {
     };
     match StateFile::new(&path).read(&file) {
         Ok(Read::Records { records, .. }) => {
-            let (objects, mut effective, mut lines) =
-                super::objects::rebase(&file, &records.objects);
-            let mut with_objects = records;
-            with_objects.objects = objects;
-            let (kept, more) = with_objects.rebase(&effective);
-            lines.extend(more);
+            let (kept, mut effective, lines) = super::objects::rebase_all(&file, &records);
             overlay_records(&mut effective, &kept);
             (effective, lines)
         }

@@ -784,6 +784,87 @@ fn deletes_are_refused_for_file_objects_referenced_ones_and_unknown_ones() {
 }
 
 #[test]
+fn a_peers_delete_of_an_object_this_file_defines_is_nothing_to_do() {
+    // A peer deleted its run-time pool p; this replica's file defines a p.
+    // The delete stays in Redis and comes back at every resync: no refusal.
+    let c = objects_file(None);
+    let changes = owner(&c);
+    let before = changes.state();
+    let said = changes
+        .apply_from_cluster(&[delete(ObjectKind::Pool, "p")], NOW)
+        .unwrap();
+    assert!(said.is_empty(), "{said:?}");
+    assert!(Arc::ptr_eq(&before, &changes.state()));
+    assert!(changes.state().find_endpoint("p", "a").is_ok());
+    // In a batch with other changes, those still apply.
+    let said = changes
+        .apply_from_cluster(
+            &[
+                delete(ObjectKind::Monitor, "m"),
+                put(ObjectKind::Monitor, "m2", json!({"type": "tcp"})),
+            ],
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(changes.object(ObjectKind::Monitor, "m").is_some());
+    // From this replica's own admin API it is still refused.
+    let e = changes
+        .apply("test", &[delete(ObjectKind::Pool, "p")], NOW)
+        .unwrap_err();
+    assert!(matches!(e, ChangeError::FileDefined { .. }), "{e:?}");
+}
+
+#[test]
+fn with_a_cluster_an_object_too_large_to_share_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = objects_file(Some(&dir.path().join("state.json")));
+    let changes = owner(&c);
+    let sink = published(&changes);
+    let endpoints: Vec<Json> = (0..40)
+        .map(|i| json!({"name": format!("e{i}"), "address": format!("127.0.0.1:{}", 10_000 + i)}))
+        .collect();
+    let big = put(ObjectKind::Pool, "big", json!({"endpoints": endpoints}));
+    let small = put(ObjectKind::Monitor, "m2", json!({"type": "tcp"}));
+    let small_len = serde_json::to_string(&small).unwrap().len();
+    changes.set_shared_limit(small_len + 200);
+    let before = changes.state();
+    let e = changes
+        .apply("test", &[small.clone(), big.clone()], NOW)
+        .unwrap_err();
+    let ChangeError::TooLarge {
+        kind,
+        name,
+        bytes,
+        limit,
+    } = &e
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        (*kind, name.as_str(), *limit),
+        (ObjectKind::Pool, "big", small_len + 200)
+    );
+    assert!(*bytes > *limit, "{bytes}");
+    assert!(
+        e.to_string()
+            .contains(r#"pool "big" is too large to share"#),
+        "{e}"
+    );
+    assert!(e.to_string().contains(&format!("at most {limit}")), "{e}");
+    assert!(Arc::ptr_eq(&before, &changes.state()), "nothing applied");
+    assert!(changes.records().is_empty());
+    assert!(!dir.path().join("state.json").exists(), "nothing written");
+    assert!(sink.lock().is_empty(), "nothing published");
+    // Within the limit: applied and published.
+    changes.apply("test", &[small], NOW).unwrap();
+    assert_eq!(sink.lock().len(), 1);
+    // A peer's object came through the cluster, so it fitted: not checked.
+    changes.apply_from_cluster(&[big], NOW).unwrap();
+    assert!(changes.object(ObjectKind::Pool, "big").is_some());
+}
+
+#[test]
 fn an_invalid_object_changes_nothing() {
     let c = objects_file(None);
     let changes = owner(&c);

@@ -57,6 +57,12 @@ const MAX_REPLICAS: usize = 256;
 /// than [`wire::MAX_EVENT_SKEW_MS`] is stale anyway.
 const SEEN_EVENTS: usize = 16_384;
 
+/// `HDEL` of the fields `ARGV[3..]` of the hash `KEYS[1]` while its field
+/// `ARGV[1]` holds `ARGV[2]`; returns how many went.
+const DROP_IF_DELETED: &str =
+    "if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end \
+local n = 0 for i = 3, #ARGV do n = n + redis.call('HDEL', KEYS[1], ARGV[i]) end return n";
+
 /// The cluster key of `tether.cluster.key_file`, read (again) at start.
 pub fn key(c: &Cluster) -> Result<ClusterKey, String> {
     let shown = format!("{:?}", c.key_file.display().to_string());
@@ -141,6 +147,9 @@ impl Link {
         status: Arc<Status>,
         inbox: Inbox,
     ) -> Link {
+        // An object change too large to reach the other replicas is refused
+        // where it is made, rather than kept on this replica only.
+        changes.set_shared_limit(wire::max_change_json(&status.replica));
         Link {
             client,
             cluster_key,
@@ -255,10 +264,12 @@ impl Link {
                     Ok(_) => {}
                     // An object is validated against this replica's own
                     // file: one that does not fit here is worth a line.
-                    Err(e @ ChangeError::Invalid(_)) if has_object(&batch) => warn!(
-                        "cluster: an object from replica {} was refused here: {e}",
-                        event.from
-                    ),
+                    Err(e @ ChangeError::Invalid(_)) if batch.iter().any(Change::is_object) => {
+                        warn!(
+                            "cluster: an object from replica {} was refused here: {e}",
+                            event.from
+                        )
+                    }
                     Err(ChangeError::Invalid(_)) => {
                         self.reject(Rejected::OutOfRange, "a change event", bytes.len())
                     }
@@ -330,7 +341,81 @@ impl Link {
                 pipe.publish(self.keys.events(), event).ignore();
             }
             timed(pipe.query_async::<()>(conn)).await?;
-            carry.changes.remove(0);
+            let batch = carry.changes.remove(0);
+            for change in batch
+                .iter()
+                .filter(|c| matches!(c, Change::DeleteObject { .. }))
+            {
+                // Tidying only (an ACL may refuse EVAL): never worth the session.
+                if let Err(e) = self.drop_left_behind(conn, change).await {
+                    warn!(
+                        "cluster {}: the stored changes of a deleted object's parts were left in Redis ({e}); replicas that resync refuse them with a log line",
+                        self.status.name
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After this replica deleted an object: the changes of its parts still
+    /// in the `changes` hash ([`wire::left_behind`]: a load balancer's
+    /// settings, a pool's endpoints'), which every replica would refuse at
+    /// every resync, are removed — atomically, and only while the delete is
+    /// still the object's value (a peer may have created it again since).
+    async fn drop_left_behind(
+        &self,
+        conn: &mut MultiplexedConnection,
+        delete: &Change,
+    ) -> Result<(), String> {
+        let hash = self.keys.changes();
+        let mut fields = Vec::new();
+        for left in wire::left_behind(delete) {
+            match left {
+                wire::LeftBehind::Field(field) => fields.push(field),
+                wire::LeftBehind::Matching(pattern) => {
+                    let mut cursor = 0u64;
+                    for _ in 0..MAX_CHANGE_FIELDS / HSCAN_COUNT as u64 + 1 {
+                        let (next, pairs): (u64, Vec<String>) = timed(
+                            redis::cmd("HSCAN")
+                                .arg(&hash)
+                                .arg(cursor)
+                                .arg("MATCH")
+                                .arg(&pattern)
+                                .arg("COUNT")
+                                .arg(HSCAN_COUNT)
+                                .query_async(conn),
+                        )
+                        .await?;
+                        fields.extend(pairs.into_iter().step_by(2));
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
+                    }
+                }
+            }
+        }
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let (object, sealed) = wire::seal_change(&self.cluster_key, &self.keys, delete);
+        let dropped: u64 = timed(
+            redis::cmd("EVAL")
+                .arg(DROP_IF_DELETED)
+                .arg(1)
+                .arg(&hash)
+                .arg(object)
+                .arg(sealed)
+                .arg(&fields)
+                .query_async(conn),
+        )
+        .await?;
+        if dropped > 0 {
+            info!(
+                "cluster {}: {dropped} stored change(s) of the deleted object's parts removed",
+                self.status.name
+            );
         }
         Ok(())
     }
@@ -397,7 +482,7 @@ impl Link {
                 .apply_from_cluster(std::slice::from_ref(change), state.clock.now())
             {
                 Ok(_) => applied += 1,
-                Err(e @ ChangeError::Invalid(_)) if has_object(std::slice::from_ref(change)) => {
+                Err(e @ ChangeError::Invalid(_)) if change.is_object() => {
                     warn!("cluster: an object in Redis was refused here: {e}")
                 }
                 Err(ChangeError::Invalid(_)) => {
@@ -703,11 +788,4 @@ impl BackgroundService for Link {
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
-}
-
-/// Whether `batch` puts or deletes an object.
-fn has_object(batch: &[Change]) -> bool {
-    batch
-        .iter()
-        .any(|c| matches!(c, Change::PutObject { .. } | Change::DeleteObject { .. }))
 }

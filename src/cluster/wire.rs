@@ -222,6 +222,36 @@ pub fn target(change: &Change) -> String {
     }
 }
 
+/// Fields of the `changes` hash a delete leaves behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeftBehind {
+    /// This field.
+    Field(String),
+    /// The fields matching this `HSCAN` pattern (a pool's name holds no
+    /// glob character: `[A-Za-z0-9_.-]+`).
+    Matching(String),
+}
+
+/// What the delete `change` leaves behind in the `changes` hash: the
+/// changes of the deleted object's parts, which no replica can apply any
+/// more — a load balancer's settings, a pool's endpoints' enabled flags and
+/// weights. Nothing for any other change.
+pub fn left_behind(change: &Change) -> Vec<LeftBehind> {
+    use crate::changes::ObjectKind;
+    let Change::DeleteObject { kind, name } = change else {
+        return Vec::new();
+    };
+    let name = kind.normalise(name);
+    match kind {
+        ObjectKind::LoadBalancer => vec![LeftBehind::Field(format!("load_balancer:{name}"))],
+        ObjectKind::Pool if crate::config::read::name_ok(&name) => vec![
+            LeftBehind::Matching(format!("endpoint_enabled:{name}/*")),
+            LeftBehind::Matching(format!("endpoint_weight:{name}/*")),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Where a stored change goes when the whole `changes` hash is applied
 /// (a resync; the hash has no order): objects first, those referred to
 /// before those referring (monitors, pools, load balancers), deletes the
@@ -359,6 +389,22 @@ pub fn seal_events(
         })
         .collect();
     (events, too_large)
+}
+
+/// The longest JSON of one change the cluster carries from replica `from`:
+/// one that fits, sealed, in an event of its own (whatever its
+/// `at_unix_ms`) and so in its field of the `changes` hash too, each within
+/// [`MAX_VALUE`]. The owner of changes refuses an object change longer than
+/// this ([`crate::changes::Changes::set_shared_limit`]) rather than keep it
+/// on one replica only.
+pub fn max_change_json(from: &str) -> usize {
+    let empty = Event {
+        from: from.to_string(),
+        at_unix_ms: u64::MAX,
+        what: What::Changes(Vec::new()),
+    }
+    .encode();
+    MAX_VALUE.saturating_sub(SEAL_LEN + empty.len())
 }
 
 fn json_len<T: Serialize>(v: &T) -> usize {
@@ -548,6 +594,52 @@ mod tests {
     }
 
     #[test]
+    fn a_delete_leaves_behind_the_changes_of_its_parts() {
+        use crate::changes::ObjectKind;
+        let delete = |kind, name: &str| Change::DeleteObject {
+            kind,
+            name: name.into(),
+        };
+        let lb = left_behind(&delete(ObjectKind::LoadBalancer, "*.Example.com"));
+        let settings = Change::PatchLoadBalancer {
+            load_balancer: "*.example.com".into(),
+            fields: Default::default(),
+        };
+        assert_eq!(lb, [LeftBehind::Field(target(&settings))]);
+        let pool = left_behind(&delete(ObjectKind::Pool, "p"));
+        let prefixes: Vec<&str> = pool
+            .iter()
+            .map(|l| match l {
+                LeftBehind::Matching(p) => p.strip_suffix('*').unwrap(),
+                LeftBehind::Field(f) => panic!("{f}"),
+            })
+            .collect();
+        let of = |pool: &str| {
+            [
+                target(&Change::SetEndpointEnabled {
+                    pool: pool.into(),
+                    endpoint: "a".into(),
+                    enabled: false,
+                    drain_started_unix_ms: None,
+                }),
+                target(&Change::SetEndpointWeight {
+                    pool: pool.into(),
+                    endpoint: "a".into(),
+                    weight: 0.5,
+                }),
+            ]
+        };
+        for (field, prefix) in of("p").iter().zip(&prefixes) {
+            assert!(field.starts_with(prefix), "{field} {prefix}");
+        }
+        for field in of("p2") {
+            assert!(prefixes.iter().all(|p| !field.starts_with(p)), "{field}");
+        }
+        assert!(left_behind(&delete(ObjectKind::Monitor, "m")).is_empty());
+        assert!(left_behind(&disable("a")).is_empty());
+    }
+
+    #[test]
     fn events_round_trip_and_targets() {
         let change = Change::SetEndpointEnabled {
             pool: "p".into(),
@@ -583,6 +675,42 @@ mod tests {
         assert_eq!(Event::decode(&text).unwrap(), e);
         assert!(Event::decode(r#"{"from":"x","nonsense":1}"#).is_err());
         assert!(Event::decode("garbage").is_err());
+    }
+
+    #[test]
+    fn a_change_within_max_change_json_is_shared_and_one_byte_more_is_not() {
+        let from = "host-1234-abcd";
+        let limit = max_change_json(from);
+        assert!(limit > 60_000 && limit < MAX_VALUE, "{limit}");
+        let sized = |len: usize| {
+            let mut change = Change::PutObject {
+                kind: crate::changes::ObjectKind::Monitor,
+                name: "m".into(),
+                value: serde_json::json!({"path": ""}),
+            };
+            let pad = len - json_len(&change);
+            if let Change::PutObject { value, .. } = &mut change {
+                value["path"] = serde_json::json!("x".repeat(pad));
+            }
+            assert_eq!(json_len(&change), len);
+            change
+        };
+        let keys = Keys::new("shop");
+        let fits = sized(limit);
+        let (events, too_large) = seal_events(
+            &key(1),
+            &keys,
+            from,
+            u64::MAX,
+            &What::Changes(vec![fits.clone()]),
+        );
+        assert_eq!((events.len(), too_large.len()), (1, 0));
+        assert!(events[0].len() <= MAX_VALUE);
+        assert!(seal_change(&key(1), &keys, &fits).1.len() <= MAX_VALUE);
+        let over = sized(limit + 1);
+        let (events, too_large) =
+            seal_events(&key(1), &keys, from, u64::MAX, &What::Changes(vec![over]));
+        assert_eq!((events.len(), too_large.len()), (0, 1));
     }
 
     const NOW: u64 = 1_800_000_000_000;

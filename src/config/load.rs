@@ -12,7 +12,7 @@ use super::load_balancer::read_load_balancers;
 use super::model::*;
 use super::monitor::read_monitors;
 use super::pool::read_pools;
-use super::read::{all, describe, quote, Check, ConfigErrors, Errors, Node, Obj};
+use super::read::{all, describe, quote, Check, ConfigErrors, Deferred, Errors, Node, Obj};
 use super::spelling::Spelled;
 use pingora::server::configuration::ServerConf;
 use serde_yaml::{Mapping, Value};
@@ -50,6 +50,18 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
 /// directory, host names). Relative file paths in it (TLS, token, cookie
 /// keys, state) are relative to the working directory.
 pub fn load_str(yaml: &str) -> Result<Loaded, ConfigErrors> {
+    load_str_checking(yaml, |_| true)
+}
+
+/// As [`load_str`], running only the deferred checks `run_check` selects
+/// (by the key path that asked, [`Deferred::path`]): the others are left
+/// undone, and what they would have loaded (an endpoint's resolved
+/// `socket_addr`, a pool's `tls.loaded`) is left at its default for the
+/// caller to fill in ([`super::objects::with_entries`]).
+pub fn load_str_checking(
+    yaml: &str,
+    run_check: impl Fn(&Deferred) -> bool,
+) -> Result<Loaded, ConfigErrors> {
     let mut doc: Value = serde_yaml::from_str(yaml)
         .map_err(|e| ConfigErrors::one("", format!("invalid YAML: {e}")))?;
     doc.apply_merge()
@@ -87,7 +99,8 @@ pub fn load_str(yaml: &str) -> Result<Loaded, ConfigErrors> {
     let mut loaded = server
         .zip(tether)
         .map(|(server, tether)| Loaded { server, tether });
-    let deferred = errs.take_deferred();
+    let mut deferred = errs.take_deferred();
+    deferred.retain(|d| run_check(d));
     super::checks::run(deferred, loaded.as_mut().map(|l| &mut l.tether), &mut errs);
     errs.finish(loaded)
 }
