@@ -13,7 +13,7 @@ use super::call::Call;
 use super::response::{json_object, AdminResponse};
 use crate::changes::patch::{AttributesPatch, LbPatch, Seconds};
 use crate::changes::{Change, Changes, ObjectKind};
-use crate::cloudflare::{export, import, object_id, types, Kind, Notes};
+use crate::cloudflare::{export, import, object_id, tethers_own, types, Kind, Notes};
 use crate::config;
 use crate::state::State;
 
@@ -515,35 +515,29 @@ fn replace(
     Ok(())
 }
 
-/// `new` with the keys Tether has and Cloudflare's object does not (a
-/// pool's `tls`, `outlier_detection`, `slow_start`, `read_timeout`, its
-/// endpoints' `server_name`; a load balancer's `always_use_https`) taken
-/// from the object it replaces: a Cloudflare client cannot set them, so a
-/// replace must not drop them.
+/// `new` with the keys Tether has and Cloudflare's object does not
+/// ([`tethers_own`]) taken from the object it replaces: a Cloudflare client
+/// cannot set them, so a replace must not drop them.
 fn keep_tethers_own(state: &State, new: Object) -> Object {
     match new {
         Object::Pool(mut p) => {
             if let Some(i) = state.pool_index(&p.name) {
-                let old = &state.pools[i].conf;
-                p.tls = old.tls.clone();
-                p.outlier_detection = old.outlier_detection;
-                p.slow_start = old.slow_start;
-                p.read_timeout = old.read_timeout;
-                for e in &mut p.endpoints {
-                    if let Some(o) = old.endpoints.iter().find(|o| o.name == e.name) {
-                        e.server_name = o.server_name.clone();
-                    }
-                }
+                tethers_own::keep_pool(&state.pools[i].conf, &mut p);
             }
             Object::Pool(p)
         }
+        Object::Monitor(mut m) => {
+            if let Some(old) = state.monitors.get(&m.name) {
+                tethers_own::keep_monitor(old, &mut m);
+            }
+            Object::Monitor(m)
+        }
         Object::LoadBalancer(mut lb) => {
             if let Some(old) = state.load_balancers().named(&lb.name) {
-                lb.always_use_https = old.conf.always_use_https;
+                tethers_own::keep_load_balancer(&old.conf, &mut lb);
             }
             Object::LoadBalancer(lb)
         }
-        other => other,
     }
 }
 
@@ -594,10 +588,7 @@ fn pool_changes(old: &config::Pool, new: &config::Pool) -> Result<Vec<Change>, C
     }
     let mut rest = new.clone();
     rest.endpoints = old.endpoints.clone();
-    rest.tls = old.tls.clone();
-    rest.outlier_detection = old.outlier_detection;
-    rest.slow_start = old.slow_start;
-    rest.read_timeout = old.read_timeout;
+    tethers_own::keep_pool(old, &mut rest);
     if rest != *old {
         return Err(CfError::new(
             409,
@@ -658,7 +649,7 @@ fn lb_changes(
     rest.session_affinity = old.session_affinity;
     rest.session_affinity_ttl = old.session_affinity_ttl;
     rest.session_affinity_attributes = old.session_affinity_attributes.clone();
-    rest.always_use_https = old.always_use_https;
+    tethers_own::keep_load_balancer(old, &mut rest);
     if rest != *old {
         return Err(CfError::new(409, format!("load balancer {:?}: only enabled, default_pools, fallback_pool, steering_policy and session affinity can change at run time", old.name)));
     }

@@ -17,6 +17,7 @@
 pub mod command;
 pub mod export;
 pub mod import;
+pub mod tethers_own;
 pub mod types;
 
 use sha2::{Digest, Sha256};
