@@ -462,6 +462,13 @@ fn replace(
     messages: &mut Vec<String>,
 ) -> Result<(), CfError> {
     let state = call.state();
+    let mut body = body;
+    let tls = state
+        .pool_index(name)
+        .is_some_and(|i| state.pools[i].conf.tls.is_some());
+    if kind == Kind::Pool && tls {
+        default_port(&mut body, HTTPS_PORT);
+    }
     let mut notes = Notes::default();
     let object = read(state, kind, body, Some(name), &mut notes)?;
     let object = &keep_tethers_own(state, object);
@@ -537,6 +544,24 @@ fn keep_tethers_own(state: &State, new: Object) -> Object {
                 tethers_own::keep_load_balancer(&old.conf, &mut lb);
             }
             Object::LoadBalancer(lb)
+        }
+    }
+}
+
+/// The default port of a pool that speaks TLS to its origins (`tls`).
+const HTTPS_PORT: u16 = 443;
+
+/// Each origin of Cloudflare pool `body` whose `port` is absent or `0` ("the
+/// protocol's default port") given `port`. The import takes 80, plain
+/// HTTP's, which is right for a pool without `tls`; a pool with `tls` (Tether's
+/// own key, kept by a replace) speaks HTTPS to its origins: 443.
+fn default_port(body: &mut Map<String, Json>, port: u16) {
+    let Some(Json::Array(origins)) = body.get_mut("origins") else {
+        return;
+    };
+    for o in origins.iter_mut().filter_map(Json::as_object_mut) {
+        if matches!(o.get("port"), None | Some(Json::Null)) || o.get("port") == Some(&json!(0)) {
+            o.insert("port".into(), json!(port));
         }
     }
 }
@@ -833,6 +858,22 @@ mod tests {
         assert!(lb_changes(lb, &lb.clone()).expect("nothing").is_empty());
         new.adaptive_routing.failover_across_pools = true;
         assert_eq!(lb_changes(lb, &new).unwrap_err().status, 409);
+    }
+
+    #[test]
+    fn a_tls_pools_default_port_is_443() {
+        let mut body = json!({"origins": [{"name": "a"}, {"name": "b", "port": 0}, {"name": "c", "port": 8443}, "x"]});
+        let Json::Object(map) = &mut body else {
+            panic!("an object")
+        };
+        default_port(map, HTTPS_PORT);
+        let ports: Vec<&Json> = body["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| &o["port"])
+            .collect();
+        assert_eq!(ports, [&json!(443), &json!(443), &json!(8443), &Json::Null]);
     }
 
     #[test]

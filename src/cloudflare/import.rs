@@ -319,7 +319,7 @@ fn origin(o: &types::Origin, path: &str, notes: &mut Notes) -> Option<config::En
         _ => {
             notes.drop(
                 &format!("{path}.port"),
-                "absent or 0: Tether needs a port; 80 is used (Cloudflare's default for http)",
+                "absent or 0: the protocol's default port, 80 (plain HTTP, as Tether speaks to a pool without tls)",
             );
             80
         }
@@ -396,7 +396,8 @@ pub fn load_balancer(
         .iter()
         .any(|m| m.as_ref().is_some_and(|m| !m.is_empty()));
     match lb.steering_policy.as_deref() {
-        Some("") if geo => notes.refuse(
+        // Absent is "" too: with region/country/PoP pools Cloudflare steers by geo.
+        None | Some("") if geo => notes.refuse(
             &format!("{path}.steering_policy"),
             "\"\" with region/country/pop pools means \"geo\", which Tether does not implement",
         ),

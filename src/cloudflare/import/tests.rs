@@ -225,6 +225,10 @@ fn values_tether_cannot_honour_are_refused_naming_the_field() {
             "lb.steering_policy",
         ),
         (
+            json!({"name": "a", "country_pools": {"US": ["p1"]}}),
+            "lb.steering_policy",
+        ),
+        (
             json!({"name": "a", "default_pools": ["nope"]}),
             "lb.default_pools[0]",
         ),
