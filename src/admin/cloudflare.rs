@@ -18,11 +18,41 @@ use crate::config;
 use crate::state::State;
 
 /// A refusal in Cloudflare's shape: the HTTP status, one message per
-/// problem (each `code` is the HTTP status).
+/// problem, each with Cloudflare's `code` ([`CfError::code`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CfError {
     pub status: u16,
     pub messages: Vec<String>,
+    /// Cloudflare's code when it is not the one of the status
+    /// ([`code_of_status`]).
+    pub code: Option<u32>,
+}
+
+/// Cloudflare's error codes as its API answers them (docs/cloudflare-api.md,
+/// "Envelope, IDs and errors").
+pub mod codes {
+    /// `400`: a body that does not validate ("...: validation failed").
+    pub const VALIDATION: u32 = 1002;
+    /// `409` on `POST`: the name is taken ("value not unique").
+    pub const NOT_UNIQUE: u32 = 1003;
+    /// `404`: a path under `/client/v4` no route takes ("No route for that URI").
+    pub const NO_ROUTE: u32 = 7000;
+    /// `404`: no object has the path's ID ("Could not route to ..., perhaps
+    /// your object identifier is invalid?").
+    pub const BAD_IDENTIFIER: u32 = 7003;
+    /// `401`, `403`: no or a wrong token ("Authentication error").
+    pub const AUTHENTICATION: u32 = 10000;
+}
+
+/// Cloudflare's code for an error of HTTP status `status`: its own where
+/// one is known ([`codes`]), else the status itself.
+pub fn code_of_status(status: u16) -> u32 {
+    match status {
+        400 => codes::VALIDATION,
+        401 | 403 => codes::AUTHENTICATION,
+        404 => codes::BAD_IDENTIFIER,
+        other => u32::from(other),
+    }
 }
 
 impl CfError {
@@ -30,7 +60,26 @@ impl CfError {
         CfError {
             status,
             messages: vec![message.into()],
+            code: None,
         }
+    }
+
+    fn with_code(mut self, code: u32) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    fn bad_request(messages: Vec<String>) -> Self {
+        CfError {
+            status: 400,
+            messages,
+            code: None,
+        }
+    }
+
+    /// Its Cloudflare `code`.
+    pub fn code(&self) -> u32 {
+        self.code.unwrap_or_else(|| code_of_status(self.status))
     }
 }
 
@@ -39,6 +88,7 @@ impl From<super::response::ApiError> for CfError {
         CfError {
             status: e.status,
             messages: e.messages,
+            code: None,
         }
     }
 }
@@ -71,7 +121,7 @@ pub fn envelope(status: u16, reply: Reply, messages: &[String]) -> AdminResponse
             e.status,
             &json!({
                 "success": false,
-                "errors": e.messages.iter().map(|m| json!({"code": e.status, "message": m})).collect::<Vec<_>>(),
+                "errors": e.messages.iter().map(|m| json!({"code": e.code(), "message": m})).collect::<Vec<_>>(),
                 "messages": [],
                 "result": null,
             }),
@@ -98,7 +148,12 @@ pub fn reshape(path: &str, answer: AdminResponse) -> AdminResponse {
         })
         .unwrap_or_default();
     let status = answer.status;
-    let mut reshaped = envelope(200, Err(CfError { status, messages }), &[]);
+    let error = CfError {
+        status,
+        messages,
+        code: None,
+    };
+    let mut reshaped = envelope(200, Err(error), &[]);
     reshaped.headers = answer.headers;
     reshaped
 }
@@ -185,10 +240,10 @@ fn route(call: &Api<'_>, segs: &[&str], messages: &mut Vec<String>) -> Reply {
             allow(call, &["GET", "PUT", "PATCH", "DELETE"])?;
             one(call, Kind::LoadBalancer, id, messages)
         }
-        _ => Err(CfError::new(
-            404,
-            format!("no route for /client/v4/{}", segs.join("/")),
-        )),
+        _ => Err(
+            CfError::new(404, format!("no route for /client/v4/{}", segs.join("/")))
+                .with_code(codes::NO_ROUTE),
+        ),
     }
 }
 
@@ -366,46 +421,49 @@ fn read(
     notes: &mut Notes,
 ) -> Result<Object, CfError> {
     let names = |k: Kind, id: &str| name_of(state, k, id);
-    let bad = |e: serde_json::Error| CfError::new(400, format!("invalid {}: {e}", kind.name()));
     let object = match kind {
         Kind::Monitor => {
-            let m: types::Monitor = serde_json::from_value(Json::Object(body)).map_err(bad)?;
+            let m: types::Monitor = parse(kind, body)?;
             let name = name_hint.map_or_else(|| import::monitor_name(&m), str::to_string);
             Object::Monitor(import::monitor(&m, &name, "monitor", notes))
         }
         Kind::Pool => {
-            let p: types::Pool = serde_json::from_value(Json::Object(body)).map_err(bad)?;
+            let p: types::Pool = parse(kind, body)?;
             match import::pool(&p, "pool", &names, notes) {
                 Some(p) => Object::Pool(p),
-                None => {
-                    return Err(CfError {
-                        status: 400,
-                        messages: notes.refused.clone(),
-                    })
-                }
+                None => return Err(CfError::bad_request(notes.refused.clone())),
             }
         }
         Kind::LoadBalancer => {
-            let lb: types::LoadBalancer =
-                serde_json::from_value(Json::Object(body)).map_err(bad)?;
+            let lb: types::LoadBalancer = parse(kind, body)?;
             match import::load_balancer(&lb, "load_balancer", &names, notes) {
                 Some(lb) => Object::LoadBalancer(lb),
-                None => {
-                    return Err(CfError {
-                        status: 400,
-                        messages: notes.refused.clone(),
-                    })
-                }
+                None => return Err(CfError::bad_request(notes.refused.clone())),
             }
         }
     };
     if !notes.refused.is_empty() {
-        return Err(CfError {
-            status: 400,
-            messages: notes.refused.clone(),
-        });
+        return Err(CfError::bad_request(notes.refused.clone()));
     }
     Ok(object)
+}
+
+/// A Cloudflare object of `kind` read from `body`; a value of the wrong type
+/// is a `400` naming its field path (`pool.origins[1].weight: invalid type:
+/// string "x", expected f64`).
+fn parse<T: serde::de::DeserializeOwned>(
+    kind: Kind,
+    body: Map<String, Json>,
+) -> Result<T, CfError> {
+    serde_path_to_error::deserialize(Json::Object(body)).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            kind.name().to_string()
+        } else {
+            format!("{}.{path}", kind.name())
+        };
+        CfError::new(400, format!("{at}: {}", e.inner()))
+    })
 }
 
 /// The owner of changes' name for `kind`.
@@ -715,7 +773,8 @@ fn create(call: &Api<'_>, kind: Kind, messages: &mut Vec<String>) -> Reply {
                 kind.name(),
                 id_of(kind, &name)
             ),
-        ));
+        )
+        .with_code(codes::NOT_UNIQUE));
     }
     call.apply(&[object.put(kind)])?;
     let after = current(&call.changes.state(), kind, &name).ok_or_else(|| {
@@ -861,6 +920,23 @@ mod tests {
     }
 
     #[test]
+    fn a_body_of_the_wrong_type_names_the_field_path() {
+        let body = json!({"name": "p", "origins": [{"name": "a", "address": "x"}, {"name": "b", "address": "y", "weight": "heavy"}]});
+        let Json::Object(body) = body else {
+            panic!("an object")
+        };
+        let e = parse::<types::Pool>(Kind::Pool, body).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(
+            e.messages[0].starts_with("pool.origins[1].weight: invalid type: string \"heavy\""),
+            "{e:?}"
+        );
+        assert_eq!(e.code(), codes::VALIDATION);
+        assert_eq!(code_of_status(404), codes::BAD_IDENTIFIER);
+        assert_eq!(code_of_status(405), 405);
+    }
+
+    #[test]
     fn a_tls_pools_default_port_is_443() {
         let mut body = json!({"origins": [{"name": "a"}, {"name": "b", "port": 0}, {"name": "c", "port": 8443}, "x"]});
         let Json::Object(map) = &mut body else {
@@ -887,7 +963,7 @@ mod tests {
         let v: Json = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(
             v["errors"],
-            json!([{"code": 401, "message": "wrong token"}])
+            json!([{"code": 10000, "message": "wrong token"}])
         );
         assert_eq!(v["messages"], json!([]));
         assert_eq!(reshape("/v1/pools", refusal.clone()), refusal);
@@ -899,7 +975,7 @@ mod tests {
         assert_eq!(r.status, 400);
         let v: Json = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["success"], false);
-        assert_eq!(v["errors"][0]["code"], 400);
+        assert_eq!(v["errors"][0]["code"], 1002, "Cloudflare's validation code");
         assert_eq!(v["errors"][0]["message"], "lb.steering_policy: no");
         assert_eq!(v["messages"], json!([]));
         assert!(v["result"].is_null());
