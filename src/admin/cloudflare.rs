@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value as Json};
 use super::call::Call;
 use super::response::{json_object, AdminResponse};
 use crate::changes::patch::{AttributesPatch, LbPatch, Seconds};
-use crate::changes::{Change, Changes, ObjectKind};
-use crate::cloudflare::{export, import, object_id, tethers_own, types, Kind, Notes};
+use crate::changes::{Change, Changes};
+use crate::cloudflare::{export, import, object_id, tethers_own, types, Notes, ObjectKind};
 use crate::config;
 use crate::state::State;
 
@@ -202,24 +202,28 @@ fn route(call: &Api<'_>, segs: &[&str], messages: &mut Vec<String>) -> Reply {
         ["accounts", _, "load_balancers", "monitors"] => {
             allow(call, &["GET", "POST"])?;
             match call.method {
-                "GET" => Ok(list(stamped(call, Kind::Monitor, monitors(call.state())))),
-                _ => create(call, Kind::Monitor, messages),
+                "GET" => Ok(list(stamped(
+                    call,
+                    ObjectKind::Monitor,
+                    monitors(call.state()),
+                ))),
+                _ => create(call, ObjectKind::Monitor, messages),
             }
         }
         ["accounts", _, "load_balancers", "monitors", id] => {
             allow(call, &["GET", "PUT", "PATCH", "DELETE"])?;
-            one(call, Kind::Monitor, id, messages)
+            one(call, ObjectKind::Monitor, id, messages)
         }
         ["accounts", _, "load_balancers", "pools"] => {
             allow(call, &["GET", "POST"])?;
             match call.method {
-                "GET" => Ok(list(stamped(call, Kind::Pool, pools(call.state())))),
-                _ => create(call, Kind::Pool, messages),
+                "GET" => Ok(list(stamped(call, ObjectKind::Pool, pools(call.state())))),
+                _ => create(call, ObjectKind::Pool, messages),
             }
         }
         ["accounts", _, "load_balancers", "pools", id] => {
             allow(call, &["GET", "PUT", "PATCH", "DELETE"])?;
-            one(call, Kind::Pool, id, messages)
+            one(call, ObjectKind::Pool, id, messages)
         }
         ["accounts", _, "load_balancers", "pools", id, "health"] => {
             allow(call, &["GET"])?;
@@ -230,15 +234,15 @@ fn route(call: &Api<'_>, segs: &[&str], messages: &mut Vec<String>) -> Reply {
             match call.method {
                 "GET" => Ok(list(stamped(
                     call,
-                    Kind::LoadBalancer,
+                    ObjectKind::LoadBalancer,
                     load_balancers(call.state()),
                 ))),
-                _ => create(call, Kind::LoadBalancer, messages),
+                _ => create(call, ObjectKind::LoadBalancer, messages),
             }
         }
         ["zones", _, "load_balancers", id] => {
             allow(call, &["GET", "PUT", "PATCH", "DELETE"])?;
-            one(call, Kind::LoadBalancer, id, messages)
+            one(call, ObjectKind::LoadBalancer, id, messages)
         }
         _ => Err(
             CfError::new(404, format!("no route for /client/v4/{}", segs.join("/")))
@@ -253,7 +257,7 @@ fn list(items: Vec<Json>) -> (Json, Option<Json>) {
 }
 
 /// The ID of `kind`'s object `name`.
-fn id_of(kind: Kind, name: &str) -> String {
+fn id_of(kind: ObjectKind, name: &str) -> String {
     object_id(kind, name)
 }
 
@@ -304,10 +308,10 @@ fn load_balancers(state: &State) -> Vec<Json> {
 
 /// Objects shown with `created_on` and `modified_on` (RFC 3339) when they
 /// were created or changed at run time.
-fn stamped(call: &Api<'_>, kind: Kind, mut objects: Vec<Json>) -> Vec<Json> {
+fn stamped(call: &Api<'_>, kind: ObjectKind, mut objects: Vec<Json>) -> Vec<Json> {
     let views: std::collections::HashMap<String, crate::changes::ObjectView> = call
         .changes
-        .objects(object_kind(kind))
+        .objects(kind)
         .into_iter()
         .map(|v| (v.id.clone(), v))
         .collect();
@@ -320,9 +324,9 @@ fn stamped(call: &Api<'_>, kind: Kind, mut objects: Vec<Json>) -> Vec<Json> {
     objects
 }
 
-fn stamp_one(call: &Api<'_>, kind: Kind, mut object: Json) -> Json {
+fn stamp_one(call: &Api<'_>, kind: ObjectKind, mut object: Json) -> Json {
     let id = object["id"].as_str().unwrap_or_default().to_string();
-    if let Some(view) = call.changes.object_by_id(object_kind(kind), &id) {
+    if let Some(view) = call.changes.object_by_id(kind, &id) {
         stamp(&mut object, &view);
     }
     object
@@ -341,21 +345,21 @@ fn stamp(object: &mut Json, view: &crate::changes::ObjectView) {
 }
 
 /// The name of `kind`'s object with ID `id`, if there is one.
-fn name_of(state: &State, kind: Kind, id: &str) -> Option<String> {
+fn name_of(state: &State, kind: ObjectKind, id: &str) -> Option<String> {
     let id = id.to_ascii_lowercase();
     match kind {
-        Kind::Monitor => state
+        ObjectKind::Monitor => state
             .monitors
             .keys()
             .find(|n| id_of(kind, n) == id)
             .cloned(),
-        Kind::Pool => state
+        ObjectKind::Pool => state
             .pools
             .iter()
             .map(|p| p.name())
             .find(|n| id_of(kind, n) == id)
             .map(str::to_string),
-        Kind::LoadBalancer => state
+        ObjectKind::LoadBalancer => state
             .load_balancers()
             .all()
             .map(|lb| lb.conf.name.clone())
@@ -363,28 +367,28 @@ fn name_of(state: &State, kind: Kind, id: &str) -> Option<String> {
     }
 }
 
-fn not_found(kind: Kind, id: &str) -> CfError {
-    CfError::new(404, format!("no {} has ID {id:?}", kind.name()))
+fn not_found(kind: ObjectKind, id: &str) -> CfError {
+    CfError::new(404, format!("no {} has ID {id:?}", kind.as_str()))
 }
 
 /// The object's current Cloudflare form.
-fn current(state: &State, kind: Kind, name: &str) -> Option<Json> {
+fn current(state: &State, kind: ObjectKind, name: &str) -> Option<Json> {
     match kind {
-        Kind::Monitor => state
+        ObjectKind::Monitor => state
             .monitors
             .get(name)
             .map(|m| to_json(&export::monitor(m, &id_of))),
-        Kind::Pool => state
+        ObjectKind::Pool => state
             .pool_index(name)
             .map(|i| to_json(&export::pool(&live_pool(state, i), &id_of))),
-        Kind::LoadBalancer => state
+        ObjectKind::LoadBalancer => state
             .load_balancers()
             .named(name)
             .map(|lb| to_json(&export::load_balancer(&lb.conf, &id_of))),
     }
 }
 
-fn one(call: &Api<'_>, kind: Kind, id: &str, messages: &mut Vec<String>) -> Reply {
+fn one(call: &Api<'_>, kind: ObjectKind, id: &str, messages: &mut Vec<String>) -> Reply {
     let state = call.state();
     let name = name_of(state, kind, id).ok_or_else(|| not_found(kind, id))?;
     let before = current(state, kind, &name).ok_or_else(|| not_found(kind, id))?;
@@ -415,26 +419,26 @@ fn one(call: &Api<'_>, kind: Kind, id: &str, messages: &mut Vec<String>) -> Repl
 /// honour, naming its field. `name_hint`: the name the object keeps.
 fn read(
     state: &State,
-    kind: Kind,
+    kind: ObjectKind,
     body: Map<String, Json>,
     name_hint: Option<&str>,
     notes: &mut Notes,
 ) -> Result<Object, CfError> {
-    let names = |k: Kind, id: &str| name_of(state, k, id);
+    let names = |k: ObjectKind, id: &str| name_of(state, k, id);
     let object = match kind {
-        Kind::Monitor => {
+        ObjectKind::Monitor => {
             let m: types::Monitor = parse(kind, body)?;
             let name = name_hint.map_or_else(|| import::monitor_name(&m), str::to_string);
             Object::Monitor(import::monitor(&m, &name, "monitor", notes))
         }
-        Kind::Pool => {
+        ObjectKind::Pool => {
             let p: types::Pool = parse(kind, body)?;
             match import::pool(&p, "pool", &names, notes) {
                 Some(p) => Object::Pool(p),
                 None => return Err(CfError::bad_request(notes.refused.clone())),
             }
         }
-        Kind::LoadBalancer => {
+        ObjectKind::LoadBalancer => {
             let lb: types::LoadBalancer = parse(kind, body)?;
             match import::load_balancer(&lb, "load_balancer", &names, notes) {
                 Some(lb) => Object::LoadBalancer(lb),
@@ -452,27 +456,18 @@ fn read(
 /// is a `400` naming its field path (`pool.origins[1].weight: invalid type:
 /// string "x", expected f64`).
 fn parse<T: serde::de::DeserializeOwned>(
-    kind: Kind,
+    kind: ObjectKind,
     body: Map<String, Json>,
 ) -> Result<T, CfError> {
     serde_path_to_error::deserialize(Json::Object(body)).map_err(|e| {
         let path = e.path().to_string();
         let at = if path == "." {
-            kind.name().to_string()
+            kind.as_str().to_string()
         } else {
-            format!("{}.{path}", kind.name())
+            format!("{}.{path}", kind.as_str())
         };
         CfError::new(400, format!("{at}: {}", e.inner()))
     })
-}
-
-/// The owner of changes' name for `kind`.
-fn object_kind(kind: Kind) -> ObjectKind {
-    match kind {
-        Kind::Monitor => ObjectKind::Monitor,
-        Kind::Pool => ObjectKind::Pool,
-        Kind::LoadBalancer => ObjectKind::LoadBalancer,
-    }
 }
 
 impl Object {
@@ -494,9 +489,9 @@ impl Object {
     }
 
     /// Creates or replaces it through the owner of changes.
-    fn put(&self, kind: Kind) -> Change {
+    fn put(&self, kind: ObjectKind) -> Change {
         Change::PutObject {
-            kind: object_kind(kind),
+            kind: kind,
             name: self.name().to_string(),
             value: self.value(),
         }
@@ -514,7 +509,7 @@ enum Object {
 /// `PUT` / `PATCH`: the object becomes `body`.
 fn replace(
     call: &Api<'_>,
-    kind: Kind,
+    kind: ObjectKind,
     name: &str,
     body: Map<String, Json>,
     messages: &mut Vec<String>,
@@ -524,7 +519,7 @@ fn replace(
     let tls = state
         .pool_index(name)
         .is_some_and(|i| state.pools[i].conf.tls.is_some());
-    if kind == Kind::Pool && tls {
+    if kind == ObjectKind::Pool && tls {
         default_port(&mut body, HTTPS_PORT);
     }
     let mut notes = Notes::default();
@@ -748,11 +743,11 @@ fn lb_changes(
 /// `POST`: a new object, in force at once. A monitor (which has no name in
 /// Cloudflare's API) is named by its `description` when that is a valid
 /// name not taken, else `monitor-<n>`.
-fn create(call: &Api<'_>, kind: Kind, messages: &mut Vec<String>) -> Reply {
+fn create(call: &Api<'_>, kind: ObjectKind, messages: &mut Vec<String>) -> Reply {
     let state = call.state();
     let body = json_object(call.body)?;
     let name_hint = match kind {
-        Kind::Monitor => Some(new_monitor_name(state, body.get("description"))),
+        ObjectKind::Monitor => Some(new_monitor_name(state, body.get("description"))),
         _ => None,
     };
     let mut notes = Notes::default();
@@ -769,8 +764,8 @@ fn create(call: &Api<'_>, kind: Kind, messages: &mut Vec<String>) -> Reply {
             409,
             format!(
                 "{}.name: a {} named {name:?} already exists (ID {}); PUT or PATCH it instead",
-                kind.name(),
-                kind.name(),
+                kind.as_str(),
+                kind.as_str(),
                 id_of(kind, &name)
             ),
         )
@@ -780,7 +775,7 @@ fn create(call: &Api<'_>, kind: Kind, messages: &mut Vec<String>) -> Reply {
     let after = current(&call.changes.state(), kind, &name).ok_or_else(|| {
         CfError::new(
             500,
-            format!("{} {name:?} was created but is not in force", kind.name()),
+            format!("{} {name:?} was created but is not in force", kind.as_str()),
         )
     })?;
     Ok((stamp_one(call, kind, after), None))
@@ -801,9 +796,9 @@ fn new_monitor_name(state: &State, description: Option<&Json>) -> String {
 }
 
 /// `DELETE`: refused (409) for an object the file defines or one still in use.
-fn delete(call: &Api<'_>, kind: Kind, name: &str) -> Reply {
+fn delete(call: &Api<'_>, kind: ObjectKind, name: &str) -> Reply {
     call.apply(&[Change::DeleteObject {
-        kind: object_kind(kind),
+        kind: kind,
         name: name.to_string(),
     }])?;
     Ok((json!({"id": id_of(kind, name)}), None))
@@ -812,10 +807,11 @@ fn delete(call: &Api<'_>, kind: Kind, name: &str) -> Reply {
 /// `GET .../pools/{pool_id}/health`: the pool's health as seen from this
 /// Tether (one "point of presence"), each origin's last check.
 fn health(state: &State, id: &str) -> Reply {
-    let name = name_of(state, Kind::Pool, id).ok_or_else(|| not_found(Kind::Pool, id))?;
+    let name =
+        name_of(state, ObjectKind::Pool, id).ok_or_else(|| not_found(ObjectKind::Pool, id))?;
     let index = state
         .pool_index(&name)
-        .ok_or_else(|| not_found(Kind::Pool, id))?;
+        .ok_or_else(|| not_found(ObjectKind::Pool, id))?;
     let p = &state.pools[index];
     let healthy = crate::route::select::Selector(state).pool_is_healthy(index);
     let origins: Vec<Json> = p
@@ -832,7 +828,7 @@ fn health(state: &State, id: &str) -> Reply {
         })
         .collect();
     Ok((
-        json!({"pool_id": id_of(Kind::Pool, &name), "pop_health": {"healthy": healthy, "origins": origins}}),
+        json!({"pool_id": id_of(ObjectKind::Pool, &name), "pop_health": {"healthy": healthy, "origins": origins}}),
         None,
     ))
 }
@@ -840,19 +836,6 @@ fn health(state: &State, id: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_the_owner_of_changes_ids() {
-        for kind in [Kind::Monitor, Kind::Pool, Kind::LoadBalancer] {
-            for name in ["web", "WWW.Example.com", "monitor-1"] {
-                assert_eq!(
-                    object_id(kind, name),
-                    crate::changes::object_id(object_kind(kind), name),
-                    "{kind:?} {name}"
-                );
-            }
-        }
-    }
 
     fn state() -> State {
         let yaml = "tether:\n  listeners: [{address: 127.0.0.1:0}]\n  load_balancers:\n    www.example.com: {default_pools: [p], always_use_https: true}\n  pools:\n    p:\n      slow_start: 30\n      outlier_detection: {consecutive_5xx: 2}\n      endpoints:\n      - {name: a, address: 127.0.0.1:1}\n      - {name: b, address: 127.0.0.1:2}\n";
@@ -925,7 +908,7 @@ mod tests {
         let Json::Object(body) = body else {
             panic!("an object")
         };
-        let e = parse::<types::Pool>(Kind::Pool, body).unwrap_err();
+        let e = parse::<types::Pool>(ObjectKind::Pool, body).unwrap_err();
         assert_eq!(e.status, 400);
         assert!(
             e.messages[0].starts_with("pool.origins[1].weight: invalid type: string \"heavy\""),

@@ -67,7 +67,7 @@ pub fn keep_load_balancer(old: &config::LoadBalancer, new: &mut config::LoadBala
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloudflare::{export, import, object_id, Kind, Notes};
+    use crate::cloudflare::{export, import, object_id, Notes, ObjectKind};
     use serde_json::Value as Json;
     use std::collections::BTreeSet;
 
@@ -123,16 +123,16 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
-    fn id_of(k: Kind, n: &str) -> String {
+    fn id_of(k: ObjectKind, n: &str) -> String {
         object_id(k, n)
     }
 
-    fn name_of(c: &config::Config) -> impl Fn(Kind, &str) -> Option<String> + '_ {
+    fn name_of(c: &config::Config) -> impl Fn(ObjectKind, &str) -> Option<String> + '_ {
         move |k, id| {
             let names: Vec<&String> = match k {
-                Kind::Monitor => c.monitors.keys().collect(),
-                Kind::Pool => c.pools.keys().collect(),
-                Kind::LoadBalancer => c.load_balancers.keys().collect(),
+                ObjectKind::Monitor => c.monitors.keys().collect(),
+                ObjectKind::Pool => c.pools.keys().collect(),
+                ObjectKind::LoadBalancer => c.load_balancers.keys().collect(),
             };
             names.into_iter().find(|n| object_id(k, n) == id).cloned()
         }

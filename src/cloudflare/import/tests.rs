@@ -204,7 +204,7 @@ fn export_then_import_gives_the_same_objects() {
 fn lb_notes(lb: Json) -> Notes {
     let lb: types::LoadBalancer = serde_json::from_value(lb).expect("lb");
     let mut notes = Notes::default();
-    let name_of = |_: Kind, id: &str| (id == "p1").then(|| "one".to_string());
+    let name_of = |_: ObjectKind, id: &str| (id == "p1").then(|| "one".to_string());
     load_balancer(&lb, "lb", &name_of, &mut notes);
     notes
 }
