@@ -274,17 +274,9 @@ fn monitors(state: &State) -> Vec<Json> {
         .collect()
 }
 
-/// A pool's configuration with its endpoints' live `enabled` and `weight`
-/// and its own live `enabled`.
+/// A pool's configuration as in force now ([`crate::state::PoolState::conf_in_force`]).
 fn live_pool(state: &State, index: usize) -> config::Pool {
-    let p = &state.pools[index];
-    let mut conf = p.conf.clone();
-    conf.enabled = p.enabled();
-    for (e, live) in conf.endpoints.iter_mut().zip(&p.endpoints) {
-        e.enabled = live.enabled();
-        e.weight = live.weight();
-    }
-    conf
+    state.pools[index].conf_in_force()
 }
 
 fn pools(state: &State) -> Vec<Json> {
