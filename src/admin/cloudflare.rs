@@ -483,7 +483,7 @@ impl Object {
     /// Creates or replaces it through the owner of changes.
     fn put(&self, kind: ObjectKind) -> Change {
         Change::PutObject {
-            kind: kind,
+            kind,
             name: self.name().to_string(),
             value: self.value(),
         }
@@ -790,7 +790,7 @@ fn new_monitor_name(state: &State, description: Option<&Json>) -> String {
 /// `DELETE`: refused (409) for an object the file defines or one still in use.
 fn delete(call: &Api<'_>, kind: ObjectKind, name: &str) -> Reply {
     call.apply(&[Change::DeleteObject {
-        kind: kind,
+        kind,
         name: name.to_string(),
     }])?;
     Ok((json!({"id": id_of(kind, name)}), None))
