@@ -315,7 +315,8 @@ fn import_then_export_through_the_binary() {
 /// A Cloudflare `PATCH` of an origin's weight, or of a monitor's retries, keeps what
 /// Cloudflare's objects cannot say (docs/cloudflare-api.md, "Tether's own keys"): the
 /// pool's `protocol: h2c` and the gRPC monitor's `grpc_service` and sub-second
-/// `interval` (shown as whole seconds), as the native API shows them afterwards.
+/// `interval` (shown as whole seconds), as the native API shows them afterwards; and
+/// Cloudflare's error codes for an unknown ID and an unknown path.
 #[test]
 fn a_cloudflare_patch_keeps_tethers_own_keys() {
     let dir = TempDir::new().unwrap();
@@ -396,4 +397,22 @@ fn a_cloudflare_patch_keeps_tethers_own_keys() {
     assert_eq!(monitor["grpc_service"], "tether.test.Test", "{v}");
     assert_eq!(monitor["interval"], 0.2, "{v}");
     assert_eq!(monitor["retries"], 1, "{v}");
+
+    // Cloudflare's error codes: an unknown ID, a path no route takes.
+    let (status, _, v) = call(
+        reqwest::Method::GET,
+        &format!("{cf}/pools/{}", "0".repeat(32)),
+        "",
+    );
+    assert_eq!(
+        (status, &v["errors"][0]["code"]),
+        (404, &Value::from(7003)),
+        "{v}"
+    );
+    let (status, _, v) = call(reqwest::Method::GET, &format!("{cf}/nothing"), "");
+    assert_eq!(
+        (status, &v["errors"][0]["code"]),
+        (404, &Value::from(7000)),
+        "{v}"
+    );
 }
