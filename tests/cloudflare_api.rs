@@ -311,3 +311,108 @@ fn import_then_export_through_the_binary() {
     assert_eq!(lb["session_affinity"], "cookie");
     assert_eq!(lb["session_affinity_ttl"], 1800.0);
 }
+
+/// A Cloudflare `PATCH` of an origin's weight, or of a monitor's retries, keeps what
+/// Cloudflare's objects cannot say (docs/cloudflare-api.md, "Tether's own keys"): the
+/// pool's `protocol: h2c` and the gRPC monitor's `grpc_service` and sub-second
+/// `interval` (shown as whole seconds), as the native API shows them afterwards; and
+/// Cloudflare's error codes for an unknown ID and an unknown path.
+#[test]
+fn a_cloudflare_patch_keeps_tethers_own_keys() {
+    let dir = TempDir::new().unwrap();
+    let up = Upstream::healthy("up");
+    let token = dir.path().join("admin.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let proxy = tether()
+        .listener(free_port())
+        .admin_with_token(free_port(), &token)
+        .monitor(
+            "health",
+            Monitor::every(0.2).with(|m| {
+                m.r#type = Probe::Grpc;
+                m.grpc_service = "tether.test.Test".into();
+            }),
+        )
+        .load_balancer("grpc.example.com", lb(["grpc"]))
+        .pool(
+            "grpc",
+            pool([&up]).monitor("health").with(|p| {
+                p.protocol = ::tether::config::OriginProtocol::H2c;
+            }),
+        )
+        .start();
+    let call = |method: reqwest::Method, path: &str, body: &str| {
+        support::api::admin(&proxy, method, path, body, Some(TOKEN))
+    };
+    let cf = "/client/v4/accounts/any/load_balancers";
+    let id_of = |list: &str, name: &str| {
+        let (status, _, v) = call(reqwest::Method::GET, &format!("{cf}/{list}"), "");
+        assert_eq!(status, 200, "{v}");
+        v["result"]
+            .as_array()
+            .and_then(|l| {
+                l.iter()
+                    .find(|o| o["name"] == name || o["description"] == name)
+            })
+            .map(|o| o["id"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+    };
+    let pool_id = id_of("pools", "grpc");
+    let monitor_id = id_of("monitors", "health");
+
+    let origin = format!(
+        r#"{{"origins": [{{"name": "up", "address": "127.0.0.1", "port": {}, "weight": 0.5}}]}}"#,
+        up.port()
+    );
+    let (status, _, v) = call(
+        reqwest::Method::PATCH,
+        &format!("{cf}/pools/{pool_id}"),
+        &origin,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["result"]["origins"][0]["weight"], 0.5, "{v}");
+    let (status, _, v) = call(
+        reqwest::Method::PATCH,
+        &format!("{cf}/monitors/{monitor_id}"),
+        r#"{"retries": 1}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["result"]["interval"], 0,
+        "0.2 s shows as whole seconds: {v}"
+    );
+
+    let (status, _, v) = call(reqwest::Method::GET, "/v1/objects/pools", "");
+    assert_eq!(status, 200, "{v}");
+    let pools = v["result"].as_array().cloned().unwrap_or_default();
+    let grpc = pools
+        .iter()
+        .find(|p| p["name"] == "grpc")
+        .unwrap_or_else(|| panic!("no pool grpc in {v}"));
+    assert_eq!(grpc["value"]["protocol"], "h2c", "{grpc}");
+    assert_eq!(grpc["value"]["endpoints"][0]["weight"], 0.5, "{grpc}");
+    let (status, _, v) = call(reqwest::Method::GET, "/v1/monitors/health", "");
+    assert_eq!(status, 200, "{v}");
+    let monitor = &v["result"]["value"];
+    assert_eq!(monitor["grpc_service"], "tether.test.Test", "{v}");
+    assert_eq!(monitor["interval"], 0.2, "{v}");
+    assert_eq!(monitor["retries"], 1, "{v}");
+
+    // Cloudflare's error codes: an unknown ID, a path no route takes.
+    let (status, _, v) = call(
+        reqwest::Method::GET,
+        &format!("{cf}/pools/{}", "0".repeat(32)),
+        "",
+    );
+    assert_eq!(
+        (status, &v["errors"][0]["code"]),
+        (404, &Value::from(7003)),
+        "{v}"
+    );
+    let (status, _, v) = call(reqwest::Method::GET, &format!("{cf}/nothing"), "");
+    assert_eq!(
+        (status, &v["errors"][0]["code"]),
+        (404, &Value::from(7000)),
+        "{v}"
+    );
+}

@@ -12,17 +12,47 @@ use serde_json::{json, Map, Value as Json};
 use super::call::Call;
 use super::response::{json_object, AdminResponse};
 use crate::changes::patch::{AttributesPatch, LbPatch, Seconds};
-use crate::changes::{Change, Changes, ObjectKind};
-use crate::cloudflare::{export, import, object_id, types, Kind, Notes};
+use crate::changes::{Change, Changes};
+use crate::cloudflare::{export, import, object_id, tethers_own, types, Notes, ObjectKind};
 use crate::config;
 use crate::state::State;
 
 /// A refusal in Cloudflare's shape: the HTTP status, one message per
-/// problem (each `code` is the HTTP status).
+/// problem, each with Cloudflare's `code` ([`CfError::code`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CfError {
     pub status: u16,
     pub messages: Vec<String>,
+    /// Cloudflare's code when it is not the one of the status
+    /// ([`code_of_status`]).
+    pub code: Option<u32>,
+}
+
+/// Cloudflare's error codes as its API answers them (docs/cloudflare-api.md,
+/// "Envelope, IDs and errors").
+pub mod codes {
+    /// `400`: a body that does not validate ("...: validation failed").
+    pub const VALIDATION: u32 = 1002;
+    /// `409` on `POST`: the name is taken ("value not unique").
+    pub const NOT_UNIQUE: u32 = 1003;
+    /// `404`: a path under `/client/v4` no route takes ("No route for that URI").
+    pub const NO_ROUTE: u32 = 7000;
+    /// `404`: no object has the path's ID ("Could not route to ..., perhaps
+    /// your object identifier is invalid?").
+    pub const BAD_IDENTIFIER: u32 = 7003;
+    /// `401`, `403`: no or a wrong token ("Authentication error").
+    pub const AUTHENTICATION: u32 = 10000;
+}
+
+/// Cloudflare's code for an error of HTTP status `status`: its own where
+/// one is known ([`codes`]), else the status itself.
+pub fn code_of_status(status: u16) -> u32 {
+    match status {
+        400 => codes::VALIDATION,
+        401 | 403 => codes::AUTHENTICATION,
+        404 => codes::BAD_IDENTIFIER,
+        other => u32::from(other),
+    }
 }
 
 impl CfError {
@@ -30,7 +60,26 @@ impl CfError {
         CfError {
             status,
             messages: vec![message.into()],
+            code: None,
         }
+    }
+
+    fn with_code(mut self, code: u32) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    fn bad_request(messages: Vec<String>) -> Self {
+        CfError {
+            status: 400,
+            messages,
+            code: None,
+        }
+    }
+
+    /// Its Cloudflare `code`.
+    pub fn code(&self) -> u32 {
+        self.code.unwrap_or_else(|| code_of_status(self.status))
     }
 }
 
@@ -39,6 +88,7 @@ impl From<super::response::ApiError> for CfError {
         CfError {
             status: e.status,
             messages: e.messages,
+            code: None,
         }
     }
 }
@@ -71,7 +121,7 @@ pub fn envelope(status: u16, reply: Reply, messages: &[String]) -> AdminResponse
             e.status,
             &json!({
                 "success": false,
-                "errors": e.messages.iter().map(|m| json!({"code": e.status, "message": m})).collect::<Vec<_>>(),
+                "errors": e.messages.iter().map(|m| json!({"code": e.code(), "message": m})).collect::<Vec<_>>(),
                 "messages": [],
                 "result": null,
             }),
@@ -98,7 +148,12 @@ pub fn reshape(path: &str, answer: AdminResponse) -> AdminResponse {
         })
         .unwrap_or_default();
     let status = answer.status;
-    let mut reshaped = envelope(200, Err(CfError { status, messages }), &[]);
+    let error = CfError {
+        status,
+        messages,
+        code: None,
+    };
+    let mut reshaped = envelope(200, Err(error), &[]);
     reshaped.headers = answer.headers;
     reshaped
 }
@@ -147,24 +202,28 @@ fn route(call: &Api<'_>, segs: &[&str], messages: &mut Vec<String>) -> Reply {
         ["accounts", _, "load_balancers", "monitors"] => {
             allow(call, &["GET", "POST"])?;
             match call.method {
-                "GET" => Ok(list(stamped(call, Kind::Monitor, monitors(call.state())))),
-                _ => create(call, Kind::Monitor, messages),
+                "GET" => Ok(list(stamped(
+                    call,
+                    ObjectKind::Monitor,
+                    monitors(call.state()),
+                ))),
+                _ => create(call, ObjectKind::Monitor, messages),
             }
         }
         ["accounts", _, "load_balancers", "monitors", id] => {
             allow(call, &["GET", "PUT", "PATCH", "DELETE"])?;
-            one(call, Kind::Monitor, id, messages)
+            one(call, ObjectKind::Monitor, id, messages)
         }
         ["accounts", _, "load_balancers", "pools"] => {
             allow(call, &["GET", "POST"])?;
             match call.method {
-                "GET" => Ok(list(stamped(call, Kind::Pool, pools(call.state())))),
-                _ => create(call, Kind::Pool, messages),
+                "GET" => Ok(list(stamped(call, ObjectKind::Pool, pools(call.state())))),
+                _ => create(call, ObjectKind::Pool, messages),
             }
         }
         ["accounts", _, "load_balancers", "pools", id] => {
             allow(call, &["GET", "PUT", "PATCH", "DELETE"])?;
-            one(call, Kind::Pool, id, messages)
+            one(call, ObjectKind::Pool, id, messages)
         }
         ["accounts", _, "load_balancers", "pools", id, "health"] => {
             allow(call, &["GET"])?;
@@ -175,20 +234,20 @@ fn route(call: &Api<'_>, segs: &[&str], messages: &mut Vec<String>) -> Reply {
             match call.method {
                 "GET" => Ok(list(stamped(
                     call,
-                    Kind::LoadBalancer,
+                    ObjectKind::LoadBalancer,
                     load_balancers(call.state()),
                 ))),
-                _ => create(call, Kind::LoadBalancer, messages),
+                _ => create(call, ObjectKind::LoadBalancer, messages),
             }
         }
         ["zones", _, "load_balancers", id] => {
             allow(call, &["GET", "PUT", "PATCH", "DELETE"])?;
-            one(call, Kind::LoadBalancer, id, messages)
+            one(call, ObjectKind::LoadBalancer, id, messages)
         }
-        _ => Err(CfError::new(
-            404,
-            format!("no route for /client/v4/{}", segs.join("/")),
-        )),
+        _ => Err(
+            CfError::new(404, format!("no route for /client/v4/{}", segs.join("/")))
+                .with_code(codes::NO_ROUTE),
+        ),
     }
 }
 
@@ -198,7 +257,7 @@ fn list(items: Vec<Json>) -> (Json, Option<Json>) {
 }
 
 /// The ID of `kind`'s object `name`.
-fn id_of(kind: Kind, name: &str) -> String {
+fn id_of(kind: ObjectKind, name: &str) -> String {
     object_id(kind, name)
 }
 
@@ -215,17 +274,9 @@ fn monitors(state: &State) -> Vec<Json> {
         .collect()
 }
 
-/// A pool's configuration with its endpoints' live `enabled` and `weight`
-/// and its own live `enabled`.
+/// A pool's configuration as in force now ([`crate::state::PoolState::conf_in_force`]).
 fn live_pool(state: &State, index: usize) -> config::Pool {
-    let p = &state.pools[index];
-    let mut conf = p.conf.clone();
-    conf.enabled = p.enabled();
-    for (e, live) in conf.endpoints.iter_mut().zip(&p.endpoints) {
-        e.enabled = live.enabled();
-        e.weight = live.weight();
-    }
-    conf
+    state.pools[index].conf_in_force()
 }
 
 fn pools(state: &State) -> Vec<Json> {
@@ -249,10 +300,10 @@ fn load_balancers(state: &State) -> Vec<Json> {
 
 /// Objects shown with `created_on` and `modified_on` (RFC 3339) when they
 /// were created or changed at run time.
-fn stamped(call: &Api<'_>, kind: Kind, mut objects: Vec<Json>) -> Vec<Json> {
+fn stamped(call: &Api<'_>, kind: ObjectKind, mut objects: Vec<Json>) -> Vec<Json> {
     let views: std::collections::HashMap<String, crate::changes::ObjectView> = call
         .changes
-        .objects(object_kind(kind))
+        .objects(kind)
         .into_iter()
         .map(|v| (v.id.clone(), v))
         .collect();
@@ -265,9 +316,9 @@ fn stamped(call: &Api<'_>, kind: Kind, mut objects: Vec<Json>) -> Vec<Json> {
     objects
 }
 
-fn stamp_one(call: &Api<'_>, kind: Kind, mut object: Json) -> Json {
+fn stamp_one(call: &Api<'_>, kind: ObjectKind, mut object: Json) -> Json {
     let id = object["id"].as_str().unwrap_or_default().to_string();
-    if let Some(view) = call.changes.object_by_id(object_kind(kind), &id) {
+    if let Some(view) = call.changes.object_by_id(kind, &id) {
         stamp(&mut object, &view);
     }
     object
@@ -286,21 +337,21 @@ fn stamp(object: &mut Json, view: &crate::changes::ObjectView) {
 }
 
 /// The name of `kind`'s object with ID `id`, if there is one.
-fn name_of(state: &State, kind: Kind, id: &str) -> Option<String> {
+fn name_of(state: &State, kind: ObjectKind, id: &str) -> Option<String> {
     let id = id.to_ascii_lowercase();
     match kind {
-        Kind::Monitor => state
+        ObjectKind::Monitor => state
             .monitors
             .keys()
             .find(|n| id_of(kind, n) == id)
             .cloned(),
-        Kind::Pool => state
+        ObjectKind::Pool => state
             .pools
             .iter()
             .map(|p| p.name())
             .find(|n| id_of(kind, n) == id)
             .map(str::to_string),
-        Kind::LoadBalancer => state
+        ObjectKind::LoadBalancer => state
             .load_balancers()
             .all()
             .map(|lb| lb.conf.name.clone())
@@ -308,28 +359,28 @@ fn name_of(state: &State, kind: Kind, id: &str) -> Option<String> {
     }
 }
 
-fn not_found(kind: Kind, id: &str) -> CfError {
-    CfError::new(404, format!("no {} has ID {id:?}", kind.name()))
+fn not_found(kind: ObjectKind, id: &str) -> CfError {
+    CfError::new(404, format!("no {} has ID {id:?}", kind.as_str()))
 }
 
 /// The object's current Cloudflare form.
-fn current(state: &State, kind: Kind, name: &str) -> Option<Json> {
+fn current(state: &State, kind: ObjectKind, name: &str) -> Option<Json> {
     match kind {
-        Kind::Monitor => state
+        ObjectKind::Monitor => state
             .monitors
             .get(name)
             .map(|m| to_json(&export::monitor(m, &id_of))),
-        Kind::Pool => state
+        ObjectKind::Pool => state
             .pool_index(name)
             .map(|i| to_json(&export::pool(&live_pool(state, i), &id_of))),
-        Kind::LoadBalancer => state
+        ObjectKind::LoadBalancer => state
             .load_balancers()
             .named(name)
             .map(|lb| to_json(&export::load_balancer(&lb.conf, &id_of))),
     }
 }
 
-fn one(call: &Api<'_>, kind: Kind, id: &str, messages: &mut Vec<String>) -> Reply {
+fn one(call: &Api<'_>, kind: ObjectKind, id: &str, messages: &mut Vec<String>) -> Reply {
     let state = call.state();
     let name = name_of(state, kind, id).ok_or_else(|| not_found(kind, id))?;
     let before = current(state, kind, &name).ok_or_else(|| not_found(kind, id))?;
@@ -360,61 +411,55 @@ fn one(call: &Api<'_>, kind: Kind, id: &str, messages: &mut Vec<String>) -> Repl
 /// honour, naming its field. `name_hint`: the name the object keeps.
 fn read(
     state: &State,
-    kind: Kind,
+    kind: ObjectKind,
     body: Map<String, Json>,
     name_hint: Option<&str>,
     notes: &mut Notes,
 ) -> Result<Object, CfError> {
-    let names = |k: Kind, id: &str| name_of(state, k, id);
-    let bad = |e: serde_json::Error| CfError::new(400, format!("invalid {}: {e}", kind.name()));
+    let names = |k: ObjectKind, id: &str| name_of(state, k, id);
     let object = match kind {
-        Kind::Monitor => {
-            let m: types::Monitor = serde_json::from_value(Json::Object(body)).map_err(bad)?;
+        ObjectKind::Monitor => {
+            let m: types::Monitor = parse(kind, body)?;
             let name = name_hint.map_or_else(|| import::monitor_name(&m), str::to_string);
             Object::Monitor(import::monitor(&m, &name, "monitor", notes))
         }
-        Kind::Pool => {
-            let p: types::Pool = serde_json::from_value(Json::Object(body)).map_err(bad)?;
+        ObjectKind::Pool => {
+            let p: types::Pool = parse(kind, body)?;
             match import::pool(&p, "pool", &names, notes) {
                 Some(p) => Object::Pool(p),
-                None => {
-                    return Err(CfError {
-                        status: 400,
-                        messages: notes.refused.clone(),
-                    })
-                }
+                None => return Err(CfError::bad_request(notes.refused.clone())),
             }
         }
-        Kind::LoadBalancer => {
-            let lb: types::LoadBalancer =
-                serde_json::from_value(Json::Object(body)).map_err(bad)?;
+        ObjectKind::LoadBalancer => {
+            let lb: types::LoadBalancer = parse(kind, body)?;
             match import::load_balancer(&lb, "load_balancer", &names, notes) {
                 Some(lb) => Object::LoadBalancer(lb),
-                None => {
-                    return Err(CfError {
-                        status: 400,
-                        messages: notes.refused.clone(),
-                    })
-                }
+                None => return Err(CfError::bad_request(notes.refused.clone())),
             }
         }
     };
     if !notes.refused.is_empty() {
-        return Err(CfError {
-            status: 400,
-            messages: notes.refused.clone(),
-        });
+        return Err(CfError::bad_request(notes.refused.clone()));
     }
     Ok(object)
 }
 
-/// The owner of changes' name for `kind`.
-fn object_kind(kind: Kind) -> ObjectKind {
-    match kind {
-        Kind::Monitor => ObjectKind::Monitor,
-        Kind::Pool => ObjectKind::Pool,
-        Kind::LoadBalancer => ObjectKind::LoadBalancer,
-    }
+/// A Cloudflare object of `kind` read from `body`; a value of the wrong type
+/// is a `400` naming its field path (`pool.origins[1].weight: invalid type:
+/// string "x", expected f64`).
+fn parse<T: serde::de::DeserializeOwned>(
+    kind: ObjectKind,
+    body: Map<String, Json>,
+) -> Result<T, CfError> {
+    serde_path_to_error::deserialize(Json::Object(body)).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            kind.as_str().to_string()
+        } else {
+            format!("{}.{path}", kind.as_str())
+        };
+        CfError::new(400, format!("{at}: {}", e.inner()))
+    })
 }
 
 impl Object {
@@ -436,9 +481,9 @@ impl Object {
     }
 
     /// Creates or replaces it through the owner of changes.
-    fn put(&self, kind: Kind) -> Change {
+    fn put(&self, kind: ObjectKind) -> Change {
         Change::PutObject {
-            kind: object_kind(kind),
+            kind,
             name: self.name().to_string(),
             value: self.value(),
         }
@@ -456,12 +501,19 @@ enum Object {
 /// `PUT` / `PATCH`: the object becomes `body`.
 fn replace(
     call: &Api<'_>,
-    kind: Kind,
+    kind: ObjectKind,
     name: &str,
     body: Map<String, Json>,
     messages: &mut Vec<String>,
 ) -> Result<(), CfError> {
     let state = call.state();
+    let mut body = body;
+    let tls = state
+        .pool_index(name)
+        .is_some_and(|i| state.pools[i].conf.tls.is_some());
+    if kind == ObjectKind::Pool && tls {
+        default_port(&mut body, HTTPS_PORT);
+    }
     let mut notes = Notes::default();
     let object = read(state, kind, body, Some(name), &mut notes)?;
     let object = &keep_tethers_own(state, object);
@@ -515,35 +567,47 @@ fn replace(
     Ok(())
 }
 
-/// `new` with the keys Tether has and Cloudflare's object does not (a
-/// pool's `tls`, `outlier_detection`, `slow_start`, `read_timeout`, its
-/// endpoints' `server_name`; a load balancer's `always_use_https`) taken
-/// from the object it replaces: a Cloudflare client cannot set them, so a
-/// replace must not drop them.
+/// `new` with the keys Tether has and Cloudflare's object does not
+/// ([`tethers_own`]) taken from the object it replaces: a Cloudflare client
+/// cannot set them, so a replace must not drop them.
 fn keep_tethers_own(state: &State, new: Object) -> Object {
     match new {
         Object::Pool(mut p) => {
             if let Some(i) = state.pool_index(&p.name) {
-                let old = &state.pools[i].conf;
-                p.tls = old.tls.clone();
-                p.outlier_detection = old.outlier_detection;
-                p.slow_start = old.slow_start;
-                p.read_timeout = old.read_timeout;
-                for e in &mut p.endpoints {
-                    if let Some(o) = old.endpoints.iter().find(|o| o.name == e.name) {
-                        e.server_name = o.server_name.clone();
-                    }
-                }
+                tethers_own::keep_pool(&state.pools[i].conf, &mut p);
             }
             Object::Pool(p)
         }
+        Object::Monitor(mut m) => {
+            if let Some(old) = state.monitors.get(&m.name) {
+                tethers_own::keep_monitor(old, &mut m);
+            }
+            Object::Monitor(m)
+        }
         Object::LoadBalancer(mut lb) => {
             if let Some(old) = state.load_balancers().named(&lb.name) {
-                lb.always_use_https = old.conf.always_use_https;
+                tethers_own::keep_load_balancer(&old.conf, &mut lb);
             }
             Object::LoadBalancer(lb)
         }
-        other => other,
+    }
+}
+
+/// The default port of a pool that speaks TLS to its origins (`tls`).
+const HTTPS_PORT: u16 = 443;
+
+/// Each origin of Cloudflare pool `body` whose `port` is absent or `0` ("the
+/// protocol's default port") given `port`. The import takes 80, plain
+/// HTTP's, which is right for a pool without `tls`; a pool with `tls` (Tether's
+/// own key, kept by a replace) speaks HTTPS to its origins: 443.
+fn default_port(body: &mut Map<String, Json>, port: u16) {
+    let Some(Json::Array(origins)) = body.get_mut("origins") else {
+        return;
+    };
+    for o in origins.iter_mut().filter_map(Json::as_object_mut) {
+        if matches!(o.get("port"), None | Some(Json::Null)) || o.get("port") == Some(&json!(0)) {
+            o.insert("port".into(), json!(port));
+        }
     }
 }
 
@@ -594,10 +658,7 @@ fn pool_changes(old: &config::Pool, new: &config::Pool) -> Result<Vec<Change>, C
     }
     let mut rest = new.clone();
     rest.endpoints = old.endpoints.clone();
-    rest.tls = old.tls.clone();
-    rest.outlier_detection = old.outlier_detection;
-    rest.slow_start = old.slow_start;
-    rest.read_timeout = old.read_timeout;
+    tethers_own::keep_pool(old, &mut rest);
     if rest != *old {
         return Err(CfError::new(
             409,
@@ -658,7 +719,7 @@ fn lb_changes(
     rest.session_affinity = old.session_affinity;
     rest.session_affinity_ttl = old.session_affinity_ttl;
     rest.session_affinity_attributes = old.session_affinity_attributes.clone();
-    rest.always_use_https = old.always_use_https;
+    tethers_own::keep_load_balancer(old, &mut rest);
     if rest != *old {
         return Err(CfError::new(409, format!("load balancer {:?}: only enabled, default_pools, fallback_pool, steering_policy and session affinity can change at run time", old.name)));
     }
@@ -674,11 +735,11 @@ fn lb_changes(
 /// `POST`: a new object, in force at once. A monitor (which has no name in
 /// Cloudflare's API) is named by its `description` when that is a valid
 /// name not taken, else `monitor-<n>`.
-fn create(call: &Api<'_>, kind: Kind, messages: &mut Vec<String>) -> Reply {
+fn create(call: &Api<'_>, kind: ObjectKind, messages: &mut Vec<String>) -> Reply {
     let state = call.state();
     let body = json_object(call.body)?;
     let name_hint = match kind {
-        Kind::Monitor => Some(new_monitor_name(state, body.get("description"))),
+        ObjectKind::Monitor => Some(new_monitor_name(state, body.get("description"))),
         _ => None,
     };
     let mut notes = Notes::default();
@@ -695,17 +756,18 @@ fn create(call: &Api<'_>, kind: Kind, messages: &mut Vec<String>) -> Reply {
             409,
             format!(
                 "{}.name: a {} named {name:?} already exists (ID {}); PUT or PATCH it instead",
-                kind.name(),
-                kind.name(),
+                kind.as_str(),
+                kind.as_str(),
                 id_of(kind, &name)
             ),
-        ));
+        )
+        .with_code(codes::NOT_UNIQUE));
     }
     call.apply(&[object.put(kind)])?;
     let after = current(&call.changes.state(), kind, &name).ok_or_else(|| {
         CfError::new(
             500,
-            format!("{} {name:?} was created but is not in force", kind.name()),
+            format!("{} {name:?} was created but is not in force", kind.as_str()),
         )
     })?;
     Ok((stamp_one(call, kind, after), None))
@@ -726,9 +788,9 @@ fn new_monitor_name(state: &State, description: Option<&Json>) -> String {
 }
 
 /// `DELETE`: refused (409) for an object the file defines or one still in use.
-fn delete(call: &Api<'_>, kind: Kind, name: &str) -> Reply {
+fn delete(call: &Api<'_>, kind: ObjectKind, name: &str) -> Reply {
     call.apply(&[Change::DeleteObject {
-        kind: object_kind(kind),
+        kind,
         name: name.to_string(),
     }])?;
     Ok((json!({"id": id_of(kind, name)}), None))
@@ -737,10 +799,11 @@ fn delete(call: &Api<'_>, kind: Kind, name: &str) -> Reply {
 /// `GET .../pools/{pool_id}/health`: the pool's health as seen from this
 /// Tether (one "point of presence"), each origin's last check.
 fn health(state: &State, id: &str) -> Reply {
-    let name = name_of(state, Kind::Pool, id).ok_or_else(|| not_found(Kind::Pool, id))?;
+    let name =
+        name_of(state, ObjectKind::Pool, id).ok_or_else(|| not_found(ObjectKind::Pool, id))?;
     let index = state
         .pool_index(&name)
-        .ok_or_else(|| not_found(Kind::Pool, id))?;
+        .ok_or_else(|| not_found(ObjectKind::Pool, id))?;
     let p = &state.pools[index];
     let healthy = crate::route::select::Selector(state).pool_is_healthy(index);
     let origins: Vec<Json> = p
@@ -757,7 +820,7 @@ fn health(state: &State, id: &str) -> Reply {
         })
         .collect();
     Ok((
-        json!({"pool_id": id_of(Kind::Pool, &name), "pop_health": {"healthy": healthy, "origins": origins}}),
+        json!({"pool_id": id_of(ObjectKind::Pool, &name), "pop_health": {"healthy": healthy, "origins": origins}}),
         None,
     ))
 }
@@ -765,19 +828,6 @@ fn health(state: &State, id: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_the_owner_of_changes_ids() {
-        for kind in [Kind::Monitor, Kind::Pool, Kind::LoadBalancer] {
-            for name in ["web", "WWW.Example.com", "monitor-1"] {
-                assert_eq!(
-                    object_id(kind, name),
-                    crate::changes::object_id(object_kind(kind), name),
-                    "{kind:?} {name}"
-                );
-            }
-        }
-    }
 
     fn state() -> State {
         let yaml = "tether:\n  listeners: [{address: 127.0.0.1:0}]\n  load_balancers:\n    www.example.com: {default_pools: [p], always_use_https: true}\n  pools:\n    p:\n      slow_start: 30\n      outlier_detection: {consecutive_5xx: 2}\n      endpoints:\n      - {name: a, address: 127.0.0.1:1}\n      - {name: b, address: 127.0.0.1:2}\n";
@@ -845,6 +895,39 @@ mod tests {
     }
 
     #[test]
+    fn a_body_of_the_wrong_type_names_the_field_path() {
+        let body = json!({"name": "p", "origins": [{"name": "a", "address": "x"}, {"name": "b", "address": "y", "weight": "heavy"}]});
+        let Json::Object(body) = body else {
+            panic!("an object")
+        };
+        let e = parse::<types::Pool>(ObjectKind::Pool, body).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(
+            e.messages[0].starts_with("pool.origins[1].weight: invalid type: string \"heavy\""),
+            "{e:?}"
+        );
+        assert_eq!(e.code(), codes::VALIDATION);
+        assert_eq!(code_of_status(404), codes::BAD_IDENTIFIER);
+        assert_eq!(code_of_status(405), 405);
+    }
+
+    #[test]
+    fn a_tls_pools_default_port_is_443() {
+        let mut body = json!({"origins": [{"name": "a"}, {"name": "b", "port": 0}, {"name": "c", "port": 8443}, "x"]});
+        let Json::Object(map) = &mut body else {
+            panic!("an object")
+        };
+        default_port(map, HTTPS_PORT);
+        let ports: Vec<&Json> = body["origins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| &o["port"])
+            .collect();
+        assert_eq!(ports, [&json!(443), &json!(443), &json!(8443), &Json::Null]);
+    }
+
+    #[test]
     fn refusals_before_the_route_take_cloudflares_shape_under_client_v4() {
         let refusal = super::super::response::ApiError::new(401, "wrong token")
             .envelope()
@@ -855,7 +938,7 @@ mod tests {
         let v: Json = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(
             v["errors"],
-            json!([{"code": 401, "message": "wrong token"}])
+            json!([{"code": 10000, "message": "wrong token"}])
         );
         assert_eq!(v["messages"], json!([]));
         assert_eq!(reshape("/v1/pools", refusal.clone()), refusal);
@@ -867,7 +950,7 @@ mod tests {
         assert_eq!(r.status, 400);
         let v: Json = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["success"], false);
-        assert_eq!(v["errors"][0]["code"], 400);
+        assert_eq!(v["errors"][0]["code"], 1002, "Cloudflare's validation code");
         assert_eq!(v["errors"][0]["message"], "lb.steering_policy: no");
         assert_eq!(v["messages"], json!([]));
         assert!(v["result"].is_null());

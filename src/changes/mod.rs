@@ -337,26 +337,9 @@ impl Changes {
         match kind {
             ObjectKind::Monitor => {}
             ObjectKind::Pool => {
-                // Endpoints' enabled flags and weights as in force now.
-                let endpoints = value.get_mut("endpoints").and_then(|e| e.as_array_mut());
-                for e in endpoints.into_iter().flatten() {
-                    let Some(endpoint) = e.get("name").and_then(|n| n.as_str()) else {
-                        continue;
-                    };
-                    let Ok(at) = state.find_endpoint(name, endpoint) else {
-                        continue;
-                    };
-                    let live = state.endpoint(at);
-                    if let Some(map) = e.as_object_mut() {
-                        map.remove("enabled");
-                        map.remove("weight");
-                        if !live.enabled() {
-                            map.insert("enabled".into(), false.into());
-                        }
-                        if live.weight() != 1.0 {
-                            map.insert("weight".into(), live.weight().into());
-                        }
-                    }
+                // Its and its endpoints' enabled flags and weights as in force now.
+                if let Some(i) = state.pool_index(name) {
+                    value = serde_json::to_value(state.pools[i].conf_in_force()).unwrap_or(value);
                 }
             }
             ObjectKind::LoadBalancer => {

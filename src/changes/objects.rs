@@ -20,18 +20,14 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 
 use super::records::{FieldRecord, Records};
 pub use super::records::{ObjectKind, ObjectRecord, ObjectRecords};
 use crate::config::objects::{entry_value, messages, with_entries, Entry};
 use crate::config::Config;
 
-/// The object's ID: 32 lower-case hex digits, a function of kind and name only.
-pub fn object_id(kind: ObjectKind, name: &str) -> String {
-    let digest = Sha256::digest(format!("tether:{}:{}", kind.as_str(), kind.normalise(name)));
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
+/// The object's ID (defined with [`ObjectKind`] in `config::object_kind`).
+pub use crate::config::object_kind::object_id;
 
 /// Where an object comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,34 +296,6 @@ mod tests {
 
     fn file() -> Config {
         load_str(FILE).unwrap().tether
-    }
-
-    #[test]
-    fn ids_are_32_hex_stable_and_distinct_by_kind_and_name() {
-        let id = object_id(ObjectKind::Pool, "web");
-        assert_eq!(id.len(), 32);
-        assert!(id
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-        assert_eq!(id, object_id(ObjectKind::Pool, "web"));
-        assert_ne!(id, object_id(ObjectKind::Monitor, "web"));
-        assert_ne!(id, object_id(ObjectKind::Pool, "web2"));
-        assert_eq!(
-            object_id(ObjectKind::LoadBalancer, "A.Example"),
-            object_id(ObjectKind::LoadBalancer, "a.example")
-        );
-        // Fixed for ever: a changed rule would change every stored ID.
-        assert_eq!(
-            object_id(ObjectKind::Pool, "web"),
-            hex_of_sha256_prefix("tether:pool:web")
-        );
-    }
-
-    fn hex_of_sha256_prefix(text: &str) -> String {
-        Sha256::digest(text)[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
     }
 
     #[test]

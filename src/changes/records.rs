@@ -21,58 +21,8 @@ use crate::config::{load_balancer_to_value, Config, ATTRIBUTES};
 /// [`Records::from_v1`].
 pub const VERSION: u32 = 3;
 
-/// The kinds of object that can be put and deleted at run time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObjectKind {
-    Monitor,
-    Pool,
-    LoadBalancer,
-}
-
-impl ObjectKind {
-    /// In the order an object may refer to the ones before it.
-    pub const ALL: [ObjectKind; 3] = [
-        ObjectKind::Monitor,
-        ObjectKind::Pool,
-        ObjectKind::LoadBalancer,
-    ];
-
-    /// Its section of `tether:` (`monitors`, `pools`, `load_balancers`).
-    pub fn section(self) -> &'static str {
-        match self {
-            ObjectKind::Monitor => "monitors",
-            ObjectKind::Pool => "pools",
-            ObjectKind::LoadBalancer => "load_balancers",
-        }
-    }
-
-    /// As a sentence names it (`load balancer`).
-    pub fn noun(self) -> &'static str {
-        match self {
-            ObjectKind::Monitor => "monitor",
-            ObjectKind::Pool => "pool",
-            ObjectKind::LoadBalancer => "load balancer",
-        }
-    }
-
-    /// As JSON and IDs spell it (`load_balancer`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectKind::Monitor => "monitor",
-            ObjectKind::Pool => "pool",
-            ObjectKind::LoadBalancer => "load_balancer",
-        }
-    }
-
-    /// A name as the configuration keys it: a load balancer's (a host) lower-cased.
-    pub fn normalise(self, name: &str) -> String {
-        match self {
-            ObjectKind::LoadBalancer => name.to_ascii_lowercase(),
-            _ => name.to_string(),
-        }
-    }
-}
+/// Defined with the ID rule in `config::object_kind` (Cloudflare's API imports it there too).
+pub use crate::config::object_kind::ObjectKind;
 
 /// What the state file keeps of one object put at run time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

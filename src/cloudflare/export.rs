@@ -5,11 +5,11 @@
 use serde_json::{Map, Value as Json};
 
 use super::types;
-use super::Kind;
+use super::ObjectKind;
 use crate::config::{self, Spelled};
 
 /// Names an object's ID: (kind, name) → 32 hex.
-pub type IdOf<'a> = &'a dyn Fn(Kind, &str) -> String;
+pub type IdOf<'a> = &'a dyn Fn(ObjectKind, &str) -> String;
 
 fn secs(d: std::time::Duration) -> u64 {
     d.as_secs()
@@ -24,7 +24,7 @@ fn secs_f(d: std::time::Duration) -> f64 {
 pub fn monitor(m: &config::Monitor, id_of: IdOf<'_>) -> types::Monitor {
     let tcp = m.r#type == config::MonitorType::Tcp;
     types::Monitor {
-        id: Some(id_of(Kind::Monitor, &m.name)),
+        id: Some(id_of(ObjectKind::Monitor, &m.name)),
         r#type: Some(m.r#type.name().to_string()),
         description: Some(m.name.clone()),
         method: Some(if tcp {
@@ -95,11 +95,11 @@ pub fn pool(p: &config::Pool, id_of: IdOf<'_>) -> types::Pool {
         .collect();
     let s = &p.load_shedding;
     types::Pool {
-        id: Some(id_of(Kind::Pool, &p.name)),
+        id: Some(id_of(ObjectKind::Pool, &p.name)),
         name: Some(p.name.clone()),
         enabled: Some(p.enabled),
         minimum_origins: Some(p.minimum_origins as u64),
-        monitor: p.monitor.as_ref().map(|m| id_of(Kind::Monitor, m)),
+        monitor: p.monitor.as_ref().map(|m| id_of(ObjectKind::Monitor, m)),
         origin_steering: Some(types::OriginSteering {
             policy: Some(p.origin_steering.name().to_string()),
             ..Default::default()
@@ -117,11 +117,11 @@ pub fn pool(p: &config::Pool, id_of: IdOf<'_>) -> types::Pool {
 }
 
 pub fn load_balancer(lb: &config::LoadBalancer, id_of: IdOf<'_>) -> types::LoadBalancer {
-    let pool_id = |name: &String| id_of(Kind::Pool, name);
+    let pool_id = |name: &String| id_of(ObjectKind::Pool, name);
     let a = &lb.session_affinity_attributes;
     let affinity_on = lb.session_affinity != config::SessionAffinity::None;
     types::LoadBalancer {
-        id: Some(id_of(Kind::LoadBalancer, &lb.name)),
+        id: Some(id_of(ObjectKind::LoadBalancer, &lb.name)),
         name: Some(lb.name.clone()),
         enabled: Some(lb.enabled),
         default_pools: Some(lb.default_pools.iter().map(pool_id).collect()),
@@ -162,7 +162,7 @@ pub fn load_balancer(lb: &config::LoadBalancer, id_of: IdOf<'_>) -> types::LoadB
 
 fn rule(r: &config::Rule, id_of: IdOf<'_>) -> types::Rule {
     let overrides = match serde_json::to_value(&r.overrides) {
-        Ok(Json::Object(map)) => pools_by(map, &|name| id_of(Kind::Pool, name)),
+        Ok(Json::Object(map)) => pools_by(map, &|name| id_of(ObjectKind::Pool, name)),
         _ => Map::new(),
     };
     types::Rule {
@@ -254,6 +254,9 @@ mod tests {
         assert_eq!(out.description.as_deref(), Some("api"));
         assert_eq!(out.expected_codes.as_deref(), Some("200"));
         assert_eq!(out.interval, Some(60));
-        assert_eq!(out.id, Some(super::super::object_id(Kind::Monitor, "api")));
+        assert_eq!(
+            out.id,
+            Some(super::super::object_id(ObjectKind::Monitor, "api"))
+        );
     }
 }

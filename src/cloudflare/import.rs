@@ -11,12 +11,12 @@ use std::time::Duration;
 use serde_json::{Map, Value as Json};
 
 use super::types;
-use super::{Kind, Notes};
+use super::{Notes, ObjectKind};
 use crate::config::read::name_ok;
 use crate::config::{self, Spelled};
 
 /// Resolves a reference: (kind, ID) → the object's name.
-pub type NameOf<'a> = &'a dyn Fn(Kind, &str) -> Option<String>;
+pub type NameOf<'a> = &'a dyn Fn(ObjectKind, &str) -> Option<String>;
 
 fn spelled<T: Spelled>(s: &str) -> Option<T> {
     T::SPELLINGS.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
@@ -218,7 +218,7 @@ pub fn pool(
         out.minimum_origins = usize::try_from(v).unwrap_or(usize::MAX);
     }
     if let Some(id) = p.monitor.as_deref().filter(|id| !id.is_empty()) {
-        match name_of(Kind::Monitor, id) {
+        match name_of(ObjectKind::Monitor, id) {
             Some(m) => out.monitor = Some(m),
             None => notes.refuse(
                 &format!("{path}.monitor"),
@@ -319,7 +319,7 @@ fn origin(o: &types::Origin, path: &str, notes: &mut Notes) -> Option<config::En
         _ => {
             notes.drop(
                 &format!("{path}.port"),
-                "absent or 0: Tether needs a port; 80 is used (Cloudflare's default for http)",
+                "absent or 0: the protocol's default port, 80 (plain HTTP, as Tether speaks to a pool without tls)",
             );
             80
         }
@@ -375,7 +375,7 @@ pub fn load_balancer(
         ..Default::default()
     };
     let pool = |id: &str, at: &str, notes: &mut Notes| -> Option<String> {
-        let found = name_of(Kind::Pool, id);
+        let found = name_of(ObjectKind::Pool, id);
         if found.is_none() {
             notes.refuse(at, format!("no pool has ID {id:?}"));
         }
@@ -396,7 +396,8 @@ pub fn load_balancer(
         .iter()
         .any(|m| m.as_ref().is_some_and(|m| !m.is_empty()));
     match lb.steering_policy.as_deref() {
-        Some("") if geo => notes.refuse(
+        // Absent is "" too: with region/country/PoP pools Cloudflare steers by geo.
+        None | Some("") if geo => notes.refuse(
             &format!("{path}.steering_policy"),
             "\"\" with region/country/pop pools means \"geo\", which Tether does not implement",
         ),
@@ -562,7 +563,7 @@ fn rule(
             .filter(|(k, _)| config::OVERRIDE_KEYS.contains(&k.as_str()))
             .collect(),
         &|id| {
-            name_of(Kind::Pool, id).unwrap_or_else(|| {
+            name_of(ObjectKind::Pool, id).unwrap_or_else(|| {
                 unknown.borrow_mut().push(id.to_string());
                 id.to_string()
             })
@@ -613,21 +614,21 @@ pub struct Imported {
 pub fn all(export: &types::Export) -> (Imported, Notes) {
     let mut notes = Notes::default();
     let mut out = Imported::default();
-    let mut names: BTreeMap<(Kind, String), String> = BTreeMap::new();
+    let mut names: BTreeMap<(ObjectKind, String), String> = BTreeMap::new();
     for (i, m) in export.monitors.iter().enumerate() {
         let name = monitor_name(m);
         let monitor = monitor(m, &name, &format!("monitors[{i}]"), &mut notes);
         if let Some(id) = &m.id {
-            names.insert((Kind::Monitor, id.clone()), name.clone());
+            names.insert((ObjectKind::Monitor, id.clone()), name.clone());
         }
         out.monitors.insert(name, monitor);
     }
     for p in &export.pools {
         if let (Some(id), Some(name)) = (&p.id, &p.name) {
-            names.insert((Kind::Pool, id.clone()), name.clone());
+            names.insert((ObjectKind::Pool, id.clone()), name.clone());
         }
     }
-    let name_of = |kind: Kind, id: &str| names.get(&(kind, id.to_string())).cloned();
+    let name_of = |kind: ObjectKind, id: &str| names.get(&(kind, id.to_string())).cloned();
     for (i, p) in export.pools.iter().enumerate() {
         if let Some(pool) = pool(p, &format!("pools[{i}]"), &name_of, &mut notes) {
             out.pools.insert(pool.name.clone(), pool);

@@ -12,53 +12,16 @@
 //!
 //! IDs: Cloudflare's are 32 lower-case hex digits. [`object_id`] derives one
 //! from an object's kind and name, so the same file gives the same IDs on
-//! every start and every replica.
+//! every start and every replica: the owner of changes' rule and
+//! [`ObjectKind`], defined once in `config::object_kind`.
 
 pub mod command;
 pub mod export;
 pub mod import;
+pub mod tethers_own;
 pub mod types;
 
-use sha2::{Digest, Sha256};
-
-/// The three kinds of object the API manages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Monitor,
-    Pool,
-    LoadBalancer,
-}
-
-impl Kind {
-    /// As the API's paths and messages name it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Monitor => "monitor",
-            Kind::Pool => "pool",
-            Kind::LoadBalancer => "load_balancer",
-        }
-    }
-}
-
-/// A Cloudflare-shaped ID (32 lower-case hex digits) for the object of
-/// `kind` named `name`: the first 16 bytes of SHA-256 over
-/// `tether:{kind}:{name}` (a load balancer's name lower-cased). Stable: the
-/// same name has the same ID on every start and every replica. The same
-/// rule as the owner of changes' `changes::object_id` (a test holds them
-/// equal), which this floor cannot import.
-pub fn object_id(kind: Kind, name: &str) -> String {
-    let name = match kind {
-        Kind::LoadBalancer => name.to_ascii_lowercase(),
-        _ => name.to_string(),
-    };
-    let digest = Sha256::digest(format!("tether:{}:{name}", kind.name()));
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whether `id` has Cloudflare's shape: 32 hex digits.
-pub fn is_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
-}
+pub use crate::config::object_kind::{is_id, object_id, ObjectKind};
 
 /// What a conversion could not carry over, one line per field, each naming
 /// its field path (`pools[0].check_regions: ...`).
@@ -83,21 +46,5 @@ impl Notes {
     pub fn extend(&mut self, other: Notes) {
         self.dropped.extend(other.dropped);
         self.refused.extend(other.refused);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_32_hex_stable_and_differ_by_kind_and_name() {
-        let a = object_id(Kind::Pool, "web");
-        assert!(is_id(&a), "{a}");
-        assert_eq!(a, object_id(Kind::Pool, "web"));
-        assert_ne!(a, object_id(Kind::Monitor, "web"));
-        assert_ne!(a, object_id(Kind::Pool, "web2"));
-        assert!(!is_id("xyz"));
-        assert!(!is_id(&format!("{a}0")));
     }
 }

@@ -16,6 +16,7 @@ pub mod load;
 mod load_balancer;
 pub mod model;
 mod monitor;
+pub mod object_kind;
 pub mod objects;
 pub mod pem;
 mod pool;

@@ -90,6 +90,19 @@ impl PoolState {
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Relaxed)
     }
+
+    /// Its configuration as in force now: its own `enabled` and its
+    /// endpoints' `enabled` and `weight` as changed at run time (what the
+    /// admin API's objects and Cloudflare's API show of a pool).
+    pub fn conf_in_force(&self) -> config::Pool {
+        let mut conf = self.conf.clone();
+        conf.enabled = self.enabled();
+        for (e, live) in conf.endpoints.iter_mut().zip(&self.endpoints) {
+            e.enabled = live.enabled();
+            e.weight = live.weight();
+        }
+        conf
+    }
     pub fn ring(&self) -> arc_swap::Guard<Arc<HashRing>> {
         self.ring.load()
     }

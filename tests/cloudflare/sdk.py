@@ -160,13 +160,18 @@ def refuse(client, ids):
         ("type", lambda: client.load_balancers.monitors.create(account_id=ACCOUNT, type="icmp_ping")),
         ("follow_redirects", lambda: client.load_balancers.monitors.create(account_id=ACCOUNT, type="http", follow_redirects=True)),
         ("pool_sets", lambda: client.load_balancers.edit(ids["lb"], zone_id=ZONE, extra_body={"pool_sets": [{"name": "x"}]})),
+        # A value of the wrong type: the 400 names its field path.
+        ("pool.origins[0].weight", lambda: client.load_balancers.pools.edit(ids["pool"], account_id=ACCOUNT, extra_body={
+            "origins": [{"name": "origin-1", "address": "127.0.0.1", "weight": "heavy"}]})),
     ]:
         try:
             call()
         except cloudflare.BadRequestError as e:
             errors = e.body.get("errors", []) if isinstance(e.body, dict) else []
-            check(any(name in err.get("message", "") and isinstance(err.get("code"), int) for err in errors),
+            check(any(name in err.get("message", "") for err in errors),
                   f"{name}: the 400 does not name the field: {e.body}")
+            # Cloudflare's code for a body that does not validate.
+            check(all(err.get("code") == 1002 for err in errors), f"{name}: codes: {e.body}")
             check(e.body.get("success") is False, f"{name}: success is not false: {e.body}")
             out[name] = 400
             continue
@@ -178,7 +183,8 @@ def refuse(client, ids):
         fail("a wrong token was accepted")
     except cloudflare.AuthenticationError as e:
         errors = e.body.get("errors", []) if isinstance(e.body, dict) else []
-        check(errors and all(isinstance(err.get("code"), int) for err in errors), f"401 body: {e.body}")
+        # Cloudflare's "Authentication error".
+        check(errors and all(err.get("code") == 10000 for err in errors), f"401 body: {e.body}")
         out["token"] = 401
     return out
 

@@ -204,7 +204,7 @@ fn export_then_import_gives_the_same_objects() {
 fn lb_notes(lb: Json) -> Notes {
     let lb: types::LoadBalancer = serde_json::from_value(lb).expect("lb");
     let mut notes = Notes::default();
-    let name_of = |_: Kind, id: &str| (id == "p1").then(|| "one".to_string());
+    let name_of = |_: ObjectKind, id: &str| (id == "p1").then(|| "one".to_string());
     load_balancer(&lb, "lb", &name_of, &mut notes);
     notes
 }
@@ -222,6 +222,10 @@ fn values_tether_cannot_honour_are_refused_naming_the_field() {
         ),
         (
             json!({"name": "a", "steering_policy": "", "region_pools": {"WNAM": ["p1"]}}),
+            "lb.steering_policy",
+        ),
+        (
+            json!({"name": "a", "country_pools": {"US": ["p1"]}}),
             "lb.steering_policy",
         ),
         (
