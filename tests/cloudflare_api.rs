@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde_json::Value;
 use support::cflb::keys_file;
 use support::redis::Redis;
+use support::tools::{prepared_python, repo};
 use support::*;
 use tempfile::TempDir;
 
@@ -27,43 +28,14 @@ const TOKEN: &str = "cloudflare-sdk-test-token-0123456789";
 const HOST: &str = "sdk.example.com";
 const CLUSTER_KEY: &[u8] = b"cloudflare api test key, 32 byte";
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("CARGO_TARGET_TMPDIR has a parent")
-        .to_path_buf()
-}
-
-/// The SDK venv's python: scripts/cloudflare_tools.sh once per test binary (at most 10
-/// minutes: the first run installs from PyPI; later runs find the stamp at once).
+/// The SDK venv's python: scripts/cloudflare_tools.sh once per test binary.
 fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let dir = TempDir::new().unwrap();
-        let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-        let mut child = Command::new("bash")
-            .arg(repo().join("scripts/cloudflare_tools.sh"))
-            .env("CARGO_TARGET_DIR", target_dir())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::fs::File::create(&err_path).unwrap())
-            .spawn()
-            .expect("run scripts/cloudflare_tools.sh");
-        let status = wait_exit(&mut child, Duration::from_secs(600));
-        let out = std::fs::read_to_string(&out_path).unwrap_or_default();
-        let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-        if status.map(|s| s.success()) != Some(true) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("scripts/cloudflare_tools.sh failed ({status:?}): the SDK test needs python3 with venv and PyPI access:\n{out}\n{err}");
-        }
-        let python = PathBuf::from(out.lines().last().unwrap_or("").trim());
-        assert!(python.is_file(), "no python at {python:?}:\n{out}\n{err}");
-        python
+        prepared_python(
+            "cloudflare_tools.sh",
+            "the SDK test needs python3 with venv and PyPI access",
+        )
     })
 }
 

@@ -31,55 +31,20 @@ use std::time::Duration;
 use serde_json::Value;
 use support::api::{endpoint_view, wait_for_health};
 use support::pki::TestCa;
+use support::tools::{prepared_python, repo};
 use support::*;
 use tempfile::TempDir;
 
 // ---------------------------------------------------------------- the tools
 
-/// Cargo's target directory (the parent of CARGO_TARGET_TMPDIR).
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("CARGO_TARGET_TMPDIR has a parent")
-        .to_path_buf()
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The venv's python, from scripts/grpc_tools.sh run once per test binary
-/// (at most 10 minutes: the first run installs from PyPI; later runs find
-/// the stamp and return at once).
+/// The venv's python, from scripts/grpc_tools.sh run once per test binary.
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let dir = TempDir::new().unwrap();
-        let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-        let mut child = Command::new("bash")
-            .arg(repo().join("scripts/grpc_tools.sh"))
-            .env("CARGO_TARGET_DIR", target_dir())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::fs::File::create(&err_path).unwrap())
-            .spawn()
-            .expect("run scripts/grpc_tools.sh");
-        let status = wait_exit(&mut child, Duration::from_secs(600));
-        let (out, err) = (
-            std::fs::read_to_string(&out_path).unwrap_or_default(),
-            std::fs::read_to_string(&err_path).unwrap_or_default(),
-        );
-        if status.map(|s| s.success()) != Some(true) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("scripts/grpc_tools.sh (which installs grpcio for these tests) failed ({status:?}):\n{out}\n{err}");
-        }
-        let python = PathBuf::from(out.lines().last().unwrap_or("").trim());
-        assert!(
-            python.is_file(),
-            "scripts/grpc_tools.sh printed no python: {python:?}:\n{out}\n{err}"
-        );
-        python
+        prepared_python(
+            "grpc_tools.sh",
+            "it installs grpcio for these tests (python3 with venv, PyPI)",
+        )
     })
 }
 

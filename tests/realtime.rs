@@ -19,7 +19,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::OnceLock;
@@ -29,22 +29,11 @@ use reqwest::Method;
 use serde_json::Value;
 use support::browser::{chromium, HEADLESS};
 use support::cflb::keys_file;
+use support::tools::{prepared_python, repo, target_dir};
 use support::*;
 use tempfile::TempDir;
 
 // ---------------------------------------------------------------- the tools
-
-/// Cargo's target directory (the parent of CARGO_TARGET_TMPDIR).
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("CARGO_TARGET_TMPDIR has a parent")
-        .to_path_buf()
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 struct Tools {
     python: PathBuf,
@@ -57,28 +46,10 @@ struct Tools {
 fn tools() -> &'static Tools {
     static TOOLS: OnceLock<Tools> = OnceLock::new();
     TOOLS.get_or_init(|| {
-        let dir = TempDir::new().unwrap();
-        let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-        let mut child = Command::new("bash")
-            .arg(repo().join("scripts/realtime_tools.sh"))
-            .env("CARGO_TARGET_DIR", target_dir())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::fs::File::create(&err_path).unwrap())
-            .spawn()
-            .expect("run scripts/realtime_tools.sh");
-        let status = wait_exit(&mut child, Duration::from_secs(600));
-        let (out, err) = (
-            std::fs::read_to_string(&out_path).unwrap_or_default(),
-            std::fs::read_to_string(&err_path).unwrap_or_default(),
+        let python = prepared_python(
+            "realtime_tools.sh",
+            "the real-time tests need python3 with venv, npm and the registries",
         );
-        if status.map(|s| s.success()) != Some(true) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("scripts/realtime_tools.sh failed ({status:?}):\n{out}\n{err}");
-        }
-        let python = PathBuf::from(out.lines().last().unwrap_or("").trim());
-        assert!(python.is_file(), "no python at {python:?}:\n{out}\n{err}");
         let client_dist = target_dir().join("realtime-npm/node_modules/socket.io-client/dist");
         assert!(
             client_dist.join("socket.io.min.js").is_file(),

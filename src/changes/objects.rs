@@ -282,17 +282,7 @@ mod tests {
     use crate::config::load_str;
     use serde_json::json;
 
-    pub(crate) const FILE: &str = "tether:
-  listeners: [{address: '127.0.0.1:8080'}]
-  monitors:
-    m: {type: http, path: /health}
-  pools:
-    p:
-      monitor: m
-      endpoints: [{name: a, address: '127.0.0.1:9001'}]
-  load_balancers:
-    '*': {default_pools: [p]}
-";
+    pub(crate) use crate::config::objects::tests::FILE;
 
     fn file() -> Config {
         load_str(FILE).unwrap().tether

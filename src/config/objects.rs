@@ -131,12 +131,14 @@ pub fn messages(errors: &ConfigErrors) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::load_str;
     use serde_json::json;
 
-    const FILE: &str = "tether:
+    /// A small file with one monitor, pool and load balancer (also the
+    /// owner of changes' object tests' base).
+    pub(crate) const FILE: &str = "tether:
   listeners: [{address: '127.0.0.1:8080'}]
   monitors:
     m: {type: http, path: /health}

@@ -21,6 +21,7 @@ pub mod pki;
 pub mod raw;
 pub mod redis;
 pub mod tether;
+pub mod tools;
 pub mod upstream;
 pub mod websocket;
 

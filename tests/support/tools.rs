@@ -1,0 +1,56 @@
+//! The real clients and servers from PyPI and npm that some tests drive: each set is
+//! prepared by a script of its own (`scripts/{realtime,grpc,cloudflare}_tools.sh`, on
+//! `scripts/python_tools.sh`) into Cargo's target directory, pinned, and found again at
+//! once by its stamp. [`prepared_python`] runs such a script and returns the venv's python.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::tether::wait_exit;
+
+/// Cargo's target directory (the parent of CARGO_TARGET_TMPDIR).
+pub fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR has a parent")
+        .to_path_buf()
+}
+
+/// The repository's root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `scripts/<script>` (at most 10 minutes: the first run installs from the
+/// registries; later runs find the stamp and return at once) and returns the python it
+/// prints on its last line. Panics with the script's output and `needs` (what the tests
+/// need, said to whoever reads the failure) when it fails.
+pub fn prepared_python(script: &str, needs: &str) -> PathBuf {
+    let dir = TempDir::new().unwrap();
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Command::new("bash")
+        .arg(repo().join("scripts").join(script))
+        .env("CARGO_TARGET_DIR", target_dir())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
+    let status = wait_exit(&mut child, Duration::from_secs(600));
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    if status.map(|s| s.success()) != Some(true) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("scripts/{script} failed ({status:?}): {needs}:\n{out}\n{err}");
+    }
+    let python = PathBuf::from(out.lines().last().unwrap_or("").trim());
+    assert!(
+        python.is_file(),
+        "scripts/{script} printed no python: {python:?}:\n{out}\n{err}"
+    );
+    python
+}
