@@ -1140,10 +1140,10 @@ if ((WS)); then
             echo
             echo "| ratio | KiB per open WebSocket | CPU per relayed message | target (memory) |"
             echo "|---|---:|---:|---|"
-            has pingora && echo "| Tether / bare Pingora | $(ws_ratio tether pingora rss_kib_per_conn) | $(ws_ratio tether pingora cpu_us_per_msg) | ≤ 1.10 |"
-            has pingora_unbuffered && echo "| Tether / bare Pingora, L4 read buffer off | $(ws_ratio tether pingora_unbuffered rss_kib_per_conn) | $(ws_ratio tether pingora_unbuffered cpu_us_per_msg) | |"
-            has nginx && echo "| Tether / NGINX | $(ws_ratio tether nginx rss_kib_per_conn) | $(ws_ratio tether nginx cpu_us_per_msg) | ≤ 1.00 |"
-            has haproxy && echo "| Tether / HAProxy | $(ws_ratio tether haproxy rss_kib_per_conn) | $(ws_ratio tether haproxy cpu_us_per_msg) | |"
+            if has pingora; then echo "| Tether / bare Pingora | $(ws_ratio tether pingora rss_kib_per_conn) | $(ws_ratio tether pingora cpu_us_per_msg) | ≤ 1.10 |"; fi
+            if has pingora_unbuffered; then echo "| Tether / bare Pingora, L4 read buffer off | $(ws_ratio tether pingora_unbuffered rss_kib_per_conn) | $(ws_ratio tether pingora_unbuffered cpu_us_per_msg) | |"; fi
+            if has nginx; then echo "| Tether / NGINX | $(ws_ratio tether nginx rss_kib_per_conn) | $(ws_ratio tether nginx cpu_us_per_msg) | ≤ 1.00 |"; fi
+            if has haproxy; then echo "| Tether / HAProxy | $(ws_ratio tether haproxy rss_kib_per_conn) | $(ws_ratio tether haproxy cpu_us_per_msg) | |"; fi
         fi
     } | tee "$OUT_DIR/ws.md"
     exit 0
