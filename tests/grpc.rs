@@ -31,7 +31,7 @@ use std::time::Duration;
 use serde_json::Value;
 use support::api::{endpoint_view, wait_for_health};
 use support::pki::TestCa;
-use support::tools::{prepared_python, repo};
+use support::tools::{prepared_python, repo, wait_listening};
 use support::*;
 use tempfile::TempDir;
 
@@ -81,19 +81,7 @@ impl GrpcServer {
             .spawn()
             .expect("start tests/grpc/server.py");
         let addr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut exited = false;
-        let up = wait_until(Duration::from_secs(30), || {
-            exited = child.try_wait().ok().flatten().is_some();
-            exited || accepts(addr)
-        });
-        if exited || !up {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "gRPC server {name} not listening on {addr} (exited: {exited}):\n{}",
-                std::fs::read_to_string(log.path()).unwrap_or_default()
-            );
-        }
+        wait_listening(&mut child, addr, &format!("gRPC server {name}"), log.path());
         GrpcServer {
             name: name.to_string(),
             port,

@@ -29,7 +29,7 @@ use reqwest::Method;
 use serde_json::Value;
 use support::browser::{chromium, HEADLESS};
 use support::cflb::keys_file;
-use support::tools::{prepared_python, repo, target_dir};
+use support::tools::{prepared_python, repo, target_dir, wait_listening};
 use support::*;
 use tempfile::TempDir;
 
@@ -91,19 +91,7 @@ impl App {
             .spawn()
             .expect("start tests/realtime/app.py");
         let addr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut exited = false;
-        let up = wait_until(Duration::from_secs(30), || {
-            exited = child.try_wait().ok().flatten().is_some();
-            exited || accepts(addr)
-        });
-        if exited || !up {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "app {name} not listening on {addr} (exited: {exited}):\n{}",
-                std::fs::read_to_string(log.path()).unwrap_or_default()
-            );
-        }
+        wait_listening(&mut child, addr, &format!("app {name}"), log.path());
         App {
             name: name.to_string(),
             port,

@@ -3,13 +3,14 @@
 //! `scripts/python_tools.sh`) into Cargo's target directory, pinned, and found again at
 //! once by its stamp. [`prepared_python`] runs such a script and returns the venv's python.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tempfile::TempDir;
 
-use super::tether::wait_exit;
+use super::tether::{accepts, wait_exit, wait_until};
 
 /// Cargo's target directory (the parent of CARGO_TARGET_TMPDIR).
 pub fn target_dir() -> PathBuf {
@@ -53,4 +54,23 @@ pub fn prepared_python(script: &str, needs: &str) -> PathBuf {
         "scripts/{script} printed no python: {python:?}:\n{out}\n{err}"
     );
     python
+}
+
+/// Waits (at most 30 s) until `child`, a server a test started, accepts on `addr`.
+/// Panics, after stopping it, when it exits or never listens, with its `log` and `what`
+/// it is (`"gRPC server a"`).
+pub fn wait_listening(child: &mut Child, addr: SocketAddr, what: &str, log: &Path) {
+    let mut exited = false;
+    let up = wait_until(Duration::from_secs(30), || {
+        exited = child.try_wait().ok().flatten().is_some();
+        exited || accepts(addr)
+    });
+    if exited || !up {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "{what} not listening on {addr} (exited: {exited}):\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
 }
