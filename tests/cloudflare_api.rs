@@ -13,7 +13,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -42,24 +42,17 @@ fn python() -> &'static PathBuf {
 /// Runs one step of tests/cloudflare/sdk.py against `proxy`: its last stdout line, as
 /// JSON. Panics with the script's output and Tether's log when it fails.
 fn sdk(proxy: &TetherProc, step: &str, args: &[&str]) -> Value {
-    let dir = TempDir::new().unwrap();
-    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new(python())
-        .arg(repo().join("tests/cloudflare/sdk.py"))
-        .args(["--base-url", &proxy.admin_url("/client/v4")])
-        .args(["--token", TOKEN, step])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .expect("run tests/cloudflare/sdk.py");
-    let status = wait_exit(&mut child, Duration::from_secs(120));
-    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-    if status.map(|s| s.success()) != Some(true) {
-        let _ = child.kill();
-        let _ = child.wait();
+    let ran = run_to_end(
+        Command::new(python())
+            .arg(repo().join("tests/cloudflare/sdk.py"))
+            .args(["--base-url", &proxy.admin_url("/client/v4")])
+            .args(["--token", TOKEN, step])
+            .args(args),
+        Duration::from_secs(120),
+        "tests/cloudflare/sdk.py",
+    );
+    let Ran { status, out, err } = &ran;
+    if !ran.succeeded() {
         panic!(
             "sdk.py {step} failed ({status:?}):\n{out}\n{err}\n--- tether:\n{}",
             proxy.logs()

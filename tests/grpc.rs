@@ -119,8 +119,6 @@ fn calls(target: &str, authority: &str, calls: &[String]) -> Vec<Value> {
 
 /// As [`calls`], over TLS verified against the CA file `ca` when given.
 fn calls_with(target: &str, authority: &str, ca: Option<&str>, calls: &[String]) -> Vec<Value> {
-    let dir = TempDir::new().unwrap();
-    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
     let mut command = Command::new(python());
     command
         .arg(script("client.py"))
@@ -128,20 +126,11 @@ fn calls_with(target: &str, authority: &str, ca: Option<&str>, calls: &[String])
     if let Some(ca) = ca {
         command.args(["--ca", ca]);
     }
-    let mut child = command
-        .args(calls)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .expect("start tests/grpc/client.py");
-    let status = wait_exit(&mut child, Duration::from_secs(60));
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let Ran { status, out, err } = run_to_end(
+        command.args(calls),
+        Duration::from_secs(60),
+        "tests/grpc/client.py",
+    );
     assert_eq!(
         status.map(|s| s.success()),
         Some(true),

@@ -126,29 +126,54 @@ pub fn wrap_config(dir: &Path, section: &str) -> String {
 /// Runs `tether <args>` to completion (killed after `timeout`, then panics): exit code
 /// (`-1` when ended by a signal), stdout, stderr.
 pub fn run_tether(args: &[&str], timeout: Duration) -> (i32, String, String) {
+    let Ran { status, out, err } = run_to_end(
+        Command::new(TETHER_BIN).args(args).env("RUST_LOG", "info"),
+        timeout,
+        TETHER_BIN,
+    );
+    match status {
+        Some(status) => (status.code().unwrap_or(-1), out, err),
+        None => panic!(
+            "`tether {}` still running after {timeout:?}; killed.\n--- stdout ---\n{out}\n--- stderr ---\n{err}",
+            args.join(" ")
+        ),
+    }
+}
+
+/// What a finished helper process said: its exit status (`None`: it did not end within
+/// its time and was killed), stdout and stderr.
+pub struct Ran {
+    pub status: Option<ExitStatus>,
+    pub out: String,
+    pub err: String,
+}
+
+impl Ran {
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+}
+
+/// Runs `command` (stdin closed, stdout and stderr to files) for at most `timeout`,
+/// killing it then; `what` names it if it cannot start.
+pub fn run_to_end(command: &mut Command, timeout: Duration, what: &str) -> Ran {
     let dir = TempDir::new().expect("create a temporary directory");
-    let out_path = dir.path().join("stdout.log");
-    let err_path = dir.path().join("stderr.log");
-    let mut child = Command::new(TETHER_BIN)
-        .args(args)
-        .env("RUST_LOG", "info")
+    let (out_path, err_path) = (dir.path().join("stdout.log"), dir.path().join("stderr.log"));
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(create(&out_path))
         .stderr(create(&err_path))
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {TETHER_BIN}: {e}"));
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
     let status = wait_exit(&mut child, timeout);
-    let (out, err) = (read_lossy(&out_path), read_lossy(&err_path));
-    match status {
-        Some(status) => (status.code().unwrap_or(-1), out, err),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "`tether {}` still running after {timeout:?}; killed.\n--- stdout ---\n{out}\n--- stderr ---\n{err}",
-                args.join(" ")
-            )
-        }
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Ran {
+        status,
+        out: read_lossy(&out_path),
+        err: read_lossy(&err_path),
     }
 }
 

@@ -5,12 +5,10 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
-use tempfile::TempDir;
-
-use super::tether::{accepts, wait_exit, wait_until};
+use super::tether::{accepts, run_to_end, wait_until, Ran};
 
 /// Cargo's target directory (the parent of CARGO_TARGET_TMPDIR).
 pub fn target_dir() -> PathBuf {
@@ -30,22 +28,15 @@ pub fn repo() -> &'static Path {
 /// prints on its last line. Panics with the script's output and `needs` (what the tests
 /// need, said to whoever reads the failure) when it fails.
 pub fn prepared_python(script: &str, needs: &str) -> PathBuf {
-    let dir = TempDir::new().unwrap();
-    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new("bash")
-        .arg(repo().join("scripts").join(script))
-        .env("CARGO_TARGET_DIR", target_dir())
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run scripts/{script}: {e}"));
-    let status = wait_exit(&mut child, Duration::from_secs(600));
-    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-    if status.map(|s| s.success()) != Some(true) {
-        let _ = child.kill();
-        let _ = child.wait();
+    let ran = run_to_end(
+        Command::new("bash")
+            .arg(repo().join("scripts").join(script))
+            .env("CARGO_TARGET_DIR", target_dir()),
+        Duration::from_secs(600),
+        &format!("scripts/{script}"),
+    );
+    let Ran { status, out, err } = &ran;
+    if !ran.succeeded() {
         panic!("scripts/{script} failed ({status:?}): {needs}:\n{out}\n{err}");
     }
     let python = PathBuf::from(out.lines().last().unwrap_or("").trim());
